@@ -1,0 +1,121 @@
+# Rubberduck build. Targets:
+#   make            release binary build/rubberduck (-O2)
+#   make run        install missing packages, build, start with the demo proxy
+#   make test       install test packages, build with ASan+UBSan, run every test
+#   make fuzz       libFuzzer targets (clang) under build/fuzz/
+#   make bench      benchmark table (wrk, nginx reference); not part of make test
+#   make lint       banned-function grep and format checks
+
+BUILD    ?= release
+OUT      := build/$(BUILD)
+PKGS     := libuv libcurl json-c sqlite3 openssl
+LLHTTP   := /usr/share/llhttp
+VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+
+WARN     := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes -Werror
+CPPFLAGS := -D_GNU_SOURCE -DRD_VERSION='"$(VERSION)"' -Isrc -I$(OUT)/gen -I/usr/share/include/llhttp \
+            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+
+ifeq ($(BUILD),release)
+  CC     ?= cc
+  OPT    := -O2 -g
+  SAN    :=
+else ifeq ($(BUILD),asan)
+  OPT    := -O1 -g -fno-omit-frame-pointer
+  SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all
+else ifeq ($(BUILD),fuzz)
+  CC     := clang
+  OPT    := -O1 -g -fno-omit-frame-pointer
+  SAN    := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
+endif
+CFLAGS   := -std=c17 -pthread $(OPT) $(SAN)
+
+LIB_SRCS := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
+MIGRATIONS := $(sort $(wildcard src/store/migrations/*.sql))
+LIB_OBJS := $(LIB_SRCS:%.c=$(OUT)/obj/%.o) $(OUT)/obj/gen/migrations.o
+LLHTTP_OBJS := $(OUT)/obj/llhttp/llhttp.o $(OUT)/obj/llhttp/api.o $(OUT)/obj/llhttp/http.o
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
+FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
+
+.PHONY: all run test unit e2e fuzz fuzz-replay bench lint clean deps test-deps
+.DEFAULT_GOAL := all
+
+all: $(OUT)/rubberduck
+ifeq ($(BUILD),release)
+	@ln -sf release/rubberduck build/rubberduck
+endif
+
+# Everything but main.c goes into one archive; test and fuzz binaries link
+# against it, so each pulls in only the modules it uses.
+$(OUT)/librd.a: $(LIB_OBJS) $(LLHTTP_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(OUT)/rubberduck: $(OUT)/obj/src/main.o $(OUT)/librd.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(OUT)/obj/src/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -MMD -MP -c -o $@ $<
+
+$(OUT)/obj/llhttp/%.o: $(LLHTTP)/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -w -c -o $@ $<
+
+# Migrations are embedded as C strings, in file-name order.
+$(OUT)/gen/migrations.c: $(MIGRATIONS) scripts/embed-sql.sh
+	@mkdir -p $(dir $@)
+	scripts/embed-sql.sh $(MIGRATIONS) > $@
+
+$(OUT)/obj/gen/migrations.o: $(OUT)/gen/migrations.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c -o $@ $<
+
+$(OUT)/tests/%: tests/unit/%.c $(OUT)/librd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -Wno-missing-prototypes -o $@ $^ $(LDLIBS) -lcmocka
+
+$(OUT)/fuzz-replay/%: fuzz/%.c fuzz/replay_main.c $(OUT)/librd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -Wno-missing-prototypes -o $@ $^ $(LDLIBS)
+
+$(OUT)/fuzzers/%: fuzz/%.c $(OUT)/librd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -fsanitize=fuzzer $(WARN) -Wno-missing-prototypes -o $@ $^ $(LDLIBS)
+
+unit-bins: $(UNIT_BINS)
+fuzz-replay-bins: $(FUZZ_SRCS:fuzz/%.c=$(OUT)/fuzz-replay/%)
+fuzzer-bins: $(FUZZ_SRCS:fuzz/%.c=$(OUT)/fuzzers/%)
+
+deps:
+	@scripts/install-deps.sh build
+
+test-deps:
+	@scripts/install-deps.sh test
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	./build/rubberduck serve --demo
+
+test: test-deps lint
+	@$(MAKE) --no-print-directory BUILD=asan all unit-bins fuzz-replay-bins
+	scripts/run-tests.sh build/asan
+
+fuzz: test-deps
+	@$(MAKE) --no-print-directory BUILD=fuzz fuzzer-bins
+	@echo "fuzzers in build/fuzz/fuzzers; e.g. build/fuzz/fuzzers/fuzz_request fuzz/corpus/request -max_total_time=60"
+
+bench:
+	@scripts/install-deps.sh bench
+	@$(MAKE) --no-print-directory all
+	bench/run.sh
+
+lint:
+	@scripts/lint.sh
+
+clean:
+	rm -rf build
+
+-include $(shell find build/$(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,87 @@
+# shellcheck shell=bash
+# bench/report.sh: sourced by bench/run.sh; renders the results (array RES) as markdown.
+# Missing values (a scenario that was skipped or failed to run) show as "not run".
+
+# val KEY: RES[KEY] or "not run".
+val() { echo "${RES[$1]:-not run}"; }
+
+# judge OK_EXPR A B: PASS when awk evaluates the comparison of A and B as true, "n/a" without data.
+judge() {
+  local a=$2 b=$3
+  [[ $a =~ ^[0-9.]+$ && $b =~ ^[0-9.]+$ ]] || { echo "n/a"; return; }
+  awk -v a="$a" -v b="$b" "BEGIN { print (($1) ? \"PASS\" : \"MISS\") }"
+}
+
+secs() { [[ ${1:-} =~ ^[0-9.]+$ ]] && awk -v m="$1" 'BEGIN { printf "%.3f", m / 1000 }' || echo "not run"; }
+
+machine_line() {
+  local cpu kernel
+  cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+  kernel=$(uname -r)
+  echo "${cpu:-unknown CPU}, $(nproc) cores, $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), Linux $kernel"
+}
+
+versions_line() {
+  local rd="not available" commit
+  [ -x "$RD_BIN" ] && rd=$("$RD_BIN" version 2>/dev/null | head -1) || true
+  if commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null); then
+    git -C "$ROOT" diff --quiet HEAD 2>/dev/null || commit+=" + uncommitted changes"
+  else
+    commit="none yet (working tree)"
+  fi
+  echo "${rd:-unknown}, $(nginx -v 2>&1 | sed 's/^nginx version: //'), wrk $(dpkg-query -W -f='${Version}' wrk 2>/dev/null || echo '?'), commit $commit"
+}
+
+write_report() {
+  local ratio="n/a"
+  if [[ ${RES[b.rps]:-} =~ ^[0-9.]+$ && ${RES[c.rps]:-} =~ ^[0-9.]+$ ]]; then
+    ratio=$(awk -v b="${RES[b.rps]}" -v c="${RES[c.rps]}" 'BEGIN { printf "%.2f", c / b }')
+  fi
+  local p99s
+  p99s=$(secs "${RES[d.p99]:-}")
+  cat <<EOF
+# Rubberduck benchmark (make bench)
+
+Measured $(date -u '+%Y-%m-%d %H:%M UTC') on $(machine_line).
+Versions: $(versions_line).
+Load average (1/5/15 min) when the run started: $LOAD_START$(awk -v l="${LOAD_START%% *}" 'BEGIN { if (l > 0.5) print " (other work was running: the numbers are skewed)" }').
+Pinning (taskset): the proxy under test on CPU $SCPU, the upstreams on CPU $UCPU, the load generators
+(wrk, SSE client) on CPU $CCPU.$( [ "$UCPU" = "$SCPU" ] && echo " The upstream shares its CPU with the proxy under test, for nginx and Rubberduck alike.")
+
+## Non-streamed chat completion: wrk -t1 -c$CONNS, ${DURATION} s after a ${WARMUP} s warm-up
+
+| scenario | requests/s | p50 ms | p99 ms | errors |
+|---|---:|---:|---:|---:|
+| (a) direct to the upstream (nginx \`return 200\`, ${#CHAT_JSON}-byte JSON) | $(val a.rps) | $(val a.p50) | $(val a.p99) | $(val a.err) |
+| (b) nginx 1 worker, proxy_pass, upstream keepalive 64 | $(val b.rps) | $(val b.p50) | $(val b.p99) | $(val b.err) |
+| (c) Rubberduck --workers 1 | $(val c.rps) | $(val c.p50) | $(val c.p99) | $(val c.err) |
+
+## $STREAMS concurrent SSE streams ($SSE_EVENTS events ${SSE_INTERVAL} ms apart, about $(secs $((SSE_EVENTS * SSE_INTERVAL))) s each)
+
+| scenario | completed | p50 s | p99 s | first event p99 ms | connect p99 ms | peak RSS MB |
+|---|---:|---:|---:|---:|---:|---:|
+| direct to the SSE upstream (floor) | $(val d-direct.done)/$STREAMS | $(secs "${RES[d-direct.p50]:-}") | $(secs "${RES[d-direct.p99]:-}") | $(val d-direct.ttfb99) | $(val d-direct.conn99) | - |
+| nginx 1 worker, proxy_buffering off | $(val d-nginx.done)/$STREAMS | $(secs "${RES[d-nginx.p50]:-}") | $(secs "${RES[d-nginx.p99]:-}") | $(val d-nginx.ttfb99) | $(val d-nginx.conn99) | $(val d-nginx.rss) |
+| (d) Rubberduck --workers 1 | $(val d.done)/$STREAMS | $(secs "${RES[d.p50]:-}") | $p99s | $(val d.ttfb99) | $(val d.conn99) | $(val d.rss) |
+
+## Targets (informational)
+
+| target | measured | result |
+|---|---|---|
+| (c) requests/s ≥ 0.8 × (b) | c/b = $ratio | $(judge 'a >= 0.8 * b' "$ratio" 1) |
+| (c) p99 ≤ 2 ms | $(val c.p99) ms | $(judge 'a <= b' "${RES[c.p99]:-}" 2) |
+| (d) all $STREAMS streams complete | $(val d.done)/$STREAMS | $(judge 'a == b' "${RES[d.done]:-}" "$STREAMS") |
+| (d) p99 stream duration ≤ 1.1 s | $p99s s | $(judge 'a <= b' "$p99s" 1.1) |
+| (d) peak RSS ≤ 64 MB | $(val d.rss) MB | $(judge 'a <= b' "${RES[d.rss]:-}" 64) |
+
+Notes:
+- Latencies of (a)-(c) come from wrk's latency histogram (bench/chat.lua prints them in done()).
+  Every request is the same POST /v1/chat/completions with a ${#CHAT_JSON}-byte JSON response.
+- SSE durations run from the request (sent right after the TCP handshake) to the end of the response;
+  "completed" means status 200, a cleanly terminated body and all $((SSE_EVENTS + 1)) events (the last is [DONE]).
+  Failures in (d): $(val d.fails). Rubberduck's RSS before the streams: $(val d.rss0) MB.
+- Peak RSS is VmHWM from /proc/PID/status of the proxy process (the nginx worker for nginx), each
+  scenario in a freshly started process. Rubberduck's peak RSS after (c): $(val c.rss) MB.
+- Raw output of every tool: build/bench/logs/.
+EOF
+}

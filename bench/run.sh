@@ -1,0 +1,399 @@
+#!/usr/bin/env bash
+# Rubberduck benchmark (make bench). Measures, in one run on this machine:
+#   (a) wrk straight to a fast upstream (nginx `return 200` with a ~330-byte chat completion),
+#   (b) wrk through nginx proxy_pass with upstream keepalive (the reference reverse proxy),
+#   (c) wrk through a Rubberduck proxy (POST /v1/chat/completions, same request and upstream),
+#   (d) 2,000 concurrent ~1 s SSE streams through Rubberduck (C libuv upstream and client),
+#       with the same streams direct (the floor) and through nginx (the reference) for context.
+# Servers (upstreams and proxies) run on CPU $BENCH_SERVER_CPU, load generators on CPU
+# $BENCH_CLIENT_CPU (taskset). Everything listens on 127.0.0.1 on ports picked at run time.
+# The table is printed and written to build/bench/results.md; logs go to build/bench/logs/.
+# Exit status: 0 when every scenario ran (targets met or not; they are informational),
+# 1 when a scenario could not run, 2 on a usage or environment error.
+#
+# Knobs (environment):
+#   BENCH_DURATION=10      seconds per measured wrk run (a-c)
+#   BENCH_WARMUP=2         seconds of warm-up wrk run before each measured run
+#   BENCH_CONNECTIONS=64   wrk connections (a-c)
+#   BENCH_STREAMS=2000     concurrent SSE streams (d)
+#   BENCH_SSE_EVENTS=5     events per stream, BENCH_SSE_INTERVAL_MS=200 apart
+#   BENCH_SERVER_CPU=0     CPU of the proxies under test, BENCH_CLIENT_CPU=1 for wrk and the
+#                          SSE client, BENCH_UPSTREAM_CPU=$BENCH_SERVER_CPU for both upstreams
+#   BENCH_SCENARIOS="a b c d d-direct d-nginx"   subset to run
+#   BENCH_RD_LOG_LEVEL=warn   Rubberduck's --log-level during the runs
+#   RUBBERDUCK_BIN=build/rubberduck
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+DURATION=${BENCH_DURATION:-10}
+WARMUP=${BENCH_WARMUP:-2}
+CONNS=${BENCH_CONNECTIONS:-64}
+STREAMS=${BENCH_STREAMS:-2000}
+SSE_EVENTS=${BENCH_SSE_EVENTS:-5}
+SSE_INTERVAL=${BENCH_SSE_INTERVAL_MS:-200}
+SCPU=${BENCH_SERVER_CPU:-0}
+CCPU=${BENCH_CLIENT_CPU:-1}
+UCPU=${BENCH_UPSTREAM_CPU:-$SCPU}
+SCENARIOS=" ${BENCH_SCENARIOS:-a b c d d-direct d-nginx} "
+RD_LOG_LEVEL=${BENCH_RD_LOG_LEVEL:-warn}
+RD_BIN=${RUBBERDUCK_BIN:-$ROOT/build/rubberduck}
+OUT=$ROOT/build/bench
+LOGS=$OUT/logs
+TOKEN=bench-admin-token-$$
+
+die() { echo "bench: $*" >&2; exit 2; }
+note() { echo "bench: $*" >&2; }
+
+for v in DURATION WARMUP CONNS STREAMS SSE_EVENTS SSE_INTERVAL SCPU CCPU UCPU; do
+  [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer (got '${!v}')"
+done
+[ "$DURATION" -ge 1 ] && [ "$DURATION" -le 600 ] || die "BENCH_DURATION must be 1..600"
+[ "$STREAMS" -ge 1 ] && [ "$STREAMS" -le 8000 ] || die "BENCH_STREAMS must be 1..8000 (ulimit -n)"
+for tool in wrk nginx taskset curl python3 gcc; do
+  command -v "$tool" >/dev/null || die "'$tool' not found; run scripts/install-deps.sh bench"
+done
+[ -f /usr/include/uv.h ] && [ -f /usr/share/llhttp/llhttp.c ] ||
+  die "libuv1-dev and node-llhttp are needed to build the SSE tools (scripts/install-deps.sh)"
+ncpu=$(nproc)
+[ "$SCPU" -lt "$ncpu" ] && [ "$CCPU" -lt "$ncpu" ] && [ "$UCPU" -lt "$ncpu" ] ||
+  die "CPUs $SCPU/$UCPU/$CCPU do not exist here (nproc=$ncpu)"
+[ "$SCPU" -ne "$CCPU" ] || note "warning: servers and clients share CPU $SCPU"
+
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+if awk -v l="${LOAD_START%% *}" 'BEGIN { exit !(l > 0.5) }'; then
+  note "warning: load average is $LOAD_START; other work on this machine will skew the numbers"
+fi
+mkdir -p "$OUT" "$LOGS"
+TMP=$(mktemp -d /tmp/rubberduck-bench.XXXXXX)
+chmod 755 "$TMP" # nginx workers may run as another user and need to reach their temp dirs
+PIDS=()
+
+# Stops one process we started: SIGTERM, then SIGKILL after 5 s. Never anything else.
+stop_pid() {
+  local pid=$1
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    note "pid $pid did not stop on SIGTERM; sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]+"${PIDS[@]}"}"; do stop_pid "$pid"; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# free_port VAR: sets VAR to a port free on 127.0.0.1 now and not handed out earlier in this run.
+USED_PORTS=" "
+free_port() {
+  local p
+  for _ in 1 2 3 4 5 6 7 8; do
+    p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    case "$USED_PORTS" in *" $p "*) continue ;; esac
+    USED_PORTS+="$p "
+    printf -v "$1" '%s' "$p"
+    return 0
+  done
+  die "could not find a free port"
+}
+
+# start_bg NAME CPU CMD...: runs CMD pinned to CPU, logs to $LOGS/NAME.log, sets $LAST_PID.
+start_bg() {
+  local name=$1 cpu=$2
+  shift 2
+  taskset -c "$cpu" "$@" >"$LOGS/$name.log" 2>&1 &
+  LAST_PID=$!
+  PIDS+=("$LAST_PID")
+}
+
+forget_pid() {
+  local keep=() p
+  for p in "${PIDS[@]+"${PIDS[@]}"}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  PIDS=("${keep[@]+"${keep[@]}"}")
+}
+
+# wait_tcp PORT PID NAME: waits up to 10 s until 127.0.0.1:PORT accepts while PID lives.
+wait_tcp() {
+  local port=$1 pid=$2 name=$3
+  for _ in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || { note "$name exited early; see $LOGS/$name.log"; return 1; }
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  note "$name not listening on 127.0.0.1:$port after 10 s"
+  return 1
+}
+
+# Peak resident set (VmHWM) of PID in MB, or "?".
+peak_rss_mb() {
+  awk '/^VmHWM:/ { printf "%.1f", $2 / 1024; found = 1 } END { if (!found) print "?" }' \
+    "/proc/$1/status" 2>/dev/null || echo "?"
+}
+
+# ---------------------------------------------------------------- servers
+
+CHAT_JSON='{"id":"chatcmpl-bench0001","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there, how are you today?","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":24,"completion_tokens":8,"total_tokens":32},"system_fingerprint":"fp_bench"}'
+
+# nginx_conf NAME PORT SERVER_BODY [HTTP_EXTRA]: writes $TMP/NAME/nginx.conf.
+nginx_conf() {
+  local name=$1 port=$2 body=$3 extra=${4:-}
+  local d=$TMP/$name
+  mkdir -p "$d"
+  cat >"$d/nginx.conf" <<EOF
+worker_processes 1;
+worker_rlimit_nofile 16384;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 10000; multi_accept on; }
+http {
+  access_log off;
+  server_tokens off;
+  keepalive_requests 1000000;
+  keepalive_timeout 75s;
+  client_body_temp_path $d/body;
+  proxy_temp_path $d/proxy;
+  $extra
+  server {
+    listen 127.0.0.1:$port backlog=4096;
+    $body
+  }
+}
+EOF
+}
+
+# start_nginx NAME CPU: starts nginx on $TMP/NAME/nginx.conf pinned to CPU.
+start_nginx() {
+  local name=$1 cpu=$2
+  nginx -t -q -p "$TMP/$name" -c "$TMP/$name/nginx.conf" -e "$TMP/$name/error.log" \
+    >"$LOGS/$name-test.log" 2>&1 || { cat "$LOGS/$name-test.log" >&2; return 1; }
+  start_bg "$name" "$cpu" nginx -p "$TMP/$name" -c "$TMP/$name/nginx.conf" \
+    -e "$TMP/$name/error.log" -g 'daemon off;'
+}
+
+# The worker of an nginx master (for its RSS); the master itself if none.
+nginx_worker() {
+  local w
+  w=$(awk '{print $1}' "/proc/$1/task/$1/children" 2>/dev/null)
+  echo "${w:-$1}"
+}
+
+build_tools() {
+  local cflags=(-std=c17 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wshadow -Wformat=2
+                -Wstrict-prototypes -Wmissing-prototypes -Werror -I/usr/share/include/llhttp)
+  local f t
+  mkdir -p "$OUT/obj"
+  for f in llhttp api http; do # Debian ships llhttp as sources only; its warnings are not ours
+    gcc -O2 -w -I/usr/share/include/llhttp -c "/usr/share/llhttp/$f.c" -o "$OUT/obj/llhttp_$f.o"
+  done
+  for t in sse_upstream sse_client; do
+    gcc "${cflags[@]}" "bench/$t.c" "$OUT"/obj/llhttp_*.o -luv -o "$OUT/$t"
+  done
+}
+
+# start_rubberduck NAME UPSTREAM_URL: starts a fresh server with one proxy in front of
+# UPSTREAM_URL; sets RD_PID and RD_PORT (the proxy port).
+start_rubberduck() {
+  local name=$1 upstream=$2 admin body resp status
+  [ -x "$RD_BIN" ] || { note "Rubberduck binary not found at $RD_BIN (run make)"; return 1; }
+  free_port admin
+  free_port RD_PORT
+  mkdir -p "$TMP/$name-data"
+  start_bg "$name" "$SCPU" env RUBBERDUCK_ADMIN_TOKEN="$TOKEN" "$RD_BIN" serve \
+    --listen "127.0.0.1:$admin" --data-dir "$TMP/$name-data" --workers 1 --log-level "$RD_LOG_LEVEL"
+  RD_PID=$LAST_PID
+  for _ in $(seq 100); do
+    kill -0 "$RD_PID" 2>/dev/null || { note "$name exited early; see $LOGS/$name.log"; return 1; }
+    status=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$admin/healthz" || true)
+    [ "$status" = 200 ] && break
+    sleep 0.1
+  done
+  [ "$status" = 200 ] || { note "$name: /healthz did not answer 200 within 10 s"; return 1; }
+  body=$(printf '{"name":"bench","provider":"openai","port":%s,"upstream_url":"%s"}' \
+    "$RD_PORT" "$upstream")
+  resp=$(curl -s -w '\n%{http_code}' -X POST -H "Authorization: Bearer $TOKEN" \
+    -H 'Content-Type: application/json' -d "$body" "http://127.0.0.1:$admin/api/v1/proxies")
+  echo "$resp" >"$LOGS/$name-create-proxy.json"
+  if [ "${resp##*$'\n'}" != 201 ] || ! grep -q '"status":"running"' <<<"$resp"; then
+    note "$name: creating the proxy failed: $resp"
+    return 1
+  fi
+  wait_tcp "$RD_PORT" "$RD_PID" "$name"
+}
+
+# ---------------------------------------------------------------- measurements
+
+# run_wrk NAME PORT: warm-up then measured wrk run; sets R_RPS R_P50 R_P99 R_ERR (ms for latency).
+run_wrk() {
+  local name=$1 port=$2 url line
+  url="http://127.0.0.1:$port/v1/chat/completions"
+  if [ "$WARMUP" -gt 0 ]; then
+    taskset -c "$CCPU" wrk -t1 -c"$CONNS" -d"${WARMUP}s" --timeout 5s -s bench/chat.lua "$url" \
+      >"$LOGS/$name-warmup.log" 2>&1 || { note "$name: wrk warm-up failed"; return 1; }
+  fi
+  taskset -c "$CCPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --timeout 5s --latency \
+    -s bench/chat.lua "$url" >"$LOGS/$name-wrk.log" 2>&1 || { note "$name: wrk failed"; return 1; }
+  line=$(grep '^BENCH ' "$LOGS/$name-wrk.log") || { note "$name: no result line from wrk"; return 1; }
+  R_RPS=$(kv "$line" rps)
+  R_P50=$(awk -v u="$(kv "$line" p50_us)" 'BEGIN { printf "%.2f", u / 1000 }')
+  R_P99=$(awk -v u="$(kv "$line" p99_us)" 'BEGIN { printf "%.2f", u / 1000 }')
+  R_ERR=$(($(kv "$line" err_connect) + $(kv "$line" err_read) + $(kv "$line" err_write) +
+           $(kv "$line" err_status) + $(kv "$line" err_timeout)))
+  R_REQS=$(kv "$line" requests)
+}
+
+# kv LINE KEY: the value of KEY=value in LINE.
+kv() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k { print $2 }'; }
+
+# run_sse NAME PORT: runs the SSE client; sets S_* from its result line.
+run_sse() {
+  local name=$1 port=$2 line
+  taskset -c "$CCPU" "$OUT/sse_client" "$port" "$STREAMS" "$((SSE_EVENTS + 1))" 60 \
+    >"$LOGS/$name-client.log" 2>&1 || { note "$name: SSE client failed"; return 1; }
+  line=$(grep '^SSE ' "$LOGS/$name-client.log") || { note "$name: no result line"; return 1; }
+  S_DONE=$(kv "$line" completed)
+  S_P50=$(kv "$line" p50_ms)
+  S_P99=$(kv "$line" p99_ms)
+  S_TTFB99=$(kv "$line" ttfb_p99_ms)
+  S_CONN99=$(kv "$line" connect_p99_ms)
+  S_FAILS="connect $(kv "$line" connect_err), status $(kv "$line" status_err), short $(kv "$line" short), io $(kv "$line" io_err), timeout $(kv "$line" timeout)"
+}
+
+declare -A RES # RES[scenario.field]
+FAILED=()
+
+wrk_scenario() { # wrk_scenario KEY PORT
+  if run_wrk "$1" "$2"; then
+    RES[$1.rps]=$R_RPS RES[$1.p50]=$R_P50 RES[$1.p99]=$R_P99 RES[$1.err]=$R_ERR RES[$1.n]=$R_REQS
+  else
+    FAILED+=("$1")
+  fi
+}
+
+sse_scenario() { # sse_scenario KEY PORT RSS_PID
+  if run_sse "$1" "$2"; then
+    RES[$1.done]=$S_DONE RES[$1.p50]=$S_P50 RES[$1.p99]=$S_P99 RES[$1.ttfb99]=$S_TTFB99
+    RES[$1.conn99]=$S_CONN99 RES[$1.fails]=$S_FAILS
+    RES[$1.rss]=$( [ -n "${3:-}" ] && peak_rss_mb "$3" || echo "-")
+  else
+    FAILED+=("$1")
+  fi
+}
+
+want() { [[ $SCENARIOS == *" $1 "* ]]; }
+
+note "building the SSE tools"
+build_tools
+
+# (a), (b), (c): one upstream nginx for all three, on the upstream CPU.
+free_port UP_PORT
+nginx_conf upstream "$UP_PORT" "default_type application/json;
+    location / { return 200 '$CHAT_JSON'; }"
+start_nginx upstream "$UCPU" || die "could not start the upstream nginx"
+UP_PID=$LAST_PID
+wait_tcp "$UP_PORT" "$UP_PID" upstream || die "upstream nginx did not come up"
+
+if want a; then
+  note "(a) direct to the upstream (127.0.0.1:$UP_PORT)"
+  wrk_scenario a "$UP_PORT"
+fi
+
+if want b; then
+  free_port NX_PORT
+  nginx_conf nginx-proxy "$NX_PORT" "location / {
+      proxy_pass http://u;
+      proxy_http_version 1.1;
+      proxy_set_header Connection \"\";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+    }" "upstream u { server 127.0.0.1:$UP_PORT; keepalive 64; keepalive_requests 1000000; }"
+  if start_nginx nginx-proxy "$SCPU" && wait_tcp "$NX_PORT" "$LAST_PID" nginx-proxy; then
+    NX_PID=$LAST_PID
+    note "(b) through nginx proxy_pass (127.0.0.1:$NX_PORT)"
+    wrk_scenario b "$NX_PORT"
+    stop_pid "$NX_PID"; forget_pid "$NX_PID"
+  else
+    FAILED+=(b)
+  fi
+fi
+
+if want c; then
+  if start_rubberduck rd-c "http://127.0.0.1:$UP_PORT"; then
+    note "(c) through Rubberduck (127.0.0.1:$RD_PORT)"
+    wrk_scenario c "$RD_PORT"
+    RES[c.rss]=$(peak_rss_mb "$RD_PID")
+    stop_pid "$RD_PID"; forget_pid "$RD_PID"
+  else
+    FAILED+=(c)
+    [ -n "${RD_PID:-}" ] && { stop_pid "$RD_PID"; forget_pid "$RD_PID"; }
+  fi
+fi
+stop_pid "$UP_PID"; forget_pid "$UP_PID"
+
+# (d): SSE upstream on the upstream CPU; each proxy in a fresh process so its peak RSS is its own.
+if want d || want d-direct || want d-nginx; then
+  free_port SSE_PORT
+  start_bg sse-upstream "$UCPU" "$OUT/sse_upstream" "$SSE_PORT" "$SSE_EVENTS" "$SSE_INTERVAL"
+  SSE_PID=$LAST_PID
+  wait_tcp "$SSE_PORT" "$SSE_PID" sse-upstream || die "SSE upstream did not come up"
+
+  if want d-direct; then
+    note "(d) $STREAMS SSE streams direct to the SSE upstream"
+    sse_scenario d-direct "$SSE_PORT" ""
+  fi
+  if want d-nginx; then
+    free_port NS_PORT
+    nginx_conf nginx-sse "$NS_PORT" "location / {
+      proxy_pass http://s;
+      proxy_http_version 1.1;
+      proxy_set_header Connection \"\";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_buffering off;
+      proxy_read_timeout 60s;
+    }" "upstream s { server 127.0.0.1:$SSE_PORT; keepalive 64; }"
+    if start_nginx nginx-sse "$SCPU" && wait_tcp "$NS_PORT" "$LAST_PID" nginx-sse; then
+      NS_PID=$LAST_PID
+      note "(d) $STREAMS SSE streams through nginx"
+      sse_scenario d-nginx "$NS_PORT" "$(nginx_worker "$NS_PID")"
+      stop_pid "$NS_PID"; forget_pid "$NS_PID"
+    else
+      FAILED+=(d-nginx)
+    fi
+  fi
+  if want d; then
+    RD_PID=
+    if start_rubberduck rd-d "http://127.0.0.1:$SSE_PORT"; then
+      RES[d.rss0]=$(awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$RD_PID/status")
+      note "(d) $STREAMS SSE streams through Rubberduck"
+      sse_scenario d "$RD_PORT" "$RD_PID"
+      stop_pid "$RD_PID"; forget_pid "$RD_PID"
+    else
+      FAILED+=(d)
+      [ -n "${RD_PID:-}" ] && { stop_pid "$RD_PID"; forget_pid "$RD_PID"; }
+    fi
+  fi
+  stop_pid "$SSE_PID"; forget_pid "$SSE_PID"
+fi
+
+# ---------------------------------------------------------------- report
+
+. bench/report.sh
+write_report >"$OUT/results.md"
+echo
+cat "$OUT/results.md"
+echo
+echo "bench: table written to build/bench/results.md; logs in build/bench/logs/"
+if [ ${#FAILED[@]} -gt 0 ]; then
+  note "scenarios that could not run: ${FAILED[*]} (see the logs)"
+  exit 1
+fi
+exit 0

@@ -1,0 +1,10 @@
+#!/bin/sh
+# Standing checks run by make test: banned functions in our C sources.
+set -eu
+cd "$(dirname "$0")/.."
+banned='\b(sprintf|vsprintf|strcpy|strcat|strtok|atoi|atol|gets|rand|srand|system|gmtime|localtime)[[:space:]]*\('
+if grep -rnE "$banned" src tests/unit fuzz --include='*.c' --include='*.h'; then
+  echo "lint: banned function used (see STYLE.md: use snprintf, strtol, rd_random_bytes, gmtime_r...)" >&2
+  exit 1
+fi
+echo "lint: ok"

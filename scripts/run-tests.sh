@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs every test against one build directory (make test passes build/asan):
+# unit tests, fuzz corpus replay, end-to-end tests. Exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build/asan}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+failed=()
+
+echo "== unit tests"
+for t in "$build"/tests/test_*; do
+  [ -x "$t" ] || continue
+  if ! "$t" > "$t.log" 2>&1; then
+    cat "$t.log"
+    failed+=("unit:$(basename "$t")")
+  else
+    echo "ok  $(basename "$t") ($(grep -c '^\[       OK \]' "$t.log") tests)"
+  fi
+done
+
+echo "== fuzz corpus replay"
+for f in "$build"/fuzz-replay/fuzz_*; do
+  [ -x "$f" ] || continue
+  name=$(basename "$f"); corpus=fuzz/corpus/${name#fuzz_}
+  if [ -d "$corpus" ]; then
+    if ! "$f" "$corpus" > "$f.log" 2>&1; then
+      tail -30 "$f.log"; failed+=("fuzz:$name")
+    else
+      echo "ok  $name ($(find "$corpus" -type f | wc -l) inputs)"
+    fi
+  fi
+done
+
+echo "== end-to-end tests"
+if [ -d tests/e2e/node_modules ]; then
+  if ! (cd tests/e2e && RUBBERDUCK_BIN="$PWD/../../$build/rubberduck" node --test --test-concurrency=2 ./*.test.mjs); then
+    failed+=("e2e")
+  fi
+else
+  echo "tests/e2e/node_modules missing: run scripts/install-deps.sh test" >&2
+  failed+=("e2e:not-installed")
+fi
+
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "FAILED: ${failed[*]}" >&2
+  exit 1
+fi
+echo "all tests passed"

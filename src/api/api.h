@@ -1,0 +1,53 @@
+/* The management API (/api/v1, /healthz), served on the control loop.
+ * Routes are a table of {method, pattern, handler, auth}; each resource lives
+ * in its own file (proxies.c, system.c). */
+#ifndef RD_API_API_H
+#define RD_API_API_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+
+#include "http/server.h"
+#include "proxy/manager.h"
+#include "store/store.h"
+
+struct rd_api {
+    struct rd_manager *manager; /* borrowed */
+    struct rd_store *store;     /* borrowed */
+    const char *admin_token;    /* borrowed */
+    uint64_t header_timeout_ms;
+};
+
+/* Listener configuration that serves the API with ctx as user data. */
+void rd_api_listener_cfg(struct rd_api *ctx, struct rd_http_listener_cfg *out);
+
+/* ---- shared by the resource files ---- */
+
+/* A route handler. params[0] is the {id} path parameter, if any. */
+typedef void (*rd_api_fn)(struct rd_api *api, struct rd_http_exch *x, const char *param);
+
+struct rd_api_route {
+    const char *method;
+    const char *pattern; /* "{id}" matches one path segment */
+    rd_api_fn fn;
+    bool auth;
+};
+
+/* Sends obj (reference taken over) as JSON with status. */
+void rd_api_send_json(struct rd_http_exch *x, int status, struct json_object *obj);
+/* Sends {"error":{"code","message","field"?}}. field may be NULL or "". */
+void rd_api_send_error(struct rd_http_exch *x, int status, const char *code, const char *field,
+                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Parses the request body as a JSON object; on failure answers 400 and
+ * returns NULL. The result is owned by the caller. */
+struct json_object *rd_api_body_object(struct rd_http_exch *x);
+/* Value of a query parameter (no percent-decoding; our parameters are plain
+ * tokens), copied into buf; NULL if absent. */
+const char *rd_api_query(const struct rd_http_exch *x, const char *name, char *buf, size_t len);
+
+extern const struct rd_api_route rd_api_proxy_routes[];
+extern const size_t rd_api_proxy_nroutes;
+extern const struct rd_api_route rd_api_system_routes[];
+extern const size_t rd_api_system_nroutes;
+
+#endif

@@ -1,0 +1,458 @@
+/* /api/v1/proxies: create, list, get, patch, delete, start, stop, config. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "providers/provider.h"
+#include "proxy/config.h"
+#include "util/err.h"
+#include "util/json.h"
+#include "util/mem.h"
+#include "util/time.h"
+
+#define MAX_NAME 64
+#define MAX_TEXT 2000
+#define MAX_TAGS 32
+
+/* ---- rendering ---- */
+
+static struct json_object *parse_or(const char *text, struct json_object *dflt)
+{
+    struct json_object *o = NULL;
+    if (text && rd_json_parse(text, strlen(text), 1u << 24, &o, NULL) == 0) {
+        json_object_put(dflt);
+        return o;
+    }
+    return dflt;
+}
+
+static struct json_object *str_or_null(const char *s)
+{
+    return s ? json_object_new_string(s) : NULL;
+}
+
+static struct json_object *proxy_json(const struct rd_proxy_entry *e)
+{
+    const struct rd_proxy_rec *r = &e->rec;
+    struct json_object *o = json_object_new_object();
+    char ts[32], url[128];
+    json_object_object_add(o, "id", json_object_new_int64(r->id));
+    json_object_object_add(o, "name", json_object_new_string(r->name));
+    json_object_object_add(o, "provider", json_object_new_string(r->provider));
+    json_object_object_add(o, "port", json_object_new_int(r->port));
+    json_object_object_add(o, "bind", json_object_new_string(r->bind));
+    json_object_object_add(o, "upstream_url", str_or_null(r->upstream_url));
+    json_object_object_add(o, "status", json_object_new_string(rd_proxy_status_name(e->status)));
+    /* A wildcard bind is reached through loopback from this machine. */
+    const char *host = strcmp(r->bind, "0.0.0.0") == 0 ? "127.0.0.1" : strcmp(r->bind, "::") == 0 ? "[::1]" : r->bind;
+    if (strchr(host, ':') && host[0] != '[')
+        snprintf(url, sizeof url, "http://[%s]:%d", host, r->port);
+    else
+        snprintf(url, sizeof url, "http://%s:%d", host, r->port);
+    json_object_object_add(o, "url", json_object_new_string(url));
+    json_object_object_add(o, "description", str_or_null(r->description));
+    json_object_object_add(o, "tags", parse_or(r->tags_json, json_object_new_array()));
+    json_object_object_add(o, "model", str_or_null(r->model));
+    json_object_object_add(o, "config", parse_or(r->config_json, json_object_new_object()));
+    json_object_object_add(o, "created_at", json_object_new_string(rd_time_format(r->created_at, ts, sizeof ts)));
+    json_object_object_add(o, "updated_at", json_object_new_string(rd_time_format(r->updated_at, ts, sizeof ts)));
+    json_object_object_add(o, "last_error", str_or_null(r->last_error));
+    return o;
+}
+
+/* ---- input ---- */
+
+struct field_err {
+    const char *field;
+    char message[256];
+};
+
+static bool valid_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > MAX_NAME)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+              c == '_' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
+static bool valid_bind(const char *s)
+{
+    unsigned char buf[16];
+    return uv_inet_pton(AF_INET, s, buf) == 0 || uv_inet_pton(AF_INET6, s, buf) == 0;
+}
+
+static bool valid_upstream(const char *s)
+{
+    if (strcmp(s, "emulator") == 0)
+        return true;
+    size_t n = strlen(s);
+    if (n > MAX_TEXT)
+        return false;
+    const char *rest = strncmp(s, "http://", 7) == 0 ? s + 7 : strncmp(s, "https://", 8) == 0 ? s + 8 : NULL;
+    if (rest == NULL || *rest == '\0' || *rest == '/')
+        return false;
+    for (const char *p = s; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == '?' || *p == '#')
+            return false;
+    return true;
+}
+
+static void replace(char **slot, const char *v)
+{
+    free(*slot);
+    *slot = v ? rd_strdup(v) : NULL;
+}
+
+#define FAIL(f, ...)                                                   \
+    do {                                                               \
+        fe->field = (f);                                               \
+        snprintf(fe->message, sizeof fe->message, __VA_ARGS__);        \
+        return false;                                                  \
+    } while (0)
+
+static bool apply_string(struct json_object *v, const char *field, bool nullable, size_t max, char **slot,
+                         struct field_err *fe)
+{
+    if (v == NULL && nullable) {
+        replace(slot, NULL);
+        return true;
+    }
+    if (!json_object_is_type(v, json_type_string))
+        FAIL(field, "%s must be a string%s", field, nullable ? " or null" : "");
+    if ((size_t)json_object_get_string_len(v) > max)
+        FAIL(field, "%s is longer than %zu characters", field, max);
+    replace(slot, json_object_get_string(v));
+    return true;
+}
+
+static bool apply_tags(struct json_object *v, struct rd_proxy_rec *rec, struct field_err *fe)
+{
+    if (!json_object_is_type(v, json_type_array))
+        FAIL("tags", "tags must be an array of strings");
+    size_t n = json_object_array_length(v);
+    if (n > MAX_TAGS)
+        FAIL("tags", "at most %d tags", MAX_TAGS);
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *t = json_object_array_get_idx(v, i);
+        if (!json_object_is_type(t, json_type_string) || json_object_get_string_len(t) == 0 ||
+            json_object_get_string_len(t) > MAX_NAME)
+            FAIL("tags", "tags must be non-empty strings of at most %d characters", MAX_NAME);
+    }
+    replace(&rec->tags_json, rd_json_str(v, NULL));
+    return true;
+}
+
+static bool apply_config(struct json_object *v, struct rd_proxy_rec *rec, struct field_err *fe)
+{
+    static _Thread_local char field[160];
+    struct rd_config_err cerr;
+    memset(&cerr, 0, sizeof cerr);
+    if (rd_config_validate(v, &cerr) != 0) {
+        snprintf(field, sizeof field, "%s", cerr.field[0] ? cerr.field : "config");
+        fe->field = field;
+        snprintf(fe->message, sizeof fe->message, "%s", cerr.message);
+        return false;
+    }
+    replace(&rec->config_json, rd_json_str(v, NULL));
+    return true;
+}
+
+/* Applies the fields present in body to rec. Read-only fields that GET
+ * returns are accepted and ignored, so a fetched object can be sent back. */
+static bool apply_fields(struct json_object *body, struct rd_proxy_rec *rec, bool *start, struct field_err *fe)
+{
+    json_object_object_foreach(body, key, v)
+    {
+        if (strcmp(key, "name") == 0) {
+            if (!json_object_is_type(v, json_type_string) || !valid_name(json_object_get_string(v)))
+                FAIL("name", "name must be 1-%d characters of letters, digits, '-', '_' or '.'", MAX_NAME);
+            replace(&rec->name, json_object_get_string(v));
+        } else if (strcmp(key, "provider") == 0) {
+            if (!json_object_is_type(v, json_type_string) || rd_provider_find(json_object_get_string(v)) == NULL)
+                FAIL("provider", "unknown provider (see GET /api/v1/providers)");
+            replace(&rec->provider, json_object_get_string(v));
+        } else if (strcmp(key, "port") == 0) {
+            int64_t port = rd_json_is_int(v) ? json_object_get_int64(v) : -1;
+            if (port < 1 || port > 65535)
+                FAIL("port", "port must be an integer between 1 and 65535");
+            rec->port = (int)port;
+        } else if (strcmp(key, "bind") == 0) {
+            if (!json_object_is_type(v, json_type_string) || !valid_bind(json_object_get_string(v)))
+                FAIL("bind", "bind must be an IPv4 or IPv6 address");
+            replace(&rec->bind, json_object_get_string(v));
+        } else if (strcmp(key, "upstream_url") == 0) {
+            if (v != NULL && (!json_object_is_type(v, json_type_string) || !valid_upstream(json_object_get_string(v))))
+                FAIL("upstream_url", "upstream_url must be \"emulator\", an http(s) URL without query, or null");
+            replace(&rec->upstream_url, v ? json_object_get_string(v) : NULL);
+        } else if (strcmp(key, "description") == 0) {
+            if (!apply_string(v, "description", true, MAX_TEXT, &rec->description, fe))
+                return false;
+        } else if (strcmp(key, "model") == 0) {
+            if (!apply_string(v, "model", true, 256, &rec->model, fe))
+                return false;
+        } else if (strcmp(key, "tags") == 0) {
+            if (!apply_tags(v, rec, fe))
+                return false;
+        } else if (strcmp(key, "config") == 0) {
+            if (!apply_config(v, rec, fe))
+                return false;
+        } else if (strcmp(key, "start") == 0 && start) {
+            if (!json_object_is_type(v, json_type_boolean))
+                FAIL("start", "start must be a boolean");
+            *start = json_object_get_boolean(v);
+        } else if (strcmp(key, "id") == 0 || strcmp(key, "status") == 0 || strcmp(key, "url") == 0 ||
+                   strcmp(key, "created_at") == 0 || strcmp(key, "updated_at") == 0 ||
+                   strcmp(key, "last_error") == 0) {
+            continue;
+        } else {
+            FAIL(key, "unknown field '%s'", key);
+        }
+    }
+    return true;
+}
+
+#undef FAIL
+
+/* ---- handlers ---- */
+
+static struct rd_proxy_entry *find_or_404(struct rd_api *api, struct rd_http_exch *x, const char *param)
+{
+    char *end = NULL;
+    long long id = strtoll(param, &end, 10);
+    struct rd_proxy_entry *e = NULL;
+    if (end && *end == '\0' && end != param)
+        e = rd_manager_find(api->manager, id);
+    if (e == NULL)
+        rd_api_send_error(x, 404, "not_found", NULL, "no proxy with id '%s'", param);
+    return e;
+}
+
+static void send_mgr_err(struct rd_http_exch *x, const struct rd_mgr_err *err)
+{
+    rd_api_send_error(x, err->status, err->code, err->field, "%s", err->message);
+}
+
+static void create_proxy(struct rd_api *api, struct rd_http_exch *x, const char *param)
+{
+    (void)param;
+    struct json_object *body = rd_api_body_object(x);
+    if (body == NULL)
+        return;
+    struct rd_proxy_rec rec;
+    memset(&rec, 0, sizeof rec);
+    rec.bind = rd_strdup("127.0.0.1");
+    rec.tags_json = rd_strdup("[]");
+    rec.config_json = rd_strdup("{}");
+    rec.desired_status = rd_strdup("stopped");
+    bool start = true;
+    struct field_err fe = {0};
+    if (!apply_fields(body, &rec, &start, &fe)) {
+        rd_api_send_error(x, 400, fe.field && strchr(fe.field, '.') ? "invalid_config" : "invalid_field", fe.field,
+                          "%s", fe.message);
+        goto out;
+    }
+    if (rec.name == NULL || rec.provider == NULL) {
+        rd_api_send_error(x, 400, "invalid_field", rec.name ? "provider" : "name", "%s is required",
+                          rec.name ? "provider" : "name");
+        goto out;
+    }
+    if (rec.port == 0) {
+        rec.port = rd_manager_pick_port(api->manager, rec.bind);
+        if (rec.port < 0) {
+            rd_api_send_error(x, 409, "no_free_port", "port", "no free port from 8001 upward");
+            goto out;
+        }
+    }
+    struct rd_proxy_entry *e = NULL;
+    struct rd_mgr_err err;
+    if (rd_manager_create(api->manager, &rec, start, &e, &err) != 0) {
+        send_mgr_err(x, &err);
+        goto out;
+    }
+    rd_api_send_json(x, 201, proxy_json(e));
+out:
+    rd_proxy_rec_free(&rec);
+    json_object_put(body);
+}
+
+static void list_proxies(struct rd_api *api, struct rd_http_exch *x, const char *param)
+{
+    (void)param;
+    struct json_object *arr = json_object_new_array();
+    for (struct rd_proxy_entry *e = api->manager->entries; e; e = e->next)
+        if (!e->deleting)
+            json_object_array_add(arr, proxy_json(e));
+    struct json_object *root = json_object_new_object();
+    json_object_object_add(root, "proxies", arr);
+    rd_api_send_json(x, 200, root);
+}
+
+static void get_proxy(struct rd_api *api, struct rd_http_exch *x, const char *param)
+{
+    struct rd_proxy_entry *e = find_or_404(api, x, param);
+    if (e)
+        rd_api_send_json(x, 200, proxy_json(e));
+}
+
+static void patch_proxy(struct rd_api *api, struct rd_http_exch *x, const char *param)
+{
+    struct rd_proxy_entry *e = find_or_404(api, x, param);
+    if (e == NULL)
+        return;
+    struct json_object *body = rd_api_body_object(x);
+    if (body == NULL)
+        return;
+    struct rd_proxy_rec rec;
+    rd_proxy_rec_copy(&rec, &e->rec);
+    struct field_err fe = {0};
+    struct rd_mgr_err err;
+    if (!apply_fields(body, &rec, NULL, &fe))
+        rd_api_send_error(x, 400, fe.field && strchr(fe.field, '.') ? "invalid_config" : "invalid_field", fe.field,
+                          "%s", fe.message);
+    else if (rd_manager_update(api->manager, e, &rec, &err) != 0)
+        send_mgr_err(x, &err);
+    else
+        rd_api_send_json(x, 200, proxy_json(e));
+    rd_proxy_rec_free(&rec);
+    json_object_put(body);
+}
+
+static void start_proxy(struct rd_api *api, struct rd_http_exch *x, const char *param)
+{
+    struct rd_proxy_entry *e = find_or_404(api, x, param);
+    if (e == NULL)
+        return;
+    struct rd_mgr_err err;
+    if (rd_manager_start(api->manager, e, &err) != 0)
+        send_mgr_err(x, &err);
+    else
+        rd_api_send_json(x, 200, proxy_json(e));
+}
+
+/* An API call that completes later (stop, delete). If the client goes away
+ * first, the exchange is ended at once and the completion only cleans up. */
+struct pending {
+    struct rd_api *api;
+    struct rd_http_exch *x;
+    int64_t id;
+    bool is_delete;
+};
+
+static void pending_gone(void *ud)
+{
+    struct pending *p = ud;
+    struct rd_http_exch *x = p->x;
+    p->x = NULL;
+    rd_http_abort(x);
+}
+
+static void pending_done(void *ud)
+{
+    struct pending *p = ud;
+    if (p->x) {
+        struct rd_proxy_entry *e = rd_manager_find(p->api->manager, p->id);
+        if (p->is_delete)
+            rd_api_send_json(p->x, 204, NULL);
+        else if (e)
+            rd_api_send_json(p->x, 200, proxy_json(e));
+        else
+            rd_api_send_error(p->x, 404, "not_found", NULL, "proxy %lld was deleted", (long long)p->id);
+    }
+    free(p);
+}
+
+static struct pending *pending_new(struct rd_api *api, struct rd_http_exch *x, int64_t id, bool is_delete)
+{
+    struct pending *p = rd_calloc(1, sizeof *p);
+    p->api = api;
+    p->x = x;
+    p->id = id;
+    p->is_delete = is_delete;
+    rd_http_set_callbacks(x, NULL, pending_gone, p);
+    return p;
+}
+
+static void stop_proxy(struct rd_api *api, struct rd_http_exch *x, const char *param)
+{
+    struct rd_proxy_entry *e = find_or_404(api, x, param);
+    if (e == NULL)
+        return;
+    char mode_buf[16], timeout_buf[16];
+    const char *mode = rd_api_query(x, "mode", mode_buf, sizeof mode_buf);
+    const char *timeout = rd_api_query(x, "timeout_s", timeout_buf, sizeof timeout_buf);
+    enum rd_http_stop_mode m = RD_HTTP_STOP_GRACEFUL;
+    if (mode && strcmp(mode, "force") == 0)
+        m = RD_HTTP_STOP_FORCE;
+    else if (mode && strcmp(mode, "graceful") != 0) {
+        rd_api_send_error(x, 400, "invalid_field", "mode", "mode must be graceful or force");
+        return;
+    }
+    long long timeout_s = 30;
+    if (timeout) {
+        char *end = NULL;
+        timeout_s = strtoll(timeout, &end, 10);
+        if (end == timeout || *end != '\0' || timeout_s < 0 || timeout_s > 86400) {
+            rd_api_send_error(x, 400, "invalid_field", "timeout_s", "timeout_s must be an integer from 0 to 86400");
+            return;
+        }
+    }
+    struct pending *p = pending_new(api, x, e->rec.id, false);
+    rd_manager_stop(api->manager, e, m, (uint64_t)timeout_s * 1000u, true, pending_done, p);
+}
+
+static void delete_proxy(struct rd_api *api, struct rd_http_exch *x, const char *param)
+{
+    struct rd_proxy_entry *e = find_or_404(api, x, param);
+    if (e == NULL)
+        return;
+    struct pending *p = pending_new(api, x, e->rec.id, true);
+    rd_manager_delete(api->manager, e, pending_done, p);
+}
+
+static void get_config(struct rd_api *api, struct rd_http_exch *x, const char *param)
+{
+    struct rd_proxy_entry *e = find_or_404(api, x, param);
+    if (e)
+        rd_api_send_json(x, 200, parse_or(e->rec.config_json, json_object_new_object()));
+}
+
+static void put_config(struct rd_api *api, struct rd_http_exch *x, const char *param)
+{
+    struct rd_proxy_entry *e = find_or_404(api, x, param);
+    if (e == NULL)
+        return;
+    struct json_object *body = rd_api_body_object(x);
+    if (body == NULL)
+        return;
+    struct rd_proxy_rec rec;
+    rd_proxy_rec_copy(&rec, &e->rec);
+    struct field_err fe = {0};
+    struct rd_mgr_err err;
+    if (!apply_config(body, &rec, &fe))
+        rd_api_send_error(x, 400, "invalid_config", fe.field, "%s", fe.message);
+    else if (rd_manager_update(api->manager, e, &rec, &err) != 0)
+        send_mgr_err(x, &err);
+    else
+        rd_api_send_json(x, 200, parse_or(e->rec.config_json, json_object_new_object()));
+    rd_proxy_rec_free(&rec);
+    json_object_put(body);
+}
+
+const struct rd_api_route rd_api_proxy_routes[] = {
+    {"GET", "/api/v1/proxies", list_proxies, true},
+    {"POST", "/api/v1/proxies", create_proxy, true},
+    {"GET", "/api/v1/proxies/{id}", get_proxy, true},
+    {"PATCH", "/api/v1/proxies/{id}", patch_proxy, true},
+    {"DELETE", "/api/v1/proxies/{id}", delete_proxy, true},
+    {"POST", "/api/v1/proxies/{id}/start", start_proxy, true},
+    {"POST", "/api/v1/proxies/{id}/stop", stop_proxy, true},
+    {"GET", "/api/v1/proxies/{id}/config", get_config, true},
+    {"PUT", "/api/v1/proxies/{id}/config", put_config, true},
+};
+const size_t rd_api_proxy_nroutes = sizeof rd_api_proxy_routes / sizeof rd_api_proxy_routes[0];

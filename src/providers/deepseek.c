@@ -1,0 +1,20 @@
+/* DeepSeek: OpenAI-compatible API at https://api.deepseek.com, Bearer auth.
+ * Only the data differs from openai.c. */
+#include "providers/emulator/dialects.h"
+#include "providers/openai_routes.h"
+#include "providers/provider.h"
+
+static const char *const auth_headers[] = {"authorization", NULL};
+
+const struct rd_provider rd_provider_deepseek = {
+    .name = "deepseek",
+    .display_name = "DeepSeek",
+    .default_upstream = "https://api.deepseek.com",
+    .auth_headers = auth_headers,
+    .model_field = "model",
+    .routes = rd_openai_routes,
+    .nroutes = RD_OPENAI_NROUTES,
+    .error_style = RD_ERRSTYLE_OPENAI,
+    .emulator = &rd_emu_dialect_deepseek,
+    .emulate = rd_emu_openai,
+};

@@ -1,0 +1,78 @@
+/* The built-in emulator: answers requests in a provider's dialect without
+ * network, deterministically (same request, same answer), so Rubberduck works
+ * offline and tests have a stable upstream.
+ *
+ * A dialect is a pure function from a request to a complete reply (a list of
+ * body chunks, each tagged with the number of tokens it represents). The
+ * runner (run.c) plays a reply through the source callbacks, pacing chunks at
+ * a tokens-per-second rate, with backpressure. */
+#ifndef RD_PROVIDERS_EMULATOR_H
+#define RD_PROVIDERS_EMULATOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "http/headers.h"
+#include "upstream/source.h"
+
+struct rd_emu_request {
+    const char *method; /* "POST" ... */
+    const char *path;   /* "/v1/chat/completions" */
+    const char *query;  /* "" when absent */
+    const struct rd_hdrs *headers;
+    const char *body; /* may contain NULs; not NUL-terminated necessarily */
+    size_t body_len;
+};
+
+struct rd_emu_chunk {
+    char *data; /* owned */
+    size_t len;
+    uint32_t tokens; /* output tokens this chunk carries; pacing waits tokens/tps before it */
+};
+
+struct rd_emu_reply {
+    int status;
+    char *content_type; /* owned, e.g. "application/json" or "text/event-stream" */
+    bool stream;        /* true: SSE, sent chunked as the chunks come; false: one body with Content-Length */
+    struct rd_emu_chunk *chunks; /* owned array */
+    size_t n;
+    size_t cap;
+};
+
+/* Per-provider data for an OpenAI-compatible dialect (openai, deepseek):
+ * the difference between providers is this struct, not code. */
+struct rd_emu_dialect {
+    const char *owned_by;       /* "openai", "deepseek" */
+    const char *const *models;  /* NULL-terminated ids served by GET /v1/models */
+    const char *default_model;  /* used when a request names none */
+    bool has_embeddings;        /* false: /v1/embeddings answers 404 */
+    bool has_responses;         /* false: /v1/responses answers 404 */
+};
+
+/* Builds the answer of an OpenAI-compatible API for req into *out (which the
+ * caller frees with rd_emu_reply_free). Always produces a reply: unknown
+ * routes get the dialect's 404 body, malformed JSON its 400 body, exactly like
+ * the real API. Returns 0. Pure and thread-safe. */
+int rd_emu_openai(const struct rd_emu_dialect *d, const struct rd_emu_request *req, struct rd_emu_reply *out);
+
+/* Appends a chunk (copies data). */
+void rd_emu_reply_add(struct rd_emu_reply *r, const char *data, size_t len, uint32_t tokens);
+void rd_emu_reply_free(struct rd_emu_reply *r); /* NULL-safe; leaves *r empty */
+
+/* Runner. Plays reply (ownership taken) through cbs on loop. With
+ * tokens_per_second <= 0 chunks are emitted without pacing (still one per
+ * loop iteration for streams, so the client sees them one by one).
+ * Returns a handle for resume/abort; never NULL. Callbacks never fire from
+ * inside this call. */
+struct rd_emu_run;
+struct rd_emu_run *rd_emu_run_start(uv_loop_t *loop, struct rd_emu_reply *reply, double tokens_per_second,
+                                    const struct rd_source_cbs *cbs, void *ud);
+/* Resumes after on_data returned RD_SOURCE_PAUSE. */
+void rd_emu_run_resume(struct rd_emu_run *r);
+/* Stops: no callback fires after this returns; memory is released once the
+ * timer is closed. */
+void rd_emu_run_abort(struct rd_emu_run *r);
+
+#endif

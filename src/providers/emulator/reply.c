@@ -1,0 +1,32 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "providers/emulator/emulator.h"
+#include "util/mem.h"
+
+void rd_emu_reply_add(struct rd_emu_reply *r, const char *data, size_t len, uint32_t tokens)
+{
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 16;
+        r->chunks = rd_realloc(r->chunks, cap * sizeof *r->chunks);
+        r->cap = cap;
+    }
+    /* One extra byte keeps the copy NUL-terminated, handy for tests and logs;
+     * len stays the payload length. */
+    char *copy = rd_malloc(len + 1);
+    if (len)
+        memcpy(copy, data, len);
+    copy[len] = '\0';
+    r->chunks[r->n++] = (struct rd_emu_chunk){.data = copy, .len = len, .tokens = tokens};
+}
+
+void rd_emu_reply_free(struct rd_emu_reply *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->n; i++)
+        free(r->chunks[i].data);
+    free(r->chunks);
+    free(r->content_type);
+    memset(r, 0, sizeof *r);
+}

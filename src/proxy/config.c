@@ -1,0 +1,654 @@
+#include "proxy/config.h"
+
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http/headers.h"
+#include "util/err.h"
+#include "util/json.h"
+
+/* The schema is data: every known block and field is a row in the tables
+ * below, and one generic walker (check_value) checks a document against them.
+ * The few rules a row cannot express are the small functions named in the
+ * rows (key_ok, check, rule); each says why it exists. */
+
+enum ftype {
+    T_BOOL,   /* true / false */
+    T_NUMBER, /* any JSON number in [dmin, dmax] */
+    T_INT,    /* JSON integer literal in [min, max] */
+    T_STRING, /* string of min..max bytes, no NUL, then check() */
+    T_ENUM,   /* string equal to one of choices */
+    T_SIZE,   /* "10MB"-style string or integer byte count, in [min, max] bytes */
+    T_OBJECT, /* members by name, plus keys accepted by key_ok checked against item */
+    T_ARRAY,  /* at most max elements, each checked against item */
+};
+
+struct ctx;
+
+/* Returns NULL when the string is acceptable, else what was expected. */
+typedef const char *(*check_str_fn)(const char *s, size_t len);
+typedef bool (*key_ok_fn)(const char *key);
+typedef int (*rule_fn)(struct ctx *c, struct json_object *obj);
+
+struct field {
+    const char *name;            /* member key; NULL ends a member list */
+    enum ftype type;
+    bool required;
+    int64_t min, max;            /* T_INT, T_SIZE: range; T_STRING: length; T_OBJECT, T_ARRAY: max entries (0: no cap) */
+    double dmin, dmax;           /* T_NUMBER range */
+    int64_t dflt;                /* T_INT default the engine applies (limits only) */
+    const char *const *choices;  /* T_ENUM, NULL-terminated */
+    check_str_fn check;          /* T_STRING extra rule */
+    const struct field *members; /* T_OBJECT fixed members (may be NULL) */
+    const struct field *item;    /* T_ARRAY elements; T_OBJECT values of keys accepted by key_ok */
+    key_ok_fn key_ok;            /* T_OBJECT: which other keys are allowed */
+    const char *keys_desc;       /* T_OBJECT with key_ok: those keys, for messages */
+    bool unique;                 /* T_ARRAY: no element twice */
+    rule_fn rule;                /* T_OBJECT: cross-member rule run once the members pass */
+};
+
+#define END {.name = NULL}
+#define BOOL(n) {.name = n, .type = T_BOOL}
+#define INT(n, lo, hi) {.name = n, .type = T_INT, .min = (lo), .max = (hi)}
+#define INT_REQ(n, lo, hi) {.name = n, .type = T_INT, .required = true, .min = (lo), .max = (hi)}
+#define NUM(n, lo, hi) {.name = n, .type = T_NUMBER, .dmin = (lo), .dmax = (hi)}
+#define ENUM(n, ch) {.name = n, .type = T_ENUM, .choices = (ch)}
+#define ENUM_REQ(n, ch) {.name = n, .type = T_ENUM, .required = true, .choices = (ch)}
+#define SIZE(n, lo, hi) {.name = n, .type = T_SIZE, .min = (lo), .max = (hi)}
+#define OBJ(n, m) {.name = n, .type = T_OBJECT, .members = (m)}
+
+#define KIB INT64_C(1024)
+#define MIB (KIB * 1024)
+#define GIB (MIB * 1024)
+#define TTL_MAX INT64_C(315360000)      /* ten years in seconds: now_ms + ttl * 1000 cannot overflow */
+#define SEED_MAX INT64_C(9007199254740991) /* 2^53 - 1: survives a round trip through JavaScript */
+#define EMU_TPS_MAX 100000.0
+#define RATES_EPSILON 1e-9 /* 0.2 + 0.4 + 0.3 + 0.1 is 1.0000000000000002 in binary */
+
+static bool is_status_rate_key(const char *key);
+static bool is_model_name(const char *key);
+static bool is_settable_header(const char *key);
+static const char *check_ratelimit_key(const char *s, size_t len);
+static const char *check_header_value(const char *s, size_t len);
+static const char *check_ip_pattern(const char *s, size_t len);
+static int rule_rates_sum(struct ctx *c, struct json_object *obj);
+static int rule_allowlist(struct ctx *c, struct json_object *obj);
+
+/* limits: the one block the engine reads today. One list generates both the
+ * schema rows and the struct rd_limits slots, so they cannot drift apart. */
+#define LIMIT_FIELDS(X)                                         \
+    X(max_body_bytes, 1, GIB, 32 * MIB)                         \
+    X(connect_timeout_ms, 1, INT64_C(600000), INT64_C(10000))   \
+    X(upstream_timeout_ms, 1, INT64_C(86400000), INT64_C(600000)) \
+    X(idle_timeout_ms, 1, INT64_C(3600000), INT64_C(60000))
+#define LIMIT_ROW(n, lo, hi, d) {.name = #n, .type = T_INT, .min = (lo), .max = (hi), .dflt = (d)},
+#define LIMIT_SLOT(n, lo, hi, d) offsetof(struct rd_limits, n),
+
+static const struct field limits_fields[] = {LIMIT_FIELDS(LIMIT_ROW) END};
+static const size_t limit_slots[] = {LIMIT_FIELDS(LIMIT_SLOT)};
+
+static const struct field timeout_fields[] = {
+    BOOL("enabled"),         INT("delay_ms", 0, 3600000),      NUM("timeout_rate", 0, 1),
+    NUM("hang_rate", 0, 1),  INT("timeout_ms", 1, 3600000),    END,
+};
+
+static const struct field error_fields[] = {BOOL("enabled"), END};
+static const struct field rate_value = NUM(NULL, 0, 1);
+
+static const char *const window_choices[] = {"fixed", "sliding", NULL};
+static const struct field header_value = {.type = T_STRING, .min = 0, .max = 1024, .check = check_header_value};
+static const struct field rl_response_fields[] = {
+    INT("status_code", 400, 599),
+    {.name = "headers", .type = T_OBJECT, .max = 32, .item = &header_value, .key_ok = is_settable_header,
+     .keys_desc = "header names (HTTP tokens other than Content-Length and hop-by-hop fields)"},
+    END,
+};
+static const struct field ratelimit_fields[] = {
+    BOOL("enabled"),
+    INT_REQ("requests_per_minute", 1, 1000000),
+    INT("burst_allowance", 0, 1000000),
+    {.name = "key", .type = T_STRING, .min = 1, .max = 128, .check = check_ratelimit_key},
+    ENUM("window", window_choices),
+    OBJ("rate_limit_response", rl_response_fields),
+    END,
+};
+
+static const char *const ipmode_choices[] = {"allowlist", "blocklist", NULL};
+static const struct field ip_item = {.type = T_STRING, .min = 1, .max = 64, .check = check_ip_pattern};
+static const struct field ipfilter_fields[] = {
+    BOOL("enabled"),
+    ENUM_REQ("mode", ipmode_choices),
+    {.name = "allowed_ips", .type = T_ARRAY, .max = 1024, .item = &ip_item},
+    {.name = "blocked_ips", .type = T_ARRAY, .max = 1024, .item = &ip_item},
+    END,
+};
+
+static const struct field ttl_value = INT(NULL, 0, TTL_MAX);
+static const struct field request_type_fields[] = {
+    INT("completion", 0, TTL_MAX), INT("chat", 0, TTL_MAX),     INT("embedding", 0, TTL_MAX),
+    INT("responses", 0, TTL_MAX),  INT("messages", 0, TTL_MAX), INT("other", 0, TTL_MAX),
+    END,
+};
+static const struct field cache_ttl_fields[] = {
+    INT("default", 0, TTL_MAX),
+    {.name = "by_model", .type = T_OBJECT, .max = 1024, .item = &ttl_value, .key_ok = is_model_name,
+     .keys_desc = "model names of 1 to 256 printable characters"},
+    OBJ("by_request_type", request_type_fields),
+    END,
+};
+
+static const struct field memory_fields[] = {
+    SIZE("cache_max_size", 1, 1024 * GIB),
+    INT("cache_max_entries", 0, 100000000),
+    SIZE("log_buffer_size", KIB, GIB),
+    SIZE("response_buffer_size", KIB, GIB),
+    END,
+};
+
+/* The stage names of the product description, plus ip_filter. */
+static const char *const stage_choices[] = {
+    "authentication",      "ip_filter",  "rate_limiting", "request_validation", "caching", "failure_simulation",
+    "provider_forwarding", "response_processing", "logging", NULL,
+};
+static const struct field stage_item = {.type = T_ENUM, .choices = stage_choices};
+
+static const struct field emulator_fields[] = {
+    NUM("tokens_per_second", 0, EMU_TPS_MAX),
+    INT("seed", 0, SEED_MAX),
+    END,
+};
+
+static const char *const cache_mode_choices[] = {"normal", "record", "replay", NULL};
+static const struct field cache_fields[] = {BOOL("enabled"), ENUM("mode", cache_mode_choices), END};
+
+static const struct field blocks[] = {
+    OBJ("limits", limits_fields),
+    {.name = "timeout_config", .type = T_OBJECT, .members = timeout_fields, .rule = rule_rates_sum},
+    {.name = "error_injection", .type = T_OBJECT, .max = 201, .members = error_fields, .item = &rate_value,
+     .key_ok = is_status_rate_key, .keys_desc = "\"<status>_rate\" with a status from 400 to 599",
+     .rule = rule_rates_sum},
+    OBJ("rate_limiting", ratelimit_fields),
+    {.name = "ip_filtering", .type = T_OBJECT, .members = ipfilter_fields, .rule = rule_allowlist},
+    OBJ("cache_ttl", cache_ttl_fields),
+    OBJ("memory_limits", memory_fields),
+    {.name = "middleware_pipeline", .type = T_ARRAY, .max = 16, .item = &stage_item, .unique = true},
+    OBJ("emulator", emulator_fields),
+    OBJ("cache", cache_fields),
+    END,
+};
+
+static const struct field root = {.name = "", .type = T_OBJECT, .members = blocks};
+
+/* ---- walking ---------------------------------------------------------- */
+
+struct ctx {
+    struct rd_config_err *err;
+    char path[sizeof(((struct rd_config_err *)0)->field)]; /* dotted path of the value being checked */
+    size_t len;
+};
+
+__attribute__((format(printf, 2, 3))) static size_t path_push(struct ctx *c, const char *fmt, ...)
+{
+    size_t mark = c->len;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(c->path + c->len, sizeof c->path - c->len, fmt, ap);
+    va_end(ap);
+    /* A path longer than the buffer is truncated rather than dropped. */
+    if (n > 0)
+        c->len = c->len + (size_t)n < sizeof c->path ? c->len + (size_t)n : sizeof c->path - 1;
+    return mark;
+}
+
+static void path_pop(struct ctx *c, size_t mark)
+{
+    c->len = mark;
+    c->path[mark] = '\0';
+}
+
+static size_t path_push_key(struct ctx *c, const char *key)
+{
+    return c->len ? path_push(c, ".%s", key) : path_push(c, "%s", key);
+}
+
+/* Records the error at the current path with a message formatted as is.
+ * Returns RD_EINVAL. */
+__attribute__((format(printf, 2, 3))) static int fail_plain(struct ctx *c, const char *fmt, ...)
+{
+    snprintf(c->err->field, sizeof c->err->field, "%s", c->path);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err->message, sizeof c->err->message, fmt, ap);
+    va_end(ap);
+    return RD_EINVAL;
+}
+
+/* Same, with the message prefixed by the path so that it reads on its own:
+ * "rate_limiting.requests_per_minute must be an integer between ...". */
+__attribute__((format(printf, 2, 3))) static int fail(struct ctx *c, const char *fmt, ...)
+{
+    snprintf(c->err->field, sizeof c->err->field, "%s", c->path);
+    int n = snprintf(c->err->message, sizeof c->err->message, "%s ",
+                     c->len ? c->path : "the configuration document");
+    size_t off = n > 0 && (size_t)n < sizeof c->err->message ? (size_t)n : 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err->message + off, sizeof c->err->message - off, fmt, ap);
+    va_end(ap);
+    return RD_EINVAL;
+}
+
+/* Writes "a, b, c" (names of a choices list or of members) into dst. */
+static void join_names(char *dst, size_t cap, const char *const *choices, const struct field *members)
+{
+    size_t off = 0;
+    dst[0] = '\0';
+    for (size_t i = 0;; i++) {
+        const char *name = choices ? choices[i] : members ? members[i].name : NULL;
+        if (name == NULL || off >= cap)
+            break;
+        int n = snprintf(dst + off, cap - off, "%s%s", i ? ", " : "", name);
+        if (n < 0)
+            break;
+        off += (size_t)n;
+    }
+}
+
+static int check_value(struct ctx *c, const struct field *f, struct json_object *v);
+
+static bool int_in_range(const struct field *f, struct json_object *v)
+{
+    /* json-c saturates integers beyond 64 bits at INT64_MIN/MAX, which every
+     * range here excludes, so huge literals are rejected too. */
+    if (!rd_json_is_int(v))
+        return false;
+    int64_t i = json_object_get_int64(v);
+    return i >= f->min && i <= f->max;
+}
+
+static int check_string(struct ctx *c, const struct field *f, struct json_object *v)
+{
+    if (!json_object_is_type(v, json_type_string))
+        return fail(c, "must be a string");
+    const char *s = json_object_get_string(v);
+    size_t len = (size_t)json_object_get_string_len(v);
+    if (memchr(s, '\0', len) != NULL)
+        return fail(c, "must not contain NUL characters");
+    if ((int64_t)len < f->min || (int64_t)len > f->max)
+        return fail(c, "must be a string of %" PRId64 " to %" PRId64 " characters", f->min, f->max);
+    const char *expected = f->check ? f->check(s, len) : NULL;
+    return expected ? fail(c, "%s", expected) : 0;
+}
+
+static int check_enum(struct ctx *c, const struct field *f, struct json_object *v)
+{
+    if (json_object_is_type(v, json_type_string)) {
+        const char *s = json_object_get_string(v);
+        size_t len = (size_t)json_object_get_string_len(v);
+        for (size_t i = 0; f->choices[i]; i++)
+            if (strlen(f->choices[i]) == len && memcmp(f->choices[i], s, len) == 0)
+                return 0;
+    }
+    char names[200];
+    join_names(names, sizeof names, f->choices, NULL);
+    return fail(c, "must be one of: %s", names);
+}
+
+static int check_size(struct ctx *c, const struct field *f, struct json_object *v)
+{
+    uint64_t bytes = 0;
+    bool ok = false;
+    if (rd_json_is_int(v)) {
+        ok = int_in_range(f, v);
+    } else if (json_object_is_type(v, json_type_string)) {
+        const char *s = json_object_get_string(v);
+        ok = strlen(s) == (size_t)json_object_get_string_len(v) && rd_config_parse_size(s, &bytes) == 0 &&
+             bytes >= (uint64_t)f->min && bytes <= (uint64_t)f->max;
+    }
+    if (ok)
+        return 0;
+    return fail(c, "must be a size such as \"10MB\" (units B, KB, MB, GB) or a byte count, from %" PRId64
+                   " to %" PRId64 " bytes",
+                f->min, f->max);
+}
+
+static const struct field *find_member(const struct field *f, const char *key)
+{
+    for (const struct field *m = f->members; m && m->name; m++)
+        if (strcmp(m->name, key) == 0)
+            return m;
+    if (f->key_ok && f->key_ok(key))
+        return f->item;
+    return NULL;
+}
+
+static int unknown_key(struct ctx *c, const struct field *f, const char *key)
+{
+    if (f == &root)
+        return fail_plain(c, "unknown configuration block '%s'", key);
+    char names[160];
+    join_names(names, sizeof names, NULL, f->members);
+    if (f->key_ok)
+        return fail_plain(c, "unknown field '%s': expected %s%s%s", c->path, names, names[0] ? " or " : "",
+                          f->keys_desc);
+    return fail_plain(c, "unknown field '%s': expected one of %s", c->path, names);
+}
+
+static int check_object(struct ctx *c, const struct field *f, struct json_object *v)
+{
+    if (!json_object_is_type(v, json_type_object))
+        return fail(c, "must be an object");
+    if (f->max > 0 && json_object_object_length(v) > f->max)
+        return fail(c, "must have at most %" PRId64 " fields", f->max);
+    struct json_object_iterator it = json_object_iter_begin(v);
+    struct json_object_iterator end = json_object_iter_end(v);
+    for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
+        const char *key = json_object_iter_peek_name(&it);
+        const struct field *m = find_member(f, key);
+        size_t mark = path_push_key(c, key);
+        int rc = m ? check_value(c, m, json_object_iter_peek_value(&it)) : unknown_key(c, f, key);
+        path_pop(c, mark);
+        if (rc != 0)
+            return rc;
+    }
+    for (const struct field *m = f->members; m && m->name; m++) {
+        if (m->required && rd_json_get(v, m->name) == NULL) {
+            size_t mark = path_push_key(c, m->name);
+            int rc = fail(c, "is required");
+            path_pop(c, mark);
+            return rc;
+        }
+    }
+    return f->rule ? f->rule(c, v) : 0;
+}
+
+static int check_array(struct ctx *c, const struct field *f, struct json_object *v)
+{
+    if (!json_object_is_type(v, json_type_array))
+        return fail(c, "must be an array");
+    size_t n = json_object_array_length(v);
+    if (f->max > 0 && n > (size_t)f->max)
+        return fail(c, "must have at most %" PRId64 " entries", f->max);
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *e = json_object_array_get_idx(v, i);
+        size_t mark = path_push(c, "[%zu]", i);
+        int rc = check_value(c, f->item, e);
+        /* Elements are strings once checked; unique arrays are short (max). */
+        for (size_t j = 0; rc == 0 && f->unique && j < i; j++)
+            if (strcmp(json_object_get_string(json_object_array_get_idx(v, j)), json_object_get_string(e)) == 0)
+                rc = fail(c, "repeats \"%s\" (already at index %zu)", json_object_get_string(e), j);
+        path_pop(c, mark);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int check_value(struct ctx *c, const struct field *f, struct json_object *v)
+{
+    switch (f->type) {
+    case T_BOOL:
+        return json_object_is_type(v, json_type_boolean) ? 0 : fail(c, "must be true or false");
+    case T_INT:
+        return int_in_range(f, v) ? 0
+                                  : fail(c, "must be an integer between %" PRId64 " and %" PRId64, f->min, f->max);
+    case T_NUMBER: {
+        double d = rd_json_is_number(v) ? json_object_get_double(v) : 0;
+        /* Written so that NaN (which json-c accepts) fails too. */
+        if (rd_json_is_number(v) && d >= f->dmin && d <= f->dmax)
+            return 0;
+        return fail(c, "must be a number between %g and %g", f->dmin, f->dmax);
+    }
+    case T_STRING: return check_string(c, f, v);
+    case T_ENUM: return check_enum(c, f, v);
+    case T_SIZE: return check_size(c, f, v);
+    case T_OBJECT: return check_object(c, f, v);
+    case T_ARRAY: return check_array(c, f, v);
+    }
+    return fail(c, "has an unsupported schema type"); /* unreachable: the switch is exhaustive */
+}
+
+/* ---- rules a row cannot express ---------------------------------------- */
+
+/* One random draw picks at most one outcome per request, so the
+ * probabilities of the outcomes of a block (its *_rate members) must add up
+ * to at most 1. */
+static int rule_rates_sum(struct ctx *c, struct json_object *obj)
+{
+    double sum = 0;
+    struct json_object_iterator it = json_object_iter_begin(obj);
+    struct json_object_iterator end = json_object_iter_end(obj);
+    for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
+        const char *key = json_object_iter_peek_name(&it);
+        size_t len = strlen(key);
+        if (len > 5 && strcmp(key + len - 5, "_rate") == 0)
+            sum += json_object_get_double(json_object_iter_peek_value(&it));
+    }
+    if (sum > 1 + RATES_EPSILON)
+        return fail(c, "rates must add up to at most 1 (they add up to %g)", sum);
+    return 0;
+}
+
+/* An enabled allowlist with no entries would refuse every client, which is
+ * never what the user meant. */
+static int rule_allowlist(struct ctx *c, struct json_object *obj)
+{
+    const char *mode = rd_json_get_str(obj, "mode");
+    struct json_object *list = rd_json_get(obj, "allowed_ips");
+    if (!rd_json_get_bool(obj, "enabled", true) || mode == NULL || strcmp(mode, "allowlist") != 0)
+        return 0;
+    if (list != NULL && json_object_array_length(list) > 0)
+        return 0;
+    size_t mark = path_push_key(c, "allowed_ips");
+    int rc = fail(c, "must list at least one entry when mode is \"allowlist\" (an empty allowlist blocks every client)");
+    path_pop(c, mark);
+    return rc;
+}
+
+/* "<status>_rate" with a status from 400 to 599, e.g. "429_rate". */
+static bool is_status_rate_key(const char *key)
+{
+    return strlen(key) == 8 && (key[0] == '4' || key[0] == '5') && key[1] >= '0' && key[1] <= '9' &&
+           key[2] >= '0' && key[2] <= '9' && strcmp(key + 3, "_rate") == 0;
+}
+
+/* Model names are free-form ("gpt-3.5-turbo", "anthropic.claude-v2:1") but
+ * printable and bounded, since they end up in error messages and logs. */
+static bool is_model_name(const char *key)
+{
+    size_t len = strlen(key);
+    if (len == 0 || len > 256)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)key[i] < 0x20 || key[i] == 0x7f)
+            return false;
+    return true;
+}
+
+/* RFC 9110 tchar. */
+static bool is_tchar(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+static bool is_token(const char *s, size_t len)
+{
+    if (len == 0 || len > 64)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!is_tchar(s[i]))
+            return false;
+    return true;
+}
+
+/* The proxy writes framing and connection fields itself; a configured
+ * Content-Length or Transfer-Encoding would corrupt the response. */
+static bool is_settable_header(const char *key)
+{
+    size_t len = strlen(key);
+    return is_token(key, len) && !rd_hdr_is_hop_by_hop(key, len) && !rd_hdr_name_eq(key, len, "content-length");
+}
+
+static const char *check_ratelimit_key(const char *s, size_t len)
+{
+    if (strcmp(s, "ip") == 0 || strcmp(s, "global") == 0)
+        return NULL;
+    if (len > 7 && strncmp(s, "header:", 7) == 0 && is_token(s + 7, len - 7))
+        return NULL;
+    return "must be \"ip\", \"global\" or \"header:<name>\" with an HTTP header name";
+}
+
+/* A CR or LF in a configured value would let the configuration inject
+ * header lines into responses. */
+static const char *check_header_value(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (((unsigned char)s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
+            return "must not contain control characters";
+    return NULL;
+}
+
+/* Four dot-separated parts, each "*" or a decimal 0..255 without leading
+ * zeros, at least one "*": "192.168.*.*". */
+static bool is_ipv4_wildcard(const char *s, size_t len)
+{
+    size_t i = 0;
+    bool star = false;
+    for (int part = 0; part < 4; part++) {
+        if (part > 0) {
+            if (i >= len || s[i] != '.')
+                return false;
+            i++;
+        }
+        if (i < len && s[i] == '*') {
+            star = true;
+            i++;
+            continue;
+        }
+        size_t start = i;
+        unsigned val = 0;
+        while (i < len && i - start < 3 && s[i] >= '0' && s[i] <= '9')
+            val = val * 10 + (unsigned)(s[i++] - '0');
+        if (i == start || val > 255 || (s[start] == '0' && i - start > 1))
+            return false;
+    }
+    return star && i == len;
+}
+
+/* Returns the maximum prefix length of the address family of s (32 or 128),
+ * or 0 when s is not an IPv4 or IPv6 address. */
+static int addr_bits(const char *s, size_t len)
+{
+    char buf[INET6_ADDRSTRLEN];
+    unsigned char bin[16];
+    if (len == 0 || len >= sizeof buf)
+        return 0;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    if (inet_pton(AF_INET, buf, bin) == 1)
+        return 32;
+    if (inet_pton(AF_INET6, buf, bin) == 1)
+        return 128;
+    return 0;
+}
+
+static const char *check_ip_pattern(const char *s, size_t len)
+{
+    static const char expected[] = "must be an IPv4 or IPv6 address, a CIDR block such as \"10.0.0.0/8\", "
+                                   "a wildcard pattern such as \"192.168.*.*\", or \"*\"";
+    const char *slash = memchr(s, '/', len);
+    if (len == 1 && s[0] == '*')
+        return NULL;
+    if (slash == NULL)
+        return addr_bits(s, len) || is_ipv4_wildcard(s, len) ? NULL : expected;
+    int bits = addr_bits(s, (size_t)(slash - s));
+    const char *p = slash + 1;
+    size_t plen = len - (size_t)(p - s);
+    if (bits == 0 || plen == 0 || plen > 3 || (p[0] == '0' && plen > 1))
+        return expected;
+    int prefix = 0;
+    for (size_t i = 0; i < plen; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return expected;
+        prefix = prefix * 10 + (p[i] - '0');
+    }
+    if (prefix > bits)
+        return bits == 32 ? "has a CIDR prefix length above 32 for an IPv4 address"
+                          : "has a CIDR prefix length above 128 for an IPv6 address";
+    return NULL;
+}
+
+/* ---- public API -------------------------------------------------------- */
+
+int rd_config_validate(struct json_object *doc, struct rd_config_err *err)
+{
+    struct rd_config_err scratch;
+    struct ctx c = {.err = err ? err : &scratch, .len = 0};
+    c.path[0] = '\0';
+    c.err->field[0] = '\0';
+    c.err->message[0] = '\0';
+    if (doc == NULL || !json_object_is_type(doc, json_type_object))
+        return fail(&c, "must be a JSON object");
+    return check_object(&c, &root, doc);
+}
+
+void rd_limits_default(struct rd_limits *out)
+{
+    for (size_t i = 0; i < sizeof limit_slots / sizeof limit_slots[0]; i++)
+        *(uint64_t *)(void *)((char *)out + limit_slots[i]) = (uint64_t)limits_fields[i].dflt;
+}
+
+/* Tolerates unvalidated documents: a value of the wrong type or out of range
+ * is ignored in favour of the default. */
+void rd_config_limits(struct json_object *doc, struct rd_limits *out)
+{
+    struct json_object *blk = rd_json_get(doc, "limits");
+    rd_limits_default(out);
+    for (size_t i = 0; i < sizeof limit_slots / sizeof limit_slots[0]; i++) {
+        struct json_object *v = rd_json_get(blk, limits_fields[i].name);
+        if (int_in_range(&limits_fields[i], v))
+            *(uint64_t *)(void *)((char *)out + limit_slots[i]) = (uint64_t)json_object_get_int64(v);
+    }
+}
+
+double rd_config_emulator_tps(struct json_object *doc)
+{
+    struct json_object *v = rd_json_get(rd_json_get(doc, "emulator"), "tokens_per_second");
+    if (!rd_json_is_number(v))
+        return 0;
+    double d = json_object_get_double(v);
+    return d >= 0 && d <= EMU_TPS_MAX ? d : 0;
+}
+
+int rd_config_parse_size(const char *s, uint64_t *out)
+{
+    static const struct {
+        const char *unit;
+        uint64_t mult;
+    } units[] = {{"", 1}, {"b", 1}, {"kb", 1024}, {"mb", 1024 * 1024}, {"gb", 1024 * 1024 * 1024}};
+    uint64_t n = 0;
+    bool overflow = false;
+    size_t i = 0;
+    if (s == NULL || strnlen(s, 33) > 32)
+        return RD_EINVAL;
+    for (; s[i] >= '0' && s[i] <= '9'; i++)
+        overflow |= __builtin_mul_overflow(n, 10, &n) || __builtin_add_overflow(n, (uint64_t)(s[i] - '0'), &n);
+    if (i == 0)
+        return RD_EINVAL;
+    for (size_t u = 0; u < sizeof units / sizeof units[0]; u++) {
+        if (strcasecmp(s + i, units[u].unit) != 0)
+            continue;
+        if (overflow || __builtin_mul_overflow(n, units[u].mult, &n))
+            return RD_ETOOBIG;
+        *out = n;
+        return 0;
+    }
+    return RD_EINVAL;
+}

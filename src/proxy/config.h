@@ -1,0 +1,55 @@
+/* A proxy's configuration document: the JSON blocks of the product
+ * description (limits, timeout_config, error_injection, rate_limiting,
+ * ip_filtering, cache_ttl, memory_limits, middleware_pipeline, ...).
+ *
+ * Validation is schema-as-data: one table of known blocks and fields with
+ * types and ranges. Later issues give the blocks behaviour; this module only
+ * checks their shape and extracts what the engine uses today (limits). */
+#ifndef RD_PROXY_CONFIG_H
+#define RD_PROXY_CONFIG_H
+
+#include <json-c/json.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct rd_limits {
+    uint64_t max_body_bytes;      /* default 33554432 (32 MiB) */
+    uint64_t connect_timeout_ms;  /* default 10000 */
+    uint64_t upstream_timeout_ms; /* default 600000 */
+    uint64_t idle_timeout_ms;     /* default 60000 */
+};
+
+struct rd_config_err {
+    char field[128];   /* dotted path of the offending field, "" if none */
+    char message[256]; /* human-readable reason */
+};
+
+/* The defaults above. */
+void rd_limits_default(struct rd_limits *out);
+
+/* Checks doc against the schema: doc must be an object; unknown top-level keys
+ * are rejected naming the key; known blocks must have the right types and
+ * ranges (unknown keys inside a known block are rejected too). Returns 0 or
+ * RD_EINVAL with err filled. doc is borrowed. */
+int rd_config_validate(struct json_object *doc, struct rd_config_err *err);
+
+/* Reads the limits block of a validated doc, with defaults for what is
+ * absent. doc may be NULL (all defaults). */
+void rd_config_limits(struct json_object *doc, struct rd_limits *out);
+
+/* Largest configuration document callers should accept: pass it as max_len to
+ * rd_json_parse before rd_config_validate. */
+#define RD_CONFIG_MAX_DOC_BYTES 65536
+
+/* emulator.tokens_per_second of doc, or 0 (no pacing) when doc is NULL, the
+ * block or field is absent, or the value is not a number in 0..100000.
+ * doc is borrowed. Pure and thread-safe. */
+double rd_config_emulator_tps(struct json_object *doc);
+
+/* Parses a size string: a decimal integer followed by an optional unit B, KB,
+ * MB or GB (case-insensitive, 1024-based, no spaces): "512KB", "10mb", "4096".
+ * Returns 0 with *out set, RD_EINVAL when s is NULL or malformed, RD_ETOOBIG
+ * when the value does not fit in 64 bits; *out is untouched on error. */
+int rd_config_parse_size(const char *s, uint64_t *out);
+
+#endif

@@ -1,0 +1,99 @@
+#include "proxy/snapshot.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/json.h"
+#include "util/mem.h"
+
+struct rd_proxy_snap *rd_proxy_snap_new(const struct rd_proxy_rec *rec, uint64_t header_timeout_ms,
+                                        const char **why)
+{
+    const struct rd_provider *p = rd_provider_find(rec->provider);
+    if (p == NULL) {
+        *why = "unknown provider";
+        return NULL;
+    }
+    struct json_object *cfg = NULL;
+    const char *text = rec->config_json ? rec->config_json : "{}";
+    if (rd_json_parse(text, strlen(text), 1u << 24, &cfg, NULL) != 0)
+        cfg = json_object_new_object();
+    struct rd_proxy_snap *s = rd_calloc(1, sizeof *s);
+    atomic_init(&s->refs, 1);
+    s->id = rec->id;
+    s->name = rd_strdup(rec->name);
+    s->provider = p;
+    const char *up = rec->upstream_url && rec->upstream_url[0] ? rec->upstream_url : p->default_upstream;
+    if (strcmp(up, "emulator") == 0) {
+        s->emulator = true;
+    } else {
+        size_t n = strlen(up);
+        while (n && up[n - 1] == '/')
+            n--;
+        s->upstream_base = rd_strndup(up, n);
+    }
+    s->config = cfg;
+    rd_config_limits(cfg, &s->limits);
+    s->emu_tps = rd_config_emulator_tps(cfg);
+    s->header_timeout_ms = header_timeout_ms;
+    return s;
+}
+
+struct rd_proxy_snap *rd_proxy_snap_ref(struct rd_proxy_snap *s)
+{
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+    return s;
+}
+
+void rd_proxy_snap_unref(struct rd_proxy_snap *s)
+{
+    if (s == NULL || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    free(s->name);
+    free(s->upstream_base);
+    json_object_put(s->config);
+    free(s);
+}
+
+struct rd_proxy_rt *rd_proxy_rt_new(struct rd_proxy_snap *snap)
+{
+    struct rd_proxy_rt *rt = rd_calloc(1, sizeof *rt);
+    atomic_init(&rt->refs, 1);
+    pthread_mutex_init(&rt->mu, NULL);
+    rt->snap = snap;
+    return rt;
+}
+
+struct rd_proxy_rt *rd_proxy_rt_ref(struct rd_proxy_rt *rt)
+{
+    atomic_fetch_add_explicit(&rt->refs, 1, memory_order_relaxed);
+    return rt;
+}
+
+void rd_proxy_rt_unref(struct rd_proxy_rt *rt)
+{
+    if (rt == NULL || atomic_fetch_sub_explicit(&rt->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    rd_proxy_snap_unref(rt->snap);
+    pthread_mutex_destroy(&rt->mu);
+    free(rt);
+}
+
+struct rd_proxy_snap *rd_proxy_rt_acquire(struct rd_proxy_rt *rt)
+{
+    /* The lock makes "load the pointer, take a reference" atomic with
+     * respect to a swap that drops the last reference of the old one. */
+    pthread_mutex_lock(&rt->mu);
+    struct rd_proxy_snap *s = rd_proxy_snap_ref(rt->snap);
+    pthread_mutex_unlock(&rt->mu);
+    return s;
+}
+
+void rd_proxy_rt_swap(struct rd_proxy_rt *rt, struct rd_proxy_snap *snap)
+{
+    pthread_mutex_lock(&rt->mu);
+    struct rd_proxy_snap *old = rt->snap;
+    rt->snap = snap;
+    pthread_mutex_unlock(&rt->mu);
+    rd_proxy_snap_unref(old);
+}

@@ -1,0 +1,54 @@
+/* A proxy's immutable runtime configuration (snapshot) and the shared holder
+ * through which I/O workers read the current one. A configuration change
+ * builds a new snapshot and swaps it in; requests in flight keep the one they
+ * started with (they hold a reference). */
+#ifndef RD_PROXY_SNAPSHOT_H
+#define RD_PROXY_SNAPSHOT_H
+
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "providers/provider.h"
+#include "proxy/config.h"
+#include "store/store.h"
+
+struct rd_proxy_snap {
+    atomic_int refs;
+    int64_t id;
+    char *name;                          /* owned */
+    const struct rd_provider *provider; /* static */
+    bool emulator;                       /* upstream_url == "emulator" */
+    char *upstream_base;                 /* owned; no trailing slash; NULL for the emulator */
+    struct rd_limits limits;
+    double emu_tps;
+    uint64_t header_timeout_ms;
+    struct json_object *config; /* owned, never modified after creation */
+};
+
+/* Builds a snapshot from a record (its config must already be valid).
+ * Returns NULL with *why set if the provider is unknown. refs starts at 1. */
+struct rd_proxy_snap *rd_proxy_snap_new(const struct rd_proxy_rec *rec, uint64_t header_timeout_ms,
+                                        const char **why);
+struct rd_proxy_snap *rd_proxy_snap_ref(struct rd_proxy_snap *s);
+void rd_proxy_snap_unref(struct rd_proxy_snap *s); /* NULL-safe */
+
+/* The holder shared by the control thread and the workers of one proxy. */
+struct rd_proxy_rt {
+    atomic_int refs;
+    pthread_mutex_t mu;
+    struct rd_proxy_snap *snap; /* guarded by mu */
+};
+
+/* Takes ownership of snap. refs starts at 1. */
+struct rd_proxy_rt *rd_proxy_rt_new(struct rd_proxy_snap *snap);
+struct rd_proxy_rt *rd_proxy_rt_ref(struct rd_proxy_rt *rt);
+void rd_proxy_rt_unref(struct rd_proxy_rt *rt);
+/* Any thread: the current snapshot with a reference the caller releases. */
+struct rd_proxy_snap *rd_proxy_rt_acquire(struct rd_proxy_rt *rt);
+/* Installs snap (ownership taken) and releases the previous one. */
+void rd_proxy_rt_swap(struct rd_proxy_rt *rt, struct rd_proxy_snap *snap);
+
+#endif

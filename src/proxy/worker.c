@@ -1,0 +1,248 @@
+#include "proxy/worker.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proxy/forward.h"
+#include "upstream/upstream.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+struct binding {
+    struct binding *next;
+    struct rd_worker *w;
+    int64_t proxy_id;
+    struct rd_proxy_rt *rt;
+    struct rd_http_listener *l;
+    bool stopping;
+    struct rd_stop_op *ops[4]; /* stops waiting on this binding (a graceful one, then maybe a force) */
+    int nops;
+};
+
+struct rd_worker {
+    int index;
+    uv_thread_t thread;
+    uv_loop_t loop;
+    struct rd_mailbox mb;
+    struct rd_upstream_ctx *up;
+    struct binding *bindings;
+    uv_sem_t ready;
+};
+
+struct add_msg {
+    struct rd_mail mail;
+    struct rd_proxy_rt *rt;
+    int64_t proxy_id;
+    int fd;
+};
+
+struct stop_msg {
+    struct rd_mail mail;
+    int64_t proxy_id;
+    enum rd_http_stop_mode mode;
+    uint64_t deadline_ms;
+    struct rd_stop_op *op;
+};
+
+static void op_complete(struct rd_stop_op *op)
+{
+    if (atomic_fetch_sub_explicit(&op->pending, 1, memory_order_acq_rel) == 1)
+        rd_mailbox_post(op->reply_to, &op->mail, op->on_done);
+}
+
+/* ---- listener callbacks (worker loop) ---- */
+
+static void on_limits(void *ud, struct rd_http_limits *out)
+{
+    struct binding *b = ud;
+    struct rd_proxy_snap *s = rd_proxy_rt_acquire(b->rt);
+    out->max_head = RD_HTTP_MAX_HEAD_DEFAULT;
+    out->max_body = s->limits.max_body_bytes;
+    out->header_timeout_ms = s->header_timeout_ms;
+    out->idle_timeout_ms = s->limits.idle_timeout_ms;
+    rd_proxy_snap_unref(s);
+}
+
+static void on_error(void *ud, int status, const char *message, struct rd_buf *body, const char **ctype)
+{
+    struct binding *b = ud;
+    struct rd_proxy_snap *s = rd_proxy_rt_acquire(b->rt);
+    rd_forward_error_body(s, status, message, body);
+    *ctype = "application/json";
+    rd_proxy_snap_unref(s);
+}
+
+static void on_request(struct rd_http_exch *x, void *ud)
+{
+    struct binding *b = ud;
+    struct rd_proxy_snap *s = rd_proxy_rt_acquire(b->rt);
+    rd_forward_start(x, s, b->w->up, &b->w->loop);
+    rd_proxy_snap_unref(s);
+}
+
+static void on_stopped(void *ud)
+{
+    struct binding *b = ud;
+    struct rd_worker *w = b->w;
+    for (struct binding **pp = &w->bindings; *pp; pp = &(*pp)->next) {
+        if (*pp == b) {
+            *pp = b->next;
+            break;
+        }
+    }
+    for (int i = 0; i < b->nops; i++)
+        op_complete(b->ops[i]);
+    rd_proxy_rt_unref(b->rt);
+    free(b);
+}
+
+/* ---- messages ---- */
+
+static void handle_add(struct rd_mail *m, void *ctx)
+{
+    struct rd_worker *w = ctx;
+    struct add_msg *msg = (struct add_msg *)m;
+    struct binding *b = rd_calloc(1, sizeof *b);
+    b->w = w;
+    b->proxy_id = msg->proxy_id;
+    b->rt = msg->rt;
+    struct rd_http_listener_cfg cfg = {.handler = on_request, .limits = on_limits, .error = on_error, .ud = b};
+    if (rd_http_listener_start(&w->loop, msg->fd, &cfg, &b->l) != 0) {
+        rd_error("worker %d: cannot serve proxy %lld", w->index, (long long)msg->proxy_id);
+        rd_proxy_rt_unref(b->rt);
+        free(b);
+    } else {
+        b->next = w->bindings;
+        w->bindings = b;
+    }
+    free(msg);
+}
+
+static void handle_stop(struct rd_mail *m, void *ctx)
+{
+    struct rd_worker *w = ctx;
+    struct stop_msg *msg = (struct stop_msg *)m;
+    /* A forced stop also escalates a graceful one in progress; a graceful
+     * stop targets the binding still accepting. */
+    struct binding *target = NULL;
+    for (struct binding *b = w->bindings; b; b = b->next) {
+        if (b->proxy_id != msg->proxy_id)
+            continue;
+        if (!b->stopping) {
+            target = b;
+            break;
+        }
+        if (msg->mode == RD_HTTP_STOP_FORCE && b->nops < 4) {
+            b->ops[b->nops++] = msg->op;
+            rd_http_listener_stop(b->l, RD_HTTP_STOP_FORCE, 0, on_stopped, b);
+            free(msg);
+            return;
+        }
+    }
+    if (target == NULL) {
+        op_complete(msg->op);
+    } else {
+        target->stopping = true;
+        target->ops[target->nops++] = msg->op;
+        rd_http_listener_stop(target->l, msg->mode, msg->deadline_ms, on_stopped, target);
+    }
+    free(msg);
+}
+
+struct quit_msg {
+    struct rd_mail mail;
+};
+
+static void on_walk_close(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void handle_quit(struct rd_mail *m, void *ctx)
+{
+    struct rd_worker *w = ctx;
+    free(m);
+    /* Whatever is still open is closed now: aborting in-flight exchanges
+     * releases their upstream transfers before curl's multi goes away. */
+    for (struct binding *b = w->bindings; b; b = b->next) {
+        b->stopping = true;
+        rd_http_listener_stop(b->l, RD_HTTP_STOP_FORCE, 0, on_stopped, b);
+    }
+    rd_upstream_ctx_free(w->up);
+    w->up = NULL;
+    rd_mailbox_close(&w->mb);
+}
+
+static void worker_main(void *arg)
+{
+    struct rd_worker *w = arg;
+    uv_loop_init(&w->loop);
+    rd_mailbox_init(&w->loop, &w->mb, w);
+    w->up = rd_upstream_ctx_new(&w->loop);
+    uv_sem_post(&w->ready);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&w->loop) == UV_EBUSY) {
+        uv_walk(&w->loop, on_walk_close, NULL);
+        uv_run(&w->loop, UV_RUN_DEFAULT);
+        (void)uv_loop_close(&w->loop);
+    }
+}
+
+int rd_workers_start(int n, struct rd_worker ***out)
+{
+    struct rd_worker **ws = rd_calloc((size_t)n, sizeof *ws);
+    for (int i = 0; i < n; i++) {
+        struct rd_worker *w = rd_calloc(1, sizeof *w);
+        w->index = i;
+        uv_sem_init(&w->ready, 0);
+        int rc = uv_thread_create(&w->thread, worker_main, w);
+        if (rc != 0) {
+            rd_error("cannot start worker thread: %s", uv_strerror(rc));
+            free(w);
+            rd_workers_join(ws, i);
+            return rc;
+        }
+        uv_sem_wait(&w->ready);
+        ws[i] = w;
+    }
+    *out = ws;
+    return 0;
+}
+
+void rd_workers_join(struct rd_worker **ws, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct quit_msg *m = rd_calloc(1, sizeof *m);
+        rd_mailbox_post(&ws[i]->mb, &m->mail, handle_quit);
+    }
+    for (int i = 0; i < n; i++) {
+        uv_thread_join(&ws[i]->thread);
+        uv_sem_destroy(&ws[i]->ready);
+        free(ws[i]);
+    }
+    free(ws);
+}
+
+void rd_worker_add_listener(struct rd_worker *w, struct rd_proxy_rt *rt, int64_t proxy_id, int fd)
+{
+    struct add_msg *m = rd_calloc(1, sizeof *m);
+    m->rt = rd_proxy_rt_ref(rt);
+    m->proxy_id = proxy_id;
+    m->fd = fd;
+    rd_mailbox_post(&w->mb, &m->mail, handle_add);
+}
+
+void rd_worker_stop_listener(struct rd_worker *w, int64_t proxy_id, enum rd_http_stop_mode mode,
+                             uint64_t deadline_ms, struct rd_stop_op *op)
+{
+    struct stop_msg *m = rd_calloc(1, sizeof *m);
+    m->proxy_id = proxy_id;
+    m->mode = mode;
+    m->deadline_ms = deadline_ms;
+    m->op = op;
+    rd_mailbox_post(&w->mb, &m->mail, handle_stop);
+}

@@ -1,0 +1,43 @@
+/* I/O workers: one thread, one libuv loop and one curl multi each. Every
+ * running proxy has one SO_REUSEPORT listener per worker; the kernel spreads
+ * connections over them. Workers are driven by messages from the control
+ * thread (add/stop listeners) and report completions back through a
+ * control-side mailbox. */
+#ifndef RD_PROXY_WORKER_H
+#define RD_PROXY_WORKER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "http/server.h"
+#include "proxy/snapshot.h"
+#include "util/mailbox.h"
+
+struct rd_worker;
+
+/* Completion shared by the workers taking part in one stop: the last one to
+ * finish posts `mail` to the control mailbox. */
+struct rd_stop_op {
+    struct rd_mail mail; /* must be first: the control callback gets it */
+    atomic_int pending;
+    struct rd_mailbox *reply_to;
+    rd_mail_fn on_done; /* runs on the control loop, owns the op */
+    void *ud;
+};
+
+/* Starts n workers; returns the array (owned). Never fails short of OOM or
+ * thread creation failure (negative code). */
+int rd_workers_start(int n, struct rd_worker ***out);
+/* Tells every worker to exit once its loop is empty, joins and frees them. */
+void rd_workers_join(struct rd_worker **w, int n);
+
+/* Control thread: hands listening socket fd (ownership passes) of proxy rt to
+ * worker w. */
+void rd_worker_add_listener(struct rd_worker *w, struct rd_proxy_rt *rt, int64_t proxy_id, int fd);
+/* Control thread: stops proxy_id's listener on worker w; op->pending must
+ * count w. */
+void rd_worker_stop_listener(struct rd_worker *w, int64_t proxy_id, enum rd_http_stop_mode mode,
+                             uint64_t deadline_ms, struct rd_stop_op *op);
+
+#endif

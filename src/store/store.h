@@ -1,0 +1,97 @@
+/* Persistent state behind one interface (struct rd_store_ops), so the SQLite
+ * default and the later PostgreSQL store are interchangeable. SQL lives only
+ * in the implementations. See docs/store.md.
+ *
+ * Thread rule: a store object is used only by the control thread. Every call
+ * below may block on disk I/O or a database lock (up to the 5 s busy
+ * timeout), so no I/O worker and no libuv loop callback on a worker may call
+ * it; workers ask the control thread (uv_async) and get the result back. */
+#ifndef RD_STORE_STORE_H
+#define RD_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One proxy as persisted. Strings are owned (malloc) unless NULL. */
+struct rd_proxy_rec {
+    int64_t id;
+    char *name;
+    char *provider;
+    int port;             /* 1..65535 */
+    char *bind;           /* listen address, "127.0.0.1" by default */
+    char *upstream_url;   /* NULL means the provider's default upstream */
+    char *description;    /* may be NULL */
+    char *tags_json;      /* JSON array text, "[]" by default */
+    char *model;          /* may be NULL */
+    char *config_json;    /* JSON object text, "{}" by default */
+    char *desired_status; /* "running" or "stopped": what to restore at start-up */
+    char *last_error;     /* may be NULL */
+    int64_t created_at;   /* epoch ms */
+    int64_t updated_at;   /* epoch ms */
+};
+
+struct rd_store;
+
+struct rd_store_ops {
+    const char *name; /* "sqlite" */
+    void (*close)(struct rd_store *s);
+    int (*ping)(struct rd_store *s);
+    int (*proxy_list)(struct rd_store *s, struct rd_proxy_rec **out, size_t *n);
+    int (*proxy_get)(struct rd_store *s, int64_t id, struct rd_proxy_rec *out);
+    int (*proxy_insert)(struct rd_store *s, struct rd_proxy_rec *rec);
+    int (*proxy_update)(struct rd_store *s, const struct rd_proxy_rec *rec);
+    int (*proxy_delete)(struct rd_store *s, int64_t id);
+    int (*schema_version)(struct rd_store *s);
+};
+
+struct rd_store {
+    const struct rd_store_ops *ops;
+    void *impl;
+};
+
+/* Opens the store named by url: "sqlite:///abs/path.db", "sqlite://rel/path.db"
+ * or a plain file path (url is borrowed). Creates the file and its missing
+ * parent directories (0700) if needed, enables WAL and foreign keys, and
+ * applies pending migrations in one transaction each. On success *out is a
+ * store owned by the caller (rd_store_close). On failure *out is untouched,
+ * the return is RD_EINVAL (bad or unsupported URL, e.g. "postgresql://"),
+ * RD_ESTORE (SQLite failure, failed migration, or a database whose schema is
+ * newer than this binary) or -errno (directory creation), and a reason goes
+ * into errbuf when it is non-NULL. The reason never quotes a URL beyond its
+ * scheme, so a password in it is not echoed. Control thread only. */
+int rd_store_open(const char *url, struct rd_store **out, char *errbuf, size_t errlen);
+void rd_store_close(struct rd_store *s); /* NULL-safe */
+
+/* 0 when the database answers a trivial query, else RD_ESTORE. */
+int rd_store_ping(struct rd_store *s);
+/* Highest applied migration version (>= 1 once open), or RD_ESTORE. */
+int rd_store_schema_version(struct rd_store *s);
+
+/* All proxies ordered by id; *out is an array of *n records owned by the
+ * caller (free with rd_proxy_recs_free). */
+int rd_store_proxy_list(struct rd_store *s, struct rd_proxy_rec **out, size_t *n);
+/* Fills *out (owned by the caller) or returns RD_ENOTFOUND. */
+int rd_store_proxy_get(struct rd_store *s, int64_t id, struct rd_proxy_rec *out);
+/* Inserts rec; sets rec->id, created_at and updated_at (created_at passed in
+ * is ignored). NULL bind, tags_json, config_json and desired_status take the
+ * defaults, and rec then receives owned copies of them, so rec matches the
+ * stored row. Returns RD_ECONFLICT when the name or the port is taken
+ * (nothing written), RD_EINVAL for an empty name or provider, a port outside
+ * 1..65535 or a desired_status other than "running"/"stopped", RD_ESTORE on
+ * database failure. */
+int rd_store_proxy_insert(struct rd_store *s, struct rd_proxy_rec *rec);
+/* Replaces every column of the row with id rec->id except created_at
+ * (updated_at is set by the store and not written back: rec is const; read
+ * the row again if needed). NULL defaulted fields take the defaults as on
+ * insert. RD_ENOTFOUND, RD_ECONFLICT, RD_EINVAL, RD_ESTORE as above. */
+int rd_store_proxy_update(struct rd_store *s, const struct rd_proxy_rec *rec);
+/* RD_ENOTFOUND if absent. */
+int rd_store_proxy_delete(struct rd_store *s, int64_t id);
+
+void rd_proxy_rec_free(struct rd_proxy_rec *rec);             /* frees the strings; NULL-safe */
+void rd_proxy_recs_free(struct rd_proxy_rec *recs, size_t n); /* frees each and the array */
+/* Deep copy of src into *dst. dst's previous strings are not freed; free
+ * them first if dst held any. */
+void rd_proxy_rec_copy(struct rd_proxy_rec *dst, const struct rd_proxy_rec *src);
+
+#endif

@@ -1,0 +1,53 @@
+/* Upstream HTTP client: libcurl's multi interface driven by a libuv loop
+ * (curl_multi_socket_action), one context per I/O worker, so connections to
+ * each upstream are pooled and reused per worker (HTTP/2 where curl
+ * negotiates it over TLS). Responses are reported through the source
+ * callbacks (upstream/source.h) as they arrive. */
+#ifndef RD_UPSTREAM_UPSTREAM_H
+#define RD_UPSTREAM_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "http/headers.h"
+#include "upstream/source.h"
+
+struct rd_upstream_ctx;
+struct rd_upstream;
+
+struct rd_upstream_req {
+    const char *method; /* any token; HEAD gets no body back */
+    const char *url;    /* absolute http(s) URL with path and query */
+    const struct rd_hdrs *headers; /* end-to-end headers to send (no Host, no framing) */
+    const char *body;   /* borrowed until on_done or abort; may be NULL */
+    size_t body_len;
+    uint64_t connect_timeout_ms;
+    uint64_t timeout_ms; /* whole transfer */
+};
+
+/* Call once per process before any thread starts (curl_global_init). */
+int rd_upstream_global_init(void);
+void rd_upstream_global_cleanup(void);
+
+/* Creates the context of one loop. Never NULL. */
+struct rd_upstream_ctx *rd_upstream_ctx_new(uv_loop_t *loop);
+/* Aborts what is left and closes the context's handles; memory is released
+ * once the loop has run the close callbacks. */
+void rd_upstream_ctx_free(struct rd_upstream_ctx *ctx);
+
+/* Starts a request. Callbacks fire later on the loop, never inside this
+ * call. The returned handle is valid until on_done has fired or
+ * rd_upstream_abort has been called. */
+struct rd_upstream *rd_upstream_start(struct rd_upstream_ctx *ctx, const struct rd_upstream_req *req,
+                                      const struct rd_source_cbs *cbs, void *ud);
+/* Continues after on_data returned RD_SOURCE_PAUSE. May deliver data
+ * (on_data) before returning. */
+void rd_upstream_resume(struct rd_upstream *u);
+/* Cancels: the upstream connection is closed (an unfinished transfer is
+ * never reused) and no callback fires any more. Must not be called from
+ * inside this request's own callbacks. */
+void rd_upstream_abort(struct rd_upstream *u);
+
+#endif

@@ -1,0 +1,30 @@
+/* Growable byte buffer that always carries a maximum (curl's dynbuf).
+ * The data is kept NUL-terminated for convenience; len excludes the NUL. */
+#ifndef RD_UTIL_BUF_H
+#define RD_UTIL_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+struct rd_buf {
+    char *data;   /* owned; NULL until the first append */
+    size_t len;
+    size_t cap;
+    size_t max;   /* appends that would pass this fail with RD_ETOOBIG */
+};
+
+/* Initialises an empty buffer with the given cap (0 means SIZE_MAX / 2). */
+void rd_buf_init(struct rd_buf *b, size_t max);
+/* Appends n bytes. Returns 0 or RD_ETOOBIG (buffer unchanged). */
+int rd_buf_append(struct rd_buf *b, const void *p, size_t n);
+int rd_buf_appends(struct rd_buf *b, const char *s);
+int rd_buf_printf(struct rd_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Removes the first n bytes (n <= len). */
+void rd_buf_consume(struct rd_buf *b, size_t n);
+void rd_buf_reset(struct rd_buf *b);
+/* Frees the storage; the buffer is empty afterwards and may be reused. NULL-safe. */
+void rd_buf_free(struct rd_buf *b);
+/* Hands the storage to the caller (never NULL) and empties the buffer. */
+char *rd_buf_steal(struct rd_buf *b, size_t *len);
+
+#endif

@@ -1,0 +1,119 @@
+#include "util/json.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/err.h"
+
+int rd_json_parse(const char *s, size_t n, size_t max_len, struct json_object **out, struct rd_json_err *err)
+{
+    *out = NULL;
+    if (n > max_len || n > (size_t)INT32_MAX) {
+        if (err) {
+            err->msg = "document too large";
+            err->pos = 0;
+        }
+        return RD_ETOOBIG;
+    }
+    struct json_tokener *tok = json_tokener_new_ex(RD_JSON_MAX_DEPTH);
+    if (tok == NULL)
+        abort();
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    struct json_object *obj = json_tokener_parse_ex(tok, s, (int)n);
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+    size_t pos = json_tokener_get_parse_end(tok);
+    if (obj == NULL && jerr == json_tokener_continue && n > 0) {
+        /* A bare number or literal needs a terminator to be complete. */
+        obj = json_tokener_parse_ex(tok, "", 1);
+        jerr = json_tokener_get_error(tok);
+        pos = n;
+    }
+    json_tokener_free(tok);
+
+    if (obj == NULL && jerr == json_tokener_continue) {
+        if (err) {
+            err->msg = n == 0 ? "empty document" : "unexpected end of document";
+            err->pos = n;
+        }
+        return RD_EPROTO;
+    }
+    if (jerr != json_tokener_success) {
+        if (err) {
+            err->msg = json_tokener_error_desc(jerr);
+            err->pos = pos;
+        }
+        json_object_put(obj);
+        return RD_EPROTO;
+    }
+    for (size_t i = pos; i < n; i++) {
+        char c = s[i];
+        if (c != ' ' && c != '\t' && c != '\r' && c != '\n') {
+            if (err) {
+                err->msg = "trailing characters after the document";
+                err->pos = i;
+            }
+            json_object_put(obj);
+            return RD_EPROTO;
+        }
+    }
+    *out = obj;
+    return 0;
+}
+
+const char *rd_json_str(struct json_object *obj, size_t *len)
+{
+    size_t l = 0;
+    const char *s =
+        json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &l);
+    if (len)
+        *len = l;
+    return s;
+}
+
+struct json_object *rd_json_get(struct json_object *obj, const char *key)
+{
+    struct json_object *v = NULL;
+    if (obj == NULL || !json_object_is_type(obj, json_type_object))
+        return NULL;
+    if (!json_object_object_get_ex(obj, key, &v))
+        return NULL;
+    return v;
+}
+
+const char *rd_json_get_str(struct json_object *obj, const char *key)
+{
+    struct json_object *v = rd_json_get(obj, key);
+    return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+bool rd_json_get_bool(struct json_object *obj, const char *key, bool dflt)
+{
+    struct json_object *v = rd_json_get(obj, key);
+    return v && json_object_is_type(v, json_type_boolean) ? json_object_get_boolean(v) : dflt;
+}
+
+int64_t rd_json_get_int(struct json_object *obj, const char *key, int64_t dflt)
+{
+    struct json_object *v = rd_json_get(obj, key);
+    return v && json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : dflt;
+}
+
+bool rd_json_is_int(struct json_object *v)
+{
+    return v && json_object_is_type(v, json_type_int);
+}
+
+bool rd_json_is_number(struct json_object *v)
+{
+    return v && (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double));
+}
+
+struct json_object *rd_json_new_str(const char *s)
+{
+    return json_object_new_string(s);
+}
+
+struct json_object *rd_json_new_strn(const char *s, size_t n)
+{
+    return json_object_new_string_len(s, (int)n);
+}

@@ -1,0 +1,501 @@
+/* Store tests against real SQLite files in a fresh temporary directory per
+ * test. A second raw sqlite3 connection checks what actually reached disk. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "store/sqlite_int.h"
+#include "store/store.h"
+#include "util/err.h"
+#include "util/time.h"
+
+struct fix {
+    char dir[64];
+    char db[128];
+};
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static int setup(void **state)
+{
+    struct fix *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/rd-store-XXXXXX");
+    if (mkdtemp(f->dir) == NULL) {
+        free(f);
+        return -1;
+    }
+    snprintf(f->db, sizeof f->db, "%s/rd.db", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fix *f = *state;
+    int rc = nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return rc;
+}
+
+static struct rd_store *open_ok(const char *url)
+{
+    struct rd_store *s = NULL;
+    char err[256] = "";
+    int rc = rd_store_open(url, &s, err, sizeof err);
+    if (rc != 0)
+        fail_msg("rd_store_open(%s): %d %s", url, rc, err);
+    assert_non_null(s);
+    return s;
+}
+
+static sqlite3 *raw_open(const char *path)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    return db;
+}
+
+/* First column of the first row of sql as an int64 (a bound-free test query). */
+static int64_t raw_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static int file_exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+/* A record whose strings all point into static storage (the store only
+ * borrows them, so it is never freed). The defaulted fields are set, so
+ * insert does not allocate into it. */
+static struct rd_proxy_rec mk(char *name, int port)
+{
+    return (struct rd_proxy_rec){.name = name, .provider = "openai", .port = port, .bind = "127.0.0.1",
+                                 .tags_json = "[]", .config_json = "{}", .desired_status = "stopped"};
+}
+
+static void assert_str_or_null(const char *a, const char *b)
+{
+    if (a == NULL || b == NULL)
+        assert_ptr_equal(a, b);
+    else
+        assert_string_equal(a, b);
+}
+
+static void assert_rec_equal(const struct rd_proxy_rec *a, const struct rd_proxy_rec *b)
+{
+    assert_int_equal(a->id, b->id);
+    assert_str_or_null(a->name, b->name);
+    assert_str_or_null(a->provider, b->provider);
+    assert_int_equal(a->port, b->port);
+    assert_str_or_null(a->bind, b->bind);
+    assert_str_or_null(a->upstream_url, b->upstream_url);
+    assert_str_or_null(a->description, b->description);
+    assert_str_or_null(a->tags_json, b->tags_json);
+    assert_str_or_null(a->model, b->model);
+    assert_str_or_null(a->config_json, b->config_json);
+    assert_str_or_null(a->desired_status, b->desired_status);
+    assert_str_or_null(a->last_error, b->last_error);
+    assert_int_equal(a->created_at, b->created_at);
+    assert_int_equal(a->updated_at, b->updated_at);
+}
+
+static size_t count_proxies(struct rd_store *s)
+{
+    struct rd_proxy_rec *recs = NULL;
+    size_t n = 99;
+    assert_int_equal(rd_store_proxy_list(s, &recs, &n), 0);
+    rd_proxy_recs_free(recs, n);
+    return n;
+}
+
+static void test_open_creates_and_migrates(void **state)
+{
+    struct fix *f = *state;
+    char path[192], wal[200];
+    snprintf(path, sizeof path, "%s/a/b/rd.db", f->dir); /* parents missing */
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    struct rd_store *s = open_ok(path);
+    assert_true(file_exists(path));
+    assert_true(file_exists(wal));
+    char dir[192];
+    snprintf(dir, sizeof dir, "%s/a/b", f->dir);
+    struct stat sb;
+    assert_int_equal(stat(dir, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0700);
+    assert_int_equal(rd_store_schema_version(s), 1);
+    assert_int_equal(rd_store_ping(s), 0);
+    assert_string_equal(s->ops->name, "sqlite");
+
+    sqlite3 *db = raw_open(path);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM schema_migrations WHERE version = 1 AND name = '001_init'"),
+                     1);
+    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('proxies', 'settings')"), 2);
+    sqlite3_close(db);
+    rd_store_close(s);
+}
+
+static void test_reopen_is_idempotent(void **state)
+{
+    struct fix *f = *state;
+    struct rd_store *s = open_ok(f->db);
+    struct rd_proxy_rec r = mk("keep", 8001);
+    assert_int_equal(rd_store_proxy_insert(s, &r), 0);
+    rd_store_close(s);
+    sqlite3 *db = raw_open(f->db);
+    int64_t applied = raw_int(db, "SELECT applied_at FROM schema_migrations WHERE version = 1");
+    sqlite3_close(db);
+
+    s = open_ok(f->db);
+    assert_int_equal(rd_store_schema_version(s), 1);
+    struct rd_proxy_rec got = {0};
+    assert_int_equal(rd_store_proxy_get(s, r.id, &got), 0);
+    assert_string_equal(got.name, "keep");
+    rd_proxy_rec_free(&got);
+    rd_store_close(s);
+
+    db = raw_open(f->db);
+    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM schema_migrations"), 1);
+    assert_int_equal(raw_int(db, "SELECT applied_at FROM schema_migrations WHERE version = 1"), applied);
+    sqlite3_close(db);
+}
+
+static void test_round_trip_every_field(void **state)
+{
+    struct fix *f = *state;
+    struct rd_store *s = open_ok(f->db);
+    struct rd_proxy_rec full = {
+        .name = "утка-🦆", .provider = "anthropic", .port = 65535, .bind = "0.0.0.0",
+        .upstream_url = "https://api.example.com/v1", .description = "Größe \"quoted\" 'single' ✓",
+        .tags_json = "[\"a\",\"ü\"]", .model = "claude-3", .config_json = "{\"cache\":{\"ttl\":60}}",
+        .desired_status = "running", .last_error = "boom: ошибка",
+    };
+    struct rd_proxy_rec full_in;
+    rd_proxy_rec_copy(&full_in, &full); /* owned copy the store may update */
+    int64_t before = rd_time_wall_ms();
+    assert_int_equal(rd_store_proxy_insert(s, &full_in), 0);
+    int64_t after = rd_time_wall_ms();
+    assert_true(full_in.id > 0);
+    assert_true(full_in.created_at >= before && full_in.created_at <= after);
+    assert_int_equal(full_in.updated_at, full_in.created_at);
+
+    /* NULL optional fields stay NULL; NULL defaulted fields get the defaults. */
+    struct rd_proxy_rec min;
+    rd_proxy_rec_copy(&min, &(struct rd_proxy_rec){.name = "minimal", .provider = "openai", .port = 1});
+    assert_int_equal(rd_store_proxy_insert(s, &min), 0);
+    assert_string_equal(min.bind, "127.0.0.1");
+    assert_string_equal(min.tags_json, "[]");
+    assert_string_equal(min.config_json, "{}");
+    assert_string_equal(min.desired_status, "stopped");
+
+    struct rd_proxy_rec got = {0};
+    assert_int_equal(rd_store_proxy_get(s, full_in.id, &got), 0);
+    assert_rec_equal(&got, &full_in);
+    assert_string_equal(got.name, "утка-🦆");
+    rd_proxy_rec_free(&got);
+    assert_int_equal(rd_store_proxy_get(s, min.id, &got), 0);
+    assert_rec_equal(&got, &min);
+    assert_null(got.upstream_url);
+    assert_null(got.description);
+    assert_null(got.model);
+    assert_null(got.last_error);
+    rd_proxy_rec_free(&got);
+
+    struct rd_proxy_rec *recs = NULL;
+    size_t n = 0;
+    assert_int_equal(rd_store_proxy_list(s, &recs, &n), 0);
+    assert_int_equal(n, 2);
+    assert_rec_equal(&recs[0], &full_in); /* ordered by id */
+    assert_rec_equal(&recs[1], &min);
+    rd_proxy_recs_free(recs, n);
+
+    /* Update every column, turning optional ones to NULL. */
+    struct rd_proxy_rec upd = {
+        .id = full_in.id, .name = "renamed ✓", .provider = "openai", .port = 9000, .bind = "::1",
+        .tags_json = "[\"z\"]", .config_json = "{\"x\":1}", .desired_status = "stopped",
+    };
+    assert_int_equal(rd_store_proxy_update(s, &upd), 0);
+    assert_int_equal(rd_store_proxy_get(s, full_in.id, &got), 0);
+    upd.created_at = full_in.created_at;
+    assert_true(got.updated_at >= full_in.updated_at && got.updated_at <= rd_time_wall_ms());
+    upd.updated_at = got.updated_at;
+    assert_rec_equal(&got, &upd);
+    rd_proxy_rec_free(&got);
+
+    assert_int_equal(rd_store_proxy_delete(s, full_in.id), 0);
+    assert_int_equal(rd_store_proxy_get(s, full_in.id, &got), RD_ENOTFOUND);
+    assert_int_equal(count_proxies(s), 1);
+    rd_proxy_rec_free(&full_in);
+    rd_proxy_rec_free(&min);
+    rd_store_close(s);
+}
+
+static void test_unique_conflicts(void **state)
+{
+    struct fix *f = *state;
+    struct rd_store *s = open_ok(f->db);
+    struct rd_proxy_rec a = mk("a", 8001), b = mk("b", 8002);
+    assert_int_equal(rd_store_proxy_insert(s, &a), 0);
+    assert_int_equal(rd_store_proxy_insert(s, &b), 0);
+
+    struct rd_proxy_rec dup_name = mk("a", 8003);
+    assert_int_equal(rd_store_proxy_insert(s, &dup_name), RD_ECONFLICT);
+    assert_int_equal(dup_name.id, 0);
+    struct rd_proxy_rec dup_port = mk("c", 8001);
+    assert_int_equal(rd_store_proxy_insert(s, &dup_port), RD_ECONFLICT);
+    assert_int_equal(count_proxies(s), 2);
+
+    /* Update into another proxy's port or name: conflict, row unchanged. */
+    struct rd_proxy_rec mv = b;
+    mv.port = 8001;
+    assert_int_equal(rd_store_proxy_update(s, &mv), RD_ECONFLICT);
+    mv = b;
+    mv.name = "a";
+    assert_int_equal(rd_store_proxy_update(s, &mv), RD_ECONFLICT);
+    struct rd_proxy_rec got = {0};
+    assert_int_equal(rd_store_proxy_get(s, b.id, &got), 0);
+    assert_rec_equal(&got, &b);
+    rd_proxy_rec_free(&got);
+
+    /* Updating a row to its own name and port is not a conflict. */
+    assert_int_equal(rd_store_proxy_update(s, &b), 0);
+    rd_store_close(s);
+}
+
+static void test_missing_ids(void **state)
+{
+    struct fix *f = *state;
+    struct rd_store *s = open_ok(f->db);
+    struct rd_proxy_rec got = {0};
+    assert_int_equal(rd_store_proxy_get(s, 42, &got), RD_ENOTFOUND);
+    assert_null(got.name);
+    assert_int_equal(rd_store_proxy_delete(s, 42), RD_ENOTFOUND);
+    struct rd_proxy_rec r = mk("ghost", 8080);
+    r.id = 42;
+    assert_int_equal(rd_store_proxy_update(s, &r), RD_ENOTFOUND);
+    assert_int_equal(count_proxies(s), 0);
+    rd_store_close(s);
+}
+
+static void test_invalid_records(void **state)
+{
+    struct fix *f = *state;
+    struct rd_store *s = open_ok(f->db);
+    struct rd_proxy_rec r = mk("x", 0);
+    assert_int_equal(rd_store_proxy_insert(s, &r), RD_EINVAL);
+    r.port = 65536;
+    assert_int_equal(rd_store_proxy_insert(s, &r), RD_EINVAL);
+    r = mk(NULL, 80);
+    assert_int_equal(rd_store_proxy_insert(s, &r), RD_EINVAL);
+    r = mk("", 80);
+    assert_int_equal(rd_store_proxy_insert(s, &r), RD_EINVAL);
+    r = mk("x", 80);
+    r.desired_status = "paused";
+    assert_int_equal(rd_store_proxy_insert(s, &r), RD_EINVAL);
+    assert_int_equal(count_proxies(s), 0);
+    rd_store_close(s);
+}
+
+static void test_ids_not_reused(void **state)
+{
+    struct fix *f = *state;
+    struct rd_store *s = open_ok(f->db);
+    struct rd_proxy_rec a = mk("a", 1001), b = mk("b", 1002), c = mk("c", 1003), d = mk("d", 1004);
+    assert_int_equal(rd_store_proxy_insert(s, &a), 0);
+    assert_int_equal(rd_store_proxy_insert(s, &b), 0);
+    assert_int_equal(rd_store_proxy_delete(s, b.id), 0); /* the highest id */
+    assert_int_equal(rd_store_proxy_insert(s, &c), 0);
+    assert_true(c.id > b.id);
+    assert_int_equal(rd_store_proxy_delete(s, c.id), 0);
+    rd_store_close(s);
+    s = open_ok(f->db); /* the sequence survives a restart */
+    assert_int_equal(rd_store_proxy_insert(s, &d), 0);
+    assert_true(d.id > c.id);
+    rd_store_close(s);
+}
+
+static void test_url_forms(void **state)
+{
+    struct fix *f = *state;
+    char url[256], path[256];
+    snprintf(url, sizeof url, "sqlite://%s/abs.db", f->dir); /* dir starts with '/' */
+    assert_int_equal(strncmp(url, "sqlite:///", 10), 0);
+    rd_store_close(open_ok(url));
+    snprintf(path, sizeof path, "%s/abs.db", f->dir);
+    assert_true(file_exists(path));
+
+    char cwd[4096];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(f->dir), 0);
+    rd_store_close(open_ok("sqlite://rel/x.db"));
+    rd_store_close(open_ok("plain.db"));
+    rd_store_close(open_ok("SQLite://upper.db")); /* schemes are case-insensitive */
+    assert_int_equal(chdir(cwd), 0);
+    snprintf(path, sizeof path, "%s/rel/x.db", f->dir);
+    assert_true(file_exists(path));
+    snprintf(path, sizeof path, "%s/plain.db", f->dir);
+    assert_true(file_exists(path));
+    snprintf(path, sizeof path, "%s/upper.db", f->dir);
+    assert_true(file_exists(path));
+
+    struct rd_store *s = NULL;
+    char err[256];
+    assert_int_equal(rd_store_open("postgresql://rd:s3cret@localhost/rd", &s, err, sizeof err), RD_EINVAL);
+    assert_string_equal(err, "unsupported database URL scheme 'postgresql' (PostgreSQL support comes later)");
+    assert_null(strstr(err, "s3cret"));
+    assert_int_equal(rd_store_open("postgres://rd:s3cret@localhost/rd", &s, err, sizeof err), RD_EINVAL);
+    assert_null(strstr(err, "s3cret"));
+    assert_non_null(strstr(err, "'postgres'"));
+    assert_int_equal(rd_store_open("mysql://u:s3cret@h/db", &s, err, sizeof err), RD_EINVAL);
+    assert_non_null(strstr(err, "'mysql'"));
+    assert_null(strstr(err, "s3cret"));
+    assert_int_equal(rd_store_open("", &s, err, sizeof err), RD_EINVAL);
+    assert_string_equal(err, "empty database URL");
+    assert_int_equal(rd_store_open(NULL, &s, err, sizeof err), RD_EINVAL);
+    assert_int_equal(rd_store_open("sqlite://", &s, err, sizeof err), RD_EINVAL);
+    assert_int_equal(rd_store_open("", &s, NULL, 0), RD_EINVAL); /* errbuf is optional */
+    assert_null(s);
+}
+
+static void test_newer_schema_refused(void **state)
+{
+    struct fix *f = *state;
+    rd_store_close(open_ok(f->db));
+    sqlite3 *db = raw_open(f->db);
+    assert_int_equal(sqlite3_exec(db, "INSERT INTO schema_migrations VALUES (999, '999_future', 0)", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    struct rd_store *s = NULL;
+    char err[256] = "";
+    assert_int_equal(rd_store_open(f->db, &s, err, sizeof err), RD_ESTORE);
+    assert_null(s);
+    assert_non_null(strstr(err, "999"));
+    assert_non_null(strstr(err, "newer"));
+}
+
+static void test_not_a_database(void **state)
+{
+    struct fix *f = *state;
+    FILE *fp = fopen(f->db, "w");
+    assert_non_null(fp);
+    assert_true(fputs("this is not an sqlite file, just enough bytes to fill a header page...", fp) >= 0);
+    assert_int_equal(fclose(fp), 0);
+    struct rd_store *s = NULL;
+    char err[256] = "";
+    assert_int_equal(rd_store_open(f->db, &s, err, sizeof err), RD_ESTORE);
+    assert_null(s);
+    assert_non_null(strstr(err, "not a database"));
+}
+
+static void test_migration_failure_rolls_back(void **state)
+{
+    struct fix *f = *state;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+    const struct rd_migration bad[] = {
+        {1, "001_ok", "CREATE TABLE a (x INTEGER);"},
+        {2, "002_bad", "CREATE TABLE b (y INTEGER);\nINSERT INTO nope VALUES (1);"},
+    };
+    char err[256] = "";
+    assert_int_equal(rd_sqlite_migrate(db, bad, 2, err, sizeof err), RD_ESTORE);
+    assert_non_null(strstr(err, "002_bad"));
+    assert_non_null(strstr(err, "no such table: nope"));
+    int v = -1;
+    assert_int_equal(rd_sqlite_read_version(db, &v), 0);
+    assert_int_equal(v, 1);
+    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'a'"), 1);
+    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'b'"), 0);
+    assert_int_not_equal(sqlite3_get_autocommit(db), 0); /* no transaction left open */
+
+    /* Fixed migration applies on the next run; 001 is not re-applied. */
+    const struct rd_migration good[] = {
+        {1, "001_ok", "CREATE TABLE a (x INTEGER);"},
+        {2, "002_fixed", "CREATE TABLE b (y INTEGER);"},
+    };
+    assert_int_equal(rd_sqlite_migrate(db, good, 2, err, sizeof err), 0);
+    assert_int_equal(rd_sqlite_read_version(db, &v), 0);
+    assert_int_equal(v, 2);
+    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM schema_migrations"), 2);
+    assert_int_equal(rd_sqlite_migrate(db, good, 2, err, sizeof err), 0);
+    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM schema_migrations"), 2);
+
+    /* Only 001 known but the database is at 2: refused. */
+    assert_int_equal(rd_sqlite_migrate(db, good, 1, err, sizeof err), RD_ESTORE);
+    assert_non_null(strstr(err, "newer"));
+
+    const struct rd_migration unordered[] = {{2, "002_x", "SELECT 1;"}, {1, "001_y", "SELECT 1;"}};
+    assert_int_equal(rd_sqlite_migrate(db, unordered, 2, err, sizeof err), RD_ESTORE);
+    assert_non_null(strstr(err, "out of order"));
+    sqlite3_close(db);
+}
+
+static void test_rec_copy_is_deep(void **state)
+{
+    (void)state;
+    struct rd_proxy_rec src = {0};
+    rd_proxy_rec_copy(&src, &(struct rd_proxy_rec){.id = 7, .name = "n", .provider = "p", .port = 5,
+                                                    .description = "d", .created_at = 1, .updated_at = 2});
+    struct rd_proxy_rec dst;
+    rd_proxy_rec_copy(&dst, &src);
+    assert_ptr_not_equal(dst.name, src.name);
+    rd_proxy_rec_free(&src);
+    assert_null(src.name);
+    assert_string_equal(dst.name, "n"); /* still valid after src is freed (ASan checks) */
+    assert_string_equal(dst.description, "d");
+    assert_null(dst.model);
+    assert_int_equal(dst.id, 7);
+    assert_int_equal(dst.updated_at, 2);
+    rd_proxy_rec_free(&dst);
+    rd_proxy_rec_free(NULL);
+    rd_proxy_recs_free(NULL, 3);
+    rd_store_close(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_open_creates_and_migrates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_is_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_round_trip_every_field, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unique_conflicts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ids_not_reused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_url_forms, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_failure_rolls_back, setup, teardown),
+        cmocka_unit_test(test_rec_copy_is_deep),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
