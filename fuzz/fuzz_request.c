@@ -9,8 +9,8 @@
  *  - a feed without an event leaves bytes unconsumed, or the loop stalls;
  *  - a finished request breaks an invariant (unterminated strings, a body
  *    over its cap, an unexpected status);
- *  - the three feeding modes disagree on the requests parsed or the error:
- *    parsing must not depend on how the bytes were split. */
+ *  - the three feeding modes disagree on the requests parsed or the error
+ *    status: parsing must not depend on how the bytes were split. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -154,7 +154,10 @@ static struct outcome run(const uint8_t *data, size_t size, enum feed_mode mode,
 
 static bool same(struct outcome a, struct outcome b)
 {
-    return a.digest == b.digest && a.messages == b.messages && a.status == b.status && a.in_message == b.in_message;
+    /* in_message after an error says only whether the failing byte came
+     * before or after the first byte of a method, so it is not compared */
+    return a.digest == b.digest && a.messages == b.messages && a.status == b.status &&
+           (a.status != 0 || a.in_message == b.in_message);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -44,6 +44,8 @@ struct rd_http_parser {
     int err;
     int status;
     const char *errmsg;
+    int pending_status;      /* error found by a callback that has no */
+    const char *pending_msg; /* position; raised in execute(), see defer() */
 };
 
 static struct rd_http_parser *from_ll(llhttp_t *ll)
@@ -63,17 +65,38 @@ static int fail(struct rd_http_parser *p, int status, const char *msg)
     return p->err;
 }
 
-/* Checks the framing bytes (request line, header and trailer lines,
- * chunk-size lines; on_body moves p->scan past body data, so this never sees
- * it): every CR must start a CRLF, every LF must end one, and no line may
- * start with SP or HTAB. In the framing a line that starts with whitespace is
- * always a continuation line (obs-fold), whichever state llhttp thinks it is
- * in: llhttp 8.1 accepts folds, and for "Name:" CRLF SP "value" it even
- * reports "value" as if it were on the first line. */
-static int scan_framing(struct rd_http_parser *p, const char *from, const char *to)
+/* For errors found in callbacks that get no byte position (on_url_complete,
+ * on_headers_complete): the callback pauses llhttp instead, and execute()
+ * first checks the framing up to where llhttp stopped, then raises this.
+ * That keeps errors in byte order whatever the feed split (see scan_to). */
+static int defer(struct rd_http_parser *p, int status, const char *msg)
+{
+    if (p->pending_status == 0) {
+        p->pending_status = status;
+        p->pending_msg = msg;
+    }
+    return -1;
+}
+
+/* Checks the framing bytes from p->scan up to end (request line, header and
+ * trailer lines, chunk-size lines; on_body moves p->scan past body data, so
+ * this never sees it): every CR must start a CRLF, every LF must end one, and
+ * no line may start with SP or HTAB. In the framing a line that starts with
+ * whitespace is always a continuation line (obs-fold), whichever state llhttp
+ * thinks it is in: llhttp 8.1 accepts folds, and for "Name:" CRLF SP "value"
+ * it even reports "value" as if it were on the first line.
+ *
+ * Data callbacks scan up to the end of their span before anything else, and
+ * execute() scans up to llhttp's error position, so errors are found in byte
+ * order: the status does not depend on how the input was split. */
+static int scan_to(struct rd_http_parser *p, const char *end)
 {
     char prev = p->framing_prev;
-    for (const char *s = from; s < to; s++) {
+    const char *from = p->scan;
+    if (end <= from)
+        return 0;
+    p->scan = end;
+    for (const char *s = from; s < end; s++) {
         char c = *s;
         if (prev == '\r' && c != '\n')
             return fail(p, 400, "bare CR in request framing");
@@ -111,9 +134,17 @@ static int on_message_begin(llhttp_t *ll)
     return 0;
 }
 
+/* Data callback for spans we only need to scan (version, chunk extensions). */
+static int on_framing_span(llhttp_t *ll, const char *at, size_t n)
+{
+    return scan_to(from_ll(ll), at + n) < 0 ? HPE_USER : 0;
+}
+
 static int on_url(llhttp_t *ll, const char *at, size_t n)
 {
     struct rd_http_parser *p = from_ll(ll);
+    if (scan_to(p, at + n) < 0)
+        return HPE_USER;
     /* llhttp lets control bytes through in the target; we only accept
      * visible ASCII (RFC 9112 3.2, RFC 3986). */
     for (size_t i = 0; i < n; i++) {
@@ -167,12 +198,12 @@ static int on_url_complete(llhttp_t *ll)
     case HTTP_PATCH:
         break;
     default:
-        fail(p, 501, "method not implemented");
-        return -1;
+        defer(p, 501, "method not implemented");
+        return HPE_PAUSED;
     }
     if (p->acc.len == 0) {
-        fail(p, 400, "empty request target");
-        return -1;
+        defer(p, 400, "empty request target");
+        return HPE_PAUSED;
     }
     r->method = llhttp_method_name((llhttp_method_t)llhttp_get_method(ll));
     r->target = rd_arena_strndup(&r->arena, p->acc.data, p->acc.len);
@@ -198,6 +229,8 @@ static int count_trailer(struct rd_http_parser *p, size_t n)
 static int on_header_field(llhttp_t *ll, const char *at, size_t n)
 {
     struct rd_http_parser *p = from_ll(ll);
+    if (scan_to(p, at + n) < 0)
+        return HPE_USER;
     int rc = count_trailer(p, n);
     return rc ? rc : acc_append(p, at, n);
 }
@@ -221,6 +254,8 @@ static int on_header_field_complete(llhttp_t *ll)
 static int on_header_value(llhttp_t *ll, const char *at, size_t n)
 {
     struct rd_http_parser *p = from_ll(ll);
+    if (scan_to(p, at + n) < 0)
+        return HPE_USER;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)at[i];
         if ((c < 0x20 && c != '\t') || c == 0x7f) {
@@ -272,22 +307,22 @@ static int check_transfer_encoding(struct rd_http_parser *p)
     if (fields == 0 && !(p->ll.flags & F_TRANSFER_ENCODING))
         return 0;
     if (p->ll.http_minor == 0)
-        return fail(p, 400, "Transfer-Encoding in an HTTP/1.0 request");
+        return defer(p, 400, "Transfer-Encoding in an HTTP/1.0 request");
     if (!chunked_last)
-        return fail(p, 400, "Transfer-Encoding without final chunked");
+        return defer(p, 400, "Transfer-Encoding without final chunked");
     if (codings > 1)
-        return fail(p, 501, "unsupported transfer coding");
+        return defer(p, 501, "unsupported transfer coding");
     return 0;
 }
 
 static int check_head(struct rd_http_parser *p)
 {
     if (p->ll.http_major != 1)
-        return fail(p, 505, "HTTP version not supported");
+        return defer(p, 505, "HTTP version not supported");
     if (rd_hdrs_count(&p->req.headers, "host") > 1)
-        return fail(p, 400, "duplicate Host header");
+        return defer(p, 400, "duplicate Host header");
     if (p->ll.flags & F_CONTENT_LENGTH && p->ll.content_length > (uint64_t)INT64_MAX)
-        return fail(p, 413, "request body too large");
+        return defer(p, 413, "request body too large");
     return check_transfer_encoding(p);
 }
 
@@ -296,7 +331,7 @@ static int on_headers_complete(llhttp_t *ll)
     struct rd_http_parser *p = from_ll(ll);
     struct rd_http_request *r = &p->req;
     if (check_head(p) < 0)
-        return -1;
+        return HPE_PAUSED;
     r->version_major = ll->http_major;
     r->version_minor = ll->http_minor;
     r->chunked = (ll->flags & F_CHUNKED) != 0;
@@ -318,7 +353,7 @@ static int on_body(llhttp_t *ll, const char *at, size_t n)
 {
     struct rd_http_parser *p = from_ll(ll);
     /* Framing before body data must end in CRLF; a CR here is bare. */
-    if (scan_framing(p, p->scan, at) < 0)
+    if (scan_to(p, at) < 0)
         return HPE_USER;
     if (p->framing_prev == '\r') {
         fail(p, 400, "bare CR in request framing");
@@ -346,6 +381,9 @@ static const llhttp_settings_t settings = {
     .on_message_begin = on_message_begin,
     .on_url = on_url,
     .on_url_complete = on_url_complete,
+    .on_version = on_framing_span,
+    .on_chunk_extension_name = on_framing_span,
+    .on_chunk_extension_value = on_framing_span,
     .on_header_field = on_header_field,
     .on_header_field_complete = on_header_field_complete,
     .on_header_value = on_header_value,
@@ -377,8 +415,8 @@ static void reset_request(struct rd_http_parser *p)
     p->phase = PH_READ;
     p->in_message = p->head_done = false;
     p->framing_prev = '\0';
-    p->err = p->status = 0;
-    p->errmsg = NULL;
+    p->err = p->status = p->pending_status = 0;
+    p->errmsg = p->pending_msg = NULL;
 }
 
 struct rd_http_parser *rd_http_parser_new(size_t max_head, size_t max_body)
@@ -439,12 +477,20 @@ static int execute(struct rd_http_parser *p, const char *data, size_t n)
     size_t used = n;
     if (e == HPE_PAUSED) {
         used = (size_t)(llhttp_get_error_pos(&p->ll) - data);
+        if (p->pending_status) {
+            if (scan_to(p, data + used) < 0)
+                return p->err;
+            return fail(p, p->pending_status, p->pending_msg);
+        }
     } else if (e != HPE_OK) {
         if (p->phase == PH_ERROR)
             return p->err; /* raised by a callback */
+        const char *pos = llhttp_get_error_pos(&p->ll);
+        if (pos >= p->scan && pos <= data + n && scan_to(p, pos) < 0)
+            return p->err; /* an earlier byte was already wrong */
         return fail_llhttp(p, e, data, n);
     }
-    if (scan_framing(p, p->scan, data + used) < 0)
+    if (scan_to(p, data + used) < 0)
         return p->err;
     return (int)used;
 }

@@ -13,11 +13,17 @@
 #include "util/log.h"
 #include "util/mem.h"
 
+#define EASY_POOL_MAX 256
+
 struct rd_upstream_ctx {
     uv_loop_t *loop;
     CURLM *multi;
     uv_timer_t timer;
     bool closing;
+    /* Finished easy handles, reset and kept for the next request: creating
+     * one costs several allocations (its buffers and state) per request. */
+    CURL *pool[EASY_POOL_MAX];
+    int npool;
 };
 
 struct sock {
@@ -168,6 +174,8 @@ void rd_upstream_ctx_free(struct rd_upstream_ctx *ctx)
     if (ctx == NULL)
         return;
     ctx->closing = true;
+    while (ctx->npool > 0)
+        curl_easy_cleanup(ctx->pool[--ctx->npool]);
     /* Removing idle pooled connections makes curl call socket_cb REMOVE for
      * each, which closes their poll handles. */
     curl_multi_cleanup(ctx->multi);
@@ -274,7 +282,7 @@ struct rd_upstream *rd_upstream_start(struct rd_upstream_ctx *ctx, const struct 
     u->ud = ud;
     rd_arena_init(&u->arena);
     rd_hdrs_init(&u->hdrs, &u->arena);
-    u->easy = curl_easy_init();
+    u->easy = ctx->npool > 0 ? ctx->pool[--ctx->npool] : curl_easy_init();
     if (u->easy == NULL)
         abort();
     CURL *e = u->easy;
@@ -295,7 +303,6 @@ struct rd_upstream *rd_upstream_start(struct rd_upstream_ctx *ctx, const struct 
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL); /* bodies pass through untouched */
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 65536L);
     bool is_head = strcmp(req->method, "HEAD") == 0;
     if (is_head) {
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
@@ -313,8 +320,14 @@ struct rd_upstream *rd_upstream_start(struct rd_upstream_ctx *ctx, const struct 
 
 static void release(struct rd_upstream *u)
 {
-    curl_multi_remove_handle(u->ctx->multi, u->easy);
-    curl_easy_cleanup(u->easy);
+    struct rd_upstream_ctx *ctx = u->ctx;
+    curl_multi_remove_handle(ctx->multi, u->easy);
+    if (ctx->npool < EASY_POOL_MAX && !ctx->closing) {
+        curl_easy_reset(u->easy);
+        ctx->pool[ctx->npool++] = u->easy;
+    } else {
+        curl_easy_cleanup(u->easy);
+    }
     curl_slist_free_all(u->slist);
     rd_hdrs_free(&u->hdrs);
     rd_arena_free(&u->arena);

@@ -341,13 +341,34 @@ describe('configuration documents', () => {
     assert.deepEqual(await getConfig(), before);
   });
 
-  test('the other documented blocks are accepted', async () => {
-    for (const key of ['timeout_config', 'error_injection', 'rate_limiting', 'ip_filtering', 'cache_ttl', 'memory_limits']) {
-      const r = await srv.api('GET', `/api/v1/proxies/${p.id}/config`);
-      const doc = { ...r.json, [key]: {} };
-      const put = await srv.api('PUT', `/api/v1/proxies/${p.id}/config`, doc);
+  test('the blocks of the product description are accepted as written there, and round-trip', async () => {
+    // examples copied from the product description
+    const doc = {
+      timeout_config: { enabled: true, delay_ms: 5000, timeout_rate: 0.1, hang_rate: 0.02 },
+      error_injection: { '400_rate': 0.05, '401_rate': 0.02, '429_rate': 0.15, '500_rate': 0.03, '503_rate': 0.01 },
+      rate_limiting: {
+        requests_per_minute: 60,
+        burst_allowance: 10,
+        rate_limit_response: { status_code: 429, headers: { 'Retry-After': '60', 'X-RateLimit-Remaining': '0' } },
+      },
+      ip_filtering: { mode: 'allowlist', allowed_ips: ['192.168.1.0/24', '10.0.0.0/8', '172.16.0.0/12'], blocked_ips: ['192.168.1.100', '10.0.0.50'] },
+      cache_ttl: {
+        default: 3600,
+        by_model: { 'gpt-4': 7200, 'claude-3-sonnet': 3600, 'gpt-3.5-turbo': 1800 },
+        by_request_type: { completion: 3600, chat: 1800, embedding: 86400 },
+      },
+      memory_limits: { cache_max_size: '1GB', cache_max_entries: 10000, log_buffer_size: '100MB', response_buffer_size: '10MB' },
+    };
+    // on a stopped proxy of its own: later issues give these blocks behaviour
+    const q = await srv.createProxy({ name: 'cfg-blocks', provider: 'openai', upstream_url: 'emulator', start: false });
+    for (const [key, value] of Object.entries(doc)) {
+      const put = await srv.api('PUT', `/api/v1/proxies/${q.id}/config`, { [key]: value });
       assert.equal(put.status, 200, `block ${key}: ${put.status} ${put.text}`);
     }
+    const put = await srv.api('PUT', `/api/v1/proxies/${q.id}/config`, doc);
+    assert.equal(put.status, 200, put.text);
+    const got = (await srv.api('GET', `/api/v1/proxies/${q.id}/config`)).json;
+    for (const key of Object.keys(doc)) assert.deepEqual(got[key], doc[key], `block ${key} did not round-trip`);
   });
 
   test('limits.max_body_bytes applies to the next request on an open connection, without a restart', async () => {

@@ -160,7 +160,8 @@ describe('413: body over limits.max_body_bytes', () => {
 
 describe('400: malformed requests close the connection', () => {
   const cases = [
-    ['garbage request line', 'HELLO THERE\r\n\r\n'],
+    ['a garbled HTTP version', 'GET / HTTX/1.1\r\nHost: x\r\n\r\n'],
+    ['a request line with extra words', 'GET / HTTP/1.1 please\r\nHost: x\r\n\r\n'],
     ['header without a colon', 'GET / HTTP/1.1\r\nHost: x\r\nThis is not a header\r\n\r\n'],
     ['invalid Content-Length', 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n'],
     ['Content-Length and Transfer-Encoding together', 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'],
@@ -185,6 +186,20 @@ describe('400: malformed requests close the connection', () => {
       }
     });
   }
+
+  test('an unknown method is refused (400 or 501) and the connection closed', async () => {
+    const before = up.requests.length;
+    const c = await RawConn.open(limited.port);
+    try {
+      await c.write('HELLO THERE\r\n\r\n');
+      const r = await c.readResponse();
+      assert.ok([400, 501].includes(r.status), `got ${r.status}`);
+      await c.waitClosed(3000);
+      assert.equal(up.requests.length, before);
+    } finally {
+      c.destroy();
+    }
+  });
 
   test('still serving', assertStillServing);
 });

@@ -166,6 +166,23 @@ static void test_chat_shape_and_usage(void **state)
     rd_emu_reply_free(&r);
 }
 
+/* A streamed request and the same plain one share their ids and text. */
+static void test_chat_stream_matches_plain_ids(void **state)
+{
+    (void)state;
+    struct rd_emu_reply s, p;
+    post("/v1/chat/completions", "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", &p);
+    post("/v1/chat/completions",
+         "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":true}", &s);
+    struct json_object *pj = body_json(&p), *sj = sse_json(&s.chunks[0], NULL, NULL);
+    assert_string_equal(rd_json_get_str(pj, "id"), rd_json_get_str(sj, "id"));
+    assert_int_equal(rd_json_get_int(pj, "created", 0), rd_json_get_int(sj, "created", 1));
+    json_object_put(pj);
+    json_object_put(sj);
+    rd_emu_reply_free(&s);
+    rd_emu_reply_free(&p);
+}
+
 static void test_chat_content_parts_and_n(void **state)
 {
     (void)state;
@@ -602,6 +619,8 @@ struct sink {
     const char *offers[64];
     uv_timer_t resume_timer;
     uint64_t t_done;
+    int head_rc;            /* what on_head answers */
+    bool abort_in_head;
     uv_check_t *iter_check; /* counts loop iterations when set */
     unsigned iter;
     unsigned iter_at[64]; /* iteration of each on_data call */
@@ -617,7 +636,9 @@ static int s_head(void *ud, int status, const struct rd_hdrs *h)
     snprintf(s->clen, sizeof s->clen, "%s", v ? v : "");
     v = rd_hdrs_get(h, "Content-Type");
     snprintf(s->ctype, sizeof s->ctype, "%s", v ? v : "");
-    return 0;
+    if (s->abort_in_head)
+        rd_emu_run_abort(s->run);
+    return s->head_rc;
 }
 
 static void s_resume(uv_timer_t *t)
@@ -826,6 +847,22 @@ static void test_run_abort(void **state)
     rd_emu_run_abort(s2.run);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(s2.heads + s2.calls + (size_t)s2.done, 0);
+
+    /* on_head refusing the response ends it with RD_EABORTED, no body. */
+    struct sink s3 = {.loop = &loop, .pause_at = -1, .abort_at = -1, .head_rc = -1};
+    make_stream(&r, 3);
+    run_sink(&s3, &r, 0);
+    assert_int_equal(s3.heads, 1);
+    assert_int_equal(s3.calls, 0);
+    assert_int_equal(s3.done, 1);
+    assert_int_equal(s3.done_err, RD_EABORTED);
+
+    /* Abort from inside on_head: nothing else fires. */
+    struct sink s4 = {.loop = &loop, .pause_at = -1, .abort_at = -1, .abort_in_head = true};
+    make_stream(&r, 3);
+    run_sink(&s4, &r, 0);
+    assert_int_equal(s4.heads, 1);
+    assert_int_equal(s4.calls + (size_t)s4.done, 0);
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
@@ -834,6 +871,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chat_deterministic),
         cmocka_unit_test(test_chat_shape_and_usage),
+        cmocka_unit_test(test_chat_stream_matches_plain_ids),
         cmocka_unit_test(test_chat_content_parts_and_n),
         cmocka_unit_test(test_chat_max_tokens),
         cmocka_unit_test(test_chat_stream),

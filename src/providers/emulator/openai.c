@@ -354,7 +354,8 @@ int rd_emu_openai(const struct rd_emu_dialect *d, const struct rd_emu_request *r
     if (r->json_body) {
         struct rd_json_err jerr;
         const char *body = req->body ? req->body : "";
-        if (rd_json_parse(body, req->body_len, RD_EMU_MAX_BODY, &c.body, &jerr) < 0 ||
+        size_t body_len = req->body ? req->body_len : 0;
+        if (rd_json_parse(body, body_len, RD_EMU_MAX_BODY, &c.body, &jerr) < 0 ||
             !json_object_is_type(c.body, json_type_object)) {
             json_object_put(c.body);
             rd_emu_oai_error(out, 400, NULL, NULL, "%s", PARSE_ERROR);
