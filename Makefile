@@ -11,6 +11,8 @@ OUT      := build/$(BUILD)
 PKGS     := libuv libcurl json-c sqlite3 openssl
 LLHTTP   := /usr/share/llhttp
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+# make V=1 shows full command lines
+Q        := $(if $(V),,@)
 
 WARN     := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes -Werror
 CPPFLAGS := -D_GNU_SOURCE -DRD_VERSION='"$(VERSION)"' -Isrc -I$(OUT)/gen -I/usr/share/include/llhttp \
@@ -51,39 +53,42 @@ endif
 # against it, so each pulls in only the modules it uses.
 $(OUT)/librd.a: $(LIB_OBJS) $(LLHTTP_OBJS)
 	@rm -f $@
-	ar rcs $@ $^
+	$(Q)ar rcs $@ $^
 
 $(OUT)/rubberduck: $(OUT)/obj/src/main.o $(OUT)/librd.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo '  LINK    $@')
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(OUT)/obj/src/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -MMD -MP -c -o $@ $<
+	@$(if $(Q),echo '  CC      $<')
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -MMD -MP -c -o $@ $<
 
 $(OUT)/obj/llhttp/%.o: $(LLHTTP)/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -w -c -o $@ $<
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -w -c -o $@ $<
 
 # Migrations are embedded as C strings, in file-name order.
 $(OUT)/gen/migrations.c: $(MIGRATIONS) scripts/embed-sql.sh
 	@mkdir -p $(dir $@)
-	scripts/embed-sql.sh $(MIGRATIONS) > $@
+	$(Q)scripts/embed-sql.sh $(MIGRATIONS) > $@
 
 $(OUT)/obj/gen/migrations.o: $(OUT)/gen/migrations.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c -o $@ $<
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c -o $@ $<
 
 $(OUT)/tests/%: tests/unit/%.c $(OUT)/librd.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -Wno-missing-prototypes -o $@ $^ $(LDLIBS) -lcmocka
+	@$(if $(Q),echo '  TEST    $@')
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -Wno-missing-prototypes -o $@ $^ $(LDLIBS) -lcmocka
 
 $(OUT)/fuzz-replay/%: fuzz/%.c fuzz/replay_main.c $(OUT)/librd.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -Wno-missing-prototypes -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -Wno-missing-prototypes -o $@ $^ $(LDLIBS)
 
 $(OUT)/fuzzers/%: fuzz/%.c $(OUT)/librd.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -fsanitize=fuzzer $(WARN) -Wno-missing-prototypes -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -fsanitize=fuzzer $(WARN) -Wno-missing-prototypes -o $@ $^ $(LDLIBS)
 
 unit-bins: $(UNIT_BINS)
 fuzz-replay-bins: $(FUZZ_SRCS:fuzz/%.c=$(OUT)/fuzz-replay/%)

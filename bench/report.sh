@@ -77,8 +77,10 @@ Pinning (taskset): the proxy under test on CPU $SCPU, the upstreams on CPU $UCPU
 Notes:
 - Latencies of (a)-(c) come from wrk's latency histogram (bench/chat.lua prints them in done()).
   Every request is the same POST /v1/chat/completions with a ${#CHAT_JSON}-byte JSON response.
-- SSE durations run from the request (sent right after the TCP handshake) to the end of the response;
-  "completed" means status 200, a cleanly terminated body and all $((SSE_EVENTS + 1)) events (the last is [DONE]).
+- The SSE client (bench/sse_client.c) opens the streams as fast as it can, 50 connect() calls per loop turn;
+  a stream's duration runs from its connect() to the end of its response, so a slow accept() or a full
+  listen backlog in the proxy counts. "completed" means status 200, a cleanly terminated body and
+  all $((SSE_EVENTS + 1)) events (the last is [DONE]). The direct row is the floor set by the client and upstream.
   Failures in (d): $(val d.fails). Rubberduck's RSS before the streams: $(val d.rss0) MB.
 - Peak RSS is VmHWM from /proc/PID/status of the proxy process (the nginx worker for nginx), each
   scenario in a freshly started process. Rubberduck's peak RSS after (c): $(val c.rss) MB.

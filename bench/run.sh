@@ -65,6 +65,7 @@ if awk -v l="${LOAD_START%% *}" 'BEGIN { exit !(l > 0.5) }'; then
   note "warning: load average is $LOAD_START; other work on this machine will skew the numbers"
 fi
 mkdir -p "$OUT" "$LOGS"
+rm -f "$LOGS"/*.log "$LOGS"/*.json # only this run's output
 TMP=$(mktemp -d /tmp/rubberduck-bench.XXXXXX)
 chmod 755 "$TMP" # nginx workers may run as another user and need to reach their temp dirs
 PIDS=()

@@ -1,17 +1,19 @@
 /*
  * bench/sse_client.c: the load client of scenario (d) of bench/run.sh.
  *
- * Opens STREAMS connections at once to 127.0.0.1:PORT, sends on each one a streamed chat
- * completion request (POST PATH, "stream":true) and reads the response with llhttp. A stream
- * counts as completed when the status is 200, the response ended cleanly (chunked terminator,
- * Content-Length or EOF as the framing says) and it carried at least EXPECT SSE events (blank-line
- * separated). For each stream it records the time from sending the request (right after the TCP
- * handshake completed) to the end of the response and to the first body byte, and the time the
- * handshake took. Durations start at the request and not at connect() because this one thread
- * issues all STREAMS connect() calls before it can send the first request: counting that loop
- * would add the client's own start-up (tens of ms) to every stream. A slow accept() in the
- * server still counts, as the request waits in the socket until the server reads it; a full
- * listen backlog shows in connect_p99_ms. A stream still open after TIMEOUT_S counts as timed out.
+ * Opens STREAMS connections to 127.0.0.1:PORT as fast as it can (BATCH connect() calls per loop
+ * turn, so that the requests of the first connections go out while later ones are still being
+ * opened), sends on each a streamed chat completion request (POST PATH, "stream":true) and reads
+ * the response with llhttp. A stream counts as completed when the status is 200, the response
+ * ended cleanly (chunked terminator, Content-Length or EOF as the framing says) and it carried at
+ * least EXPECT SSE events (blank-line separated). A stream still open after TIMEOUT_S counts as
+ * timed out.
+ *
+ * Each stream's duration runs from its connect() call to the end of its response: what a client
+ * application sees, including a slow accept() or a full listen backlog in the server (which also
+ * shows separately as connect_p99_ms, the time to the completed TCP handshake). ttfb is the time
+ * from connect() to the first body byte (the first event). The same client run straight against
+ * the upstream gives the floor of these numbers on the machine.
  *
  * Output: one line on stdout,
  *   SSE streams=N completed=N failed=N connect_err=N status_err=N short=N io_err=N timeout=N
@@ -43,7 +45,10 @@ struct stream {
 };
 
 static struct stream *g_streams;
-static int g_n, g_expect, g_open;
+#define BATCH 50
+
+static int g_n, g_expect, g_open, g_next;
+static struct sockaddr_in g_addr;
 static llhttp_settings_t g_settings;
 static char g_request[1024];
 static size_t g_request_len;
@@ -51,7 +56,7 @@ static uv_timer_t g_deadline;
 
 static void on_closed(uv_handle_t *h) {
   (void)h;
-  if (--g_open == 0)
+  if (--g_open == 0 && g_next == g_n && !uv_is_closing((uv_handle_t *)&g_deadline))
     uv_close((uv_handle_t *)&g_deadline, NULL);
 }
 
@@ -133,10 +138,33 @@ static void on_connect(uv_connect_t *req, int status) {
     finish(s, ERR_IO);
 }
 
+/* Idle callback: opens the next BATCH streams; stops itself when all are open. */
+static void open_batch(uv_idle_t *idle) {
+  for (int k = 0; k < BATCH && g_next < g_n; k++) {
+    struct stream *s = &g_streams[g_next++];
+    llhttp_init(&s->parser, HTTP_RESPONSE, &g_settings);
+    s->parser.data = s;
+    s->tcp.data = s;
+    s->connect.data = s;
+    uv_tcp_init(idle->loop, &s->tcp);
+    g_open++;
+    s->t_start = uv_hrtime();
+    if (uv_tcp_connect(&s->connect, &s->tcp, (const struct sockaddr *)&g_addr, on_connect) < 0)
+      finish(s, ERR_CONNECT);
+  }
+  if (g_next == g_n) {
+    uv_idle_stop(idle);
+    uv_close((uv_handle_t *)idle, NULL);
+  }
+}
+
 static void on_deadline(uv_timer_t *t) {
   (void)t;
-  for (int i = 0; i < g_n; i++)
+  for (int i = 0; i < g_next; i++)
     finish(&g_streams[i], ERR_TIMEOUT);
+  for (int i = g_next; i < g_n; i++)
+    g_streams[i].outcome = ERR_TIMEOUT; /* never opened */
+  g_next = g_n;
 }
 
 static int cmp_u64(const void *a, const void *b) {
@@ -168,8 +196,8 @@ static void report(uint64_t t0) {
     struct stream *s = &g_streams[i];
     count[s->outcome]++;
     if (s->outcome == DONE_OK) {
-      dur[ok] = s->t_end - s->t_conn;
-      ttfb[ok] = s->t_first - s->t_conn;
+      dur[ok] = s->t_end - s->t_start;
+      ttfb[ok] = s->t_first - s->t_start;
       conn[ok] = s->t_conn - s->t_start;
       ok++;
     }
@@ -223,23 +251,13 @@ int main(int argc, char **argv) {
   if (g_streams == NULL)
     return 1;
   uv_loop_t *loop = uv_default_loop();
-  struct sockaddr_in addr;
-  uv_ip4_addr("127.0.0.1", (int)port, &addr);
+  uv_ip4_addr("127.0.0.1", (int)port, &g_addr);
   uv_timer_init(loop, &g_deadline);
   uv_timer_start(&g_deadline, on_deadline, (uint64_t)timeout_s * 1000, 0);
   uint64_t t0 = uv_hrtime();
-  for (int i = 0; i < g_n; i++) {
-    struct stream *s = &g_streams[i];
-    llhttp_init(&s->parser, HTTP_RESPONSE, &g_settings);
-    s->parser.data = s;
-    s->tcp.data = s;
-    s->connect.data = s;
-    uv_tcp_init(loop, &s->tcp);
-    g_open++;
-    s->t_start = uv_hrtime();
-    if (uv_tcp_connect(&s->connect, &s->tcp, (const struct sockaddr *)&addr, on_connect) < 0)
-      finish(s, ERR_CONNECT);
-  }
+  uv_idle_t opener;
+  uv_idle_init(loop, &opener);
+  uv_idle_start(&opener, open_batch);
   uv_run(loop, UV_RUN_DEFAULT);
   report(t0);
   free(g_streams);

@@ -204,6 +204,7 @@ static void start_emulator(struct fwd *f, uv_loop_t *loop)
         .headers = &req->headers,
         .body = req->body.data ? req->body.data : "",
         .body_len = req->body.len,
+        .seed = f->snap->emu_seed,
     };
     struct rd_emu_reply reply;
     memset(&reply, 0, sizeof reply);

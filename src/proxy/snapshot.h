@@ -24,6 +24,7 @@ struct rd_proxy_snap {
     char *upstream_base;                 /* owned; no trailing slash; NULL for the emulator */
     struct rd_limits limits;
     double emu_tps;
+    uint64_t emu_seed;
     uint64_t header_timeout_ms;
     struct json_object *config; /* owned, never modified after creation */
 };

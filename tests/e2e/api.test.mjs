@@ -263,6 +263,74 @@ describe('management API', () => {
     await emulatorModels(port);
   });
 
+  test('concurrent creates with one name: exactly one wins, the rest get 409', async () => {
+    const before = (await list()).length;
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () => srv.api('POST', '/api/v1/proxies', { name: 'race-name', provider: 'openai', upstream_url: 'emulator', start: false })),
+    );
+    const codes = results.map((r) => r.status).sort();
+    assert.deepEqual(codes, [201, 409, 409, 409, 409, 409, 409, 409], codes.join(','));
+    assert.equal((await list()).length, before + 1);
+  });
+
+  test('concurrent creates on one port: exactly one wins, the rest get 409', async () => {
+    const port = await freePort();
+    const before = (await list()).length;
+    const results = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => srv.api('POST', '/api/v1/proxies', { name: `race-port-${i}`, provider: 'openai', upstream_url: 'emulator', port })),
+    );
+    const codes = results.map((r) => r.status).sort();
+    assert.deepEqual(codes, [201, 409, 409, 409, 409, 409], codes.join(','));
+    const winner = results.find((r) => r.status === 201).json;
+    assert.equal(winner.status, 'running');
+    assert.equal((await list()).length, before + 1);
+    await emulatorModels(port);
+  });
+
+  test('PATCH upstream_url switches the upstream for the next request', async () => {
+    const port = await freePort();
+    const p = await srv.createProxy({ name: 'switcher', provider: 'openai', upstream_url: `http://127.0.0.1:${await freePort()}`, port });
+    const bad = await httpRequest(`http://127.0.0.1:${port}/v1/models`);
+    assert.equal(bad.status, 502, 'a closed upstream port must give 502');
+    const r = await srv.api('PATCH', `/api/v1/proxies/${p.id}`, { upstream_url: 'emulator' });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.upstream_url, 'emulator');
+    await emulatorModels(port);
+  });
+
+  test('PATCH bind moves the listener to the new address', async () => {
+    const port = await freePort();
+    const p = await srv.createProxy({ name: 'rebind', provider: 'openai', upstream_url: 'emulator', port });
+    const r = await srv.api('PATCH', `/api/v1/proxies/${p.id}`, { bind: '127.0.0.2' });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.bind, '127.0.0.2');
+    assert.equal(r.json.status, 'running');
+    assert.equal(await tryConnect(port, '127.0.0.2'), 'connected');
+    assert.equal(await tryConnect(port, '127.0.0.1'), 'ECONNREFUSED', 'still listening on the old address');
+    const m = await httpRequest(`http://127.0.0.2:${port}/v1/models`);
+    assert.equal(m.status, 200);
+    const bad = await srv.api('PATCH', `/api/v1/proxies/${p.id}`, { bind: 'not an address' });
+    assert.equal(bad.status, 400, bad.text);
+    assert.equal(bad.json?.error?.field, 'bind');
+  });
+
+  test('create, use and delete many proxies in a row (no leaks, no stale listeners)', async () => {
+    const before = (await list()).length;
+    for (let i = 0; i < 15; i++) {
+      const port = await freePort();
+      const p = await srv.createProxy({ name: `churn-${i}`, provider: i % 2 ? 'deepseek' : 'openai', upstream_url: 'emulator', port });
+      const r = await httpRequest(`http://127.0.0.1:${port}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: chatBody(`churn ${i}`),
+      });
+      assert.equal(r.status, 200);
+      assert.equal((await srv.api('DELETE', `/api/v1/proxies/${p.id}`)).status, 204);
+      assert.equal(await tryConnect(port), 'ECONNREFUSED');
+    }
+    assert.equal((await list()).length, before);
+  });
+
   test('stop and start are idempotent-safe and reflected in GET', async () => {
     const port = await freePort();
     const p = await srv.createProxy({ name: 'toggler', provider: 'openai', upstream_url: 'emulator', port });

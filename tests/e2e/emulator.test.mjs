@@ -302,6 +302,51 @@ describe('emulator pacing and the deepseek dialect', () => {
     assert.ok(again.elapsed < expectMs * 0.7, `pacing still on after reset: ${again.elapsed.toFixed(0)} ms`);
   });
 
+  test('a client that aborts a paced stream leaves the proxy healthy', async () => {
+    const port = await freePort();
+    await srv.createProxy({ name: 'abort-me', provider: 'openai', upstream_url: 'emulator', port, config: { emulator: { tokens_per_second: 20 } } });
+    const ai = client(port);
+    for (let k = 0; k < 3; k++) {
+      const ctrl = new AbortController();
+      const stream = await ai.chat.completions.create(
+        { model: MODEL, messages: [{ role: 'user', content: `abort me ${k}` }], stream: true },
+        { signal: ctrl.signal },
+      );
+      let n = 0;
+      let finished = false;
+      // the SDK ends an aborted stream quietly; the point is what the server does with the cut
+      for await (const ch of stream) {
+        if (ch.choices[0]?.delta?.content && ++n === 2) ctrl.abort();
+        if (ch.choices[0]?.finish_reason) finished = true;
+      }
+      assert.equal(n, 2, 'chunks kept coming after the abort');
+      assert.ok(!finished, 'the stream finished before it could be aborted: pacing had no effect');
+    }
+    const r = await ai.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'still there?' }] });
+    assert.ok(r.choices[0].message.content.length > 0);
+  });
+
+  test('20 concurrent streams get complete, identical answers', async () => {
+    const port = await freePort();
+    await srv.createProxy({ name: 'many-streams', provider: 'openai', upstream_url: 'emulator', port });
+    const ai = client(port);
+    const texts = await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        const stream = await ai.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'same for all' }], stream: true });
+        let t = '';
+        let finish = null;
+        for await (const ch of stream) {
+          t += ch.choices[0]?.delta?.content ?? '';
+          finish = ch.choices[0]?.finish_reason ?? finish;
+        }
+        assert.equal(finish, 'stop');
+        return t;
+      }),
+    );
+    assert.ok(texts[0].length > 0);
+    assert.equal(new Set(texts).size, 1, 'the same request must give the same text on every stream');
+  });
+
   test('deepseek provider with the emulator answers chat in the OpenAI dialect', async () => {
     const port = await freePort();
     await srv.createProxy({ name: 'ds', provider: 'deepseek', upstream_url: 'emulator', port });

@@ -110,6 +110,25 @@ describe('stopping a proxy', () => {
     assert.equal(await tryConnect(p.port), 'ECONNREFUSED');
   });
 
+  test('DELETE while a stream is flowing: 204, the port closes, nothing crashes', async () => {
+    const p = await newProxy('deleted-mid-stream');
+    up.route('/stream', reply.sse(Array.from({ length: 6 }, (_, i) => `data: {"i":${i}}`), { intervalMs: 150 }));
+    const c = await RawConn.open(p.port);
+    try {
+      await c.write('GET /stream/1 HTTP/1.1\r\nHost: x\r\n\r\n');
+      await c.waitForText('data: {"i":0}', 5000);
+      const t0 = now();
+      const d = await srv.api('DELETE', `/api/v1/proxies/${p.id}`, undefined, { timeoutMs: 40000 });
+      assert.equal(d.status, 204, d.text);
+      assert.ok(now() - t0 < 5000, `DELETE took ${(now() - t0).toFixed(0)} ms`);
+      assert.equal(await tryConnect(p.port), 'ECONNREFUSED');
+      await c.waitClosed(5000);
+      assert.equal((await srv.api('GET', `/api/v1/proxies/${p.id}`)).status, 404);
+    } finally {
+      c.destroy();
+    }
+  });
+
   test('a stopped proxy starts again and serves', async () => {
     const p = await newProxy('restartable');
     assert.equal((await srv.api('POST', `/api/v1/proxies/${p.id}/stop?mode=force`)).status, 200);

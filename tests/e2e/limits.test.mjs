@@ -274,6 +274,27 @@ describe('timeouts', () => {
     }
   });
 
+  test('a body that trickles in for longer than the header timeout is not cut', async () => {
+    const path = uniq('slow-body');
+    const parts = Array.from({ length: 8 }, (_, i) => `part${i};`);
+    const body = parts.join('');
+    const c = await RawConn.open(idle.port);
+    try {
+      await c.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n`);
+      const t0 = now();
+      for (const p of parts) {
+        await c.write(p);
+        await new Promise((r) => setTimeout(r, (HEADER_TIMEOUT_MS * 1.5) / parts.length));
+      }
+      assert.ok(now() - t0 > HEADER_TIMEOUT_MS, 'the body did not take longer than the header timeout');
+      const r = await c.readResponse();
+      assert.equal(r.status, 200);
+      assert.equal(Buffer.from(jsonOf(r.body).body_b64, 'base64').toString(), body);
+    } finally {
+      c.destroy();
+    }
+  });
+
   test('still serving', assertStillServing);
 });
 

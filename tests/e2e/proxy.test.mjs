@@ -180,6 +180,11 @@ describe('request headers', () => {
     await httpRequest(base + p2, { headers: { 'x-forwarded-for': '203.0.113.7' } });
     const r2 = await up.waitRequest((x) => x.url === p2);
     assert.equal(r2.headers['x-forwarded-for'], '203.0.113.7, 127.0.0.1');
+
+    const p3 = uniq('xff');
+    await httpRequest(base + p3, { headers: ['X-Forwarded-For', '198.51.100.1', 'X-Forwarded-For', '198.51.100.2, 10.0.0.1'] });
+    const r3 = await up.waitRequest((x) => x.url === p3);
+    assert.equal(r3.headers['x-forwarded-for'], '198.51.100.1, 198.51.100.2, 10.0.0.1, 127.0.0.1');
   });
 
   test('hop-by-hop request headers are not forwarded; end-to-end ones are', async () => {
@@ -522,6 +527,59 @@ describe('streaming', () => {
     await up.waitRec(rec, (r) => r.closedEarly, 5000, 'the upstream to see its request closed');
   });
 
+  test('an HTTP/1.0 client gets a length-less stream close-delimited and complete', async () => {
+    const events = Array.from({ length: 3 }, (_, i) => `data: {"old":${i}}`);
+    up.handle(reply.sse(events, { intervalMs: 20 }));
+    const c = await RawConn.open(proxy.port);
+    try {
+      await c.write(`GET ${uniq('http10')} HTTP/1.0\r\n\r\n`);
+      await c.waitClosed(10000);
+      const r = parseResponse(c.buf, false, true);
+      assert.equal(r.status, 200);
+      assert.equal(r.headers['transfer-encoding'], undefined, 'HTTP/1.0 clients do not understand chunked');
+      assert.equal(r.body.toString(), events.map((e) => e + '\n\n').join(''));
+    } finally {
+      c.destroy();
+    }
+  });
+
+  test('one large SSE event (256 KiB) arrives intact', async () => {
+    const big = 'data: ' + JSON.stringify({ blob: crypto.randomBytes(128 * 1024).toString('hex') });
+    up.handle(reply.sse([big, 'data: [DONE]']));
+    const r = await httpRequest(base + uniq('big-event'));
+    assert.equal(r.status, 200);
+    assert.equal(r.body.toString(), big + '\n\n' + 'data: [DONE]\n\n');
+  });
+
+  test('an upstream that dies mid-stream makes the client see a cut stream, not a clean end', async () => {
+    up.handle((req, res) =>
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write('data: {"i":0}\n\n', () => setTimeout(() => req.socket.destroy(), 50));
+      }),
+    );
+    await assert.rejects(
+      () => httpRequest(base + uniq('sse-cut'), { timeoutMs: 10000 }),
+      (e) => !/timed out/.test(e.message),
+      'a stream cut upstream must not be ended cleanly towards the client',
+    );
+    // and through the SDK: an error, not a silently short answer
+    up.handle((req, res) =>
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        const ch = { id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: { role: 'assistant', content: 'part' }, finish_reason: null }] };
+        res.write(`data: ${JSON.stringify(ch)}\n\n`, () => setTimeout(() => req.socket.destroy(), 50));
+      }),
+    );
+    const ai = new OpenAI({ baseURL: `${base}/v1`, apiKey: 'sk-test', maxRetries: 0, timeout: 10000 });
+    const stream = await ai.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'x' }], stream: true });
+    await assert.rejects(async () => {
+      for await (const _ of stream) {
+        /* drain */
+      }
+    }, 'the SDK must raise when the stream is cut');
+  });
+
   test('a slow reader gets a big response intact, and the proxy pauses the upstream instead of buffering it all', async () => {
     const SIZE = 96 * 1024 * 1024;
     const data = prng(7)(SIZE);
@@ -657,6 +715,43 @@ describe('upstream failures', () => {
     assert.ok(took >= 250 && took < 5000, `504 after ${took.toFixed(0)} ms with a 300 ms timeout`);
     const rec = await up.waitRequest((x) => x.url === path);
     await up.waitRec(rec, (x) => x.closedEarly, 5000, 'the timed-out upstream request to be closed');
+  });
+
+  test('in-flight requests keep the configuration they started with', async () => {
+    const port = await freePort();
+    const p = await srv.createProxy({ name: 'snapshot', provider: 'openai', upstream_url: up.url, port, config: { limits: { upstream_timeout_ms: 400 } } });
+    up.route('/snap/hang', reply.hang());
+    up.route('/snap/slow', reply.json({ slow: 'but fine' }, { delayMs: 900 }));
+    // started with a 400 ms timeout: still times out although the timeout is raised meanwhile
+    const t0 = now();
+    const first = httpRequest(`http://127.0.0.1:${port}/snap/hang/1`, { timeoutMs: 10000 });
+    await up.waitRequest((x) => x.url === '/snap/hang/1');
+    await srv.putConfig(p.id, { limits: { upstream_timeout_ms: 60000 } });
+    const r1 = await first;
+    assert.equal(r1.status, 504, 'the in-flight request lost the timeout it started with');
+    assert.ok(now() - t0 < 3000);
+    // started with a 60 s timeout: not cut when the timeout is lowered meanwhile
+    const second = httpRequest(`http://127.0.0.1:${port}/snap/slow/1`, { timeoutMs: 10000 });
+    await up.waitRequest((x) => x.url === '/snap/slow/1');
+    await srv.putConfig(p.id, { limits: { upstream_timeout_ms: 200 } });
+    const r2 = await second;
+    assert.equal(r2.status, 200, 'an in-flight request was cut by a configuration change');
+    assert.deepEqual(jsonOf(r2.body), { slow: 'but fine' });
+    // and the next request uses the new 200 ms timeout
+    const r3 = await httpRequest(`http://127.0.0.1:${port}/snap/slow/2`, { timeoutMs: 10000 });
+    assert.equal(r3.status, 504);
+  });
+
+  test('100 concurrent requests through one proxy all get their own answer', async () => {
+    up.handle(echoBody());
+    const results = await Promise.all(
+      Array.from({ length: 100 }, async (_, i) => {
+        const body = Buffer.from(`{"n":${i},"pad":"${'p'.repeat(i * 37)}"}`);
+        const r = await httpRequest(base + uniq('conc'), { method: 'POST', body, headers: { 'content-length': body.length }, timeoutMs: 20000 });
+        return r.status === 200 && r.body.equals(body);
+      }),
+    );
+    assert.equal(results.filter(Boolean).length, 100);
   });
 
   test('the proxy keeps serving after all of the failures above', async () => {

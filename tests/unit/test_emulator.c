@@ -128,6 +128,41 @@ static void test_chat_deterministic(void **state)
     rd_emu_reply_free(&c);
 }
 
+/* emulator.seed changes the answer, and the same seed gives it again. */
+static void test_chat_seed(void **state)
+{
+    (void)state;
+    struct rd_emu_reply r[3];
+    const uint64_t seeds[3] = {0, 42, 42};
+    for (int i = 0; i < 3; i++) {
+        struct rd_emu_request req = {.method = "POST", .path = "/v1/chat/completions", .query = "",
+                                     .body = CHAT_HELLO, .body_len = strlen(CHAT_HELLO), .seed = seeds[i]};
+        assert_int_equal(rd_emu_openai(&rd_emu_dialect_openai, &req, &r[i]), 0);
+    }
+    struct json_object *j0 = body_json(&r[0]), *j1 = body_json(&r[1]), *j2 = body_json(&r[2]);
+    assert_string_not_equal(path_str(choice0(j0), "message", "content"), path_str(choice0(j1), "message", "content"));
+    assert_string_equal(path_str(choice0(j1), "message", "content"), path_str(choice0(j2), "message", "content"));
+    json_object_put(j0);
+    json_object_put(j1);
+    json_object_put(j2);
+    for (int i = 0; i < 3; i++)
+        rd_emu_reply_free(&r[i]);
+}
+
+/* DeepSeek answers with and without /v1; OpenAI only with it. */
+static void test_deepseek_without_v1(void **state)
+{
+    (void)state;
+    struct rd_emu_reply a, b;
+    const char *body = "{\"model\":\"deepseek-chat\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    call(&rd_emu_dialect_deepseek, "POST", "/chat/completions", body, &a);
+    call(&rd_emu_dialect_openai, "POST", "/chat/completions", body, &b);
+    assert_int_equal(a.status, 200);
+    assert_int_equal(b.status, 404);
+    rd_emu_reply_free(&a);
+    rd_emu_reply_free(&b);
+}
+
 static void test_chat_shape_and_usage(void **state)
 {
     (void)state;
@@ -870,6 +905,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chat_deterministic),
+        cmocka_unit_test(test_chat_seed),
+        cmocka_unit_test(test_deepseek_without_v1),
         cmocka_unit_test(test_chat_shape_and_usage),
         cmocka_unit_test(test_chat_stream_matches_plain_ids),
         cmocka_unit_test(test_chat_content_parts_and_n),

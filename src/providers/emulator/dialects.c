@@ -37,4 +37,5 @@ const struct rd_emu_dialect rd_emu_dialect_deepseek = {
     .default_model = NULL,
     .has_embeddings = false,
     .has_responses = false,
+    .v1_optional = true,
 };

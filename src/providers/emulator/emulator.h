@@ -24,6 +24,7 @@ struct rd_emu_request {
     const struct rd_hdrs *headers;
     const char *body; /* may contain NULs; not NUL-terminated necessarily */
     size_t body_len;
+    uint64_t seed; /* the proxy's emulator.seed: a different seed, different (but stable) answers */
 };
 
 struct rd_emu_chunk {
@@ -49,6 +50,7 @@ struct rd_emu_dialect {
     const char *default_model;  /* used when a request names none */
     bool has_embeddings;        /* false: /v1/embeddings answers 404 */
     bool has_responses;         /* false: /v1/responses answers 404 */
+    bool v1_optional;           /* also serve the routes without the /v1 prefix (DeepSeek) */
 };
 
 /* Builds the answer of an OpenAI-compatible API for req into *out (which the

@@ -235,6 +235,12 @@ static void compute_seed(struct rd_emu_ctx *c)
     struct rd_buf b;
     rd_buf_init(&b, 0);
     int rc = rd_buf_appends(&b, c->req->path) | rd_buf_append(&b, "", 1);
+    if (c->req->seed != 0) {
+        uint8_t le[8];
+        for (int i = 0; i < 8; i++)
+            le[i] = (uint8_t)(c->req->seed >> (8 * i));
+        rc |= rd_buf_append(&b, le, sizeof le);
+    }
     json_object_object_foreach(c->body, key, val)
     {
         if (strcmp(key, "stream") == 0 || strcmp(key, "stream_options") == 0)
@@ -341,6 +347,12 @@ int rd_emu_openai(const struct rd_emu_dialect *d, const struct rd_emu_request *r
     const char *method = req->method ? req->method : "";
     const char *path = req->path ? req->path : "";
     const struct route *r = find_route(d, method, path);
+    char v1path[256];
+    if (r == NULL && d->v1_optional && strncmp(path, "/v1/", 4) != 0 && strlen(path) + 4 < sizeof v1path) {
+        /* DeepSeek's base URL works with and without /v1. */
+        snprintf(v1path, sizeof v1path, "/v1%s", path);
+        r = find_route(d, method, v1path);
+    }
     if (r == NULL) {
         /* OpenAI answers a wrong method on a known path the same way. */
         char *m = printable(method, strlen(method));
