@@ -305,12 +305,14 @@ static void all_stopped(void *ud)
         return;
     uv_close((uv_handle_t *)&app->sigint, on_handle_closed);
     uv_close((uv_handle_t *)&app->sigterm, on_handle_closed);
-    rd_manager_free(&app->manager);
-    /* Remaining loop work (close callbacks) finishes, then uv_run returns. */
+    /* Nothing else keeps the loop alive (the completion mailbox is unref'd):
+     * uv_run returns once pending callbacks ran. */
 }
 
 static void admin_stopped(void *ud)
 {
+    struct app *app = ud;
+    app->admin = NULL; /* the listener frees itself after this */
     all_stopped(ud);
 }
 
@@ -327,7 +329,8 @@ static void on_signal(uv_signal_t *s, int signum)
     } else if (app->signals == 2) {
         rd_warn("%s again: closing every connection now", strsignal(signum));
         app->exit_code = 1;
-        rd_http_listener_stop(app->admin, RD_HTTP_STOP_FORCE, 0, NULL, NULL);
+        if (app->admin)
+            rd_http_listener_stop(app->admin, RD_HTTP_STOP_FORCE, 0, NULL, NULL);
         rd_manager_shutdown(&app->manager, RD_HTTP_STOP_FORCE, 0, NULL, NULL);
     }
 }
@@ -398,6 +401,8 @@ static int serve(int argc, char **argv)
     app->api = (struct rd_api){.manager = &app->manager, .store = app->store, .admin_token = app->token,
                                .header_timeout_ms = app->o.header_timeout_ms};
     if (start_admin(app) != 0) {
+        rd_workers_join(app->workers, app->o.workers);
+        workers_started = false;
         rd_manager_free(&app->manager);
         uv_run(app->loop, UV_RUN_DEFAULT);
         goto out_workers;
@@ -413,6 +418,12 @@ static int serve(int argc, char **argv)
     uv_signal_start(&app->sigterm, on_signal, SIGTERM);
     uv_run(app->loop, UV_RUN_DEFAULT);
     exit_code = app->exit_code;
+    /* Workers first: once joined, nothing can post to the manager's
+     * mailbox any more, so it can be closed. */
+    rd_workers_join(app->workers, app->o.workers);
+    workers_started = false;
+    rd_manager_free(&app->manager);
+    uv_run(app->loop, UV_RUN_DEFAULT);
     rd_info("stopped");
 out_workers:
     if (workers_started)

@@ -66,7 +66,7 @@ static int fail(struct rd_http_parser *p, int status, const char *msg)
 }
 
 /* For errors found in callbacks that get no byte position (on_url_complete,
- * on_headers_complete): the callback pauses llhttp instead, and execute()
+ * on_header_field_complete, on_headers_complete): the callback pauses llhttp instead, and execute()
  * first checks the framing up to where llhttp stopped, then raises this.
  * That keeps errors in byte order whatever the feed split (see scan_to). */
 static int defer(struct rd_http_parser *p, int status, const char *msg)
@@ -86,9 +86,11 @@ static int defer(struct rd_http_parser *p, int status, const char *msg)
  * thinks it is in: llhttp 8.1 accepts folds, and for "Name:" CRLF SP "value"
  * it even reports "value" as if it were on the first line.
  *
- * Data callbacks scan up to the end of their span before anything else, and
- * execute() scans up to llhttp's error position, so errors are found in byte
- * order: the status does not depend on how the input was split. */
+ * It runs once per execute() over what was consumed, and on_body runs it up
+ * to the body data. So that errors come out in byte order whatever the feed
+ * split, a callback about to fail first scans up to its span (span_fail), a
+ * callback without a position defers its error (defer), and execute() scans
+ * up to llhttp's own error position. */
 static int scan_to(struct rd_http_parser *p, const char *end)
 {
     const char *from = p->scan;
@@ -148,12 +150,19 @@ static bool is_tchar(unsigned char c)
     return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
+/* Fails from a data callback whose span is at[0..n): a framing error in
+ * the bytes before takes precedence. Returns the value for llhttp. */
+static int span_fail(struct rd_http_parser *p, const char *at, size_t n, int status, const char *msg)
+{
+    if (scan_to(p, at + n) == 0)
+        fail(p, status, msg);
+    return HPE_USER;
+}
+
 static int acc_append(struct rd_http_parser *p, const char *at, size_t n)
 {
-    if (rd_buf_append(&p->acc, at, n) < 0) {
-        fail(p, 431, "request header fields too large");
-        return HPE_USER;
-    }
+    if (rd_buf_append(&p->acc, at, n) < 0)
+        return span_fail(p, at, n, 431, "request header fields too large");
     return 0;
 }
 
@@ -163,25 +172,15 @@ static int on_message_begin(llhttp_t *ll)
     return 0;
 }
 
-/* Data callback for spans we only need to scan (version, chunk extensions). */
-static int on_framing_span(llhttp_t *ll, const char *at, size_t n)
-{
-    return scan_to(from_ll(ll), at + n) < 0 ? HPE_USER : 0;
-}
-
 static int on_url(llhttp_t *ll, const char *at, size_t n)
 {
     struct rd_http_parser *p = from_ll(ll);
-    if (scan_to(p, at + n) < 0)
-        return HPE_USER;
     /* llhttp lets control bytes through in the target; we only accept
      * visible ASCII (RFC 9112 3.2, RFC 3986). */
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)at[i];
-        if (c <= 0x20 || c >= 0x7f) {
-            fail(p, 400, "invalid character in request target");
-            return HPE_USER;
-        }
+        if (c <= 0x20 || c >= 0x7f)
+            return span_fail(p, at, n, 400, "invalid character in request target");
     }
     return acc_append(p, at, n);
 }
@@ -243,24 +242,20 @@ static int on_url_complete(llhttp_t *ll)
 
 /* Trailer fields are validated like header fields but discarded: letting
  * them into req->headers after the head was inspected invites smuggling. */
-static int count_trailer(struct rd_http_parser *p, size_t n)
+static int count_trailer(struct rd_http_parser *p, const char *at, size_t n)
 {
     if (!p->head_done)
         return 0;
     p->trailer_bytes += n;
-    if (p->trailer_bytes > p->max_head) {
-        fail(p, 431, "trailer fields too large");
-        return HPE_USER;
-    }
+    if (p->trailer_bytes > p->max_head)
+        return span_fail(p, at, n, 431, "trailer fields too large");
     return 0;
 }
 
 static int on_header_field(llhttp_t *ll, const char *at, size_t n)
 {
     struct rd_http_parser *p = from_ll(ll);
-    if (scan_to(p, at + n) < 0)
-        return HPE_USER;
-    int rc = count_trailer(p, n);
+    int rc = count_trailer(p, at, n);
     return rc ? rc : acc_append(p, at, n);
 }
 
@@ -269,13 +264,13 @@ static int on_header_field_complete(llhttp_t *ll)
     struct rd_http_parser *p = from_ll(ll);
     p->name_len = p->acc.len;
     if (p->name_len == 0) {
-        fail(p, 400, "empty header name");
-        return -1;
+        defer(p, 400, "empty header name");
+        return HPE_PAUSED;
     }
     /* llhttp keeps "Name :" as "Name " (RFC 9112 5.1 says reject). */
     if (memchr(p->acc.data, ' ', p->name_len) || memchr(p->acc.data, '\t', p->name_len)) {
-        fail(p, 400, "whitespace between header name and colon");
-        return -1;
+        defer(p, 400, "whitespace between header name and colon");
+        return HPE_PAUSED;
     }
     return 0;
 }
@@ -283,13 +278,9 @@ static int on_header_field_complete(llhttp_t *ll)
 static int on_header_value(llhttp_t *ll, const char *at, size_t n)
 {
     struct rd_http_parser *p = from_ll(ll);
-    if (scan_to(p, at + n) < 0)
-        return HPE_USER;
-    if (has_ctl(at, n)) {
-        fail(p, 400, "invalid character in header value");
-        return HPE_USER;
-    }
-    int rc = count_trailer(p, n);
+    if (has_ctl(at, n))
+        return span_fail(p, at, n, 400, "invalid character in header value");
+    int rc = count_trailer(p, at, n);
     return rc ? rc : acc_append(p, at, n);
 }
 
@@ -407,9 +398,6 @@ static const llhttp_settings_t settings = {
     .on_message_begin = on_message_begin,
     .on_url = on_url,
     .on_url_complete = on_url_complete,
-    .on_version = on_framing_span,
-    .on_chunk_extension_name = on_framing_span,
-    .on_chunk_extension_value = on_framing_span,
     .on_header_field = on_header_field,
     .on_header_field_complete = on_header_field_complete,
     .on_header_value = on_header_value,

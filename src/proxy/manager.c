@@ -81,6 +81,9 @@ int rd_manager_init(struct rd_manager *m, uv_loop_t *loop, struct rd_store *stor
     int rc = rd_mailbox_init(loop, &m->mb, m);
     if (rc < 0)
         return rc;
+    /* Completions only matter while something waits for them (and that
+     * something keeps the loop alive); the mailbox itself must not. */
+    uv_unref((uv_handle_t *)&m->mb.async);
     struct rd_proxy_rec *recs = NULL;
     size_t n = 0;
     rc = rd_store_proxy_list(store, &recs, &n);

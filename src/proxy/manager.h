@@ -58,6 +58,8 @@ int rd_manager_init(struct rd_manager *m, uv_loop_t *loop, struct rd_store *stor
                     int nworkers, uint64_t header_timeout_ms);
 /* Starts the proxies whose desired status is running. */
 void rd_manager_restore(struct rd_manager *m);
+/* Releases everything; call after the workers are joined (no completion can
+ * arrive any more), then run the loop once to finish the close callbacks. */
 void rd_manager_free(struct rd_manager *m);
 
 struct rd_proxy_entry *rd_manager_find(struct rd_manager *m, int64_t id);
