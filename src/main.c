@@ -337,7 +337,7 @@ static void on_signal(uv_signal_t *s, int signum)
 
 static int start_admin(struct app *app)
 {
-    int fd = rd_http_bind(app->o.listen_host, app->o.listen_port, false, 511);
+    int fd = rd_http_bind(app->o.listen_host, app->o.listen_port, false, RD_HTTP_BACKLOG);
     if (fd < 0) {
         rd_error("cannot listen on %s:%d: %s", app->o.listen_host, app->o.listen_port, uv_strerror(fd));
         return fd;

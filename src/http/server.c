@@ -686,7 +686,7 @@ int rd_http_listener_start(uv_loop_t *loop, int fd, const struct rd_http_listene
     if (rc < 0)
         close(fd); /* not owned by the handle yet */
     else
-        rc = uv_listen((uv_stream_t *)&l->tcp, 511, on_connection);
+        rc = uv_listen((uv_stream_t *)&l->tcp, RD_HTTP_BACKLOG, on_connection);
     if (rc < 0) {
         rd_warn("listener start failed: %s", uv_strerror(rc));
         l->done_fired = true;

@@ -21,6 +21,10 @@
  * backpressure; the drain callback fires when it falls below the low mark. */
 #define RD_HTTP_OUT_HIGH (256u * 1024u)
 #define RD_HTTP_OUT_LOW (64u * 1024u)
+/* listen() backlog: bursts of thousands of connects must not overflow it
+ * (a dropped SYN costs the client a 1 s retransmission). The kernel caps it
+ * at net.core.somaxconn. */
+#define RD_HTTP_BACKLOG 4096
 
 struct rd_http_limits {
     size_t max_head;            /* request line + headers; 431 beyond */

@@ -167,7 +167,7 @@ static int bind_all(struct rd_manager *m, const struct rd_proxy_rec *rec, int *f
         return probe;
     close(probe);
     for (int i = 0; i < m->nworkers; i++) {
-        fds[i] = rd_http_bind(rec->bind, rec->port, m->nworkers > 1, 4096);
+        fds[i] = rd_http_bind(rec->bind, rec->port, m->nworkers > 1, RD_HTTP_BACKLOG);
         if (fds[i] < 0) {
             int rc = fds[i];
             for (int j = 0; j < i; j++)
