@@ -233,6 +233,12 @@ static struct rd_proxy_entry *find_or_404(struct rd_api *api, struct rd_http_exc
     return e;
 }
 
+/* What an API call that completes later answers with. */
+enum pending_reply { REPLY_PROXY, REPLY_CONFIG, REPLY_DELETED };
+
+static void update(struct rd_api *api, struct rd_http_exch *x, struct rd_proxy_entry *e, struct rd_proxy_rec *rec,
+                   enum pending_reply reply);
+
 static void send_mgr_err(struct rd_http_exch *x, const struct rd_mgr_err *err)
 {
     rd_api_send_error(x, err->status, err->code, err->field, "%s", err->message);
@@ -311,14 +317,11 @@ static void patch_proxy(struct rd_api *api, struct rd_http_exch *x, const char *
     struct rd_proxy_rec rec;
     rd_proxy_rec_copy(&rec, &e->rec);
     struct field_err fe = {0};
-    struct rd_mgr_err err;
     if (!apply_fields(body, &rec, NULL, &fe))
         rd_api_send_error(x, 400, fe.field && strchr(fe.field, '.') ? "invalid_config" : "invalid_field", fe.field,
                           "%s", fe.message);
-    else if (rd_manager_update(api->manager, e, &rec, &err) != 0)
-        send_mgr_err(x, &err);
     else
-        rd_api_send_json(x, 200, proxy_json(e));
+        update(api, x, e, &rec, REPLY_PROXY);
     rd_proxy_rec_free(&rec);
     json_object_put(body);
 }
@@ -341,7 +344,7 @@ struct pending {
     struct rd_api *api;
     struct rd_http_exch *x;
     int64_t id;
-    bool is_delete;
+    enum pending_reply reply;
 };
 
 static void pending_gone(void *ud)
@@ -357,8 +360,10 @@ static void pending_done(void *ud)
     struct pending *p = ud;
     if (p->x) {
         struct rd_proxy_entry *e = rd_manager_find(p->api->manager, p->id);
-        if (p->is_delete)
+        if (p->reply == REPLY_DELETED)
             rd_api_send_json(p->x, 204, NULL);
+        else if (e && p->reply == REPLY_CONFIG)
+            rd_api_send_json(p->x, 200, parse_or(e->rec.config_json, json_object_new_object()));
         else if (e)
             rd_api_send_json(p->x, 200, proxy_json(e));
         else
@@ -367,15 +372,29 @@ static void pending_done(void *ud)
     free(p);
 }
 
-static struct pending *pending_new(struct rd_api *api, struct rd_http_exch *x, int64_t id, bool is_delete)
+static struct pending *pending_new(struct rd_api *api, struct rd_http_exch *x, int64_t id,
+                                   enum pending_reply reply)
 {
     struct pending *p = rd_calloc(1, sizeof *p);
     p->api = api;
     p->x = x;
     p->id = id;
-    p->is_delete = is_delete;
+    p->reply = reply;
     rd_http_set_callbacks(x, NULL, pending_gone, p);
     return p;
+}
+
+/* Applies rec; the answer comes once the change is in effect. */
+static void update(struct rd_api *api, struct rd_http_exch *x, struct rd_proxy_entry *e, struct rd_proxy_rec *rec,
+                   enum pending_reply reply)
+{
+    struct rd_mgr_err err;
+    struct pending *p = pending_new(api, x, e->rec.id, reply);
+    if (rd_manager_update(api->manager, e, rec, &err, pending_done, p) != 0) {
+        rd_http_set_callbacks(x, NULL, NULL, NULL);
+        free(p);
+        send_mgr_err(x, &err);
+    }
 }
 
 static void stop_proxy(struct rd_api *api, struct rd_http_exch *x, const char *param)
@@ -402,7 +421,7 @@ static void stop_proxy(struct rd_api *api, struct rd_http_exch *x, const char *p
             return;
         }
     }
-    struct pending *p = pending_new(api, x, e->rec.id, false);
+    struct pending *p = pending_new(api, x, e->rec.id, REPLY_PROXY);
     rd_manager_stop(api->manager, e, m, (uint64_t)timeout_s * 1000u, true, pending_done, p);
 }
 
@@ -411,7 +430,7 @@ static void delete_proxy(struct rd_api *api, struct rd_http_exch *x, const char 
     struct rd_proxy_entry *e = find_or_404(api, x, param);
     if (e == NULL)
         return;
-    struct pending *p = pending_new(api, x, e->rec.id, true);
+    struct pending *p = pending_new(api, x, e->rec.id, REPLY_DELETED);
     rd_manager_delete(api->manager, e, pending_done, p);
 }
 
@@ -433,13 +452,10 @@ static void put_config(struct rd_api *api, struct rd_http_exch *x, const char *p
     struct rd_proxy_rec rec;
     rd_proxy_rec_copy(&rec, &e->rec);
     struct field_err fe = {0};
-    struct rd_mgr_err err;
     if (!apply_config(body, &rec, &fe))
         rd_api_send_error(x, 400, "invalid_config", fe.field, "%s", fe.message);
-    else if (rd_manager_update(api->manager, e, &rec, &err) != 0)
-        send_mgr_err(x, &err);
     else
-        rd_api_send_json(x, 200, parse_or(e->rec.config_json, json_object_new_object()));
+        update(api, x, e, &rec, REPLY_CONFIG);
     rd_proxy_rec_free(&rec);
     json_object_put(body);
 }

@@ -63,6 +63,8 @@ struct rd_http_listener {
     enum rd_http_stop_mode mode;
     rd_http_stopped_fn done;
     void *done_ud;
+    rd_http_stopped_fn unlisten;
+    void *unlisten_ud;
 };
 
 struct wreq {
@@ -704,10 +706,21 @@ size_t rd_http_listener_connections(const struct rd_http_listener *l)
     return l->nconns;
 }
 
+void rd_http_listener_on_unlisten(struct rd_http_listener *l, rd_http_stopped_fn fn, void *ud)
+{
+    l->unlisten = fn;
+    l->unlisten_ud = ud;
+}
+
 static void on_listener_handle_closed(uv_handle_t *h)
 {
     struct rd_http_listener *l = h->data;
     l->open_handles--;
+    if (l->unlisten) {
+        rd_http_stopped_fn fn = l->unlisten;
+        l->unlisten = NULL;
+        fn(l->unlisten_ud);
+    }
     listener_maybe_done(l);
 }
 

@@ -80,6 +80,10 @@ enum rd_http_stop_mode {
 void rd_http_listener_stop(struct rd_http_listener *l, enum rd_http_stop_mode mode, uint64_t deadline_ms,
                            rd_http_stopped_fn done, void *ud);
 
+/* Registers fn to fire once the listening socket is closed after a stop
+ * (new connections are refused from then on), before connections drain. */
+void rd_http_listener_on_unlisten(struct rd_http_listener *l, rd_http_stopped_fn fn, void *ud);
+
 /* Number of open connections and of exchanges in progress. */
 size_t rd_http_listener_connections(const struct rd_http_listener *l);
 

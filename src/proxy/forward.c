@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "providers/emulator/emulator.h"
-#include "util/arena.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -18,9 +17,12 @@
 struct fwd {
     struct rd_http_exch *x;
     struct rd_proxy_snap *snap;
-    struct rd_arena arena;
+    /* Header lists reference strings owned elsewhere (the parsed request,
+     * the source's response head, xff/url below), so nothing is copied. */
     struct rd_hdrs req_hdrs;  /* to the upstream */
-    struct rd_hdrs resp_hdrs; /* to the client */
+    struct rd_hdrs resp_hdrs; /* to the client, used during on_head only */
+    struct rd_buf xff;        /* X-Forwarded-For value */
+    struct rd_buf url;
     struct rd_upstream *up;
     struct rd_emu_run *emu;
     bool head_sent;
@@ -31,7 +33,8 @@ static void fwd_free(struct fwd *f)
 {
     rd_hdrs_free(&f->req_hdrs);
     rd_hdrs_free(&f->resp_hdrs);
-    rd_arena_free(&f->arena);
+    rd_buf_free(&f->xff);
+    rd_buf_free(&f->url);
     rd_proxy_snap_unref(f->snap);
     free(f);
 }
@@ -47,7 +50,7 @@ static void respond_error(struct fwd *f, int status, const char *message)
     rd_buf_init(&body, 0);
     rd_forward_error_body(f->snap, status, message, &body);
     struct rd_hdrs h;
-    rd_hdrs_init(&h, &f->arena);
+    rd_hdrs_init(&h, NULL);
     rd_hdrs_add_ref(&h, "Content-Type", "application/json");
     rd_http_respond(f->x, status, &h, body.data, body.len);
     rd_hdrs_free(&h);
@@ -71,7 +74,7 @@ static int on_head(void *ud, int status, const struct rd_hdrs *hdrs)
         }
         if (rd_hdr_is_hop_by_hop(h->name, h->name_len) || rd_hdrs_connection_lists(hdrs, h->name, h->name_len))
             continue;
-        rd_hdrs_add(&f->resp_hdrs, h->name, h->name_len, h->value, h->value_len);
+        rd_hdrs_add_ref(&f->resp_hdrs, h->name, h->value);
     }
     f->head_sent = true;
     if (rd_http_begin(f->x, status, &f->resp_hdrs, content_length) < 0)
@@ -157,40 +160,35 @@ static void build_request_headers(struct fwd *f)
             rd_hdr_name_eq(h->name, h->name_len, "x-forwarded-for") ||
             rd_hdr_name_eq(h->name, h->name_len, "x-forwarded-proto"))
             continue;
-        rd_hdrs_add(&f->req_hdrs, h->name, h->name_len, h->value, h->value_len);
+        rd_hdrs_add_ref(&f->req_hdrs, h->name, h->value);
     }
     /* X-Forwarded-For: every incoming value in order, then this client. */
-    struct rd_buf v;
-    rd_buf_init(&v, 0);
+    struct rd_buf *v = &f->xff;
     for (size_t i = 0; i < in->n; i++) {
         const struct rd_hdr *h = &in->v[i];
         if (rd_hdr_name_eq(h->name, h->name_len, "x-forwarded-for") && h->value_len) {
-            (void)rd_buf_append(&v, h->value, h->value_len);
-            (void)rd_buf_append(&v, ", ", 2);
+            (void)rd_buf_append(v, h->value, h->value_len);
+            (void)rd_buf_append(v, ", ", 2);
         }
     }
-    (void)rd_buf_appends(&v, f->x->client_ip);
-    rd_hdrs_add(&f->req_hdrs, "X-Forwarded-For", 15, v.data, v.len);
-    rd_hdrs_add(&f->req_hdrs, "X-Forwarded-Proto", 17, "http", 4);
-    rd_buf_free(&v);
+    (void)rd_buf_appends(v, f->x->client_ip);
+    rd_hdrs_add_ref(&f->req_hdrs, "X-Forwarded-For", v->data);
+    rd_hdrs_add_ref(&f->req_hdrs, "X-Forwarded-Proto", "http");
 }
 
-static char *build_url(struct fwd *f)
+static const char *build_url(struct fwd *f)
 {
     const struct rd_http_request *req = f->x->req;
-    struct rd_buf u;
-    rd_buf_init(&u, 0);
-    (void)rd_buf_appends(&u, f->snap->upstream_base);
+    struct rd_buf *u = &f->url;
+    (void)rd_buf_appends(u, f->snap->upstream_base);
     if (req->path[0] != '/')
-        (void)rd_buf_append(&u, "/", 1);
-    (void)rd_buf_appends(&u, req->path);
+        (void)rd_buf_append(u, "/", 1);
+    (void)rd_buf_appends(u, req->path);
     if (req->query[0]) {
-        (void)rd_buf_append(&u, "?", 1);
-        (void)rd_buf_appends(&u, req->query);
+        (void)rd_buf_append(u, "?", 1);
+        (void)rd_buf_appends(u, req->query);
     }
-    char *s = rd_arena_strndup(&f->arena, u.data, u.len);
-    rd_buf_free(&u);
-    return s;
+    return u->data;
 }
 
 static void start_emulator(struct fwd *f, uv_loop_t *loop)
@@ -219,9 +217,10 @@ void rd_forward_start(struct rd_http_exch *x, struct rd_proxy_snap *snap, struct
     struct fwd *f = rd_calloc(1, sizeof *f);
     f->x = x;
     f->snap = rd_proxy_snap_ref(snap);
-    rd_arena_init(&f->arena);
-    rd_hdrs_init(&f->req_hdrs, &f->arena);
-    rd_hdrs_init(&f->resp_hdrs, &f->arena);
+    rd_hdrs_init(&f->req_hdrs, NULL);
+    rd_hdrs_init(&f->resp_hdrs, NULL);
+    rd_buf_init(&f->xff, 0);
+    rd_buf_init(&f->url, 0);
     rd_http_set_callbacks(x, on_drain, on_gone, f);
     if (snap->emulator) {
         start_emulator(f, loop);

@@ -280,6 +280,7 @@ struct stop_ctx {
     struct rd_proxy_entry *e;
     bool persist;
     bool primary; /* the stop that owns the entry's transition */
+    bool restart; /* a move: start again on the new address once unlistened */
 };
 
 static void run_waiters(struct rd_proxy_entry *e)
@@ -307,7 +308,12 @@ static void on_stop_done(struct rd_mail *mail, void *ctx)
             e->rec.desired_status = rd_strdup("stopped");
             persist(m, e);
         }
-        rd_info("proxy %s stopped", e->rec.name);
+        if (sc->restart && !e->deleting) {
+            struct rd_mgr_err ignored;
+            (void)start_entry(m, e, &ignored);
+        } else {
+            rd_info("proxy %s stopped", e->rec.name);
+        }
         run_waiters(e);
     }
     free(sc);
@@ -325,18 +331,19 @@ static void add_waiter(struct rd_proxy_entry *e, rd_manager_done_fn done, void *
 }
 
 static void send_stop(struct rd_manager *m, struct rd_proxy_entry *e, enum rd_http_stop_mode mode, uint64_t timeout_ms,
-                      bool persist_state, bool primary)
+                      bool persist_state, bool primary, bool restart)
 {
     struct stop_ctx *sc = rd_calloc(1, sizeof *sc);
     sc->m = m;
     sc->e = e;
     sc->persist = persist_state;
     sc->primary = primary;
+    sc->restart = restart;
     atomic_init(&sc->op.pending, m->nworkers);
     sc->op.reply_to = &m->mb;
     sc->op.on_done = on_stop_done;
     for (int i = 0; i < m->nworkers; i++)
-        rd_worker_stop_listener(m->workers[i], e->rec.id, mode, timeout_ms, &sc->op);
+        rd_worker_stop_listener(m->workers[i], e->rec.id, mode, timeout_ms, restart, &sc->op);
 }
 
 struct later {
@@ -376,7 +383,7 @@ void rd_manager_stop(struct rd_manager *m, struct rd_proxy_entry *e, enum rd_htt
     if (e->status == RD_PROXY_STOPPING) {
         add_waiter(e, done, ud);
         if (mode == RD_HTTP_STOP_FORCE)
-            send_stop(m, e, RD_HTTP_STOP_FORCE, 0, false, false);
+            send_stop(m, e, RD_HTTP_STOP_FORCE, 0, false, false, false);
         return;
     }
     if (e->status != RD_PROXY_RUNNING) {
@@ -393,13 +400,13 @@ void rd_manager_stop(struct rd_manager *m, struct rd_proxy_entry *e, enum rd_htt
     }
     e->status = RD_PROXY_STOPPING;
     add_waiter(e, done, ud);
-    send_stop(m, e, mode, timeout_ms, persist_state, true);
+    send_stop(m, e, mode, timeout_ms, persist_state, true, false);
 }
 
 /* ---- update ---- */
 
 int rd_manager_update(struct rd_manager *m, struct rd_proxy_entry *e, struct rd_proxy_rec *rec,
-                      struct rd_mgr_err *err)
+                      struct rd_mgr_err *err, rd_manager_done_fn done, void *ud)
 {
     if (find_name(m, rec->name, e)) {
         set_err(err, 409, "conflict", "name", "a proxy named '%s' already exists", rec->name);
@@ -439,26 +446,22 @@ int rd_manager_update(struct rd_manager *m, struct rd_proxy_entry *e, struct rd_
         /* A proxy that failed to bind gets another chance on its new address. */
         struct rd_mgr_err ignored;
         e->status = RD_PROXY_STOPPED;
-        if (strcmp(e->rec.desired_status, "running") == 0 || e->rec.last_error)
-            (void)start_entry(m, e, &ignored);
-        return 0;
-    }
-    if (e->status != RD_PROXY_RUNNING)
-        return 0;
-    if (moved) {
-        /* Old listeners close (their in-flight requests finish), new ones open. */
-        send_stop(m, e, RD_HTTP_STOP_GRACEFUL, 30000, false, false);
-        rd_proxy_rt_unref(e->rt);
-        e->rt = NULL;
-        e->status = RD_PROXY_STOPPED;
-        struct rd_mgr_err ignored;
         (void)start_entry(m, e, &ignored);
+    } else if (e->status == RD_PROXY_RUNNING && moved) {
+        /* The old listeners close first (their in-flight requests finish on
+         * their own), then the new ones open; the caller hears back once the
+         * proxy listens on its new address only. */
+        e->status = RD_PROXY_STOPPING;
+        add_waiter(e, done, ud);
+        send_stop(m, e, RD_HTTP_STOP_GRACEFUL, 30000, false, true, true);
         return 0;
+    } else if (e->status == RD_PROXY_RUNNING) {
+        const char *why = NULL;
+        struct rd_proxy_snap *snap = rd_proxy_snap_new(&e->rec, m->header_timeout_ms, &why);
+        if (snap)
+            rd_proxy_rt_swap(e->rt, snap);
     }
-    const char *why = NULL;
-    struct rd_proxy_snap *snap = rd_proxy_snap_new(&e->rec, m->header_timeout_ms, &why);
-    if (snap)
-        rd_proxy_rt_swap(e->rt, snap);
+    call_later(m, done, ud);
     return 0;
 }
 

@@ -80,10 +80,13 @@ int rd_manager_start(struct rd_manager *m, struct rd_proxy_entry *e, struct rd_m
  * stopped state as the one to restore at start-up. */
 void rd_manager_stop(struct rd_manager *m, struct rd_proxy_entry *e, enum rd_http_stop_mode mode,
                      uint64_t timeout_ms, bool persist, rd_manager_done_fn done, void *ud);
-/* Replaces the proxy's fields with rec (taken over). A changed port or bind
- * moves the listener; any other change swaps the snapshot live. */
+/* Replaces the proxy's fields with rec (taken over on success). A changed
+ * port or bind moves the listener; any other change swaps the snapshot live.
+ * Returns a negative code with err filled (done never fires), or 0: done
+ * fires on a later loop turn, once a moved proxy listens on its new address
+ * only. */
 int rd_manager_update(struct rd_manager *m, struct rd_proxy_entry *e, struct rd_proxy_rec *rec,
-                      struct rd_mgr_err *err);
+                      struct rd_mgr_err *err, rd_manager_done_fn done, void *ud);
 /* Force-stops and deletes; done fires when gone (e is invalid then). */
 void rd_manager_delete(struct rd_manager *m, struct rd_proxy_entry *e, rd_manager_done_fn done, void *ud);
 /* Stops every proxy without changing what is restored at start-up. */

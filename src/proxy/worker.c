@@ -43,6 +43,7 @@ struct stop_msg {
     int64_t proxy_id;
     enum rd_http_stop_mode mode;
     uint64_t deadline_ms;
+    bool ack_unlisten;
     struct rd_stop_op *op;
 };
 
@@ -80,6 +81,11 @@ static void on_request(struct rd_http_exch *x, void *ud)
     struct rd_proxy_snap *s = rd_proxy_rt_acquire(b->rt);
     rd_forward_start(x, s, b->w->up, &b->w->loop);
     rd_proxy_snap_unref(s);
+}
+
+static void on_unlisten(void *ud)
+{
+    op_complete(ud);
 }
 
 static void on_stopped(void *ud)
@@ -145,7 +151,10 @@ static void handle_stop(struct rd_mail *m, void *ctx)
         op_complete(msg->op);
     } else {
         target->stopping = true;
-        target->ops[target->nops++] = msg->op;
+        if (msg->ack_unlisten)
+            rd_http_listener_on_unlisten(target->l, on_unlisten, msg->op);
+        else
+            target->ops[target->nops++] = msg->op;
         rd_http_listener_stop(target->l, msg->mode, msg->deadline_ms, on_stopped, target);
     }
     free(msg);
@@ -237,9 +246,10 @@ void rd_worker_add_listener(struct rd_worker *w, struct rd_proxy_rt *rt, int64_t
 }
 
 void rd_worker_stop_listener(struct rd_worker *w, int64_t proxy_id, enum rd_http_stop_mode mode,
-                             uint64_t deadline_ms, struct rd_stop_op *op)
+                             uint64_t deadline_ms, bool ack_unlisten, struct rd_stop_op *op)
 {
     struct stop_msg *m = rd_calloc(1, sizeof *m);
+    m->ack_unlisten = ack_unlisten;
     m->proxy_id = proxy_id;
     m->mode = mode;
     m->deadline_ms = deadline_ms;

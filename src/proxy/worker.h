@@ -36,8 +36,9 @@ void rd_workers_join(struct rd_worker **w, int n);
  * worker w. */
 void rd_worker_add_listener(struct rd_worker *w, struct rd_proxy_rt *rt, int64_t proxy_id, int fd);
 /* Control thread: stops proxy_id's listener on worker w; op->pending must
- * count w. */
+ * count w. op completes when the stop is over or, with ack_unlisten, as soon
+ * as the listening socket is closed (connections then drain on their own). */
 void rd_worker_stop_listener(struct rd_worker *w, int64_t proxy_id, enum rd_http_stop_mode mode,
-                             uint64_t deadline_ms, struct rd_stop_op *op);
+                             uint64_t deadline_ms, bool ack_unlisten, struct rd_stop_op *op);
 
 #endif

@@ -126,18 +126,21 @@ describe('management API', () => {
     assert.equal(g.created_at, p.created_at);
   });
 
-  test('PATCH with a new port moves the listener', async () => {
-    const oldPort = await freePort();
-    const p = await srv.createProxy({ name: 'mover', provider: 'openai', upstream_url: 'emulator', port: oldPort });
-    await emulatorModels(oldPort);
-    const newPort = await freePort();
-    const r = await srv.api('PATCH', `/api/v1/proxies/${p.id}`, { port: newPort });
-    assert.equal(r.status, 200, r.text);
-    assert.equal(r.json.port, newPort);
-    assert.equal(r.json.status, 'running');
-    assert.equal(r.json.url, `http://127.0.0.1:${newPort}`);
-    await emulatorModels(newPort);
-    assert.equal(await tryConnect(oldPort), 'ECONNREFUSED', 'the old port still accepts connections');
+  test('PATCH with a new port moves the listener (the old port is closed when PATCH answers)', async () => {
+    let port = await freePort();
+    const p = await srv.createProxy({ name: 'mover', provider: 'openai', upstream_url: 'emulator', port });
+    await emulatorModels(port);
+    for (let i = 0; i < 5; i++) {
+      const newPort = await freePort();
+      const r = await srv.api('PATCH', `/api/v1/proxies/${p.id}`, { port: newPort });
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.json.port, newPort);
+      assert.equal(r.json.status, 'running');
+      assert.equal(r.json.url, `http://127.0.0.1:${newPort}`);
+      assert.equal(await tryConnect(port), 'ECONNREFUSED', `move ${i}: the old port still accepts connections after PATCH answered`);
+      await emulatorModels(newPort);
+      port = newPort;
+    }
   });
 
   test('DELETE answers 204, closes the port, and the proxy is gone', async () => {
@@ -298,17 +301,20 @@ describe('management API', () => {
     await emulatorModels(port);
   });
 
-  test('PATCH bind moves the listener to the new address', async () => {
+  test('PATCH bind moves the listener to the new address (the old one is closed when PATCH answers)', async () => {
     const port = await freePort();
     const p = await srv.createProxy({ name: 'rebind', provider: 'openai', upstream_url: 'emulator', port });
-    const r = await srv.api('PATCH', `/api/v1/proxies/${p.id}`, { bind: '127.0.0.2' });
-    assert.equal(r.status, 200, r.text);
-    assert.equal(r.json.bind, '127.0.0.2');
-    assert.equal(r.json.status, 'running');
-    assert.equal(await tryConnect(port, '127.0.0.2'), 'connected');
-    assert.equal(await tryConnect(port, '127.0.0.1'), 'ECONNREFUSED', 'still listening on the old address');
-    const m = await httpRequest(`http://127.0.0.2:${port}/v1/models`);
-    assert.equal(m.status, 200);
+    let old = '127.0.0.1';
+    for (const addr of ['127.0.0.2', '127.0.0.3', '127.0.0.1', '127.0.0.2']) {
+      const r = await srv.api('PATCH', `/api/v1/proxies/${p.id}`, { bind: addr });
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.json.bind, addr);
+      assert.equal(r.json.status, 'running');
+      assert.equal(await tryConnect(port, old), 'ECONNREFUSED', `${old} -> ${addr}: still listening on ${old} after PATCH answered`);
+      const m = await httpRequest(`http://${addr}:${port}/v1/models`);
+      assert.equal(m.status, 200);
+      old = addr;
+    }
     const bad = await srv.api('PATCH', `/api/v1/proxies/${p.id}`, { bind: 'not an address' });
     assert.equal(bad.status, 400, bad.text);
     assert.equal(bad.json?.error?.field, 'bind');
@@ -319,6 +325,7 @@ describe('management API', () => {
     for (let i = 0; i < 15; i++) {
       const port = await freePort();
       const p = await srv.createProxy({ name: `churn-${i}`, provider: i % 2 ? 'deepseek' : 'openai', upstream_url: 'emulator', port });
+      assert.equal(p.status, 'running', `churn ${i}: ${p.last_error}`);
       const r = await httpRequest(`http://127.0.0.1:${port}/v1/chat/completions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
@@ -326,7 +333,7 @@ describe('management API', () => {
       });
       assert.equal(r.status, 200);
       assert.equal((await srv.api('DELETE', `/api/v1/proxies/${p.id}`)).status, 204);
-      assert.equal(await tryConnect(port), 'ECONNREFUSED');
+      assert.equal(await tryConnect(port), 'ECONNREFUSED', `churn ${i}: port ${port} still open after DELETE`);
     }
     assert.equal((await list()).length, before);
   });

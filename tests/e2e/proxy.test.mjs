@@ -3,6 +3,8 @@
 // disconnects, upstream failures (502/504) and backpressure.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -638,6 +640,78 @@ describe('streaming', () => {
       assert.equal(crypto.createHash('sha256').update(r.body).digest('hex'), digest, 'body corrupted');
     } finally {
       sock.destroy();
+    }
+  });
+});
+
+describe('the openai SDK against the test upstream', () => {
+  const ai = () => new OpenAI({ baseURL: `${base}/v1`, apiKey: 'sk-sdk-key', maxRetries: 0, timeout: 10000 });
+  const lastAt = (p) => up.requests.filter((x) => x.url === p).at(-1);
+
+  test('chat completion: the upstream gets the SDK request, the SDK gets the upstream answer', async () => {
+    const answer = {
+      id: 'chatcmpl-up', object: 'chat.completion', created: 1, model: 'gpt-4o-mini',
+      choices: [{ index: 0, message: { role: 'assistant', content: 'from the test upstream' }, finish_reason: 'stop' }],
+      usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 },
+    };
+    up.handle(reply.json(answer, { headers: { 'x-request-id': 'req_up_1' } }));
+    const { data, response } = await ai()
+      .chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], temperature: 0.5 })
+      .withResponse();
+    assert.deepEqual(data, answer);
+    assert.equal(response.headers.get('x-request-id'), 'req_up_1');
+    const rec = lastAt('/v1/chat/completions');
+    assert.equal(rec.method, 'POST');
+    assert.equal(rec.headers.authorization, 'Bearer sk-sdk-key');
+    assert.match(rec.headers['user-agent'], /^OpenAI\/JS /);
+    assert.deepEqual(jsonOf(rec.body), { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], temperature: 0.5 });
+  });
+
+  test('embeddings: the SDK asks for base64 and decodes the upstream answer', async () => {
+    const floats = new Float32Array([0.25, -1.5, 3]);
+    up.handle(reply.json({
+      object: 'list', model: 'text-embedding-3-small',
+      data: [{ object: 'embedding', index: 0, embedding: Buffer.from(floats.buffer).toString('base64') }],
+      usage: { prompt_tokens: 2, total_tokens: 2 },
+    }));
+    const r = await ai().embeddings.create({ model: 'text-embedding-3-small', input: 'x' });
+    assert.deepEqual(r.data[0].embedding, [0.25, -1.5, 3]);
+    assert.equal(jsonOf(lastAt('/v1/embeddings').body).encoding_format, 'base64');
+  });
+
+  test('models list and retrieve; an upstream 404 is the SDK\'s NotFoundError', async () => {
+    // later routes take precedence: the most specific last
+    up.route('/v1/models', reply.json({ object: 'list', data: [{ id: 'up-model', object: 'model', created: 1, owned_by: 'test' }] }));
+    up.route('/v1/models/', reply.json({ id: 'up-model', object: 'model', created: 1, owned_by: 'test' }));
+    up.route('/v1/models/missing', reply.json({ error: { message: 'The model does not exist', type: 'invalid_request_error', param: null, code: 'model_not_found' } }, { status: 404 }));
+    const ids = [];
+    for await (const m of ai().models.list()) ids.push(m.id);
+    assert.deepEqual(ids, ['up-model']);
+    assert.equal((await ai().models.retrieve('up-model')).owned_by, 'test');
+    await assert.rejects(() => ai().models.retrieve('missing'), (e) => e instanceof OpenAI.NotFoundError && e.code === 'model_not_found');
+  });
+
+  test('responses: non-stream', async () => {
+    up.handle(reply.json({
+      id: 'resp_1', object: 'response', created_at: 1, status: 'completed', model: 'gpt-4o-mini',
+      output: [{ type: 'message', id: 'msg_1', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: 'upstream says hi', annotations: [] }] }],
+      usage: { input_tokens: 1, output_tokens: 3, total_tokens: 4 },
+    }));
+    const r = await ai().responses.create({ model: 'gpt-4o-mini', input: 'hello' });
+    assert.equal(r.output_text, 'upstream says hi');
+    assert.equal(jsonOf(lastAt('/v1/responses').body).input, 'hello');
+  });
+});
+
+describe('secrets', () => {
+  test('API keys sent through the proxy are not logged or stored', async () => {
+    const secrets = ['sk-live-secret-123', 'xak-456', 'azure-789', 'sk-sdk-key'];
+    const log = srv.stderrText() + srv.stdoutText();
+    for (const k of secrets) assert.ok(!log.includes(k), `${k} appears in the server output`);
+    const walk = (d) => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
+    for (const f of walk(srv.dataDir)) {
+      const content = fs.readFileSync(f);
+      for (const k of secrets) assert.ok(!content.includes(k), `${k} is stored in ${f}`);
     }
   });
 });

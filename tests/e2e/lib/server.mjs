@@ -19,7 +19,7 @@ const SANITIZER_MARKERS = ['AddressSanitizer', 'LeakSanitizer', 'runtime error:'
 
 const live = new Set(); // child processes still running
 const tmpDirs = new Set(); // data dirs this module created
-process.on('exit', () => {
+function cleanup() {
   for (const child of live) {
     try {
       process.kill(child.pid, 'SIGKILL');
@@ -27,19 +27,38 @@ process.on('exit', () => {
       /* already gone */
     }
   }
+  live.clear();
   for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
-});
+  tmpDirs.clear();
+}
+process.on('exit', cleanup);
+// the test runner or a user interrupting the run: do not leave servers behind
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(sig, () => {
+    cleanup();
+    process.exit(130);
+  });
+}
 
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
+/**
+ * A TCP port on 127.0.0.1 that was free a moment ago. Picked below the
+ * kernel's ephemeral range (32768-60999) so that outgoing connections of
+ * other processes on the machine do not grab it before the test binds it.
+ */
+export async function freePort() {
+  for (let i = 0; i < 100; i++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    if (await canBind(port)) return port;
+  }
+  throw new Error('no free port found in 20000-31999');
+}
+
+function canBind(port) {
+  return new Promise((resolve) => {
     const srv = net.createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
 }
 
