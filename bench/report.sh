@@ -32,6 +32,12 @@ versions_line() {
   echo "${rd:-unknown}, $(nginx -v 2>&1 | sed 's/^nginx version: //'), wrk $(dpkg-query -W -f='${Version}' wrk 2>/dev/null || echo '?'), commit $commit"
 }
 
+# added KEY: p50 of KEY minus the direct p50, in ms.
+added() {
+  [[ ${RES[$1.p50]:-} =~ ^[0-9.]+$ && ${RES[e-a.p50]:-} =~ ^[0-9.]+$ ]] || { echo "n/a"; return; }
+  awk -v x="${RES[$1.p50]}" -v d="${RES[e-a.p50]}" 'BEGIN { printf "%.3f", x - d }'
+}
+
 write_report() {
   local ratio="n/a"
   if [[ ${RES[b.rps]:-} =~ ^[0-9.]+$ && ${RES[c.rps]:-} =~ ^[0-9.]+$ ]]; then
@@ -55,6 +61,14 @@ Pinning (taskset): the proxy under test on CPU $SCPU, the upstreams on CPU $UCPU
 | (a) direct to the upstream (nginx \`return 200\`, ${#CHAT_JSON}-byte JSON) | $(val a.rps) | $(val a.p50) | $(val a.p99) | $(val a.err) |
 | (b) nginx 1 worker, proxy_pass, upstream keepalive 64 | $(val b.rps) | $(val b.p50) | $(val b.p99) | $(val b.err) |
 | (c) Rubberduck --workers 1 | $(val c.rps) | $(val c.p50) | $(val c.p99) | $(val c.err) |
+
+## Added latency: one connection, one request at a time (wrk -t1 -c1)
+
+| scenario | requests/s | p50 ms | p99 ms | added p50 ms vs direct |
+|---|---:|---:|---:|---:|
+| direct to the upstream | $(val e-a.rps) | $(val e-a.p50) | $(val e-a.p99) | - |
+| nginx proxy_pass | $(val e-b.rps) | $(val e-b.p50) | $(val e-b.p99) | $(added e-b) |
+| Rubberduck | $(val e-c.rps) | $(val e-c.p50) | $(val e-c.p99) | $(added e-c) |
 
 ## $STREAMS concurrent SSE streams ($SSE_EVENTS events ${SSE_INTERVAL} ms apart, about $(secs $((SSE_EVENTS * SSE_INTERVAL))) s each)
 

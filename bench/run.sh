@@ -19,7 +19,8 @@
 #   BENCH_SSE_EVENTS=5     events per stream, BENCH_SSE_INTERVAL_MS=200 apart
 #   BENCH_SERVER_CPU=0     CPU of the proxies under test, BENCH_CLIENT_CPU=1 for wrk and the
 #                          SSE client, BENCH_UPSTREAM_CPU=$BENCH_SERVER_CPU for both upstreams
-#   BENCH_SCENARIOS="a b c d d-direct d-nginx"   subset to run
+#   BENCH_SCENARIOS="a b c e d d-direct d-nginx"   subset to run
+#                          (e = added latency with one connection: a, b and c again at -c1)
 #   BENCH_RD_LOG_LEVEL=warn   Rubberduck's --log-level during the runs
 #   RUBBERDUCK_BIN=build/rubberduck
 set -euo pipefail
@@ -35,7 +36,7 @@ SSE_INTERVAL=${BENCH_SSE_INTERVAL_MS:-200}
 SCPU=${BENCH_SERVER_CPU:-0}
 CCPU=${BENCH_CLIENT_CPU:-1}
 UCPU=${BENCH_UPSTREAM_CPU:-$SCPU}
-SCENARIOS=" ${BENCH_SCENARIOS:-a b c d d-direct d-nginx} "
+SCENARIOS=" ${BENCH_SCENARIOS:-a b c e d d-direct d-nginx} "
 RD_LOG_LEVEL=${BENCH_RD_LOG_LEVEL:-warn}
 RD_BIN=${RUBBERDUCK_BIN:-$ROOT/build/rubberduck}
 OUT=$ROOT/build/bench
@@ -245,8 +246,8 @@ run_wrk() {
     -s bench/chat.lua "$url" >"$LOGS/$name-wrk.log" 2>&1 || { note "$name: wrk failed"; return 1; }
   line=$(grep '^BENCH ' "$LOGS/$name-wrk.log") || { note "$name: no result line from wrk"; return 1; }
   R_RPS=$(kv "$line" rps)
-  R_P50=$(awk -v u="$(kv "$line" p50_us)" 'BEGIN { printf "%.2f", u / 1000 }')
-  R_P99=$(awk -v u="$(kv "$line" p99_us)" 'BEGIN { printf "%.2f", u / 1000 }')
+  R_P50=$(awk -v u="$(kv "$line" p50_us)" 'BEGIN { printf "%.3f", u / 1000 }')
+  R_P99=$(awk -v u="$(kv "$line" p99_us)" 'BEGIN { printf "%.3f", u / 1000 }')
   R_ERR=$(($(kv "$line" err_connect) + $(kv "$line" err_read) + $(kv "$line" err_write) +
            $(kv "$line" err_status) + $(kv "$line" err_timeout)))
   R_REQS=$(kv "$line" requests)
@@ -337,6 +338,34 @@ if want c; then
     FAILED+=(c)
     [ -n "${RD_PID:-}" ] && { stop_pid "$RD_PID"; forget_pid "$RD_PID"; }
   fi
+fi
+# (e): one connection, one request at a time: the latency each proxy adds, without queueing.
+if want e; then
+  saved_conns=$CONNS; CONNS=1
+  note "(e) one connection: direct, nginx, Rubberduck"
+  wrk_scenario e-a "$UP_PORT"
+  free_port NX_PORT
+  nginx_conf nginx-proxy-e "$NX_PORT" "location / {
+      proxy_pass http://u;
+      proxy_http_version 1.1;
+      proxy_set_header Connection \"\";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+    }" "upstream u { server 127.0.0.1:$UP_PORT; keepalive 64; keepalive_requests 1000000; }"
+  if start_nginx nginx-proxy-e "$SCPU" && wait_tcp "$NX_PORT" "$LAST_PID" nginx-proxy-e; then
+    NX_PID=$LAST_PID
+    wrk_scenario e-b "$NX_PORT"
+    stop_pid "$NX_PID"; forget_pid "$NX_PID"
+  else
+    FAILED+=(e-b)
+  fi
+  if start_rubberduck rd-e "http://127.0.0.1:$UP_PORT"; then
+    wrk_scenario e-c "$RD_PORT"
+    stop_pid "$RD_PID"; forget_pid "$RD_PID"
+  else
+    FAILED+=(e-c)
+  fi
+  CONNS=$saved_conns
 fi
 stop_pid "$UP_PID"; forget_pid "$UP_PID"
 
