@@ -185,6 +185,7 @@ const char *rd_http_reason(int status)
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
     default: return status >= 500 ? "Error" : status >= 400 ? "Client Error" : "Status";
     }
 }
