@@ -37,6 +37,12 @@ if [ -d tests/e2e/node_modules ]; then
   if ! (cd tests/e2e && RUBBERDUCK_BIN="$PWD/../../$build/rubberduck" node --test --test-concurrency=2 ./*.test.mjs); then
     failed+=("e2e")
   fi
+  # The proxy suite again with libcurl forced, so both upstream clients pass the same assertions.
+  echo "== end-to-end proxy tests through libcurl"
+  if ! (cd tests/e2e && RUBBERDUCK_E2E_UPSTREAM_CLIENT=curl RUBBERDUCK_BIN="$PWD/../../$build/rubberduck" \
+        node --test proxy.test.mjs); then
+    failed+=("e2e:curl")
+  fi
 else
   echo "tests/e2e/node_modules missing: run scripts/install-deps.sh test" >&2
   failed+=("e2e:not-installed")

@@ -167,6 +167,11 @@ static const struct field emulator_fields[] = {
 static const char *const cache_mode_choices[] = {"normal", "record", "replay", NULL};
 static const struct field cache_fields[] = {BOOL("enabled"), ENUM("mode", cache_mode_choices), END};
 
+/* "auto": the native HTTP/1.1 client for http:// to an IP or localhost,
+ * libcurl otherwise; "curl": libcurl for everything. */
+static const char *const client_choices[] = {"auto", "curl", NULL};
+static const struct field upstream_fields[] = {ENUM("client", client_choices), END};
+
 static const struct field blocks[] = {
     OBJ("limits", limits_fields),
     {.name = "timeout_config", .type = T_OBJECT, .members = timeout_fields, .rule = rule_rates_sum},
@@ -180,6 +185,7 @@ static const struct field blocks[] = {
     {.name = "middleware_pipeline", .type = T_ARRAY, .max = 16, .item = &stage_item, .unique = true},
     OBJ("emulator", emulator_fields),
     OBJ("cache", cache_fields),
+    OBJ("upstream", upstream_fields),
     END,
 };
 
@@ -616,6 +622,12 @@ void rd_config_limits(struct json_object *doc, struct rd_limits *out)
         if (int_in_range(&limits_fields[i], v))
             *(uint64_t *)(void *)((char *)out + limit_slots[i]) = (uint64_t)json_object_get_int64(v);
     }
+}
+
+bool rd_config_upstream_curl(struct json_object *doc)
+{
+    const char *client = rd_json_get_str(rd_json_get(doc, "upstream"), "client");
+    return client != NULL && strcmp(client, "curl") == 0;
 }
 
 double rd_config_emulator_tps(struct json_object *doc)

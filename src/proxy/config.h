@@ -9,6 +9,7 @@
 #define RD_PROXY_CONFIG_H
 
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,6 +46,10 @@ void rd_config_limits(struct json_object *doc, struct rd_limits *out);
  * block or field is absent, or the value is not a number in 0..100000.
  * doc is borrowed. Pure and thread-safe. */
 double rd_config_emulator_tps(struct json_object *doc);
+
+/* True when upstream.client is "curl" (always use libcurl, never the native
+ * HTTP/1.1 client). */
+bool rd_config_upstream_curl(struct json_object *doc);
 
 /* Parses a size string: a decimal integer followed by an optional unit B, KB,
  * MB or GB (case-insensitive, 1024-based, no spaces): "512KB", "10mb", "4096".

@@ -23,7 +23,8 @@ struct fwd {
     struct rd_hdrs resp_hdrs; /* to the client, used during on_head only */
     struct rd_buf xff;        /* X-Forwarded-For value */
     struct rd_buf url;
-    struct rd_upstream *up;
+    struct rd_upstream_call up; /* while up_active */
+    bool up_active;
     struct rd_emu_run *emu;
     bool head_sent;
     bool paused;
@@ -98,7 +99,7 @@ static int on_data(void *ud, const char *p, size_t n)
 static void on_done(void *ud, int err, const char *detail)
 {
     struct fwd *f = ud;
-    f->up = NULL;
+    f->up_active = false;
     f->emu = NULL;
     if (err == 0) {
         rd_http_finish(f->x);
@@ -126,7 +127,7 @@ static void on_drain(void *ud)
     if (!f->paused)
         return;
     f->paused = false;
-    if (f->up)
+    if (f->up_active)
         rd_upstream_resume(f->up);
     else if (f->emu)
         rd_emu_run_resume(f->emu);
@@ -135,11 +136,11 @@ static void on_drain(void *ud)
 static void on_gone(void *ud)
 {
     struct fwd *f = ud;
-    if (f->up)
+    if (f->up_active)
         rd_upstream_abort(f->up);
     if (f->emu)
         rd_emu_run_abort(f->emu);
-    f->up = NULL;
+    f->up_active = false;
     f->emu = NULL;
     rd_http_abort(f->x);
     fwd_free(f);
@@ -235,6 +236,8 @@ void rd_forward_start(struct rd_http_exch *x, struct rd_proxy_snap *snap, struct
         .body_len = x->req->body.len,
         .connect_timeout_ms = snap->limits.connect_timeout_ms,
         .timeout_ms = snap->limits.upstream_timeout_ms,
+        .force_curl = snap->force_curl,
     };
     f->up = rd_upstream_start(up, &ur, &source_cbs, f);
+    f->up_active = true;
 }

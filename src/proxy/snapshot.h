@@ -25,6 +25,7 @@ struct rd_proxy_snap {
     struct rd_limits limits;
     double emu_tps;
     uint64_t emu_seed;
+    bool force_curl; /* upstream.client == "curl" */
     uint64_t header_timeout_ms;
     struct json_object *config; /* owned, never modified after creation */
 };

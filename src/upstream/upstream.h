@@ -1,8 +1,12 @@
-/* Upstream HTTP client: libcurl's multi interface driven by a libuv loop
- * (curl_multi_socket_action), one context per I/O worker, so connections to
- * each upstream are pooled and reused per worker (HTTP/2 where curl
- * negotiates it over TLS). Responses are reported through the source
- * callbacks (upstream/source.h) as they arrive. */
+/* Upstream HTTP client, one context per I/O worker so connections are pooled
+ * and reused per worker. Two backends behind one call:
+ *  - h1.c, a lean HTTP/1.1 client on libuv + llhttp, for plain http:// URLs to
+ *    an IP address or localhost (self-hosted servers, loopback, benchmarks):
+ *    no allocation per request once warm, one write and one read per request;
+ *  - curl.c, libcurl's multi interface on the same loop, for everything else
+ *    (TLS, HTTP/2 by ALPN, hostnames, proxies from the environment).
+ * Responses are reported through the source callbacks (upstream/source.h) as
+ * they arrive, whichever backend runs the request. */
 #ifndef RD_UPSTREAM_UPSTREAM_H
 #define RD_UPSTREAM_UPSTREAM_H
 
@@ -15,7 +19,14 @@
 #include "upstream/source.h"
 
 struct rd_upstream_ctx;
-struct rd_upstream;
+struct rd_curl;
+struct rd_h1;
+
+/* A started request: exactly one of the two is set (passed by value). */
+struct rd_upstream_call {
+    struct rd_curl *curl;
+    struct rd_h1 *h1;
+};
 
 struct rd_upstream_req {
     const char *method; /* any token; HEAD gets no body back */
@@ -25,6 +36,7 @@ struct rd_upstream_req {
     size_t body_len;
     uint64_t connect_timeout_ms;
     uint64_t timeout_ms; /* whole transfer */
+    bool force_curl;     /* skip the native client */
 };
 
 /* Call once per process before any thread starts (curl_global_init). */
@@ -38,16 +50,16 @@ struct rd_upstream_ctx *rd_upstream_ctx_new(uv_loop_t *loop);
 void rd_upstream_ctx_free(struct rd_upstream_ctx *ctx);
 
 /* Starts a request. Callbacks fire later on the loop, never inside this
- * call. The returned handle is valid until on_done has fired or
+ * call. The returned call is valid until on_done has fired or
  * rd_upstream_abort has been called. */
-struct rd_upstream *rd_upstream_start(struct rd_upstream_ctx *ctx, const struct rd_upstream_req *req,
-                                      const struct rd_source_cbs *cbs, void *ud);
+struct rd_upstream_call rd_upstream_start(struct rd_upstream_ctx *ctx, const struct rd_upstream_req *req,
+                                          const struct rd_source_cbs *cbs, void *ud);
 /* Continues after on_data returned RD_SOURCE_PAUSE. May deliver data
  * (on_data) before returning. */
-void rd_upstream_resume(struct rd_upstream *u);
+void rd_upstream_resume(struct rd_upstream_call c);
 /* Cancels: the upstream connection is closed (an unfinished transfer is
  * never reused) and no callback fires any more. Must not be called from
  * inside this request's own callbacks. */
-void rd_upstream_abort(struct rd_upstream *u);
+void rd_upstream_abort(struct rd_upstream_call c);
 
 #endif

@@ -326,6 +326,11 @@ static const struct vcase cases[] = {
     BAD("{'middleware_pipeline': ['logging','logging','logging','logging','logging','logging','logging','logging',"
         "'logging','logging','logging','logging','logging','logging','logging','logging','logging']}",
         "middleware_pipeline", "at most 16 entries"),
+    /* upstream client choice */
+    OK("{'upstream': {'client': 'auto'}}"),
+    OK("{'upstream': {'client': 'curl'}}"),
+    BAD("{'upstream': {'client': 'wget'}}", "upstream.client", "one of"),
+    BAD("{'upstream': {'proxy': 'x'}}", "upstream.proxy", "unknown field"),
     /* emulator */
     OK("{'emulator': {'tokens_per_second': 0, 'seed': 0}}"),
     OK("{'emulator': {'tokens_per_second': 100000, 'seed': 9007199254740991}}"),

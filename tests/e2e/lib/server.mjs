@@ -9,6 +9,17 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { httpRequest, waitFor } from './http.mjs';
 
+/* RUBBERDUCK_E2E_UPSTREAM_CLIENT=curl runs a suite with every proxy made by
+ * createProxy/putConfig forced onto libcurl ({"upstream":{"client":"curl"}}),
+ * so the same assertions cover both upstream clients. */
+const forcedClient = process.env.RUBBERDUCK_E2E_UPSTREAM_CLIENT;
+function withForcedClient(body, key) {
+  if (!forcedClient || body?.upstream_url === 'emulator') return body;
+  const cfg = { ...(body[key] ?? {}) };
+  cfg.upstream = { client: forcedClient, ...(cfg.upstream ?? {}) };
+  return { ...body, [key]: cfg };
+}
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const REPO = path.resolve(here, '../../..');
 export const BIN = process.env.RUBBERDUCK_BIN || path.join(REPO, 'build/asan/rubberduck');
@@ -173,12 +184,14 @@ export async function startServer(opts = {}) {
       adminCall(adminUrl, method, p, body, { auth, headers, timeoutMs }),
     /** POST /api/v1/proxies expecting 201; returns the proxy object. */
     async createProxy(body) {
+      body = withForcedClient(body, 'config');
       const r = await srv.api('POST', '/api/v1/proxies', body);
       if (r.status !== 201) throw new Error(`create proxy ${JSON.stringify(body)} -> ${r.status} ${r.text}`);
       return r.json;
     },
     /** PUT /api/v1/proxies/{id}/config expecting 200. */
     async putConfig(id, doc) {
+      doc = withForcedClient({ config: doc }, 'config').config;
       const r = await srv.api('PUT', `/api/v1/proxies/${id}/config`, doc);
       if (r.status !== 200) throw new Error(`put config ${JSON.stringify(doc)} -> ${r.status} ${r.text}`);
       return r.json;
