@@ -26,6 +26,9 @@ ifeq ($(BUILD),release)
 else ifeq ($(BUILD),asan)
   OPT    := -O1 -g -fno-omit-frame-pointer
   SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all
+else ifeq ($(BUILD),tsan)
+  OPT    := -O1 -g -fno-omit-frame-pointer
+  SAN    := -fsanitize=thread
 else ifeq ($(BUILD),fuzz)
   CC     := clang
   OPT    := -O1 -g -fno-omit-frame-pointer
@@ -106,7 +109,8 @@ run: deps
 
 test: test-deps lint
 	@$(MAKE) --no-print-directory BUILD=asan all unit-bins fuzz-replay-bins
-	scripts/run-tests.sh build/asan
+	@$(MAKE) --no-print-directory BUILD=tsan all
+	scripts/run-tests.sh build/asan build/tsan
 
 fuzz: test-deps
 	@$(MAKE) --no-print-directory BUILD=fuzz fuzzer-bins

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Runs every test against one build directory (make test passes build/asan):
-# unit tests, fuzz corpus replay, end-to-end tests. Exits non-zero on any failure.
+# Runs every test: unit tests, fuzz corpus replay and end-to-end tests against
+# the ASan+UBSan build (first argument, build/asan), then the end-to-end tests
+# again against the ThreadSanitizer build (second argument, optional), since
+# the workers and the control thread share snapshots and mailboxes.
+# Exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build/asan}
+tsan_build=${2:-}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 failed=()
@@ -46,6 +50,17 @@ if [ -d tests/e2e/node_modules ]; then
 else
   echo "tests/e2e/node_modules missing: run scripts/install-deps.sh test" >&2
   failed+=("e2e:not-installed")
+fi
+
+if [ -n "$tsan_build" ] && [ -d tests/e2e/node_modules ]; then
+  echo "== end-to-end tests under ThreadSanitizer"
+  if ! (cd tests/e2e && TSAN_OPTIONS="halt_on_error=1" RUBBERDUCK_BIN="$PWD/../../$tsan_build/rubberduck" \
+        node --test --test-concurrency=2 ./*.test.mjs > "../../$tsan_build/e2e.log" 2>&1); then
+    grep -E "^not ok|ThreadSanitizer|# (pass|fail)" "$tsan_build/e2e.log" | head -40
+    failed+=("e2e:tsan")
+  else
+    grep -E "^# (pass|fail)" "$tsan_build/e2e.log"
+  fi
 fi
 
 if [ ${#failed[@]} -gt 0 ]; then

@@ -26,7 +26,7 @@ export const BIN = process.env.RUBBERDUCK_BIN || path.join(REPO, 'build/asan/rub
 export const VERSION = fs.readFileSync(path.join(REPO, 'VERSION'), 'utf8').trim();
 export const TOKEN = 'test-token';
 
-const SANITIZER_MARKERS = ['AddressSanitizer', 'LeakSanitizer', 'runtime error:'];
+const SANITIZER_MARKERS = ['AddressSanitizer', 'LeakSanitizer', 'ThreadSanitizer', 'runtime error:'];
 
 const live = new Set(); // child processes still running
 const tmpDirs = new Set(); // data dirs this module created
