@@ -293,6 +293,17 @@ sse_scenario() { # sse_scenario KEY PORT RSS_PID
 
 want() { [[ $SCENARIOS == *" $1 "* ]]; }
 
+# nginx_proxy_conf NAME PORT: the reference reverse proxy in front of the upstream on $UP_PORT.
+nginx_proxy_conf() {
+  nginx_conf "$1" "$2" "location / {
+      proxy_pass http://u;
+      proxy_http_version 1.1;
+      proxy_set_header Connection \"\";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+    }" "upstream u { server 127.0.0.1:$UP_PORT; keepalive 64; keepalive_requests 1000000; }"
+}
+
 note "building the SSE tools"
 build_tools
 
@@ -311,13 +322,7 @@ fi
 
 if want b; then
   free_port NX_PORT
-  nginx_conf nginx-proxy "$NX_PORT" "location / {
-      proxy_pass http://u;
-      proxy_http_version 1.1;
-      proxy_set_header Connection \"\";
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto \$scheme;
-    }" "upstream u { server 127.0.0.1:$UP_PORT; keepalive 64; keepalive_requests 1000000; }"
+  nginx_proxy_conf nginx-proxy "$NX_PORT"
   if start_nginx nginx-proxy "$SCPU" && wait_tcp "$NX_PORT" "$LAST_PID" nginx-proxy; then
     NX_PID=$LAST_PID
     note "(b) through nginx proxy_pass (127.0.0.1:$NX_PORT)"
@@ -345,13 +350,7 @@ if want e; then
   note "(e) one connection: direct, nginx, Rubberduck"
   wrk_scenario e-a "$UP_PORT"
   free_port NX_PORT
-  nginx_conf nginx-proxy-e "$NX_PORT" "location / {
-      proxy_pass http://u;
-      proxy_http_version 1.1;
-      proxy_set_header Connection \"\";
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto \$scheme;
-    }" "upstream u { server 127.0.0.1:$UP_PORT; keepalive 64; keepalive_requests 1000000; }"
+  nginx_proxy_conf nginx-proxy-e "$NX_PORT"
   if start_nginx nginx-proxy-e "$SCPU" && wait_tcp "$NX_PORT" "$LAST_PID" nginx-proxy-e; then
     NX_PID=$LAST_PID
     wrk_scenario e-b "$NX_PORT"
