@@ -8,3 +8,13 @@ if grep -rnE "$banned" src tests/unit fuzz --include='*.c' --include='*.h'; then
   exit 1
 fi
 echo "lint: ok"
+
+# Static analysis (cppcheck from Debian): warnings, performance and portability.
+if command -v cppcheck >/dev/null 2>&1; then
+  cppcheck --quiet --enable=warning,performance,portability --std=c11 --inline-suppr -D_GNU_SOURCE -Isrc \
+    --suppress=missingIncludeSystem --error-exitcode=1 src
+  echo "lint: cppcheck ok"
+else
+  echo "lint: cppcheck not installed (scripts/install-deps.sh test installs it)" >&2
+  exit 1
+fi

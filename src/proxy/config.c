@@ -595,7 +595,7 @@ static const char *check_ip_pattern(const char *s, size_t len)
 
 int rd_config_validate(struct json_object *doc, struct rd_config_err *err)
 {
-    struct rd_config_err scratch;
+    struct rd_config_err scratch = {0};
     struct ctx c = {.err = err ? err : &scratch, .len = 0};
     c.path[0] = '\0';
     c.err->field[0] = '\0';
