@@ -170,7 +170,12 @@ static const struct field cache_fields[] = {BOOL("enabled"), ENUM("mode", cache_
 /* "auto": the native HTTP/1.1 client for http:// to an IP or localhost,
  * libcurl otherwise; "curl": libcurl for everything. */
 static const char *const client_choices[] = {"auto", "curl", NULL};
-static const struct field upstream_fields[] = {ENUM("client", client_choices), END};
+static const struct field upstream_fields[] = {
+    ENUM("client", client_choices),
+    /* PEM bundle of CAs trusted for an https upstream (a private or self-signed CA). */
+    {.name = "ca_file", .type = T_STRING, .min = 1, .max = 4096},
+    END,
+};
 
 static const struct field blocks[] = {
     OBJ("limits", limits_fields),
@@ -628,6 +633,11 @@ bool rd_config_upstream_curl(struct json_object *doc)
 {
     const char *client = rd_json_get_str(rd_json_get(doc, "upstream"), "client");
     return client != NULL && strcmp(client, "curl") == 0;
+}
+
+const char *rd_config_upstream_ca_file(struct json_object *doc)
+{
+    return rd_json_get_str(rd_json_get(doc, "upstream"), "ca_file");
 }
 
 double rd_config_emulator_tps(struct json_object *doc)

@@ -51,6 +51,10 @@ double rd_config_emulator_tps(struct json_object *doc);
  * HTTP/1.1 client). */
 bool rd_config_upstream_curl(struct json_object *doc);
 
+/* upstream.ca_file, or NULL: CAs to trust for https upstreams instead of the
+ * system bundle. Borrowed from doc. */
+const char *rd_config_upstream_ca_file(struct json_object *doc);
+
 /* Parses a size string: a decimal integer followed by an optional unit B, KB,
  * MB or GB (case-insensitive, 1024-based, no spaces): "512KB", "10mb", "4096".
  * Returns 0 with *out set, RD_EINVAL when s is NULL or malformed, RD_ETOOBIG

@@ -237,6 +237,7 @@ void rd_forward_start(struct rd_http_exch *x, struct rd_proxy_snap *snap, struct
         .connect_timeout_ms = snap->limits.connect_timeout_ms,
         .timeout_ms = snap->limits.upstream_timeout_ms,
         .force_curl = snap->force_curl,
+        .ca_file = snap->ca_file,
     };
     f->up = rd_upstream_start(up, &ur, &source_cbs, f);
     f->up_active = true;

@@ -36,6 +36,7 @@ struct rd_proxy_snap *rd_proxy_snap_new(const struct rd_proxy_rec *rec, uint64_t
     rd_config_limits(cfg, &s->limits);
     s->emu_tps = rd_config_emulator_tps(cfg);
     s->force_curl = rd_config_upstream_curl(cfg);
+    s->ca_file = rd_config_upstream_ca_file(cfg);
     s->emu_seed = (uint64_t)rd_json_get_int(rd_json_get(cfg, "emulator"), "seed", 0);
     s->header_timeout_ms = header_timeout_ms;
     return s;

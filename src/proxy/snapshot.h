@@ -26,6 +26,7 @@ struct rd_proxy_snap {
     double emu_tps;
     uint64_t emu_seed;
     bool force_curl; /* upstream.client == "curl" */
+    const char *ca_file; /* upstream.ca_file, borrowed from config; NULL for the system CAs */
     uint64_t header_timeout_ms;
     struct json_object *config; /* owned, never modified after creation */
 };

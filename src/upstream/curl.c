@@ -296,6 +296,8 @@ struct rd_curl *rd_curl_start(struct rd_curl_ctx *ctx, const struct rd_upstream_
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL); /* bodies pass through untouched */
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (req->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, req->ca_file);
     bool is_head = strcmp(req->method, "HEAD") == 0;
     if (is_head) {
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);

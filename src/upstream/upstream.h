@@ -37,6 +37,7 @@ struct rd_upstream_req {
     uint64_t connect_timeout_ms;
     uint64_t timeout_ms; /* whole transfer */
     bool force_curl;     /* skip the native client */
+    const char *ca_file; /* CA bundle for TLS instead of the system one; NULL for default */
 };
 
 /* Call once per process before any thread starts (curl_global_init). */

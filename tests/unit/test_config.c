@@ -329,6 +329,8 @@ static const struct vcase cases[] = {
     /* upstream client choice */
     OK("{'upstream': {'client': 'auto'}}"),
     OK("{'upstream': {'client': 'curl'}}"),
+    OK("{'upstream': {'ca_file': '/etc/ssl/certs/ca-certificates.crt'}}"),
+    BAD("{'upstream': {'ca_file': ''}}", "upstream.ca_file", "string of 1 to 4096 characters"),
     BAD("{'upstream': {'client': 'wget'}}", "upstream.client", "one of"),
     BAD("{'upstream': {'proxy': 'x'}}", "upstream.proxy", "unknown field"),
     /* emulator */
