@@ -34,8 +34,9 @@ before(async () => {
   srv = await startServer();
 });
 after(async () => {
-  await new Promise((resolve) => upstream?.close(resolve));
+  // The proxy first: its pooled HTTP/2 connection would keep close() waiting.
   await srv?.stop();
+  await new Promise((resolve) => upstream?.close(resolve));
 });
 
 async function tlsProxy(name, config) {
