@@ -77,6 +77,7 @@ Pinning (taskset): the proxy under test on CPU $SCPU, the upstreams on CPU $UCPU
 | direct to the SSE upstream (floor) | $(val d-direct.done)/$STREAMS | $(secs "${RES[d-direct.p50]:-}") | $(secs "${RES[d-direct.p99]:-}") | $(val d-direct.ttfb99) | $(val d-direct.conn99) | - |
 | nginx 1 worker, proxy_buffering off | $(val d-nginx.done)/$STREAMS | $(secs "${RES[d-nginx.p50]:-}") | $(secs "${RES[d-nginx.p99]:-}") | $(val d-nginx.ttfb99) | $(val d-nginx.conn99) | $(val d-nginx.rss) |
 | (d) Rubberduck --workers 1 | $(val d.done)/$STREAMS | $(secs "${RES[d.p50]:-}") | $p99s | $(val d.ttfb99) | $(val d.conn99) | $(val d.rss) |
+| the same burst again in the same Rubberduck process | $(val d-again.done)/$STREAMS | $(secs "${RES[d-again.p50]:-}") | $(secs "${RES[d-again.p99]:-}") | $(val d-again.ttfb99) | $(val d-again.conn99) | $(val d-again.rss) |
 
 ## Targets (informational)
 

@@ -404,6 +404,9 @@ if want d || want d-direct || want d-nginx; then
       RES[d.rss0]=$(awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$RD_PID/status")
       note "(d) $STREAMS SSE streams through Rubberduck"
       sse_scenario d "$RD_PORT" "$RD_PID"
+      # The same burst again in the same process: pooled upstream connections and a warm heap.
+      note "(d) the same burst again, same Rubberduck process"
+      sse_scenario d-again "$RD_PORT" "$RD_PID"
       stop_pid "$RD_PID"; forget_pid "$RD_PID"
     else
       FAILED+=(d)
