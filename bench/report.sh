@@ -54,13 +54,13 @@ Load average (1/5/15 min) when the run started: $LOAD_START$(awk -v l="${LOAD_ST
 Pinning (taskset): the proxy under test on CPU $SCPU, the upstreams on CPU $UCPU, the load generators
 (wrk, SSE client) on CPU $CCPU.$( [ "$UCPU" = "$SCPU" ] && echo " The upstream shares its CPU with the proxy under test, for nginx and Rubberduck alike.")
 
-## Non-streamed chat completion: wrk -t1 -c$CONNS, ${DURATION} s after a ${WARMUP} s warm-up
+## Non-streamed chat completion: wrk -t1 -c$CONNS, median of $ROUNDS interleaved rounds of ${DURATION} s (after a ${WARMUP} s warm-up)
 
-| scenario | requests/s | p50 ms | p99 ms | errors |
-|---|---:|---:|---:|---:|
-| (a) direct to the upstream (nginx \`return 200\`, ${#CHAT_JSON}-byte JSON) | $(val a.rps) | $(val a.p50) | $(val a.p99) | $(val a.err) |
-| (b) nginx 1 worker, proxy_pass, upstream keepalive 64 | $(val b.rps) | $(val b.p50) | $(val b.p99) | $(val b.err) |
-| (c) Rubberduck --workers 1 | $(val c.rps) | $(val c.p50) | $(val c.p99) | $(val c.err) |
+| scenario | requests/s | p50 ms | p99 ms | errors | requests/s of each round |
+|---|---:|---:|---:|---:|---|
+| (a) direct to the upstream (nginx \`return 200\`, ${#CHAT_JSON}-byte JSON) | $(val a.rps) | $(val a.p50) | $(val a.p99) | $(val a.err) | $(val a.rounds) |
+| (b) nginx 1 worker, proxy_pass, upstream keepalive 64 | $(val b.rps) | $(val b.p50) | $(val b.p99) | $(val b.err) | $(val b.rounds) |
+| (c) Rubberduck --workers 1 | $(val c.rps) | $(val c.p50) | $(val c.p99) | $(val c.err) | $(val c.rounds) |
 
 ## Added latency: one connection, one request at a time (wrk -t1 -c1)
 

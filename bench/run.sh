@@ -13,7 +13,8 @@
 #
 # Knobs (environment):
 #   BENCH_DURATION=10      seconds per measured wrk run (a-c)
-#   BENCH_WARMUP=2         seconds of warm-up wrk run before each measured run
+#   BENCH_WARMUP=2         seconds of warm-up wrk run before the first round of each target
+#   BENCH_ROUNDS=5         interleaved rounds of (a), (b), (c); the table gives medians
 #   BENCH_CONNECTIONS=64   wrk connections (a-c)
 #   BENCH_STREAMS=2000     concurrent SSE streams (d)
 #   BENCH_SSE_EVENTS=5     events per stream, BENCH_SSE_INTERVAL_MS=200 apart
@@ -30,6 +31,7 @@ ROOT=$PWD
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
 CONNS=${BENCH_CONNECTIONS:-64}
+ROUNDS=${BENCH_ROUNDS:-5}
 STREAMS=${BENCH_STREAMS:-2000}
 SSE_EVENTS=${BENCH_SSE_EVENTS:-5}
 SSE_INTERVAL=${BENCH_SSE_INTERVAL_MS:-200}
@@ -293,6 +295,9 @@ sse_scenario() { # sse_scenario KEY PORT RSS_PID
 
 want() { [[ $SCENARIOS == *" $1 "* ]]; }
 
+# median NUM...: the middle value (the lower middle for an even count).
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
 # nginx_proxy_conf NAME PORT: the reference reverse proxy in front of the upstream on $UP_PORT.
 nginx_proxy_conf() {
   nginx_conf "$1" "$2" "location / {
@@ -315,35 +320,63 @@ start_nginx upstream "$UCPU" || die "could not start the upstream nginx"
 UP_PID=$LAST_PID
 wait_tcp "$UP_PORT" "$UP_PID" upstream || die "upstream nginx did not come up"
 
-if want a; then
-  note "(a) direct to the upstream (127.0.0.1:$UP_PORT)"
-  wrk_scenario a "$UP_PORT"
-fi
-
+# (a), (b), (c) run in ROUNDS interleaved rounds (a, b, c, a, b, c, ...) against
+# proxies that stay up, and each figure is the median of its rounds: on a shared
+# machine a single run moves by tens of percent, rounds that alternate expose
+# every target to the same noise.
+RD_PID= NX_PID=
 if want b; then
   free_port NX_PORT
   nginx_proxy_conf nginx-proxy "$NX_PORT"
   if start_nginx nginx-proxy "$SCPU" && wait_tcp "$NX_PORT" "$LAST_PID" nginx-proxy; then
     NX_PID=$LAST_PID
-    note "(b) through nginx proxy_pass (127.0.0.1:$NX_PORT)"
-    wrk_scenario b "$NX_PORT"
-    stop_pid "$NX_PID"; forget_pid "$NX_PID"
   else
     FAILED+=(b)
   fi
 fi
-
 if want c; then
   if start_rubberduck rd-c "http://127.0.0.1:$UP_PORT"; then
-    note "(c) through Rubberduck (127.0.0.1:$RD_PORT)"
-    wrk_scenario c "$RD_PORT"
-    RES[c.rss]=$(peak_rss_mb "$RD_PID")
-    stop_pid "$RD_PID"; forget_pid "$RD_PID"
+    C_PID=$RD_PID C_PORT=$RD_PORT
   else
     FAILED+=(c)
     [ -n "${RD_PID:-}" ] && { stop_pid "$RD_PID"; forget_pid "$RD_PID"; }
   fi
 fi
+declare -A ROUND_RPS ROUND_P50 ROUND_P99 ROUND_ERR
+for round in $(seq 1 "$ROUNDS"); do
+  for key in a b c; do
+    want "$key" || continue
+    case $key in
+      a) port=$UP_PORT ;;
+      b) [ -n "$NX_PID" ] || continue; port=$NX_PORT ;;
+      c) [ -n "${C_PID:-}" ] || continue; port=$C_PORT ;;
+    esac
+    note "($key) round $round/$ROUNDS (127.0.0.1:$port)"
+    # Only the first round of each target gets a warm-up run.
+    saved_warmup=$WARMUP; [ "$round" -gt 1 ] && WARMUP=0
+    if run_wrk "$key-r$round" "$port"; then
+      ROUND_RPS[$key]+=" $R_RPS" ROUND_P50[$key]+=" $R_P50" ROUND_P99[$key]+=" $R_P99"
+      ROUND_ERR[$key]=$(( ${ROUND_ERR[$key]:-0} + R_ERR ))
+    else
+      FAILED+=("$key-r$round")
+    fi
+    WARMUP=$saved_warmup
+  done
+done
+for key in a b c; do
+  [ -n "${ROUND_RPS[$key]:-}" ] || continue
+  # shellcheck disable=SC2086
+  RES[$key.rps]=$(median ${ROUND_RPS[$key]}) RES[$key.p50]=$(median ${ROUND_P50[$key]})
+  # shellcheck disable=SC2086
+  RES[$key.p99]=$(median ${ROUND_P99[$key]}) RES[$key.err]=${ROUND_ERR[$key]}
+  RES[$key.rounds]=$(echo ${ROUND_RPS[$key]} | tr ' ' '/')
+done
+if [ -n "${C_PID:-}" ]; then
+  RES[c.rss]=$(peak_rss_mb "$C_PID")
+  stop_pid "$C_PID"; forget_pid "$C_PID"
+fi
+[ -n "$NX_PID" ] && { stop_pid "$NX_PID"; forget_pid "$NX_PID"; }
+RD_PID=
 # (e): one connection, one request at a time: the latency each proxy adds, without queueing.
 if want e; then
   saved_conns=$CONNS; CONNS=1
