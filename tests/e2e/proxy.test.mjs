@@ -9,7 +9,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
-import { RawConn, assertOpenAIError, httpRequest, jsonOf, now, parseResponse, waitFor, withTimeout } from './lib/http.mjs';
+import { RawConn, assertOpenAIError, httpRequest, jsonOf, now, parseResponse, readSlowly, waitFor, withTimeout } from './lib/http.mjs';
 import { freePort, startServer } from './lib/server.mjs';
 import { prng, reply, startRawUpstream, startUpstream } from './lib/upstream.mjs';
 
@@ -588,59 +588,17 @@ describe('streaming', () => {
     const digest = crypto.createHash('sha256').update(data).digest('hex');
     up.handle(reply.big(SIZE, (off, n) => data.subarray(off, off + n)));
     const path = uniq('big');
-    const sock = net.connect({ port: proxy.port, host: '127.0.0.1' });
-    const chunks = [];
-    let got = 0;
-    let ended = false;
-    sock.on('data', (d) => {
-      chunks.push(d);
-      got += d.length;
-    });
-    sock.on('end', () => (ended = true));
-    sock.on('error', () => (ended = true));
-    await new Promise((resolve, reject) => {
-      sock.once('connect', resolve);
-      sock.once('error', reject);
-    });
-    try {
-      sock.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
-      const rec = await up.waitRequest((x) => x.url === path);
-      await waitFor(() => Buffer.concat(chunks).includes('\r\n\r\n'), 5000, 'the response head');
-      sock.pause();
-      const head0 = Buffer.concat(chunks);
-      const headText = head0.subarray(0, head0.indexOf('\r\n\r\n')).toString('latin1');
-      assert.match(headText, /^HTTP\/1\.1 200 /);
-      assert.match(headText, new RegExp(`\r\ncontent-length: ${SIZE}(\r|$)`, 'i'), `the upstream Content-Length must pass through:\n${headText}`);
-      const bodyStart = headText.length + 4;
-      // wait until the upstream stops making progress (or finishes: the proxy buffered it all)
-      let last = -1;
-      let stableSince = now();
-      await waitFor(
-        () => {
-          if (rec.finished) return true;
-          if (rec.bytesFlushed !== last) {
-            last = rec.bytesFlushed;
-            stableSince = now();
-            return false;
-          }
-          return now() - stableSince > 700;
-        },
-        20000,
-        'the upstream to stall or finish',
-        50,
-      );
-      if (process.env.RD_E2E_VERBOSE) console.error(`backpressure: upstream stalled after ${(rec.bytesFlushed / 1048576).toFixed(1)} MiB, client had ${(got / 1048576).toFixed(1)} MiB`);
-      assert.ok(!rec.finished && rec.bytesFlushed < SIZE * 0.67, `with the client not reading, the upstream could still send ${(rec.bytesFlushed / 1048576).toFixed(1)} MiB of ${SIZE / 1048576} MiB (finished=${rec.finished}): no backpressure`);
-      sock.resume();
-      await waitFor(() => got >= bodyStart + SIZE || ended, 60000, 'the whole body at the client', 50);
-      const all = Buffer.concat(chunks);
-      const r = parseResponse(all, false, ended);
-      assert.equal(r.status, 200);
-      assert.equal(r.body.length, SIZE);
-      assert.equal(crypto.createHash('sha256').update(r.body).digest('hex'), digest, 'body corrupted');
-    } finally {
-      sock.destroy();
-    }
+    let rec = null;
+    up.waitRequest((x) => x.url === path, 10000).then((x) => (rec = x));
+    const r = await readSlowly(proxy.port, path, () => ({ sent: rec?.bytesFlushed ?? 0, finished: rec?.finished ?? false }), { size: SIZE });
+    assert.ok(rec && r.stalledAt > 0, 'the upstream request was not observed sending');
+    assert.match(r.head, /^HTTP\/1\.1 200 /);
+    assert.match(r.head, new RegExp(`\r\ncontent-length: ${SIZE}(\r|$)`, 'i'), `the upstream Content-Length must pass through:\n${r.head}`);
+    if (process.env.RD_E2E_VERBOSE) console.error(`backpressure: upstream stalled after ${(r.stalledAt / 1048576).toFixed(1)} MiB`);
+    assert.ok(!r.finishedWhilePaused && r.stalledAt < SIZE * 0.67, `with the client not reading, the upstream could still send ${(r.stalledAt / 1048576).toFixed(1)} MiB of ${SIZE / 1048576} MiB (finished=${r.finishedWhilePaused}): no backpressure`);
+    assert.equal(r.response.status, 200);
+    assert.equal(r.response.body.length, SIZE);
+    assert.equal(crypto.createHash('sha256').update(r.response.body).digest('hex'), digest, 'body corrupted');
   });
 });
 

@@ -10,7 +10,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { assertOpenAIError, httpRequest, jsonOf, now, parseResponse, waitFor } from './lib/http.mjs';
+import { assertOpenAIError, httpRequest, jsonOf, now, readSlowly, waitFor } from './lib/http.mjs';
 import { freePort, startServer, tempDir } from './lib/server.mjs';
 import { prng } from './lib/upstream.mjs';
 
@@ -124,39 +124,11 @@ test('backpressure over HTTP/2: a slow reader stalls the upstream and still gets
     };
     pump();
   };
-  const sock = net.connect({ port: p.port, host: '127.0.0.1' });
-  const chunks = [];
-  let got = 0;
-  let ended = false;
-  sock.on('data', (d) => {
-    chunks.push(d);
-    got += d.length;
-  });
-  sock.on('end', () => (ended = true));
-  await new Promise((resolve) => sock.once('connect', resolve));
-  try {
-    sock.write('GET /big HTTP/1.1\r\nHost: x\r\n\r\n');
-    await waitFor(() => got > 0, 5000, 'the first bytes');
-    sock.pause();
-    let last = -1, stableSince = now();
-    await waitFor(() => {
-      if (finished) return true;
-      if (written !== last) {
-        last = written;
-        stableSince = now();
-        return false;
-      }
-      return now() - stableSince > 700;
-    }, 20000, 'the upstream to stall or finish', 50);
-    assert.ok(!finished && written < SIZE * 0.67, `the upstream wrote ${(written / 1048576).toFixed(1)} MiB of ${SIZE / 1048576} with the client not reading: no backpressure`);
-    sock.resume();
-    const headLen = () => Buffer.concat(chunks).indexOf('\r\n\r\n') + 4;
-    await waitFor(() => got >= headLen() + SIZE || ended, 60000, 'the whole body', 50);
-    const r = parseResponse(Buffer.concat(chunks), false, ended);
-    assert.equal(r.status, 200);
-    assert.equal(r.body.length, SIZE);
-    assert.equal(crypto.createHash('sha256').update(r.body).digest('hex'), digest, 'body corrupted');
-  } finally {
-    sock.destroy();
-  }
+  const r = await readSlowly(p.port, '/big', () => ({ sent: written, finished }), { size: SIZE });
+  assert.ok(r.stalledAt > 0, 'the upstream was not observed sending');
+  assert.ok(!r.finishedWhilePaused && r.stalledAt < SIZE * 0.67,
+    `the upstream wrote ${(r.stalledAt / 1048576).toFixed(1)} MiB of ${SIZE / 1048576} with the client not reading: no backpressure`);
+  assert.equal(r.response.status, 200);
+  assert.equal(r.response.body.length, SIZE);
+  assert.equal(crypto.createHash('sha256').update(r.response.body).digest('hex'), digest, 'body corrupted');
 });

@@ -306,3 +306,57 @@ export function assertOpenAIError(assert, body, what = 'error body') {
   assert.ok('code' in j.error, `${what}: error.code must be present (null allowed)`);
   return j.error;
 }
+
+/**
+ * Backpressure check shared by the plain and the TLS suites: sends
+ * `GET path` on a raw socket, stops reading once the response head is in,
+ * waits until the upstream stops making progress (progress() returns
+ * {sent, finished}), then reads the rest. Returns {stalledAt, finishedWhilePaused,
+ * head, response} with the parsed response (parseResponse).
+ */
+export async function readSlowly(port, path, progress, { size, stallMs = 700 } = {}) {
+  const sock = net.connect({ port, host: '127.0.0.1' });
+  const chunks = [];
+  let got = 0;
+  let ended = false;
+  sock.on('data', (d) => {
+    chunks.push(d);
+    got += d.length;
+  });
+  sock.on('end', () => (ended = true));
+  sock.on('error', () => (ended = true));
+  await new Promise((resolve, reject) => {
+    sock.once('connect', resolve);
+    sock.once('error', reject);
+  });
+  try {
+    sock.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    await waitFor(() => Buffer.concat(chunks).includes('\r\n\r\n'), 5000, 'the response head');
+    sock.pause();
+    const all0 = Buffer.concat(chunks);
+    const head = all0.subarray(0, all0.indexOf('\r\n\r\n')).toString('latin1');
+    let last = -1;
+    let stableSince = now();
+    await waitFor(
+      () => {
+        const p = progress();
+        if (p.finished) return true;
+        if (p.sent !== last) {
+          last = p.sent;
+          stableSince = now();
+          return false;
+        }
+        return now() - stableSince > stallMs;
+      },
+      20000,
+      'the upstream to stall or finish',
+      50,
+    );
+    const { sent: stalledAt, finished: finishedWhilePaused } = progress();
+    sock.resume();
+    await waitFor(() => got >= head.length + 4 + size || ended, 60000, 'the whole body at the client', 50);
+    return { stalledAt, finishedWhilePaused, head, response: parseResponse(Buffer.concat(chunks), false, ended) };
+  } finally {
+    sock.destroy();
+  }
+}
