@@ -100,6 +100,11 @@ static bool valid_upstream(const char *s)
     for (const char *p = s; *p; p++)
         if ((unsigned char)*p <= ' ' || *p == '?' || *p == '#')
             return false;
+    /* No user:password@ in the authority: credentials would be stored and
+     * shown by the API. They belong in request headers. */
+    size_t authority = strcspn(rest, "/");
+    if (memchr(rest, '@', authority) != NULL)
+        return false;
     return true;
 }
 
@@ -188,7 +193,8 @@ static bool apply_fields(struct json_object *body, struct rd_proxy_rec *rec, boo
             replace(&rec->bind, json_object_get_string(v));
         } else if (strcmp(key, "upstream_url") == 0) {
             if (v != NULL && (!json_object_is_type(v, json_type_string) || !valid_upstream(json_object_get_string(v))))
-                FAIL("upstream_url", "upstream_url must be \"emulator\", an http(s) URL without query, or null");
+                FAIL("upstream_url", "upstream_url must be \"emulator\", an http(s) URL without query or credentials, "
+                                     "or null");
             replace(&rec->upstream_url, v ? json_object_get_string(v) : NULL);
         } else if (strcmp(key, "description") == 0) {
             if (!apply_string(v, "description", true, MAX_TEXT, &rec->description, fe))

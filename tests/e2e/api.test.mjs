@@ -216,6 +216,8 @@ describe('management API', () => {
       [{ name: 'unk', provider: 'no-such-provider' }, 'provider'],
       [{ name: 'tg', provider: 'openai', tags: 'notalist' }, 'tags'],
       [{ name: 'ub', provider: 'openai', upstream_url: 'ftp://example.com' }, 'upstream_url'],
+      // credentials in the URL would be stored and shown by the API
+      [{ name: 'uc', provider: 'openai', upstream_url: 'https://user:secret@example.com/v1' }, 'upstream_url'],
       [{ name: 'cf', provider: 'openai', config: { no_such_block: {} } }, 'no_such_block'],
     ];
     for (const [body, field] of cases) {
