@@ -1,4 +1,5 @@
-/* HTTP/1.1 server: see server.h for the contract.
+/* HTTP/1.1 server connections and the exchange API (see server.h for the
+ * contract; listening sockets are in listener.c).
  *
  * A connection owns a parser, an input buffer, one timer (header, body or
  * idle deadline, depending on the state) and at most one exchange. Input is
@@ -6,16 +7,13 @@
  * wait in the buffer while a handler runs. Output goes out with uv_try_write
  * first and is queued (copied) only for what the socket did not take. */
 #include "http/server.h"
+#include "http/server_int.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include "util/err.h"
 #include "util/log.h"
@@ -23,49 +21,6 @@
 
 #define IN_MAX (1024u * 1024u) /* input kept while a handler runs before reading pauses */
 #define LINGER_MS 2000u        /* after an error response, read and discard this long */
-
-enum conn_state { C_IDLE, C_HEAD, C_BODY, C_HANDLER, C_LINGER };
-
-struct conn {
-    uv_tcp_t tcp;
-    uv_timer_t timer;
-    struct rd_http_listener *l;
-    struct conn *prev, *next;
-    struct rd_http_parser *parser;
-    struct rd_http_limits limits;
-    struct rd_buf in;
-    struct rd_http_exch x;
-    enum conn_state state;
-    size_t pending_out; /* bytes handed to uv_write and not yet written */
-    int open_handles;   /* tcp + timer, closed before free */
-    /* response state */
-    struct rd_buf head;  /* deferred status line + headers */
-    int64_t resp_left;   /* -1: chunked/close-delimited */
-    bool resp_chunked;
-    bool resp_nobody; /* HEAD request or 1xx/204/304 status */
-    bool resp_close;  /* close after this response */
-    /* exchange callbacks */
-    rd_http_exch_fn on_drain, on_gone;
-    void *cb_ud;
-    bool x_active, gone, gone_notified, above_high;
-    bool processing, closing, reading, close_when_flushed, shut;
-};
-
-struct rd_http_listener {
-    uv_tcp_t tcp;
-    uv_timer_t deadline;
-    uv_loop_t *loop;
-    struct rd_http_listener_cfg cfg;
-    struct conn *conns;
-    size_t nconns;
-    int open_handles;
-    bool stopping, done_fired;
-    enum rd_http_stop_mode mode;
-    rd_http_stopped_fn done;
-    void *done_ud;
-    rd_http_stopped_fn unlisten;
-    void *unlisten_ud;
-};
 
 struct wreq {
     uv_write_t req;
@@ -78,9 +33,6 @@ static void conn_process(struct conn *c);
 static void start_reading(struct conn *c);
 static void arm_timer(struct conn *c, uint64_t ms);
 static void conn_close(struct conn *c);
-static void listener_maybe_done(struct rd_http_listener *l);
-static void on_listener_handle_closed(uv_handle_t *h);
-static void on_connection(uv_stream_t *server, int status);
 
 static struct conn *conn_of(struct rd_http_exch *x)
 {
@@ -391,7 +343,7 @@ static void conn_free(struct conn *c)
     rd_buf_free(&c->in);
     rd_buf_free(&c->head);
     free(c);
-    listener_maybe_done(l);
+    http_listener_check_done(l);
 }
 
 static void on_conn_handle_closed(uv_handle_t *h)
@@ -597,7 +549,7 @@ static void peer_ip(struct conn *c)
         uv_ip6_name((struct sockaddr_in6 *)&ss, c->x.client_ip, sizeof c->x.client_ip);
 }
 
-static void on_connection(uv_stream_t *server, int status)
+void http_on_connection(uv_stream_t *server, int status)
 {
     struct rd_http_listener *l = server->data;
     if (status < 0 || l->stopping)
@@ -638,161 +590,7 @@ static void on_connection(uv_stream_t *server, int status)
     start_reading(c);
 }
 
-/* ---- listeners ---- */
-
-int rd_http_bind(const char *host, int port, bool reuseport, int backlog)
+void http_conn_close(struct conn *c)
 {
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    int family = AF_INET;
-    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0) {
-        if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0)
-            return -EINVAL;
-        family = AF_INET6;
-    }
-    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int one = 1, rc = 0;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)) {
-        rc = -errno;
-        goto fail;
-    }
-    if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) {
-        rc = -errno;
-        goto fail;
-    }
-    socklen_t len = family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
-    if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, backlog) != 0) {
-        rc = -errno;
-        goto fail;
-    }
-    return fd;
-fail:
-    close(fd);
-    return rc;
-}
-
-int rd_http_listener_start(uv_loop_t *loop, int fd, const struct rd_http_listener_cfg *cfg,
-                           struct rd_http_listener **out)
-{
-    struct rd_http_listener *l = rd_calloc(1, sizeof *l);
-    l->loop = loop;
-    l->cfg = *cfg;
-    uv_tcp_init(loop, &l->tcp);
-    l->tcp.data = l;
-    uv_timer_init(loop, &l->deadline);
-    l->deadline.data = l;
-    l->open_handles = 2;
-    int rc = uv_tcp_open(&l->tcp, fd);
-    if (rc < 0)
-        close(fd); /* not owned by the handle yet */
-    else
-        rc = uv_listen((uv_stream_t *)&l->tcp, RD_HTTP_BACKLOG, on_connection);
-    if (rc < 0) {
-        rd_warn("listener start failed: %s", uv_strerror(rc));
-        l->done_fired = true;
-        l->stopping = true;
-        uv_close((uv_handle_t *)&l->tcp, on_listener_handle_closed);
-        *out = NULL;
-        return rc;
-    }
-    *out = l;
-    return 0;
-}
-
-size_t rd_http_listener_connections(const struct rd_http_listener *l)
-{
-    return l->nconns;
-}
-
-void rd_http_listener_on_unlisten(struct rd_http_listener *l, rd_http_stopped_fn fn, void *ud)
-{
-    l->unlisten = fn;
-    l->unlisten_ud = ud;
-}
-
-static void on_listener_handle_closed(uv_handle_t *h)
-{
-    struct rd_http_listener *l = h->data;
-    l->open_handles--;
-    if (l->unlisten) {
-        rd_http_stopped_fn fn = l->unlisten;
-        l->unlisten = NULL;
-        fn(l->unlisten_ud);
-    }
-    listener_maybe_done(l);
-}
-
-static void on_deadline_closed(uv_handle_t *h)
-{
-    free(h->data);
-}
-
-static void listener_maybe_done(struct rd_http_listener *l)
-{
-    if (!l->stopping)
-        return;
-    bool tcp_closed = l->open_handles <= 1; /* the deadline timer closes last */
-    if (tcp_closed && !l->done_fired && l->nconns == 0) {
-        l->done_fired = true;
-        if (l->done)
-            l->done(l->done_ud);
-    }
-    if (tcp_closed && l->nconns == 0 && l->open_handles == 1) {
-        l->open_handles = -1; /* closing the timer; freed in its callback */
-        uv_close((uv_handle_t *)&l->deadline, on_deadline_closed);
-    }
-}
-
-static void force_close_all(struct rd_http_listener *l)
-{
-    struct conn *c = l->conns;
-    while (c) {
-        struct conn *next = c->next;
-        c->close_when_flushed = true;
-        conn_close(c);
-        c = next;
-    }
-}
-
-static void on_deadline(uv_timer_t *t)
-{
-    struct rd_http_listener *l = t->data;
-    rd_warn("stop deadline passed with %zu connection(s) open: closing them", l->nconns);
-    l->mode = RD_HTTP_STOP_FORCE;
-    force_close_all(l);
-}
-
-void rd_http_listener_stop(struct rd_http_listener *l, enum rd_http_stop_mode mode, uint64_t deadline_ms,
-                           rd_http_stopped_fn done, void *ud)
-{
-    if (l->stopping) {
-        if (mode == RD_HTTP_STOP_FORCE && l->mode != RD_HTTP_STOP_FORCE) {
-            l->mode = RD_HTTP_STOP_FORCE;
-            force_close_all(l);
-        }
-        return;
-    }
-    l->stopping = true;
-    l->mode = mode;
-    l->done = done;
-    l->done_ud = ud;
-    uv_close((uv_handle_t *)&l->tcp, on_listener_handle_closed);
-    if (mode == RD_HTTP_STOP_FORCE) {
-        force_close_all(l);
-        return;
-    }
-    /* Idle connections go now; busy ones close after their response
-     * (end_exchange checks l->stopping). */
-    struct conn *c = l->conns;
-    while (c) {
-        struct conn *next = c->next;
-        if (!c->x_active && c->state == C_IDLE && !rd_http_parser_in_message(c->parser))
-            conn_close(c);
-        c = next;
-    }
-    if (mode == RD_HTTP_STOP_GRACEFUL && deadline_ms > 0)
-        uv_timer_start(&l->deadline, on_deadline, deadline_ms, 0);
+    conn_close(c);
 }
