@@ -29,8 +29,8 @@
 
 #define MAX_REQ_HEAD (1024 * 1024)
 #define IDLE_TIMEOUT_MS 60000
-#define IDLE_PER_KEY 256 /* idle connections kept per (host, port) */
-#define IDLE_TOTAL 1024  /* and per context, as curl's MAXCONNECTS in upstream.c */
+#define IDLE_PER_KEY 2048 /* idle connections kept per (host, port), for 60 s at most */
+#define IDLE_TOTAL 4096  /* and per context (worker) */
 #define MAX_POOL_KEYS 256
 #define FREE_REQS_MAX 128
 
