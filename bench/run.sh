@@ -371,6 +371,18 @@ for key in a b c; do
   RES[$key.p99]=$(median ${ROUND_P99[$key]}) RES[$key.err]=${ROUND_ERR[$key]}
   RES[$key.rounds]=$(echo ${ROUND_RPS[$key]} | tr ' ' '/')
 done
+# The ratio that matters, c/b, round by round: both ran back to back under
+# the same conditions, so the median of the per-round ratios resists drift.
+if [ -n "${ROUND_RPS[b]:-}" ] && [ -n "${ROUND_RPS[c]:-}" ]; then
+  read -r -a rb <<<"${ROUND_RPS[b]}"
+  read -r -a rc <<<"${ROUND_RPS[c]}"
+  ratios=()
+  for i in "${!rb[@]}"; do
+    [ -n "${rc[$i]:-}" ] && ratios+=("$(awk -v c="${rc[$i]}" -v b="${rb[$i]}" 'BEGIN { printf "%.2f", c / b }')")
+  done
+  RES[cb.ratio]=$(median "${ratios[@]}")
+  RES[cb.rounds]=$(IFS=/; echo "${ratios[*]}")
+fi
 if [ -n "${C_PID:-}" ]; then
   RES[c.rss]=$(peak_rss_mb "$C_PID")
   stop_pid "$C_PID"; forget_pid "$C_PID"
