@@ -64,6 +64,12 @@ static void insert_sorted(struct rd_manager *m, struct rd_proxy_entry *e)
 
 static void entry_free(struct rd_proxy_entry *e)
 {
+    /* Waiters left at shutdown are API calls whose connections are gone. */
+    while (e->waiters) {
+        struct rd_waiter *next = e->waiters->next;
+        free(e->waiters);
+        e->waiters = next;
+    }
     rd_proxy_rec_free(&e->rec);
     rd_proxy_rt_unref(e->rt);
     free(e);
@@ -285,12 +291,15 @@ struct stop_ctx {
 
 static void run_waiters(struct rd_proxy_entry *e)
 {
-    int n = e->nwaiters;
-    struct rd_waiter w[8];
-    memcpy(w, e->waiters, sizeof w);
-    e->nwaiters = 0;
-    for (int i = 0; i < n; i++)
-        w[i].fn(w[i].ud);
+    /* Detach first: a waiter may start another stop on this entry. */
+    struct rd_waiter *w = e->waiters;
+    e->waiters = NULL;
+    while (w) {
+        struct rd_waiter *next = w->next;
+        w->fn(w->ud);
+        free(w);
+        w = next;
+    }
 }
 
 static void on_stop_done(struct rd_mail *mail, void *ctx)
@@ -323,11 +332,13 @@ static void add_waiter(struct rd_proxy_entry *e, rd_manager_done_fn done, void *
 {
     if (done == NULL)
         return;
-    if (e->nwaiters < 8) {
-        e->waiters[e->nwaiters].fn = done;
-        e->waiters[e->nwaiters].ud = ud;
-        e->nwaiters++;
-    }
+    struct rd_waiter *w = rd_calloc(1, sizeof *w);
+    w->fn = done;
+    w->ud = ud;
+    struct rd_waiter **pp = &e->waiters;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = w;
 }
 
 static void send_stop(struct rd_manager *m, struct rd_proxy_entry *e, enum rd_http_stop_mode mode, uint64_t timeout_ms,

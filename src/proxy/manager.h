@@ -20,7 +20,9 @@ const char *rd_proxy_status_name(enum rd_proxy_status s);
 
 typedef void (*rd_manager_done_fn)(void *ud);
 
+/* Someone waiting for a proxy's stop or move to complete (an API call). */
 struct rd_waiter {
+    struct rd_waiter *next;
     rd_manager_done_fn fn;
     void *ud;
 };
@@ -30,8 +32,7 @@ struct rd_proxy_entry {
     struct rd_proxy_rec rec;     /* persisted state (rec.last_error mirrors the live one) */
     enum rd_proxy_status status;
     struct rd_proxy_rt *rt; /* while running or stopping */
-    struct rd_waiter waiters[8];
-    int nwaiters;
+    struct rd_waiter *waiters; /* owned list, in arrival order */
     bool deleting;
 };
 

@@ -129,6 +129,23 @@ describe('stopping a proxy', () => {
     }
   });
 
+  test('many stop calls at once on a draining proxy all get their answer', async () => {
+    const p = await newProxy('many-stops');
+    const req = inflight(`http://127.0.0.1:${p.port}/slow/many`, { method: 'POST', body: '{}' });
+    await up.waitRequest((x) => x.url === '/slow/many');
+    const calls = [];
+    for (let i = 0; i < 12; i++) {
+      const mode = i === 11 ? 'force' : 'graceful';
+      calls.push(srv.api('POST', `/api/v1/proxies/${p.id}/stop?mode=${mode}&timeout_s=10`, undefined, { timeoutMs: 20000 }));
+    }
+    const answers = await Promise.all(calls);
+    for (const r of answers) {
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.json.status, 'stopped');
+    }
+    await assert.rejects(req.promise, (e) => !/timed out/.test(e.message), 'the force stop must cut the in-flight request');
+  });
+
   test('a stopped proxy starts again and serves', async () => {
     const p = await newProxy('restartable');
     assert.equal((await srv.api('POST', `/api/v1/proxies/${p.id}/stop?mode=force`)).status, 200);
