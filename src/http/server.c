@@ -52,6 +52,8 @@ static void on_write(uv_write_t *req, int status)
             conn_close(c);
         return;
     }
+    if (c->above_high && c->state == C_HANDLER)
+        arm_timer(c, c->pending_out < RD_HTTP_OUT_LOW ? 0 : c->limits.idle_timeout_ms);
     if (c->above_high && c->pending_out < RD_HTTP_OUT_LOW) {
         c->above_high = false;
         if (c->x_active && c->on_drain)
@@ -103,8 +105,13 @@ static int out_send(struct conn *c, uv_buf_t *bufs, unsigned int nbufs)
         return rc;
     }
     c->pending_out += w->len;
-    if (c->pending_out > RD_HTTP_OUT_HIGH)
+    if (c->pending_out > RD_HTTP_OUT_HIGH && !c->above_high) {
         c->above_high = true;
+        /* Send timeout: a client that stops reading must not hold the
+         * exchange (and its upstream) forever. Progress re-arms it. */
+        if (c->state == C_HANDLER)
+            arm_timer(c, c->limits.idle_timeout_ms);
+    }
     return 0;
 }
 
@@ -420,6 +427,9 @@ static void on_timer(uv_timer_t *t)
         send_error(c, 408, "request headers not received in time");
     } else if (c->state == C_BODY) {
         send_error(c, 408, "request body not received in time");
+    } else if (c->state == C_HANDLER) {
+        rd_debug("client stopped reading its response: closing the connection");
+        conn_close(c);
     }
 }
 

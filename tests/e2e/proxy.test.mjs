@@ -519,6 +519,23 @@ describe('streaming', () => {
     assert.ok(rec.closedAt - t0 < 5000);
   });
 
+  test('a client that stops reading is closed after limits.idle_timeout_ms and the upstream request aborted', async () => {
+    const port = await freePort();
+    const p = await srv.createProxy({ name: 'send-timeout', provider: 'openai', upstream_url: up.url, port, config: { limits: { idle_timeout_ms: 400 } } });
+    const SIZE = 64 * 1024 * 1024;
+    up.handle(reply.big(SIZE, (off, n) => Buffer.alloc(n, 0x61)));
+    const path = uniq('stalled');
+    const sock = net.connect({ port: p.port, host: '127.0.0.1' });
+    sock.on('error', () => {});
+    await new Promise((resolve) => sock.once('connect', resolve));
+    sock.pause(); // never reads: the proxy's output backs up
+    sock.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    const rec = await up.waitRequest((x) => x.url === path);
+    await up.waitRec(rec, (r) => r.closedEarly, 10000, 'the upstream to see its request aborted');
+    assert.ok(!rec.finished, 'the upstream must not have been able to send everything');
+    sock.destroy();
+  });
+
   test('a client that disconnects before the upstream answers aborts the upstream request', async () => {
     up.handle(reply.hang());
     const path = uniq('disconnect-early');
