@@ -226,7 +226,7 @@ static int on_url_complete(llhttp_t *ll)
     case HTTP_PATCH:
         break;
     default:
-        defer(p, 501, "method not implemented");
+        defer(p, 501, "unsupported request method");
         return HPE_PAUSED;
     }
     if (p->acc.len == 0) {
@@ -473,7 +473,7 @@ static int fail_llhttp(struct rd_http_parser *p, llhttp_errno_t e, const char *d
     /* A token that is no method we know is "501 Not Implemented" (RFC 9110
      * 15.6.2); non-token bytes (a TLS hello, binary junk) are malformed. */
     if (e == HPE_INVALID_METHOD && is_tchar(c))
-        return fail(p, 501, "method not implemented");
+        return fail(p, 501, "unsupported request method");
     const char *reason = llhttp_get_error_reason(&p->ll);
     /* llhttp gives this reason only for a well-formed "HTTP/d.d" that it
      * does not support (1.2, 3.0); 0.9 and 2.0 are caught in check_head. */
