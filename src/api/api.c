@@ -171,9 +171,13 @@ static void limits(void *ud, struct rd_http_limits *out)
     out->idle_timeout_ms = 60000;
 }
 
-static void error_body(void *ud, int status, const char *message, struct rd_buf *body, const char **ctype)
+static void error_body(void *ud, const struct rd_http_error *e, struct rd_hdrs *hdrs, struct rd_buf *body,
+                       const char **ctype)
 {
     (void)ud;
+    (void)hdrs;
+    int status = e->status;
+    const char *message = e->message;
     const char *code = status == 413 ? "body_too_large" : status == 431 ? "headers_too_large"
                        : status == 408 ? "timeout" : "bad_request";
     struct json_object *obj = error_object(code, NULL, message);

@@ -127,7 +127,6 @@ static void force_close_all(struct rd_http_listener *l)
     struct conn *c = l->conns;
     while (c) {
         struct conn *next = c->next;
-        c->close_when_flushed = true;
         http_conn_close(c);
         c = next;
     }
@@ -165,8 +164,7 @@ void rd_http_listener_stop(struct rd_http_listener *l, enum rd_http_stop_mode mo
     struct conn *c = l->conns;
     while (c) {
         struct conn *next = c->next;
-        if (!c->x_active && c->state == C_IDLE && !rd_http_parser_in_message(c->parser))
-            http_conn_close(c);
+        http_conn_stop_gracefully(c);
         c = next;
     }
     if (mode == RD_HTTP_STOP_GRACEFUL && deadline_ms > 0)

@@ -31,42 +31,82 @@ struct wreq {
 
 static void conn_process(struct conn *c);
 static void start_reading(struct conn *c);
-static void arm_timer(struct conn *c, uint64_t ms);
 static void conn_close(struct conn *c);
+static void close_now(struct conn *c);
+static void conn_set_state(struct conn *c, enum conn_state s);
+static void on_timer(uv_timer_t *t);
+
+static const struct rd_http_exch_ops h1_exch_ops;
 
 static struct conn *conn_of(struct rd_http_exch *x)
 {
     return (struct conn *)((char *)x - offsetof(struct conn, x));
 }
 
+static const char *state_name(enum conn_state s)
+{
+    static const char *const names[] = {"idle",    "head",     "body",   "handler",
+                                        "writing", "draining", "linger", "closing"};
+    return names[s];
+}
+
 /* ---- output ---- */
+
+/* Bytes the kernel has taken from uv_write requests (monotonic). */
+static uint64_t bytes_accepted(const struct conn *c)
+{
+    return c->queued_total - uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp);
+}
+
+/* The send deadline: progress-based, so it fires only after idle_timeout_ms
+ * in which the kernel accepted no byte, whatever the size of the writes. */
+static void arm_send_deadline(struct conn *c)
+{
+    c->progress_mark = bytes_accepted(c);
+    if (c->limits.idle_timeout_ms)
+        uv_timer_start(&c->timer, on_timer, c->limits.idle_timeout_ms, 0);
+}
 
 static void on_write(uv_write_t *req, int status)
 {
     struct wreq *w = (struct wreq *)req;
     struct conn *c = w->c;
+    size_t before = c->pending_out;
     c->pending_out -= w->len;
     free(w);
+    if (c->state == CS_CLOSING)
+        return;
     if (status < 0) {
-        if (!c->closing)
-            conn_close(c);
+        conn_close(c);
         return;
     }
-    if (c->above_high && c->state == C_HANDLER)
-        arm_timer(c, c->pending_out < RD_HTTP_OUT_LOW ? 0 : c->limits.idle_timeout_ms);
-    if (c->above_high && c->pending_out < RD_HTTP_OUT_LOW) {
-        c->above_high = false;
-        if (c->x_active && c->on_drain)
-            c->on_drain(c->cb_ud);
+    switch (c->state) {
+    case CS_HANDLER:
+        /* Drain is derived from the queued bytes: a handler that refused
+         * bytes above the high mark hears back once they fall below the low
+         * one, whatever happened to earlier responses on this connection. */
+        if (before >= RD_HTTP_OUT_LOW && c->pending_out < RD_HTTP_OUT_LOW && c->x.on_drain)
+            c->x.on_drain(c->x.cb_ud);
+        break;
+    case CS_WRITING:
+        if (c->pending_out == 0) {
+            conn_set_state(c, CS_IDLE);
+            conn_process(c);
+        }
+        break;
+    case CS_DRAINING:
+        if (c->pending_out == 0)
+            conn_close(c);
+        break;
+    default:
+        break;
     }
-    if (c->close_when_flushed && c->pending_out == 0)
-        conn_close(c);
 }
 
 /* Sends bufs: as much as possible right away, the rest copied and queued. */
 static int out_send(struct conn *c, uv_buf_t *bufs, unsigned int nbufs)
 {
-    if (c->closing || c->shut)
+    if (c->state == CS_CLOSING || c->state == CS_LINGER || c->x.gone)
         return RD_EABORTED;
     size_t total = 0;
     for (unsigned int i = 0; i < nbufs; i++)
@@ -104,14 +144,14 @@ static int out_send(struct conn *c, uv_buf_t *bufs, unsigned int nbufs)
         free(w);
         return rc;
     }
+    bool was_empty = c->pending_out == 0;
     c->pending_out += w->len;
-    if (c->pending_out > RD_HTTP_OUT_HIGH && !c->above_high) {
-        c->above_high = true;
-        /* Send timeout: a client that stops reading must not hold the
-         * exchange (and its upstream) forever. Progress re-arms it. */
-        if (c->state == C_HANDLER)
-            arm_timer(c, c->limits.idle_timeout_ms);
-    }
+    c->queued_total += w->len;
+    /* Send timeout while the handler runs: a client that stops reading must
+     * not hold the exchange (and its upstream) forever. The timer is left
+     * running while output drains and checks progress when it fires. */
+    if (was_empty && c->state == CS_HANDLER && !uv_is_active((uv_handle_t *)&c->timer))
+        arm_send_deadline(c);
     return 0;
 }
 
@@ -160,7 +200,7 @@ static void build_head(struct conn *c, int status, const struct rd_hdrs *hdrs, i
     struct rd_http_request *req = c->x.req;
     bool http10 = req->version_major == 1 && req->version_minor == 0;
     bool head_method = strcmp(req->method, "HEAD") == 0;
-    c->resp_close = !req->keep_alive || c->close_when_flushed || c->l->stopping;
+    c->resp_close = !req->keep_alive || c->l->stopping;
     c->resp_nobody = head_method || status_has_no_body(status);
     c->resp_chunked = false;
     c->resp_left = content_length;
@@ -205,42 +245,43 @@ static int flush_head(struct conn *c)
     return rc;
 }
 
-/* ---- exchange API ---- */
+/* ---- exchange API (HTTP/1.1 implementation of rd_http_exch_ops) ---- */
 
 static void end_exchange(struct conn *c, bool clean)
 {
-    c->x_active = false;
-    c->on_drain = c->on_gone = NULL;
+    c->x.on_drain = c->x.on_gone = NULL;
+    c->x.cb_ud = NULL;
     rd_buf_reset(&c->head);
-    if (!clean || c->resp_close || c->gone || c->l->stopping) {
-        c->close_when_flushed = true;
-        if (c->pending_out == 0 || c->gone)
-            conn_close(c);
+    if (!clean || c->resp_close || c->x.gone || c->l->stopping) {
+        if (c->pending_out == 0 || c->x.gone)
+            close_now(c);
+        else
+            conn_set_state(c, CS_DRAINING);
         return;
     }
     rd_http_parser_next(c->parser);
-    c->state = C_IDLE;
-    /* Reading may have paused because input piled up while the handler ran. */
-    start_reading(c);
-    arm_timer(c, c->limits.idle_timeout_ms);
+    if (c->pending_out > 0) {
+        /* The next request waits until this response is written: its own
+         * output accounting then starts from an empty queue. */
+        conn_set_state(c, CS_WRITING);
+        return;
+    }
+    conn_set_state(c, CS_IDLE);
     conn_process(c);
 }
 
 void rd_http_respond(struct rd_http_exch *x, int status, const struct rd_hdrs *hdrs, const char *body, size_t len)
 {
-    struct conn *c = conn_of(x);
-    build_head(c, status, hdrs, (int64_t)len);
-    uv_buf_t bufs[2] = {uv_buf_init(c->head.data, (unsigned int)c->head.len),
-                        uv_buf_init((char *)body, c->resp_nobody ? 0 : (unsigned int)len)};
-    (void)out_send(c, bufs, 2);
-    rd_buf_reset(&c->head);
-    end_exchange(c, true);
+    /* A known length keeps the head back, so head and body leave in one write. */
+    if (rd_http_begin(x, status, hdrs, (int64_t)len) == 0 && len > 0)
+        (void)rd_http_write(x, body, len);
+    rd_http_finish(x);
 }
 
-int rd_http_begin(struct rd_http_exch *x, int status, const struct rd_hdrs *hdrs, int64_t content_length)
+static int h1_begin(struct rd_http_exch *x, int status, const struct rd_hdrs *hdrs, int64_t content_length)
 {
     struct conn *c = conn_of(x);
-    if (c->gone)
+    if (x->gone)
         return RD_EABORTED;
     build_head(c, status, hdrs, content_length);
     /* A known-length body follows right away: keep the head to send it in
@@ -251,10 +292,10 @@ int rd_http_begin(struct rd_http_exch *x, int status, const struct rd_hdrs *hdrs
     return flush_head(c);
 }
 
-int rd_http_write(struct rd_http_exch *x, const char *p, size_t n)
+static int h1_write(struct rd_http_exch *x, const char *p, size_t n)
 {
     struct conn *c = conn_of(x);
-    if (c->gone)
+    if (x->gone)
         return RD_EABORTED;
     if (c->resp_nobody || n == 0)
         return flush_head(c);
@@ -280,11 +321,11 @@ int rd_http_write(struct rd_http_exch *x, const char *p, size_t n)
     return rc;
 }
 
-void rd_http_finish(struct rd_http_exch *x)
+static void h1_finish(struct rd_http_exch *x)
 {
     struct conn *c = conn_of(x);
     bool clean = true;
-    if (!c->gone) {
+    if (!x->gone) {
         (void)flush_head(c);
         if (c->resp_chunked) {
             uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
@@ -296,44 +337,55 @@ void rd_http_finish(struct rd_http_exch *x)
     end_exchange(c, clean);
 }
 
-void rd_http_abort(struct rd_http_exch *x)
+static void h1_abort(struct rd_http_exch *x)
 {
     struct conn *c = conn_of(x);
-    if (!c->gone)
+    if (!x->gone)
         (void)flush_head(c);
     end_exchange(c, false);
 }
 
-size_t rd_http_pending(const struct rd_http_exch *x)
+static size_t h1_pending(const struct rd_http_exch *x)
 {
     const struct conn *c = (const struct conn *)((const char *)x - offsetof(struct conn, x));
     return c->pending_out;
 }
 
-void rd_http_set_callbacks(struct rd_http_exch *x, rd_http_exch_fn on_drain, rd_http_exch_fn on_gone, void *ud)
-{
-    struct conn *c = conn_of(x);
-    c->on_drain = on_drain;
-    c->on_gone = on_gone;
-    c->cb_ud = ud;
-}
-
-bool rd_http_client_gone(const struct rd_http_exch *x)
-{
-    const struct conn *c = (const struct conn *)((const char *)x - offsetof(struct conn, x));
-    return c->gone;
-}
+static const struct rd_http_exch_ops h1_exch_ops = {
+    .begin = h1_begin,
+    .write = h1_write,
+    .finish = h1_finish,
+    .abort = h1_abort,
+    .pending = h1_pending,
+};
 
 /* ---- connections ---- */
 
-static void on_timer(uv_timer_t *t);
-
-static void arm_timer(struct conn *c, uint64_t ms)
+/* The one place the state changes; it arms the state's deadline (see the
+ * table in server_int.h). */
+static void conn_set_state(struct conn *c, enum conn_state s)
 {
-    if (ms == 0)
-        uv_timer_stop(&c->timer);
-    else
-        uv_timer_start(&c->timer, on_timer, ms, 0);
+    if (c->state != s)
+        rd_trace("http conn %p: %s -> %s", (void *)c, state_name(c->state), state_name(s));
+    c->state = s;
+    switch (s) {
+    case CS_IDLE:
+        uv_timer_start(&c->timer, on_timer,
+                       c->nreq == 0 ? c->limits.header_timeout_ms : c->limits.idle_timeout_ms, 0);
+        break;
+    case CS_HEAD: uv_timer_start(&c->timer, on_timer, c->limits.header_timeout_ms, 0); break;
+    case CS_BODY: uv_timer_start(&c->timer, on_timer, c->limits.idle_timeout_ms, 0); break;
+    case CS_HANDLER:
+        if (c->pending_out > 0)
+            arm_send_deadline(c);
+        else
+            uv_timer_stop(&c->timer);
+        break;
+    case CS_WRITING:
+    case CS_DRAINING: arm_send_deadline(c); break;
+    case CS_LINGER: uv_timer_start(&c->timer, on_timer, LINGER_MS, 0); break;
+    case CS_CLOSING: uv_timer_stop(&c->timer); break;
+    }
 }
 
 static void conn_free(struct conn *c)
@@ -360,24 +412,30 @@ static void on_conn_handle_closed(uv_handle_t *h)
         conn_free(c);
 }
 
+/* Closes the handles; queued output is dropped. */
+static void close_now(struct conn *c)
+{
+    if (c->state == CS_CLOSING)
+        return;
+    conn_set_state(c, CS_CLOSING);
+    uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+}
+
 /* Tells the handler its client is gone; it ends the exchange, then the
  * connection closes. Without an exchange the connection closes now. */
 static void conn_close(struct conn *c)
 {
-    if (c->x_active) {
-        c->gone = true;
+    if (c->state == CS_HANDLER) {
+        c->x.gone = true;
         if (!c->gone_notified) {
             c->gone_notified = true;
-            if (c->on_gone)
-                c->on_gone(c->cb_ud);
+            if (c->x.on_gone)
+                c->x.on_gone(c->x.cb_ud);
         }
         return;
     }
-    if (c->closing)
-        return;
-    c->closing = true;
-    uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
-    uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+    close_now(c);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -388,60 +446,85 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 
 /* Answers an error the server detected itself, then half-closes and reads
  * until the client closes (or LINGER_MS), so the response is not destroyed
- * by a reset caused by unread input. */
+ * by a reset caused by unread input. Only called while no exchange runs. */
 static void send_error(struct conn *c, int status, const char *message)
 {
     struct rd_buf body;
     rd_buf_init(&body, 0);
+    struct rd_arena arena;
+    rd_arena_init(&arena);
+    struct rd_hdrs extra;
+    rd_hdrs_init(&extra, &arena);
     const char *ctype = "application/json";
-    c->l->cfg.error(c->l->cfg.ud, status, message, &body, &ctype);
-    char head[256];
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", status,
-                     rd_http_reason(status), ctype, body.len);
-    uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned int)n), uv_buf_init(body.data, (unsigned int)body.len)};
-    (void)out_send(c, bufs, 2);
+    struct rd_http_error e = {
+        .status = status,
+        .message = message,
+        .client_ip = c->x.client_ip,
+        .req = rd_http_parser_request(c->parser),
+    };
+    c->l->cfg.error(c->l->cfg.ud, &e, &extra, &body, &ctype);
+    struct rd_buf *h = &c->head;
+    rd_buf_reset(h);
+    (void)rd_buf_printf(h, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n", status,
+                        rd_http_reason(status), ctype, body.len);
+    for (size_t i = 0; i < extra.n; i++)
+        (void)rd_buf_printf(h, "%s: %s\r\n", extra.v[i].name, extra.v[i].value);
+    (void)rd_buf_appends(h, "Connection: close\r\n\r\n");
+    uv_buf_t bufs[2] = {uv_buf_init(h->data, (unsigned int)h->len), uv_buf_init(body.data, (unsigned int)body.len)};
+    int rc = out_send(c, bufs, 2);
+    rd_buf_reset(h);
     rd_buf_free(&body);
-    c->state = C_LINGER;
+    rd_hdrs_free(&extra);
+    rd_arena_free(&arena);
     rd_buf_reset(&c->in);
+    if (rc < 0) {
+        conn_close(c);
+        return;
+    }
     uv_shutdown_t *req = rd_malloc(sizeof *req);
     if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
         free(req);
         conn_close(c);
         return;
     }
-    c->shut = true;
-    arm_timer(c, LINGER_MS);
+    conn_set_state(c, CS_LINGER);
 }
 
 static void on_timer(uv_timer_t *t)
 {
     struct conn *c = t->data;
-    if (c->state == C_LINGER || c->state == C_IDLE) {
-        if (c->state == C_IDLE && rd_http_parser_in_message(c->parser)) {
-            send_error(c, 408, "request headers not received in time");
-            return;
+    switch (c->state) {
+    case CS_IDLE: conn_close(c); break;
+    case CS_HEAD: send_error(c, 408, "request headers not received in time"); break;
+    case CS_BODY: send_error(c, 408, "request body not received in time"); break;
+    case CS_HANDLER:
+    case CS_WRITING:
+    case CS_DRAINING:
+        if (c->pending_out == 0)
+            break; /* everything was written since the timer was armed */
+        if (bytes_accepted(c) > c->progress_mark) {
+            arm_send_deadline(c);
+            break;
         }
-        conn_close(c);
-    } else if (c->state == C_HEAD) {
-        send_error(c, 408, "request headers not received in time");
-    } else if (c->state == C_BODY) {
-        send_error(c, 408, "request body not received in time");
-    } else if (c->state == C_HANDLER) {
-        rd_debug("client stopped reading its response: closing the connection");
-        conn_close(c);
+        rd_debug("client took no response byte in %llu ms: closing the connection",
+                 (unsigned long long)c->limits.idle_timeout_ms);
+        conn_close(c); /* in HANDLER this tells the handler, which ends the exchange */
+        break;
+    case CS_LINGER: conn_close(c); break;
+    case CS_CLOSING: break;
     }
 }
 
 static void dispatch(struct conn *c)
 {
     struct rd_http_listener *l = c->l;
-    c->state = C_HANDLER;
-    c->x_active = true;
-    c->gone = c->gone_notified = c->above_high = false;
-    c->on_drain = c->on_gone = NULL;
+    c->x.gone = false;
+    c->gone_notified = false;
+    c->x.on_drain = c->x.on_gone = NULL;
+    c->x.cb_ud = NULL;
     c->x.user = NULL;
-    uv_timer_stop(&c->timer);
+    c->nreq++;
+    conn_set_state(c, CS_HANDLER);
     l->cfg.handler(&c->x, l->cfg.ud);
 }
 
@@ -460,9 +543,13 @@ static bool on_head(struct conn *c)
         uv_buf_t b = uv_buf_init("HTTP/1.1 100 Continue\r\n\r\n", 25);
         (void)out_send(c, &b, 1);
     }
-    c->state = C_BODY;
-    arm_timer(c, c->limits.idle_timeout_ms);
+    conn_set_state(c, CS_BODY);
     return true;
+}
+
+static bool may_parse(const struct conn *c)
+{
+    return c->state == CS_IDLE || c->state == CS_HEAD || c->state == CS_BODY;
 }
 
 static void conn_process(struct conn *c)
@@ -470,9 +557,8 @@ static void conn_process(struct conn *c)
     if (c->processing)
         return;
     c->processing = true;
-    while (!c->x_active && !c->closing && c->state != C_LINGER) {
+    while (may_parse(c)) {
         enum rd_http_event ev = RD_HTTP_EV_NONE;
-        bool was_in_message = rd_http_parser_in_message(c->parser);
         int rc = rd_http_parser_feed(c->parser, c->in.data ? c->in.data : "", c->in.len, &ev);
         if (rc < 0) {
             send_error(c, rd_http_parser_status(c->parser), rd_http_parser_errmsg(c->parser));
@@ -490,13 +576,14 @@ static void conn_process(struct conn *c)
             continue;
         }
         /* Need more bytes. The first byte of a request starts the header clock. */
-        if (c->state == C_IDLE && !was_in_message && rd_http_parser_in_message(c->parser)) {
-            c->state = C_HEAD;
-            arm_timer(c, c->limits.header_timeout_ms);
-        }
+        if (c->state == CS_IDLE && rd_http_parser_in_message(c->parser))
+            conn_set_state(c, CS_HEAD);
         break;
     }
     c->processing = false;
+    /* Reading may have paused because input piled up while a handler ran. */
+    if (may_parse(c))
+        start_reading(c);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -518,17 +605,19 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         conn_close(c);
         return;
     }
-    if (nread == 0 || c->closing)
-        return;
-    if (c->state == C_LINGER)
-        return; /* discard */
-    if (c->state == C_BODY)
-        arm_timer(c, c->limits.idle_timeout_ms);
+    if (nread == 0 || c->state == CS_CLOSING || c->state == CS_LINGER)
+        return; /* nothing, or discarded */
+    if (c->state == CS_BODY)
+        conn_set_state(c, CS_BODY); /* body progress re-arms its deadline */
     if (rd_buf_append(&c->in, buf->base, (size_t)nread) < 0) {
-        send_error(c, 400, "too much pipelined input");
+        if (may_parse(c))
+            send_error(c, 400, "too much pipelined input");
+        else
+            close_now(c); /* cannot happen below the buffer's cap; never answer inside a response */
         return;
     }
-    if (c->x_active) {
+    if (!may_parse(c)) {
+        /* A response is in progress: pipelined bytes wait, up to IN_MAX. */
         if (c->in.len > IN_MAX) {
             uv_read_stop(s);
             c->reading = false;
@@ -540,7 +629,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 static void start_reading(struct conn *c)
 {
-    if (c->reading || c->closing)
+    if (c->reading || c->state == CS_CLOSING)
         return;
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
         c->reading = true;
@@ -559,6 +648,15 @@ static void peer_ip(struct conn *c)
         uv_ip6_name((struct sockaddr_in6 *)&ss, c->x.client_ip, sizeof c->x.client_ip);
 }
 
+static void link_conn(struct rd_http_listener *l, struct conn *c)
+{
+    c->next = l->conns;
+    if (l->conns)
+        l->conns->prev = c;
+    l->conns = c;
+    l->nconns++;
+}
+
 void http_on_connection(uv_stream_t *server, int status)
 {
     struct rd_http_listener *l = server->data;
@@ -566,41 +664,42 @@ void http_on_connection(uv_stream_t *server, int status)
         return;
     struct conn *c = rd_calloc(1, sizeof *c);
     c->l = l;
+    c->x.ops = &h1_exch_ops;
     uv_tcp_init(l->loop, &c->tcp);
     c->tcp.data = c;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         /* Nothing to accept after all (another worker took it). */
         c->open_handles = 1;
-        c->closing = true;
-        l->nconns++;
-        c->next = l->conns;
-        if (l->conns)
-            l->conns->prev = c;
-        l->conns = c;
+        c->state = CS_CLOSING; /* never set up: no timer to arm */
+        link_conn(l, c);
         uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
         return;
     }
     uv_timer_init(l->loop, &c->timer);
     c->timer.data = c;
     c->open_handles = 2;
-    c->next = l->conns;
-    if (l->conns)
-        l->conns->prev = c;
-    l->conns = c;
-    l->nconns++;
+    link_conn(l, c);
     uv_tcp_nodelay(&c->tcp, 1);
     l->cfg.limits(l->cfg.ud, &c->limits);
     c->parser = rd_http_parser_new(c->limits.max_head, (size_t)c->limits.max_body);
     rd_buf_init(&c->in, 0);
     rd_buf_init(&c->head, 0);
     peer_ip(c);
-    c->state = C_IDLE;
     /* A new connection must deliver its first request head in time. */
-    arm_timer(c, c->limits.header_timeout_ms);
+    conn_set_state(c, CS_IDLE);
     start_reading(c);
 }
 
 void http_conn_close(struct conn *c)
 {
     conn_close(c);
+}
+
+void http_conn_stop_gracefully(struct conn *c)
+{
+    switch (c->state) {
+    case CS_IDLE: close_now(c); break;
+    case CS_WRITING: conn_set_state(c, CS_DRAINING); break; /* its response is complete: let it drain */
+    default: break; /* HEAD/BODY/HANDLER: closed after their response (build_head and end_exchange check stopping) */
+    }
 }

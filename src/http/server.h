@@ -33,24 +33,54 @@ struct rd_http_limits {
     uint64_t idle_timeout_ms;   /* keep-alive idle time between requests */
 };
 
+struct rd_http_exch;
+typedef void (*rd_http_exch_fn)(void *ud);
+
+/* What a front end (HTTP/1.1 here, HTTP/2 later) implements for one
+ * exchange, so handlers never assume a protocol. The rd_http_* wrappers
+ * below are the API; handlers do not call these directly. */
+struct rd_http_exch_ops {
+    int (*begin)(struct rd_http_exch *x, int status, const struct rd_hdrs *hdrs, int64_t content_length);
+    int (*write)(struct rd_http_exch *x, const char *p, size_t n);
+    void (*finish)(struct rd_http_exch *x);
+    void (*abort)(struct rd_http_exch *x);
+    size_t (*pending)(const struct rd_http_exch *x);
+};
+
 /* One request/response exchange. The handler owns it from the handler call
  * until it calls rd_http_respond, rd_http_finish or rd_http_abort; after that
  * the pointer is invalid. */
 struct rd_http_exch {
-    struct rd_http_request *req; /* borrowed; valid until the exchange ends */
-    char client_ip[64];          /* textual peer address */
-    void *user;                  /* free for the handler */
+    const struct rd_http_exch_ops *ops; /* the front end's */
+    struct rd_http_request *req;        /* borrowed; valid until the exchange ends */
+    char client_ip[64];                 /* textual peer address */
+    void *user;                         /* free for the handler */
+    /* Set with rd_http_set_callbacks; fired by the front end. */
+    rd_http_exch_fn on_drain, on_gone;
+    void *cb_ud;
+    bool gone; /* the client disconnected or was cut; writes fail */
 };
 
 typedef void (*rd_http_handler_fn)(struct rd_http_exch *x, void *ud);
 /* Fills the limits to apply; called at accept and at each request head (so
  * a live configuration change applies to the next request). */
 typedef void (*rd_http_limits_fn)(void *ud, struct rd_http_limits *out);
-/* Renders the error body for a status the server answers itself (400, 408,
- * 413, 431, 501) in the listener's format (provider or API). */
-typedef void (*rd_http_error_fn)(void *ud, int status, const char *message, struct rd_buf *body,
+
+/* An error the server answers itself (400, 408, 413, 431, 501, 505), as the
+ * listener's owner sees it: to render the body and count the request. */
+struct rd_http_error {
+    int status;
+    const char *message;                /* static, fit for a log line */
+    const char *client_ip;
+    const struct rd_http_request *req;  /* what was parsed so far (method and
+                                         * path may be NULL or empty); borrowed */
+};
+/* Renders the error response for e in the listener's format (provider or
+ * API): appends the body to body, sets *content_type (static) and may add
+ * headers to hdrs (strings must live until the call returns: use its arena
+ * or static strings). */
+typedef void (*rd_http_error_fn)(void *ud, const struct rd_http_error *e, struct rd_hdrs *hdrs, struct rd_buf *body,
                                  const char **content_type);
-typedef void (*rd_http_exch_fn)(void *ud);
 typedef void (*rd_http_stopped_fn)(void *ud);
 
 struct rd_http_listener_cfg {
@@ -95,24 +125,49 @@ void rd_http_respond(struct rd_http_exch *x, int status, const struct rd_hdrs *h
  * Content-Length, < 0 uses chunked encoding (or close-delimited for HTTP/1.0
  * clients). Hop-by-hop framing headers in hdrs must already be removed.
  * Returns 0 or a negative code if the client is gone. */
-int rd_http_begin(struct rd_http_exch *x, int status, const struct rd_hdrs *hdrs, int64_t content_length);
+static inline int rd_http_begin(struct rd_http_exch *x, int status, const struct rd_hdrs *hdrs, int64_t content_length)
+{
+    return x->ops->begin(x, status, hdrs, content_length);
+}
 /* Queues body bytes (copied). Returns 0 or a negative code if the client is gone. */
-int rd_http_write(struct rd_http_exch *x, const char *p, size_t n);
+static inline int rd_http_write(struct rd_http_exch *x, const char *p, size_t n)
+{
+    return x->ops->write(x, p, n);
+}
 /* Ends the body (chunked terminator); ends the exchange. The connection is
  * kept for the next request when allowed. */
-void rd_http_finish(struct rd_http_exch *x);
+static inline void rd_http_finish(struct rd_http_exch *x)
+{
+    x->ops->finish(x);
+}
 /* Ends the exchange without completing the response: the connection is
  * closed once queued bytes are written (the client sees a truncated body). */
-void rd_http_abort(struct rd_http_exch *x);
-
-/* Bytes queued for the client and not yet written. */
-size_t rd_http_pending(const struct rd_http_exch *x);
-/* on_drain fires when pending output falls below RD_HTTP_OUT_LOW after
- * having been above RD_HTTP_OUT_HIGH; on_gone fires once if the client
- * disconnects or the connection is force-closed before the exchange ends
- * (the handler must then end the exchange, typically with rd_http_abort). */
-void rd_http_set_callbacks(struct rd_http_exch *x, rd_http_exch_fn on_drain, rd_http_exch_fn on_gone, void *ud);
-bool rd_http_client_gone(const struct rd_http_exch *x);
+static inline void rd_http_abort(struct rd_http_exch *x)
+{
+    x->ops->abort(x);
+}
+/* Bytes queued for the client and not yet accepted by the kernel. */
+static inline size_t rd_http_pending(const struct rd_http_exch *x)
+{
+    return x->ops->pending(x);
+}
+/* on_drain fires each time pending output falls below RD_HTTP_OUT_LOW from
+ * at or above it (derived from the queued bytes: a handler that refused
+ * bytes because rd_http_pending() was above RD_HTTP_OUT_HIGH always hears
+ * back); on_gone fires once if the client disconnects or the connection is
+ * cut before the exchange ends (the handler must then end the exchange,
+ * typically with rd_http_abort). Either may be NULL. */
+static inline void rd_http_set_callbacks(struct rd_http_exch *x, rd_http_exch_fn on_drain, rd_http_exch_fn on_gone,
+                                         void *ud)
+{
+    x->on_drain = on_drain;
+    x->on_gone = on_gone;
+    x->cb_ud = ud;
+}
+static inline bool rd_http_client_gone(const struct rd_http_exch *x)
+{
+    return x->gone;
+}
 
 /* Creates a listening TCP socket bound to host:port with SO_REUSEADDR and,
  * if reuseport, SO_REUSEPORT; non-blocking, close-on-exec, listen(backlog).

@@ -13,7 +13,25 @@
 #include "http/server.h"
 #include "util/buf.h"
 
-enum conn_state { C_IDLE, C_HEAD, C_BODY, C_HANDLER, C_LINGER };
+/* The connection's state. It changes only through conn_set_state() (server.c),
+ * which also arms the state's deadline on the connection's one timer:
+ *
+ *   state     what happens                              deadline (then)
+ *   IDLE      waiting for the next request             header_timeout for the first request of a
+ *                                                      connection, else idle_timeout (close)
+ *   HEAD      a request head is arriving               header_timeout from its first byte (408)
+ *   BODY      its body is arriving                     idle_timeout without a byte (408)
+ *   HANDLER   the handler owns the exchange            while output is queued: idle_timeout without
+ *                                                      a byte accepted by the kernel (cut, on_gone)
+ *   WRITING   response complete, output still queued;  idle_timeout without progress (close)
+ *             keep-alive once it is written
+ *   DRAINING  response complete or cut, output queued; idle_timeout without progress (close)
+ *             close once it is written
+ *   LINGER    error sent, write side shut, input       LINGER_MS (close)
+ *             read and discarded
+ *   CLOSING   handles closing, freed in the callback   none
+ */
+enum conn_state { CS_IDLE, CS_HEAD, CS_BODY, CS_HANDLER, CS_WRITING, CS_DRAINING, CS_LINGER, CS_CLOSING };
 
 struct conn {
     uv_tcp_t tcp;
@@ -25,19 +43,20 @@ struct conn {
     struct rd_buf in;
     struct rd_http_exch x;
     enum conn_state state;
-    size_t pending_out; /* bytes handed to uv_write and not yet written */
-    int open_handles;   /* tcp + timer, closed before free */
+    uint32_t nreq;         /* requests dispatched on this connection */
+    size_t pending_out;    /* bytes handed to uv_write and not yet written */
+    uint64_t queued_total; /* bytes ever handed to uv_write */
+    uint64_t progress_mark; /* bytes accepted by the kernel when the send deadline was armed */
+    int open_handles;      /* tcp + timer, closed before free */
     /* response state */
     struct rd_buf head;  /* deferred status line + headers */
     int64_t resp_left;   /* -1: chunked/close-delimited */
     bool resp_chunked;
     bool resp_nobody; /* HEAD request or 1xx/204/304 status */
     bool resp_close;  /* close after this response */
-    /* exchange callbacks */
-    rd_http_exch_fn on_drain, on_gone;
-    void *cb_ud;
-    bool x_active, gone, gone_notified, above_high;
-    bool processing, closing, reading, close_when_flushed, shut;
+    bool gone_notified;
+    bool processing; /* conn_process is on the stack */
+    bool reading;    /* uv_read_start is in effect */
 };
 
 struct rd_http_listener {
@@ -60,6 +79,9 @@ struct rd_http_listener {
 void http_on_connection(uv_stream_t *server, int status);
 /* server.c: closes c, or tells its handler first if an exchange runs. */
 void http_conn_close(struct conn *c);
+/* server.c: graceful stop of one connection: idle ones close now, complete
+ * responses drain first, requests in progress close after their response. */
+void http_conn_stop_gracefully(struct conn *c);
 /* listener.c: a connection of l is gone; fires the stop callbacks when due. */
 void http_listener_check_done(struct rd_http_listener *l);
 

@@ -3,16 +3,23 @@
 #include "providers/openai_routes.h"
 #include "providers/provider.h"
 
-const struct rd_route rd_openai_routes[RD_OPENAI_NROUTES] = {
-    {"POST", "/v1/chat/completions", RD_REQ_CHAT, RD_ROUTE_CACHEABLE | RD_ROUTE_STREAMABLE},
-    {"POST", "/v1/completions", RD_REQ_COMPLETION, RD_ROUTE_CACHEABLE | RD_ROUTE_STREAMABLE},
-    {"POST", "/v1/embeddings", RD_REQ_EMBEDDING, RD_ROUTE_CACHEABLE},
-    {"POST", "/v1/responses", RD_REQ_RESPONSES, RD_ROUTE_CACHEABLE | RD_ROUTE_STREAMABLE},
-    {"GET", "/v1/models", RD_REQ_MODELS, RD_ROUTE_CACHEABLE},
-    {"GET", "/v1/models/*", RD_REQ_MODELS, RD_ROUTE_CACHEABLE},
-    /* DeepSeek also serves these without the /v1 prefix. */
-    {"POST", "/chat/completions", RD_REQ_CHAT, RD_ROUTE_CACHEABLE | RD_ROUTE_STREAMABLE},
-    {"GET", "/models", RD_REQ_MODELS, RD_ROUTE_CACHEABLE},
+#define CHAT_FLAGS (RD_ROUTE_CACHEABLE | RD_ROUTE_STREAMABLE)
+
+/* OpenAI's routes come first; DeepSeek uses the whole table, whose tail
+ * serves the same API without the /v1 prefix (its documented base URL has
+ * none). The emulator answers by these routes too. */
+const struct rd_route rd_openai_routes[RD_OPENAI_ROUTES_ALL] = {
+    {"POST", "/v1/chat/completions", RD_REQ_CHAT, CHAT_FLAGS, RD_MODEL_IN_BODY},
+    {"POST", "/v1/completions", RD_REQ_COMPLETION, CHAT_FLAGS, RD_MODEL_IN_BODY},
+    {"POST", "/v1/embeddings", RD_REQ_EMBEDDING, RD_ROUTE_CACHEABLE, RD_MODEL_IN_BODY},
+    {"POST", "/v1/responses", RD_REQ_RESPONSES, CHAT_FLAGS, RD_MODEL_IN_BODY},
+    {"GET", "/v1/models", RD_REQ_MODELS, RD_ROUTE_CACHEABLE, RD_MODEL_IN_BODY},
+    {"GET", "/v1/models/*", RD_REQ_MODELS, RD_ROUTE_CACHEABLE, 1},
+    /* without /v1 (DeepSeek) */
+    {"POST", "/chat/completions", RD_REQ_CHAT, CHAT_FLAGS, RD_MODEL_IN_BODY},
+    {"POST", "/completions", RD_REQ_COMPLETION, CHAT_FLAGS, RD_MODEL_IN_BODY},
+    {"GET", "/models", RD_REQ_MODELS, RD_ROUTE_CACHEABLE, RD_MODEL_IN_BODY},
+    {"GET", "/models/*", RD_REQ_MODELS, RD_ROUTE_CACHEABLE, 1},
 };
 
 static const char *const auth_headers[] = {"authorization", "openai-organization", "openai-project", NULL};
@@ -24,8 +31,15 @@ const struct rd_provider rd_provider_openai = {
     .auth_headers = auth_headers,
     .model_field = "model",
     .routes = rd_openai_routes,
-    .nroutes = RD_OPENAI_NROUTES,
+    .nroutes = RD_OPENAI_ROUTES_V1,
+    .request_id_header = "x-request-id",
     .error_style = RD_ERRSTYLE_OPENAI,
+    .framing = RD_FRAMING_SSE,
     .emulator = &rd_emu_dialect_openai,
     .emulate = rd_emu_openai,
+    .model = rd_provider_model_default,
+    .prepare = rd_provider_prepare_passthrough,
+    .error = rd_provider_error_openai,
+    .stream_event = rd_provider_stream_event_openai,
+    .body_usage = rd_provider_body_usage_openai,
 };

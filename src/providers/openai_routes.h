@@ -7,7 +7,8 @@
 
 #include "providers/provider.h"
 
-#define RD_OPENAI_NROUTES 8
-extern const struct rd_route rd_openai_routes[RD_OPENAI_NROUTES];
+#define RD_OPENAI_ROUTES_V1 6   /* OpenAI: the /v1 routes */
+#define RD_OPENAI_ROUTES_ALL 10 /* DeepSeek: the same, also without /v1 */
+extern const struct rd_route rd_openai_routes[RD_OPENAI_ROUTES_ALL];
 
 #endif

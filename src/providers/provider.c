@@ -1,6 +1,12 @@
 #include "providers/provider.h"
 
+#include <json-c/json.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+
+#include "util/err.h"
+#include "util/json_scan.h"
 
 #include "util/json.h"
 
@@ -26,32 +32,118 @@ const struct rd_provider *const *rd_provider_all(size_t *n)
     return registry;
 }
 
-/* '*' matches exactly one non-empty path segment. */
-static bool path_matches(const char *pattern, const char *path)
+/* '*' matches a non-empty run of characters other than '/'; the text after
+ * it in the pattern decides where the run ends (the shortest run for which
+ * the rest of the pattern matches), so "models/ *:generate" (no space) and
+ * "models/ *:streamGenerate" are different routes. Iterative except for one
+ * level of backtracking per '*', bounded by the segment's length. */
+bool rd_route_pattern_match(const char *pattern, const char *path, struct rd_route_match *m)
 {
-    while (*pattern && *path) {
-        if (*pattern == '*') {
-            if (*path == '/')
+    unsigned ncap = 0;
+    const char *pt = pattern, *ph = path;
+    while (*pt) {
+        if (*pt == '*') {
+            pt++;
+            const char *seg_end = ph;
+            while (*seg_end && *seg_end != '/')
+                seg_end++;
+            if (seg_end == ph)
+                return false; /* '*' needs at least one character */
+            /* The literal that follows the '*' up to the next '*' or '/'
+             * must match right after the run. */
+            const char *lit_end = pt;
+            while (*lit_end && *lit_end != '*' && *lit_end != '/')
+                lit_end++;
+            size_t lit = (size_t)(lit_end - pt);
+            const char *end = NULL;
+            for (const char *q = ph + 1; q + lit <= seg_end; q++) {
+                if (memcmp(q, pt, lit) == 0 && (lit == 0 ? q == seg_end : (q + lit == seg_end || *lit_end == '*'))) {
+                    end = q;
+                    break;
+                }
+            }
+            if (end == NULL)
                 return false;
-            while (*path && *path != '/')
-                path++;
-            pattern++;
+            if (m && ncap < RD_ROUTE_MAX_CAPS) {
+                m->cap[ncap].p = ph;
+                m->cap[ncap].n = (size_t)(end - ph);
+            }
+            ncap++;
+            ph = end;
             continue;
         }
-        if (*pattern != *path)
+        if (*pt != *ph)
             return false;
-        pattern++;
-        path++;
+        pt++;
+        ph++;
     }
-    return *pattern == '\0' && *path == '\0';
+    if (*ph != '\0')
+        return false;
+    if (m)
+        m->ncap = ncap < RD_ROUTE_MAX_CAPS ? ncap : RD_ROUTE_MAX_CAPS;
+    return true;
 }
 
-const struct rd_route *rd_provider_route(const struct rd_provider *p, const char *method, const char *path)
+const struct rd_route *rd_provider_route(const struct rd_provider *p, const char *method, const char *path,
+                                         struct rd_route_match *m)
 {
-    for (size_t i = 0; i < p->nroutes; i++)
-        if (strcmp(p->routes[i].method, method) == 0 && path_matches(p->routes[i].pattern, path))
-            return &p->routes[i];
+    m->route = NULL;
+    m->ncap = 0;
+    for (size_t i = 0; i < p->nroutes; i++) {
+        if (strcmp(p->routes[i].method, method) == 0 && rd_route_pattern_match(p->routes[i].pattern, path, m)) {
+            m->route = &p->routes[i];
+            return m->route;
+        }
+    }
+    m->ncap = 0;
     return NULL;
+}
+
+void rd_provider_error(const struct rd_provider *p, const struct rd_error_spec *e, struct rd_hdrs *hdrs,
+                       struct rd_buf *body)
+{
+    p->error(p, e, hdrs, body);
+}
+
+size_t rd_provider_model_default(const struct rd_provider *p, const struct rd_provider_req *r, char *out, size_t cap)
+{
+    if (cap == 0)
+        return 0;
+    out[0] = '\0';
+    const struct rd_route_match *m = r->match;
+    unsigned from = m && m->route ? m->route->model_from : RD_MODEL_IN_BODY;
+    if (from != RD_MODEL_IN_BODY) {
+        if (from > m->ncap)
+            return 0;
+        size_t n = m->cap[from - 1].n < cap - 1 ? m->cap[from - 1].n : cap - 1;
+        memcpy(out, m->cap[from - 1].p, n);
+        out[n] = '\0';
+        return n;
+    }
+    if (p->model_field == NULL || r->body_len == 0)
+        return 0;
+    const char *path[] = {p->model_field, NULL};
+    int n = rd_json_scan_string(r->body, r->body_len, path, out, cap);
+    if (n < 0) {
+        out[0] = '\0';
+        return 0;
+    }
+    return (size_t)n;
+}
+
+int rd_provider_prepare_passthrough(const struct rd_provider *p, const struct rd_provider_req *r,
+                                    struct rd_upstream_prep *up)
+{
+    (void)p;
+    int rc = rd_buf_appends(up->url, up->base);
+    if (r->path[0] != '/')
+        rc |= rd_buf_append(up->url, "/", 1);
+    rc |= rd_buf_appends(up->url, r->path);
+    if (r->query[0]) {
+        rc |= rd_buf_append(up->url, "?", 1);
+        rc |= rd_buf_appends(up->url, r->query);
+    }
+    return rc < 0 ? RD_ETOOBIG : 0;
 }
 
 /* OpenAI's type/code vocabulary for the statuses Rubberduck produces. */
@@ -73,24 +165,100 @@ static void openai_type_code(int status, const char **type, const char **code)
     }
 }
 
-void rd_provider_error_body(const struct rd_provider *p, int status, const char *message, struct rd_buf *out)
+/* The headers every native error carries: JSON, the request id, Retry-After. */
+static void error_headers(const struct rd_provider *p, const struct rd_error_spec *e, struct rd_hdrs *hdrs)
+{
+    rd_hdrs_add_ref(hdrs, "Content-Type", "application/json");
+    if (e->request_id && p->request_id_header)
+        rd_hdrs_add_ref(hdrs, p->request_id_header, e->request_id);
+    if (e->retry_after_s >= 0) {
+        char v[24];
+        int n = snprintf(v, sizeof v, "%d", e->retry_after_s);
+        rd_hdrs_add(hdrs, "Retry-After", 11, v, (size_t)n);
+    }
+}
+
+void rd_provider_error_openai(const struct rd_provider *p, const struct rd_error_spec *e, struct rd_hdrs *hdrs,
+                              struct rd_buf *body)
 {
     const char *type = NULL, *code = NULL;
+    openai_type_code(e->status, &type, &code);
     struct json_object *err = json_object_new_object();
-    switch (p->error_style) {
-    case RD_ERRSTYLE_OPENAI:
-    default:
-        openai_type_code(status, &type, &code);
-        json_object_object_add(err, "message", json_object_new_string(message));
-        json_object_object_add(err, "type", json_object_new_string(type));
-        json_object_object_add(err, "param", NULL);
-        json_object_object_add(err, "code", code ? json_object_new_string(code) : NULL);
-        break;
-    }
+    json_object_object_add(err, "message", json_object_new_string(e->message));
+    json_object_object_add(err, "type", json_object_new_string(type));
+    json_object_object_add(err, "param", NULL);
+    json_object_object_add(err, "code", code ? json_object_new_string(code) : NULL);
     struct json_object *root = json_object_new_object();
     json_object_object_add(root, "error", err);
     size_t len;
     const char *s = rd_json_str(root, &len);
-    (void)rd_buf_append(out, s, len);
+    (void)rd_buf_append(body, s, len);
     json_object_put(root);
+    error_headers(p, e, hdrs);
+}
+
+/* Reads an OpenAI usage object (chat/completions or responses naming). */
+static void read_usage(const char *p, size_t n, struct rd_usage *u)
+{
+    if (n > (size_t)INT32_MAX)
+        return;
+    struct json_tokener *tok = json_tokener_new();
+    struct json_object *o = json_tokener_parse_ex(tok, p, (int)n);
+    json_tokener_free(tok);
+    if (o == NULL || !json_object_is_type(o, json_type_object)) {
+        json_object_put(o);
+        return;
+    }
+    struct json_object *v;
+    if (json_object_object_get_ex(o, "prompt_tokens", &v) || json_object_object_get_ex(o, "input_tokens", &v))
+        u->input = json_object_get_int64(v);
+    if (json_object_object_get_ex(o, "completion_tokens", &v) || json_object_object_get_ex(o, "output_tokens", &v))
+        u->output = json_object_get_int64(v);
+    struct json_object *d;
+    if ((json_object_object_get_ex(o, "prompt_tokens_details", &d) ||
+         json_object_object_get_ex(o, "input_tokens_details", &d)) &&
+        json_object_object_get_ex(d, "cached_tokens", &v))
+        u->cached = json_object_get_int64(v);
+    if (json_object_object_get_ex(o, "prompt_cache_hit_tokens", &v)) /* DeepSeek */
+        u->cached = json_object_get_int64(v);
+    if ((json_object_object_get_ex(o, "completion_tokens_details", &d) ||
+         json_object_object_get_ex(o, "output_tokens_details", &d)) &&
+        json_object_object_get_ex(d, "reasoning_tokens", &v))
+        u->reasoning = json_object_get_int64(v);
+    json_object_put(o);
+}
+
+/* "usage" at the top level (chat, completions, embeddings, responses) or
+ * under "response" (responses API stream events). */
+static void find_usage(const char *doc, size_t len, struct rd_usage *u)
+{
+    static const char *const top[] = {"usage", NULL};
+    static const char *const nested[] = {"response", "usage", NULL};
+    struct rd_json_span v;
+    if (rd_json_scan_find(doc, len, top, &v) == 0 || rd_json_scan_find(doc, len, nested, &v) == 0)
+        if (v.n > 0 && v.p[0] == '{')
+            read_usage(v.p, v.n, u);
+}
+
+int rd_provider_stream_event_openai(const struct rd_provider *p, const struct rd_stream_event *ev,
+                                    struct rd_usage *usage)
+{
+    (void)p;
+    if (ev->data_len == 6 && memcmp(ev->data, "[DONE]", 6) == 0)
+        return 1;
+    /* Most chunks carry no usage (or "usage":null): look before parsing. */
+    if (memmem(ev->data, ev->data_len, "\"usage\"", 7) != NULL)
+        find_usage(ev->data, ev->data_len, usage);
+    /* The responses API ends with response.completed (and has no [DONE]). */
+    if (ev->name_len == 18 && memcmp(ev->name, "response.completed", 18) == 0)
+        return 1;
+    return 0;
+}
+
+void rd_provider_body_usage_openai(const struct rd_provider *p, const char *body, size_t len,
+                                   struct rd_usage *usage)
+{
+    (void)p;
+    if (memmem(body, len, "\"usage\"", 7) != NULL)
+        find_usage(body, len, usage);
 }

@@ -9,7 +9,10 @@
 #include <stddef.h>
 
 #include "providers/emulator/emulator.h"
+#include "http/headers.h"
 #include "util/buf.h"
+
+struct json_object;
 
 /* Kinds of request a route carries, for caching TTLs and usage extraction. */
 enum rd_req_kind {
@@ -24,11 +27,79 @@ enum rd_req_kind {
 #define RD_ROUTE_CACHEABLE 0x1  /* deterministic given the body: may be cached */
 #define RD_ROUTE_STREAMABLE 0x2 /* may answer as a stream ("stream": true) */
 
+/* Where a route's model comes from. */
+#define RD_MODEL_IN_BODY 0 /* the body's model_field */
+/* 1..RD_ROUTE_MAX_CAPS: the text the n-th '*' of the pattern matched (a
+ * model or deployment in the path, e.g. /v1/models/ asterisk). */
+
 struct rd_route {
     const char *method;  /* "POST", "GET" */
-    const char *pattern; /* path with '*' matching one non-empty segment */
+    /* Path pattern: '*' matches a non-empty run of characters other than
+     * '/', so "/v1beta/models/ *:generateContent" (without the space) tells
+     * generateContent from streamGenerateContent. */
+    const char *pattern;
     enum rd_req_kind kind;
     unsigned flags;
+    unsigned model_from; /* RD_MODEL_IN_BODY or the capture number */
+};
+
+#define RD_ROUTE_MAX_CAPS 4
+
+/* A matched route and the text of each '*' (pointers into the path). */
+struct rd_route_match {
+    const struct rd_route *route; /* NULL: no route matched */
+    struct {
+        const char *p;
+        size_t n;
+    } cap[RD_ROUTE_MAX_CAPS];
+    unsigned ncap;
+};
+
+/* What provider hooks see of a request; everything borrowed for the call. */
+struct rd_provider_req {
+    const char *method;
+    const char *path;
+    const char *query; /* "" when absent */
+    const struct rd_hdrs *headers;
+    const char *body;
+    size_t body_len;
+    const struct rd_route_match *match;
+    const struct json_object *config; /* the proxy's configuration document (deployment maps, keys) */
+};
+
+/* The upstream request as the request rewrite/sign hook may change it, just
+ * before it is sent. */
+struct rd_upstream_prep {
+    const char *base;        /* upstream base URL, no trailing slash */
+    struct rd_buf *url;      /* empty on entry: the hook appends base + target */
+    struct rd_hdrs *headers; /* end-to-end headers to send (strings borrowed or in arena) */
+    struct rd_arena *arena;  /* request-scoped storage for what the hook adds */
+};
+
+/* An error to answer in the provider's native format. */
+struct rd_error_spec {
+    int status;
+    const char *message;    /* safe for the client: never internal details */
+    const char *request_id; /* sent in the provider's request-id header; NULL for none */
+    int retry_after_s;      /* >= 0: Retry-After (429, 503, ...) */
+};
+
+/* Token usage of one response, as the provider reported it (-1: not reported). */
+struct rd_usage {
+    int64_t input, output, cached, reasoning;
+};
+
+/* One event of a streamed response, as the stream decoder split it. */
+struct rd_stream_event {
+    const char *name; /* SSE "event:" value; "" when absent */
+    size_t name_len;
+    const char *data; /* SSE data lines joined with LF */
+    size_t data_len;
+};
+
+/* How a provider frames streamed responses. */
+enum rd_framing {
+    RD_FRAMING_SSE, /* text/event-stream */
 };
 
 /* How a provider shapes its error bodies. */
@@ -42,11 +113,35 @@ struct rd_provider {
     const char *default_upstream; /* "https://api.openai.com" (no trailing slash) */
     const char *const *auth_headers; /* NULL-terminated; never stored or logged */
     const char *model_field;      /* JSON body field naming the model */
-    const struct rd_route *routes;
+    const char *request_id_header; /* header carrying the request id in responses ("x-request-id") */
+    const struct rd_route *routes; /* shared by the forwarder and the emulator */
     size_t nroutes;
     enum rd_error_style error_style;
-    const struct rd_emu_dialect *emulator; /* dialect data for rd_emu_openai */
+    enum rd_framing framing;
+    const struct rd_emu_dialect *emulator; /* dialect data for the emulate function */
     int (*emulate)(const struct rd_emu_dialect *d, const struct rd_emu_request *req, struct rd_emu_reply *out);
+
+    /* ---- hooks the engine calls (docs/adding-a-provider.md) ---- */
+
+    /* The model of request r into out (NUL-terminated, at most cap - 1
+     * bytes); returns its length, 0 when unknown. Pure. */
+    size_t (*model)(const struct rd_provider *p, const struct rd_provider_req *r, char *out, size_t cap);
+    /* Rewrites and signs the upstream request just before it is sent: fills
+     * up->url (base, path, query) and may change up->headers (Azure's
+     * api-key, Vertex's path, SigV4's signature over the body). Returns 0,
+     * or a negative code: the request then fails with a 502. */
+    int (*prepare)(const struct rd_provider *p, const struct rd_provider_req *r, struct rd_upstream_prep *up);
+    /* The native error response for e: appends its headers (content type,
+     * request id, Retry-After, ...; strings static or in hdrs->arena) and
+     * its body. */
+    void (*error)(const struct rd_provider *p, const struct rd_error_spec *e, struct rd_hdrs *hdrs,
+                  struct rd_buf *body);
+    /* Sees each event of a streamed response (framing decoded by the
+     * engine, events split across reads reassembled): updates usage.
+     * Returns 1 if the event properly ends the stream ("[DONE]"), else 0. */
+    int (*stream_event)(const struct rd_provider *p, const struct rd_stream_event *ev, struct rd_usage *usage);
+    /* Usage from a complete non-streamed response body. */
+    void (*body_usage)(const struct rd_provider *p, const char *body, size_t len, struct rd_usage *usage);
 };
 
 /* Registry lookups. */
@@ -54,12 +149,35 @@ const struct rd_provider *rd_provider_find(const char *name);
 /* All providers in display order; *n receives the count. */
 const struct rd_provider *const *rd_provider_all(size_t *n);
 
-/* The route for method + path, or NULL. */
-const struct rd_route *rd_provider_route(const struct rd_provider *p, const char *method, const char *path);
+/* Matches method + path against p's routes: fills m (m->route NULL when
+ * none matches) and returns m->route. */
+const struct rd_route *rd_provider_route(const struct rd_provider *p, const char *method, const char *path,
+                                         struct rd_route_match *m);
+/* True if path matches pattern (see struct rd_route), filling m's captures
+ * when m is not NULL. Pure. */
+bool rd_route_pattern_match(const char *pattern, const char *path, struct rd_route_match *m);
 
-/* Renders the provider's native error body for an error Rubberduck itself
- * produces (413 from a limit, 502/504 from the upstream, ...). Appends to
- * out; content type "application/json". */
-void rd_provider_error_body(const struct rd_provider *p, int status, const char *message, struct rd_buf *out);
+/* Renders the provider's native error for an error Rubberduck itself
+ * produces (413 from a limit, 502/504 from the upstream, ...), through its
+ * error hook. */
+void rd_provider_error(const struct rd_provider *p, const struct rd_error_spec *e, struct rd_hdrs *hdrs,
+                       struct rd_buf *body);
+
+/* ---- implementations shared by providers (hooks are data too) ---- */
+
+/* Model from the route's capture or the body's model_field. */
+size_t rd_provider_model_default(const struct rd_provider *p, const struct rd_provider_req *r, char *out, size_t cap);
+/* base + path + ("?" query): the request goes where it was sent. */
+int rd_provider_prepare_passthrough(const struct rd_provider *p, const struct rd_provider_req *r,
+                                    struct rd_upstream_prep *up);
+/* OpenAI's error shape with the provider's request-id header. */
+void rd_provider_error_openai(const struct rd_provider *p, const struct rd_error_spec *e, struct rd_hdrs *hdrs,
+                              struct rd_buf *body);
+/* OpenAI-style streams: "[DONE]" ends them; "usage" objects (chat
+ * completions, responses API) carry the tokens. */
+int rd_provider_stream_event_openai(const struct rd_provider *p, const struct rd_stream_event *ev,
+                                    struct rd_usage *usage);
+void rd_provider_body_usage_openai(const struct rd_provider *p, const char *body, size_t len,
+                                   struct rd_usage *usage);
 
 #endif

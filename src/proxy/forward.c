@@ -1,68 +1,88 @@
-/* One proxied request: build the upstream request (same method, path,
- * query, body bytes and end-to-end headers), start the source (curl or the
- * emulator), relay head and body chunks to the client as they come, pause
- * the source while the client is slow, abort the source when the client
- * goes away, and map upstream failures to 502/504 in the provider's format. */
+/* See forward.h. The request object (req.h) holds everything; this file
+ * only relays. */
 #include "proxy/forward.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "providers/emulator/emulator.h"
 #include "util/err.h"
 #include "util/log.h"
-#include "util/mem.h"
 
-struct fwd {
-    struct rd_http_exch *x;
-    struct rd_proxy_snap *snap;
-    /* Header lists reference strings owned elsewhere (the parsed request,
-     * the source's response head, xff/url below), so nothing is copied. */
-    struct rd_hdrs req_hdrs;  /* to the upstream */
-    struct rd_hdrs resp_hdrs; /* to the client, used during on_head only */
-    struct rd_buf xff;        /* X-Forwarded-For value */
-    struct rd_buf url;
-    struct rd_upstream_call up; /* while up_active */
-    bool up_active;
-    struct rd_emu_run *emu;
-    bool head_sent;
-    bool paused;
-};
+#define BODY_SCAN_MAX (1024u * 1024u) /* a non-streamed JSON body is kept this far for its usage */
 
-static void fwd_free(struct fwd *f)
+/* ---- response decoding (usage, end of stream) ---- */
+
+static int on_sse_event(void *ud, const struct rd_sse_event *ev)
 {
-    rd_hdrs_free(&f->req_hdrs);
-    rd_hdrs_free(&f->resp_hdrs);
-    rd_buf_free(&f->xff);
-    rd_buf_free(&f->url);
-    rd_proxy_snap_unref(f->snap);
-    free(f);
+    struct rd_req *req = ud;
+    const struct rd_provider *p = req->provider;
+    struct rd_stream_event se = {.name = ev->event, .name_len = ev->event_len, .data = ev->data, .data_len = ev->data_len};
+    if (p->stream_event && p->stream_event(p, &se, &req->usage) == 1)
+        req->stream_ended = true;
+    return 0;
 }
 
-void rd_forward_error_body(const struct rd_proxy_snap *snap, int status, const char *message, struct rd_buf *body)
+static bool ctype_is(const char *v, const char *type)
 {
-    rd_provider_error_body(snap->provider, status, message, body);
+    size_t n = strlen(type);
+    return v && strncasecmp(v, type, n) == 0 && (v[n] == '\0' || v[n] == ';' || v[n] == ' ');
 }
 
-static void respond_error(struct fwd *f, int status, const char *message)
+/* Decides once, from the head, how the body is looked at as it passes. */
+static void pick_decoder(struct rd_req *req, const struct rd_hdrs *hdrs)
 {
-    struct rd_buf body;
-    rd_buf_init(&body, 0);
-    rd_forward_error_body(f->snap, status, message, &body);
-    struct rd_hdrs h;
-    rd_hdrs_init(&h, NULL);
-    rd_hdrs_add_ref(&h, "Content-Type", "application/json");
-    rd_http_respond(f->x, status, &h, body.data, body.len);
-    rd_hdrs_free(&h);
-    rd_buf_free(&body);
+    const char *ce = rd_hdrs_get(hdrs, "content-encoding");
+    const char *ct = rd_hdrs_get(hdrs, "content-type");
+    req->encoded = ce && strcasecmp(ce, "identity") != 0;
+    req->stream = ctype_is(ct, "text/event-stream");
+    req->decode = RD_DECODE_NONE;
+    if (req->encoded || req->provider->framing != RD_FRAMING_SSE)
+        return;
+    if (req->stream) {
+        if (!req->sse_ready) {
+            rd_sse_init(&req->sse, 0);
+            req->sse_ready = true;
+        }
+        req->decode = RD_DECODE_SSE;
+    } else if (ctype_is(ct, "application/json") && req->provider->body_usage && req->status_upstream < 300) {
+        req->decode = RD_DECODE_BODY;
+    }
+}
+
+static void decode(struct rd_req *req, const char *p, size_t n)
+{
+    switch (req->decode) {
+    case RD_DECODE_SSE: (void)rd_sse_feed(&req->sse, p, n, on_sse_event, req); break;
+    case RD_DECODE_BODY:
+        /* One chunk holding the whole body is scanned in place at the end;
+         * only bodies in several chunks are copied. */
+        if (req->bytes_out == n && req->content_length == (int64_t)n) {
+            req->provider->body_usage(req->provider, p, n, &req->usage);
+            req->decode = RD_DECODE_NONE;
+        } else if (req->body.len + n > BODY_SCAN_MAX || rd_buf_append(&req->body, p, n) < 0) {
+            req->decode = RD_DECODE_NONE; /* too big to look at: relayed all the same */
+        }
+        break;
+    case RD_DECODE_NONE: break;
+    }
+}
+
+static void decode_end(struct rd_req *req)
+{
+    if (req->decode == RD_DECODE_BODY && req->body.len)
+        req->provider->body_usage(req->provider, req->body.data, req->body.len, &req->usage);
+    req->decode = RD_DECODE_NONE;
 }
 
 /* ---- source callbacks ---- */
 
 static int on_head(void *ud, int status, const struct rd_hdrs *hdrs)
 {
-    struct fwd *f = ud;
+    struct rd_req *req = ud;
+    req->t_first_byte = rd_req_now_us();
+    req->status_upstream = status;
     int64_t content_length = -1;
     for (size_t i = 0; i < hdrs->n; i++) {
         const struct rd_hdr *h = &hdrs->v[i];
@@ -75,170 +95,159 @@ static int on_head(void *ud, int status, const struct rd_hdrs *hdrs)
         }
         if (rd_hdr_is_hop_by_hop(h->name, h->name_len) || rd_hdrs_connection_lists(hdrs, h->name, h->name_len))
             continue;
-        rd_hdrs_add_ref(&f->resp_hdrs, h->name, h->value);
+        rd_hdrs_add_ref(&req->resp_hdrs, h->name, h->value);
     }
-    f->head_sent = true;
-    if (rd_http_begin(f->x, status, &f->resp_hdrs, content_length) < 0)
-        return RD_EABORTED;
-    return 0;
+    req->content_length = content_length;
+    pick_decoder(req, hdrs);
+    req->head_sent = true;
+    req->status_sent = status;
+    rd_req_set_state(req, RD_REQ_RELAY);
+    int rc = rd_http_begin(req->x, status, &req->resp_hdrs, content_length);
+    rd_hdrs_clear(&req->resp_hdrs); /* its strings belong to the source's head */
+    return rc < 0 ? RD_EABORTED : 0;
 }
 
 static int on_data(void *ud, const char *p, size_t n)
 {
-    struct fwd *f = ud;
-    if (rd_http_pending(f->x) > RD_HTTP_OUT_HIGH) {
-        f->paused = true;
-        return RD_SOURCE_PAUSE;
-    }
+    struct rd_req *req = ud;
+    if (rd_http_pending(req->x) > RD_HTTP_OUT_HIGH)
+        return RD_SOURCE_PAUSE; /* the drain callback resumes the source */
+    req->bytes_out += n;
+    decode(req, p, n);
     /* A failed write means the client is gone; its read side reports that
      * and the exchange is aborted from there. */
-    (void)rd_http_write(f->x, p, n);
+    (void)rd_http_write(req->x, p, n);
     return 0;
 }
 
 static void on_done(void *ud, int err, const char *detail)
 {
-    struct fwd *f = ud;
-    f->up_active = false;
-    f->emu = NULL;
+    struct rd_req *req = ud;
+    req->err = err;
     if (err == 0) {
-        rd_http_finish(f->x);
-    } else if (!f->head_sent) {
-        int status = err == RD_ETIMEDOUT ? 504 : 502;
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s: %s", err == RD_ETIMEDOUT ? "upstream timed out" : "upstream request failed",
-                 detail && detail[0] ? detail : rd_strerror(err));
-        rd_debug("proxy %s: %s", f->snap->name, msg);
-        respond_error(f, status, msg);
-    } else {
-        rd_debug("proxy %s: upstream failed mid-response: %s", f->snap->name, detail ? detail : "");
-        rd_http_abort(f->x);
+        decode_end(req);
+        rd_req_finish(req);
+        return;
     }
-    fwd_free(f);
+    /* The details (host, port, curl or TLS text) stay in the server log; the
+     * client gets the provider's error with the id that finds this line. */
+    rd_warn("proxy %s: %s %s %s: upstream %s: %s", req->snap->name, rd_req_id(req), req->x->req->method,
+            req->x->req->path, err == RD_ETIMEDOUT ? "timed out" : "failed",
+            detail && detail[0] ? detail : rd_strerror(err));
+    if (err == RD_ETIMEDOUT)
+        rd_req_fail(req, 504, "The upstream server did not answer in time.");
+    else
+        rd_req_fail(req, 502, "The upstream server could not be reached or sent an invalid response.");
 }
 
 static const struct rd_source_cbs source_cbs = {.on_head = on_head, .on_data = on_data, .on_done = on_done};
 
-/* ---- client callbacks ---- */
-
-static void on_drain(void *ud)
-{
-    struct fwd *f = ud;
-    if (!f->paused)
-        return;
-    f->paused = false;
-    if (f->up_active)
-        rd_upstream_resume(f->up);
-    else if (f->emu)
-        rd_emu_run_resume(f->emu);
-}
-
-static void on_gone(void *ud)
-{
-    struct fwd *f = ud;
-    if (f->up_active)
-        rd_upstream_abort(f->up);
-    if (f->emu)
-        rd_emu_run_abort(f->emu);
-    f->up_active = false;
-    f->emu = NULL;
-    rd_http_abort(f->x);
-    fwd_free(f);
-}
-
 /* ---- start ---- */
 
-static void build_request_headers(struct fwd *f)
+static bool skip_request_header(const struct rd_hdrs *in, const struct rd_hdr *h)
 {
-    const struct rd_http_request *req = f->x->req;
-    const struct rd_hdrs *in = &req->headers;
+    return rd_hdr_is_hop_by_hop(h->name, h->name_len) || rd_hdrs_connection_lists(in, h->name, h->name_len) ||
+           rd_hdr_name_eq(h->name, h->name_len, "host") || rd_hdr_name_eq(h->name, h->name_len, "content-length") ||
+           rd_hdr_name_eq(h->name, h->name_len, "expect") ||
+           rd_hdr_name_eq(h->name, h->name_len, "x-forwarded-for") ||
+           rd_hdr_name_eq(h->name, h->name_len, "x-forwarded-proto") ||
+           rd_hdr_name_eq(h->name, h->name_len, "accept-encoding");
+}
+
+static void build_request_headers(struct rd_req *req)
+{
+    const struct rd_http_request *hr = req->x->req;
+    const struct rd_hdrs *in = &hr->headers;
+    struct rd_hdrs *out = &req->up_hdrs;
+    size_t xff_len = 0;
     for (size_t i = 0; i < in->n; i++) {
         const struct rd_hdr *h = &in->v[i];
-        if (rd_hdr_is_hop_by_hop(h->name, h->name_len) || rd_hdrs_connection_lists(in, h->name, h->name_len) ||
-            rd_hdr_name_eq(h->name, h->name_len, "host") ||
-            rd_hdr_name_eq(h->name, h->name_len, "content-length") ||
-            rd_hdr_name_eq(h->name, h->name_len, "expect") ||
-            rd_hdr_name_eq(h->name, h->name_len, "x-forwarded-for") ||
-            rd_hdr_name_eq(h->name, h->name_len, "x-forwarded-proto"))
-            continue;
-        rd_hdrs_add_ref(&f->req_hdrs, h->name, h->value);
+        if (rd_hdr_name_eq(h->name, h->name_len, "x-forwarded-for") && h->value_len)
+            xff_len += h->value_len + 2;
+        if (!skip_request_header(in, h))
+            rd_hdrs_add_ref(out, h->name, h->value);
     }
+    /* Responses must be readable on the way (usage, stream events, later the
+     * cache and stream faults): the upstream is asked for identity whatever
+     * the client accepts. See docs/http.md, "Compression". */
+    rd_hdrs_add_ref(out, "Accept-Encoding", "identity");
     /* X-Forwarded-For: every incoming value in order, then this client. */
-    struct rd_buf *v = &f->xff;
+    size_t ip_len = strlen(req->x->client_ip);
+    char *v = rd_arena_alloc(&req->arena, xff_len + ip_len + 1), *w = v;
     for (size_t i = 0; i < in->n; i++) {
         const struct rd_hdr *h = &in->v[i];
         if (rd_hdr_name_eq(h->name, h->name_len, "x-forwarded-for") && h->value_len) {
-            (void)rd_buf_append(v, h->value, h->value_len);
-            (void)rd_buf_append(v, ", ", 2);
+            memcpy(w, h->value, h->value_len);
+            w += h->value_len;
+            memcpy(w, ", ", 2);
+            w += 2;
         }
     }
-    (void)rd_buf_appends(v, f->x->client_ip);
-    rd_hdrs_add_ref(&f->req_hdrs, "X-Forwarded-For", v->data);
-    rd_hdrs_add_ref(&f->req_hdrs, "X-Forwarded-Proto", "http");
+    memcpy(w, req->x->client_ip, ip_len + 1);
+    rd_hdrs_add_ref(out, "X-Forwarded-For", v);
+    rd_hdrs_add_ref(out, "X-Forwarded-Proto", "http");
 }
 
-static const char *build_url(struct fwd *f)
+void rd_forward_start(struct rd_req *req)
 {
-    const struct rd_http_request *req = f->x->req;
-    struct rd_buf *u = &f->url;
-    (void)rd_buf_appends(u, f->snap->upstream_base);
-    if (req->path[0] != '/')
-        (void)rd_buf_append(u, "/", 1);
-    (void)rd_buf_appends(u, req->path);
-    if (req->query[0]) {
-        (void)rd_buf_append(u, "?", 1);
-        (void)rd_buf_appends(u, req->query);
+    const struct rd_http_request *hr = req->x->req;
+    const struct rd_proxy_snap *snap = req->snap;
+    const struct rd_provider *p = req->provider;
+    const struct rd_source_ops *ops;
+    void *ctx;
+    switch (snap->source) {
+    case RD_SNAP_SRC_EMULATOR:
+        ops = &rd_emu_source_ops;
+        ctx = (void *)&snap->emu;
+        break;
+    case RD_SNAP_SRC_H1:
+        ops = &rd_upstream_h1_ops;
+        ctx = rd_upstream_h1_ctx(req->env->up);
+        break;
+    case RD_SNAP_SRC_CURL:
+    default:
+        ops = &rd_upstream_curl_ops;
+        ctx = rd_upstream_curl_ctx(req->env->up);
+        break;
     }
-    return u->data;
-}
-
-static void start_emulator(struct fwd *f, uv_loop_t *loop)
-{
-    const struct rd_http_request *req = f->x->req;
-    const struct rd_provider *p = f->snap->provider;
-    struct rd_emu_request er = {
-        .method = req->method,
-        .path = req->path,
-        .query = req->query,
-        .headers = &req->headers,
-        .body = req->body.data ? req->body.data : "",
-        .body_len = req->body.len,
-        .seed = f->snap->emu_seed,
-    };
-    struct rd_emu_reply reply;
-    memset(&reply, 0, sizeof reply);
-    p->emulate(p->emulator, &er, &reply);
-    /* The runner takes the reply's contents over. */
-    f->emu = rd_emu_run_start(loop, &reply, f->snap->emu_tps, &source_cbs, f);
-}
-
-void rd_forward_start(struct rd_http_exch *x, struct rd_proxy_snap *snap, struct rd_upstream_ctx *up,
-                      uv_loop_t *loop)
-{
-    struct fwd *f = rd_calloc(1, sizeof *f);
-    f->x = x;
-    f->snap = rd_proxy_snap_ref(snap);
-    rd_hdrs_init(&f->req_hdrs, NULL);
-    rd_hdrs_init(&f->resp_hdrs, NULL);
-    rd_buf_init(&f->xff, 0);
-    rd_buf_init(&f->url, 0);
-    rd_http_set_callbacks(x, on_drain, on_gone, f);
-    if (snap->emulator) {
-        start_emulator(f, loop);
-        return;
-    }
-    build_request_headers(f);
-    struct rd_upstream_req ur = {
-        .method = x->req->method,
-        .url = build_url(f),
-        .headers = &f->req_hdrs,
-        .body = x->req->body.data,
-        .body_len = x->req->body.len,
+    struct rd_source_req sr = {
+        .loop = req->env->loop,
+        .method = hr->method,
+        .path = hr->path,
+        .query = hr->query,
+        .headers = &hr->headers,
+        .body = hr->body.data,
+        .body_len = hr->body.len,
         .connect_timeout_ms = snap->limits.connect_timeout_ms,
-        .timeout_ms = snap->limits.upstream_timeout_ms,
-        .force_curl = snap->force_curl,
         .ca_file = snap->ca_file,
     };
-    f->up = rd_upstream_start(up, &ur, &source_cbs, f);
-    f->up_active = true;
+    if (snap->source != RD_SNAP_SRC_EMULATOR) {
+        build_request_headers(req);
+        struct rd_provider_req pr = {
+            .method = hr->method,
+            .path = hr->path,
+            .query = hr->query,
+            .headers = &hr->headers,
+            .body = hr->body.data,
+            .body_len = hr->body.len,
+            .match = &req->match,
+            .config = snap->config,
+        };
+        struct rd_upstream_prep prep = {
+            .base = snap->upstream_base, .url = &req->url, .headers = &req->up_hdrs, .arena = &req->arena};
+        int rc = p->prepare(p, &pr, &prep);
+        if (rc < 0) {
+            rd_warn("proxy %s: %s: cannot prepare the upstream request: %s", snap->name, rd_req_id(req),
+                    rd_strerror(rc));
+            rd_req_fail(req, 502, "The request could not be prepared for the upstream server.");
+            return;
+        }
+        sr.url = req->url.data;
+        sr.headers = &req->up_hdrs;
+    }
+    req->t_upstream = rd_req_now_us();
+    rd_req_set_state(req, RD_REQ_UPSTREAM);
+    if (rd_source_start(&req->src, ops, ctx, &sr, &source_cbs, req) < 0 && ops == &rd_upstream_h1_ops)
+        (void)rd_source_start(&req->src, &rd_upstream_curl_ops, rd_upstream_curl_ctx(req->env->up), &sr,
+                              &source_cbs, req);
 }

@@ -1,21 +1,18 @@
-/* Forwarding one request of a proxy to its upstream (libcurl) or to the
- * built-in emulator, relaying the response to the client as it arrives, with
- * backpressure both ways. Runs on the worker loop that accepted the request. */
+/* The upstream relay of a request (the pipeline's "upstream" stage): build
+ * the upstream request (same method, path, query, body bytes and end-to-end
+ * headers, then the provider's rewrite/sign hook), start the source chosen
+ * by the snapshot (native client, libcurl or the emulator), relay head and
+ * body chunks to the client as they come through the stream decoder, pause
+ * the source while the client is slow, and map source failures to 502/504
+ * in the provider's format. Runs on the worker loop that accepted the
+ * request. */
 #ifndef RD_PROXY_FORWARD_H
 #define RD_PROXY_FORWARD_H
 
-#include <uv.h>
+#include "proxy/req.h"
 
-#include "http/server.h"
-#include "proxy/snapshot.h"
-#include "upstream/upstream.h"
-
-/* Takes over exchange x: answers it from snap's upstream. snap is borrowed
- * (a reference is taken for the request's lifetime). */
-void rd_forward_start(struct rd_http_exch *x, struct rd_proxy_snap *snap, struct rd_upstream_ctx *up,
-                      uv_loop_t *loop);
-
-/* Renders snap's provider error for a status into body. */
-void rd_forward_error_body(const struct rd_proxy_snap *snap, int status, const char *message, struct rd_buf *body);
+/* Starts the upstream relay of req (state NEW or WAIT). The request ends
+ * through rd_req_done/rd_req_fail when the response is over. */
+void rd_forward_start(struct rd_req *req);
 
 #endif

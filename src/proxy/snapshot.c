@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "upstream/upstream.h"
 #include "util/json.h"
 #include "util/mem.h"
 
@@ -39,6 +40,18 @@ struct rd_proxy_snap *rd_proxy_snap_new(const struct rd_proxy_rec *rec, uint64_t
     s->ca_file = rd_config_upstream_ca_file(cfg);
     s->emu_seed = (uint64_t)rd_json_get_int(rd_json_get(cfg, "emulator"), "seed", 0);
     s->header_timeout_ms = header_timeout_ms;
+    /* The source is chosen once per snapshot: requests only look it up. */
+    if (s->emulator) {
+        s->source = RD_SNAP_SRC_EMULATOR;
+        s->emu.dialect = p->emulator;
+        s->emu.emulate = p->emulate;
+        s->emu.seed = s->emu_seed;
+        s->emu.tokens_per_second = s->emu_tps;
+    } else if (!s->force_curl && rd_upstream_native_ok(s->upstream_base)) {
+        s->source = RD_SNAP_SRC_H1;
+    } else {
+        s->source = RD_SNAP_SRC_CURL;
+    }
     return s;
 }
 

@@ -15,6 +15,9 @@
 #include "proxy/config.h"
 #include "store/store.h"
 
+/* Which source answers the proxy's requests. */
+enum rd_snap_source { RD_SNAP_SRC_H1, RD_SNAP_SRC_CURL, RD_SNAP_SRC_EMULATOR };
+
 struct rd_proxy_snap {
     atomic_int refs;
     int64_t id;
@@ -28,6 +31,8 @@ struct rd_proxy_snap {
     bool force_curl; /* upstream.client == "curl" */
     const char *ca_file; /* upstream.ca_file, borrowed from config; NULL for the system CAs */
     uint64_t header_timeout_ms;
+    enum rd_snap_source source;
+    struct rd_emu_setup emu; /* RD_SNAP_SRC_EMULATOR: the emulator source's context */
     struct json_object *config; /* owned, never modified after creation */
 };
 

@@ -4,7 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "proxy/forward.h"
+#include "proxy/req.h"
 #include "upstream/upstream.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -27,6 +27,7 @@ struct rd_worker {
     uv_loop_t loop;
     struct rd_mailbox mb;
     struct rd_upstream_ctx *up;
+    struct rd_req_env reqs; /* request objects of this worker */
     struct binding *bindings;
     uv_sem_t ready;
 };
@@ -66,20 +67,21 @@ static void on_limits(void *ud, struct rd_http_limits *out)
     rd_proxy_snap_unref(s);
 }
 
-static void on_error(void *ud, int status, const char *message, struct rd_buf *body, const char **ctype)
+static void on_error(void *ud, const struct rd_http_error *e, struct rd_hdrs *hdrs, struct rd_buf *body,
+                     const char **ctype)
 {
     struct binding *b = ud;
     struct rd_proxy_snap *s = rd_proxy_rt_acquire(b->rt);
-    rd_forward_error_body(s, status, message, body);
-    *ctype = "application/json";
+    rd_req_server_error(&b->w->reqs, s, e, hdrs, body, ctype);
     rd_proxy_snap_unref(s);
 }
 
+/* Every request of every proxy on this worker enters the proxy layer here. */
 static void on_request(struct rd_http_exch *x, void *ud)
 {
     struct binding *b = ud;
     struct rd_proxy_snap *s = rd_proxy_rt_acquire(b->rt);
-    rd_forward_start(x, s, b->w->up, &b->w->loop);
+    rd_req_handle(&b->w->reqs, x, s);
     rd_proxy_snap_unref(s);
 }
 
@@ -181,6 +183,7 @@ static void handle_quit(struct rd_mail *m, void *ctx)
         b->stopping = true;
         rd_http_listener_stop(b->l, RD_HTTP_STOP_FORCE, 0, on_stopped, b);
     }
+    rd_req_env_close(&w->reqs);
     rd_upstream_ctx_free(w->up);
     w->up = NULL;
     rd_mailbox_close(&w->mb);
@@ -192,6 +195,7 @@ static void worker_main(void *arg)
     uv_loop_init(&w->loop);
     rd_mailbox_init(&w->loop, &w->mb, w);
     w->up = rd_upstream_ctx_new(&w->loop);
+    rd_req_env_init(&w->reqs, &w->loop, w->up);
     uv_sem_post(&w->ready);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&w->loop) == UV_EBUSY) {

@@ -42,30 +42,71 @@ void rd_upstream_ctx_free(struct rd_upstream_ctx *ctx)
     free(ctx);
 }
 
-struct rd_upstream_call rd_upstream_start(struct rd_upstream_ctx *ctx, const struct rd_upstream_req *req,
-                                          const struct rd_source_cbs *cbs, void *ud)
+struct rd_h1_ctx *rd_upstream_h1_ctx(struct rd_upstream_ctx *ctx)
 {
-    struct rd_upstream_call c = {NULL, NULL};
-    /* rd_h1_start declines (NULL, no callback) URLs it does not serve. */
-    if (!req->force_curl)
-        c.h1 = rd_h1_start(ctx->h1, req, cbs, ud);
-    if (c.h1 == NULL)
-        c.curl = rd_curl_start(ctx->curl, req, cbs, ud);
-    return c;
+    return ctx->h1;
 }
 
-void rd_upstream_resume(struct rd_upstream_call c)
+struct rd_curl_ctx *rd_upstream_curl_ctx(struct rd_upstream_ctx *ctx)
 {
-    if (c.h1)
-        rd_h1_resume(c.h1);
-    else if (c.curl)
-        rd_curl_resume(c.curl);
+    return ctx->curl;
 }
 
-void rd_upstream_abort(struct rd_upstream_call c)
+bool rd_upstream_native_ok(const char *base)
 {
-    if (c.h1)
-        rd_h1_abort(c.h1);
-    else if (c.curl)
-        rd_curl_abort(c.curl);
+    char host[64];
+    int port;
+    const char *target;
+    return base && rd_h1_parse_url(base, host, sizeof host, &port, &target) == 0;
 }
+
+static struct rd_upstream_req upstream_req(const struct rd_source_req *r)
+{
+    struct rd_upstream_req u = {
+        .method = r->method,
+        .url = r->url,
+        .headers = r->headers,
+        .body = r->body,
+        .body_len = r->body_len,
+        .connect_timeout_ms = r->connect_timeout_ms,
+        .timeout_ms = r->timeout_ms,
+        .ca_file = r->ca_file,
+    };
+    return u;
+}
+
+static void *h1_start(void *ctx, const struct rd_source_req *req, const struct rd_source_cbs *cbs, void *ud)
+{
+    struct rd_upstream_req u = upstream_req(req);
+    return rd_h1_start(ctx, &u, cbs, ud);
+}
+
+static void h1_resume(void *h)
+{
+    rd_h1_resume(h);
+}
+
+static void h1_abort(void *h)
+{
+    rd_h1_abort(h);
+}
+
+static void *curl_start(void *ctx, const struct rd_source_req *req, const struct rd_source_cbs *cbs, void *ud)
+{
+    struct rd_upstream_req u = upstream_req(req);
+    return rd_curl_start(ctx, &u, cbs, ud);
+}
+
+static void curl_resume(void *h)
+{
+    rd_curl_resume(h);
+}
+
+static void curl_abort(void *h)
+{
+    rd_curl_abort(h);
+}
+
+const struct rd_source_ops rd_upstream_h1_ops = {.name = "h1", .start = h1_start, .resume = h1_resume, .abort = h1_abort};
+const struct rd_source_ops rd_upstream_curl_ops = {
+    .name = "curl", .start = curl_start, .resume = curl_resume, .abort = curl_abort};

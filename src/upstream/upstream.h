@@ -19,15 +19,10 @@
 #include "upstream/source.h"
 
 struct rd_upstream_ctx;
-struct rd_curl;
-struct rd_h1;
+struct rd_h1_ctx;
+struct rd_curl_ctx;
 
-/* A started request: exactly one of the two is set (passed by value). */
-struct rd_upstream_call {
-    struct rd_curl *curl;
-    struct rd_h1 *h1;
-};
-
+/* The request as the two backends take it (filled from a rd_source_req). */
 struct rd_upstream_req {
     const char *method; /* any token; HEAD gets no body back */
     const char *url;    /* absolute http(s) URL with path and query */
@@ -36,7 +31,6 @@ struct rd_upstream_req {
     size_t body_len;
     uint64_t connect_timeout_ms;
     uint64_t timeout_ms; /* whole transfer */
-    bool force_curl;     /* skip the native client */
     const char *ca_file; /* CA bundle for TLS instead of the system one; NULL for default */
 };
 
@@ -50,17 +44,15 @@ struct rd_upstream_ctx *rd_upstream_ctx_new(uv_loop_t *loop);
  * once the loop has run the close callbacks. */
 void rd_upstream_ctx_free(struct rd_upstream_ctx *ctx);
 
-/* Starts a request. Callbacks fire later on the loop, never inside this
- * call. The returned call is valid until on_done has fired or
- * rd_upstream_abort has been called. */
-struct rd_upstream_call rd_upstream_start(struct rd_upstream_ctx *ctx, const struct rd_upstream_req *req,
-                                          const struct rd_source_cbs *cbs, void *ud);
-/* Continues after on_data returned RD_SOURCE_PAUSE. May deliver data
- * (on_data) before returning. */
-void rd_upstream_resume(struct rd_upstream_call c);
-/* Cancels: the upstream connection is closed (an unfinished transfer is
- * never reused) and no callback fires any more. Must not be called from
- * inside this request's own callbacks. */
-void rd_upstream_abort(struct rd_upstream_call c);
+/* The two backends as sources (upstream/source.h). Their start takes the
+ * context returned below; the native client declines URLs it does not
+ * serve (see rd_upstream_native_ok), libcurl takes any. */
+extern const struct rd_source_ops rd_upstream_h1_ops;
+extern const struct rd_source_ops rd_upstream_curl_ops;
+struct rd_h1_ctx *rd_upstream_h1_ctx(struct rd_upstream_ctx *ctx);
+struct rd_curl_ctx *rd_upstream_curl_ctx(struct rd_upstream_ctx *ctx);
+/* True if the native HTTP/1.1 client can serve URLs under base (plain http
+ * to an IP address or localhost). Pure; decided once per proxy snapshot. */
+bool rd_upstream_native_ok(const char *base);
 
 #endif

@@ -63,6 +63,17 @@ int rd_emu_openai(const struct rd_emu_dialect *d, const struct rd_emu_request *r
 void rd_emu_reply_add(struct rd_emu_reply *r, const char *data, size_t len, uint32_t tokens);
 void rd_emu_reply_free(struct rd_emu_reply *r); /* NULL-safe; leaves *r empty */
 
+/* The emulator as a source (upstream/source.h). Its context is a struct
+ * rd_emu_setup (borrowed for the request's lifetime); start builds the reply
+ * from the request's method, path, query, headers and body and plays it. */
+struct rd_emu_setup {
+    const struct rd_emu_dialect *dialect;
+    int (*emulate)(const struct rd_emu_dialect *d, const struct rd_emu_request *req, struct rd_emu_reply *out);
+    uint64_t seed;
+    double tokens_per_second;
+};
+extern const struct rd_source_ops rd_emu_source_ops;
+
 /* Runner. Plays reply (ownership taken) through cbs on loop. With
  * tokens_per_second <= 0 chunks are emitted without pacing (still one per
  * loop iteration for streams, so the client sees them one by one).

@@ -1,0 +1,170 @@
+/* See sse.h. Lines are processed straight from the chunk when they are
+ * complete in it; only a line cut by the end of a chunk is copied. */
+#include "http/sse.h"
+
+#include <string.h>
+
+#define DEFAULT_MAX_EVENT (1024u * 1024u)
+
+void rd_sse_init(struct rd_sse *s, size_t max_event)
+{
+    memset(s, 0, sizeof *s);
+    s->max_event = max_event ? max_event : DEFAULT_MAX_EVENT;
+    rd_buf_init(&s->line, s->max_event + 1);
+    rd_buf_init(&s->data, s->max_event + 1);
+    rd_buf_init(&s->event, s->max_event + 1);
+    rd_buf_init(&s->id, 1024);
+}
+
+void rd_sse_reset(struct rd_sse *s)
+{
+    rd_buf_reset(&s->line);
+    rd_buf_reset(&s->data);
+    rd_buf_reset(&s->event);
+    rd_buf_reset(&s->id);
+    s->after_cr = s->started = s->oversized = s->skip_line = false;
+    s->events = s->dropped = 0;
+}
+
+void rd_sse_free(struct rd_sse *s)
+{
+    if (s == NULL)
+        return;
+    rd_buf_free(&s->line);
+    rd_buf_free(&s->data);
+    rd_buf_free(&s->event);
+    rd_buf_free(&s->id);
+}
+
+bool rd_sse_at_boundary(const struct rd_sse *s)
+{
+    return s->line.len == 0 && s->data.len == 0 && s->event.len == 0 && !s->oversized && !s->skip_line;
+}
+
+static void clear_event(struct rd_sse *s)
+{
+    rd_buf_reset(&s->data);
+    rd_buf_reset(&s->event);
+    s->oversized = false;
+}
+
+static int dispatch(struct rd_sse *s, rd_sse_event_fn fn, void *ud)
+{
+    if (s->oversized) {
+        s->dropped++;
+        clear_event(s);
+        return 0;
+    }
+    if (s->data.len == 0) {
+        clear_event(s); /* no data: nothing is dispatched (the name is forgotten too) */
+        return 0;
+    }
+    struct rd_sse_event ev = {
+        .event = s->event.data ? s->event.data : "",
+        .event_len = s->event.len,
+        .data = s->data.data,
+        .data_len = s->data.len - 1, /* the last LF */
+        .id = s->id.data ? s->id.data : "",
+        .id_len = s->id.len,
+    };
+    s->events++;
+    int rc = fn ? fn(ud, &ev) : 0;
+    clear_event(s);
+    return rc;
+}
+
+static void set_buf(struct rd_sse *s, struct rd_buf *b, const char *v, size_t n)
+{
+    rd_buf_reset(b);
+    if (rd_buf_append(b, v, n) < 0)
+        s->oversized = true;
+}
+
+/* One complete line (without its terminator). */
+static int line(struct rd_sse *s, const char *p, size_t n, rd_sse_event_fn fn, void *ud)
+{
+    if (n == 0)
+        return dispatch(s, fn, ud);
+    if (p[0] == ':')
+        return 0; /* comment */
+    const char *colon = memchr(p, ':', n);
+    size_t flen = colon ? (size_t)(colon - p) : n;
+    const char *v = colon ? colon + 1 : p + n;
+    size_t vlen = colon ? n - flen - 1 : 0;
+    if (vlen && v[0] == ' ') {
+        v++;
+        vlen--;
+    }
+    if (flen == 4 && memcmp(p, "data", 4) == 0) {
+        if (s->data.len + s->event.len + vlen + 1 > s->max_event || rd_buf_append(&s->data, v, vlen) < 0 ||
+            rd_buf_append(&s->data, "\n", 1) < 0) {
+            s->oversized = true;
+            rd_buf_reset(&s->data);
+        }
+    } else if (flen == 5 && memcmp(p, "event", 5) == 0) {
+        set_buf(s, &s->event, v, vlen);
+    } else if (flen == 2 && memcmp(p, "id", 2) == 0) {
+        if (memchr(v, '\0', vlen) == NULL) {
+            rd_buf_reset(&s->id);
+            (void)rd_buf_append(&s->id, v, vlen); /* an id over 1 KiB is ignored */
+        }
+    }
+    /* "retry" and unknown fields: nothing to do for a relay. */
+    return 0;
+}
+
+int rd_sse_feed(struct rd_sse *s, const char *p, size_t n, rd_sse_event_fn fn, void *ud)
+{
+    size_t i = 0;
+    if (!s->started && n > 0) {
+        /* The BOM may itself be split; only a complete one at offset 0 is skipped. */
+        if (n >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
+            i = 3;
+        s->started = true;
+    }
+    if (s->after_cr && i < n) {
+        s->after_cr = false;
+        if (p[i] == '\n')
+            i++;
+    }
+    while (i < n) {
+        /* Find the end of the line: CR or LF. */
+        size_t j = i;
+        while (j < n && p[j] != '\n' && p[j] != '\r')
+            j++;
+        if (j == n) {
+            /* Partial line: keep it for the next chunk (or keep skipping it). */
+            if (!s->skip_line && rd_buf_append(&s->line, p + i, n - i) < 0) {
+                s->oversized = s->skip_line = true;
+                rd_buf_reset(&s->line);
+            }
+            return 0;
+        }
+        int rc = 0;
+        if (s->skip_line) {
+            s->skip_line = false; /* the end of a line too long to keep: dropped with its event */
+        } else if (s->line.len) {
+            if (rd_buf_append(&s->line, p + i, j - i) < 0) {
+                s->oversized = true;
+                rd_buf_reset(&s->line);
+            } else {
+                rc = line(s, s->line.data, s->line.len, fn, ud);
+            }
+            rd_buf_reset(&s->line);
+        } else {
+            rc = line(s, p + i, j - i, fn, ud);
+        }
+        if (p[j] == '\r') {
+            if (j + 1 < n) {
+                if (p[j + 1] == '\n')
+                    j++;
+            } else {
+                s->after_cr = true;
+            }
+        }
+        i = j + 1;
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}

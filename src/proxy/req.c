@@ -1,0 +1,343 @@
+/* The request object's lifecycle: pool, classification, the one state
+ * setter with its deadlines, and the single place requests are released.
+ * The relay itself (sources, head, body) is forward.c. */
+#include "proxy/req.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "proxy/forward.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+#define POOL_MAX 1024      /* released requests kept per worker for reuse */
+#define ARENA_KEEP (64u * 1024u) /* an arena that grew past this is freed, not pooled */
+
+static void on_timer(uv_timer_t *t);
+static void on_timer_closed(uv_handle_t *h);
+
+uint64_t rd_req_now_us(void)
+{
+    return uv_hrtime() / 1000u;
+}
+
+const char *rd_req_state_name(enum rd_req_state s)
+{
+    static const char *const names[] = {"new", "wait", "upstream", "relay", "done"};
+    return names[s];
+}
+
+void rd_req_env_init(struct rd_req_env *env, uv_loop_t *loop, struct rd_upstream_ctx *up)
+{
+    memset(env, 0, sizeof *env);
+    env->loop = loop;
+    env->up = up;
+    /* Not a secret: only keeps ids of different workers and runs apart. */
+    env->id_prefix = (uint32_t)(uv_hrtime() ^ ((uint64_t)(uintptr_t)env >> 4)) * 2654435761u;
+}
+
+static void req_destroy(struct rd_req *req)
+{
+    rd_hdrs_free(&req->up_hdrs);
+    rd_hdrs_free(&req->resp_hdrs);
+    rd_buf_free(&req->url);
+    rd_buf_free(&req->body);
+    rd_sse_free(&req->sse);
+    rd_arena_free(&req->arena);
+    uv_close((uv_handle_t *)&req->timer, on_timer_closed);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void rd_req_env_close(struct rd_req_env *env)
+{
+    while (env->pool) {
+        struct rd_req *req = env->pool;
+        env->pool = req->next_free;
+        req_destroy(req);
+    }
+    env->npool = 0;
+}
+
+static struct rd_req *req_get(struct rd_req_env *env)
+{
+    struct rd_req *req = env->pool;
+    if (req) {
+        env->pool = req->next_free;
+        env->npool--;
+    } else {
+        req = rd_calloc(1, sizeof *req);
+        uv_timer_init(env->loop, &req->timer);
+        req->timer.data = req;
+        rd_arena_init(&req->arena);
+        rd_hdrs_init(&req->up_hdrs, &req->arena);
+        rd_hdrs_init(&req->resp_hdrs, &req->arena);
+        rd_buf_init(&req->url, 0);
+        rd_buf_init(&req->body, 0);
+        req->env = env;
+    }
+    env->live++;
+    req->next_free = NULL;
+    req->state = RD_REQ_NEW;
+    req->id = ((uint64_t)env->id_prefix << 32) | ++env->seq;
+    req->t_received = rd_req_now_us();
+    return req;
+}
+
+/* The one place a request ends: everything it holds is released, its timer
+ * stopped, and it goes back to the pool (or is destroyed). */
+static void req_release(struct rd_req *req)
+{
+    struct rd_req_env *env = req->env;
+    uv_timer_stop(&req->timer);
+    rd_proxy_snap_unref(req->snap);
+    rd_hdrs_clear(&req->up_hdrs);
+    rd_hdrs_clear(&req->resp_hdrs);
+    rd_buf_reset(&req->url);
+    rd_buf_reset(&req->body);
+    if (req->sse_ready)
+        rd_sse_reset(&req->sse);
+    bool big = req->arena.total > ARENA_KEEP;
+    rd_arena_reset(&req->arena);
+    env->live--;
+    if (big || env->npool >= POOL_MAX) {
+        req_destroy(req);
+        return;
+    }
+    /* Clear everything but the pooled storage (the timer handle, before
+     * `state`, stays as it is). */
+    struct rd_arena arena = req->arena;
+    struct rd_hdrs up_hdrs = req->up_hdrs, resp_hdrs = req->resp_hdrs;
+    struct rd_buf url = req->url, body = req->body;
+    struct rd_sse sse = req->sse;
+    bool sse_ready = req->sse_ready;
+    size_t keep_from = offsetof(struct rd_req, state);
+    memset((char *)req + keep_from, 0, sizeof *req - keep_from);
+    req->env = env;
+    req->arena = arena;
+    req->up_hdrs = up_hdrs;
+    req->resp_hdrs = resp_hdrs;
+    req->up_hdrs.arena = req->resp_hdrs.arena = &req->arena;
+    req->url = url;
+    req->body = body;
+    req->sse = sse;
+    req->sse_ready = sse_ready;
+    req->next_free = env->pool;
+    env->pool = req;
+    env->npool++;
+}
+
+const char *rd_req_id(struct rd_req *req)
+{
+    if (req->id_text[0] == '\0')
+        snprintf(req->id_text, sizeof req->id_text, "req_%016" PRIx64, req->id);
+    return req->id_text;
+}
+
+void rd_req_set_state(struct rd_req *req, enum rd_req_state s)
+{
+    if (req->state != s)
+        rd_trace("req %s: %s -> %s", rd_req_id(req), rd_req_state_name(req->state), rd_req_state_name(s));
+    enum rd_req_state from = req->state;
+    req->state = s;
+    switch (s) {
+    case RD_REQ_NEW: break;
+    case RD_REQ_WAIT: break; /* rd_req_wait arms it */
+    case RD_REQ_UPSTREAM:
+        if (req->snap->limits.upstream_timeout_ms)
+            uv_timer_start(&req->timer, on_timer, req->snap->limits.upstream_timeout_ms, 0);
+        else
+            uv_timer_stop(&req->timer);
+        break;
+    case RD_REQ_RELAY:
+        /* The transfer deadline runs on from UPSTREAM: one deadline for the
+         * whole transfer, as the upstream timeout is documented. */
+        if (from != RD_REQ_UPSTREAM && req->snap->limits.upstream_timeout_ms)
+            uv_timer_start(&req->timer, on_timer, req->snap->limits.upstream_timeout_ms, 0);
+        break;
+    case RD_REQ_DONE:
+        uv_timer_stop(&req->timer);
+        req->t_done = rd_req_now_us();
+        break;
+    }
+}
+
+void rd_req_wait(struct rd_req *req, uint64_t ms, void (*fn)(struct rd_req *req))
+{
+    req->wait_fn = fn;
+    rd_req_set_state(req, RD_REQ_WAIT);
+    uv_timer_start(&req->timer, on_timer, ms, 0);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct rd_req *req = t->data;
+    switch (req->state) {
+    case RD_REQ_WAIT: {
+        void (*fn)(struct rd_req *) = req->wait_fn;
+        req->wait_fn = NULL;
+        if (fn)
+            fn(req);
+        break;
+    }
+    case RD_REQ_UPSTREAM:
+    case RD_REQ_RELAY:
+        rd_source_abort(&req->src);
+        req->err = RD_ETIMEDOUT;
+        rd_warn("proxy %s: %s %s: upstream timed out after %llu ms (%s)", req->snap->name, rd_req_id(req),
+                req->x->req->path, (unsigned long long)req->snap->limits.upstream_timeout_ms,
+                req->head_sent ? "response cut" : "504 sent");
+        rd_req_fail(req, 504, "The upstream server did not answer in time.");
+        break;
+    case RD_REQ_NEW:
+    case RD_REQ_DONE: break;
+    }
+}
+
+static void log_done(struct rd_req *req)
+{
+    if (!rd_log_enabled(RD_LOG_DEBUG))
+        return;
+    const struct rd_http_request *hr = req->x ? req->x->req : NULL;
+    rd_debug("proxy %s: %s %s %s model=%s -> %d (upstream %d) %llu bytes in %.3f ms%s", req->snap->name,
+             rd_req_id(req), hr ? hr->method : "-", hr ? hr->path : "-", req->model[0] ? req->model : "-",
+             req->status_sent, req->status_upstream, (unsigned long long)req->bytes_out,
+             (double)(req->t_done - req->t_received) / 1000.0, req->stream && !req->stream_ended ? " (stream not ended)" : "");
+}
+
+/* ---- client side ---- */
+
+static void on_drain(void *ud)
+{
+    struct rd_req *req = ud;
+    rd_source_resume(&req->src);
+}
+
+static void on_gone(void *ud)
+{
+    struct rd_req *req = ud;
+    rd_source_abort(&req->src);
+    req->err = RD_EABORTED;
+    struct rd_http_exch *x = req->x;
+    rd_req_set_state(req, RD_REQ_DONE);
+    log_done(req);
+    req->x = NULL;
+    rd_http_abort(x);
+    req_release(req);
+}
+
+void rd_req_finish(struct rd_req *req)
+{
+    struct rd_http_exch *x = req->x;
+    rd_req_set_state(req, RD_REQ_DONE);
+    log_done(req);
+    req->x = NULL;
+    /* May start the next pipelined request (with another request object). */
+    rd_http_finish(x);
+    req_release(req);
+}
+
+void rd_req_fail(struct rd_req *req, int status, const char *message)
+{
+    struct rd_http_exch *x = req->x;
+    rd_source_abort(&req->src);
+    if (req->head_sent) {
+        rd_req_set_state(req, RD_REQ_DONE);
+        log_done(req);
+        req->x = NULL;
+        rd_http_abort(x);
+        req_release(req);
+        return;
+    }
+    struct rd_buf body;
+    rd_buf_init(&body, 0);
+    rd_hdrs_clear(&req->resp_hdrs);
+    struct rd_error_spec e = {.status = status, .message = message, .request_id = rd_req_id(req), .retry_after_s = -1};
+    rd_provider_error(req->provider, &e, &req->resp_hdrs, &body);
+    req->status_sent = status;
+    req->bytes_out = body.len;
+    rd_req_set_state(req, RD_REQ_DONE);
+    log_done(req);
+    req->x = NULL;
+    rd_http_respond(x, status, &req->resp_hdrs, body.data, body.len);
+    rd_buf_free(&body);
+    req_release(req);
+}
+
+/* ---- entry points ---- */
+
+static void classify(struct rd_req *req)
+{
+    const struct rd_http_request *hr = req->x->req;
+    const struct rd_provider *p = req->provider;
+    const struct rd_route *r = rd_provider_route(p, hr->method, hr->path, &req->match);
+    req->kind = r ? r->kind : RD_REQ_OTHER;
+    req->cacheable = r && (r->flags & RD_ROUTE_CACHEABLE);
+    req->streamable = r && (r->flags & RD_ROUTE_STREAMABLE);
+    /* Only known routes are cache candidates; everything else bypasses. */
+    req->cache = req->cacheable ? RD_CACHE_NONE : RD_CACHE_BYPASS;
+    if (r && p->model) {
+        struct rd_provider_req pr = {
+            .method = hr->method,
+            .path = hr->path,
+            .query = hr->query,
+            .headers = &hr->headers,
+            .body = hr->body.data,
+            .body_len = hr->body.len,
+            .match = &req->match,
+            .config = req->snap->config,
+        };
+        p->model(p, &pr, req->model, sizeof req->model);
+    }
+}
+
+void rd_req_handle(struct rd_req_env *env, struct rd_http_exch *x, struct rd_proxy_snap *snap)
+{
+    struct rd_req *req = req_get(env);
+    req->x = x;
+    req->snap = rd_proxy_snap_ref(snap);
+    req->provider = snap->provider;
+    req->bytes_in = x->req->body.len;
+    req->usage.input = req->usage.output = req->usage.cached = req->usage.reasoning = -1;
+    req->content_length = -1;
+    x->user = req;
+    rd_http_set_callbacks(x, on_drain, on_gone, req);
+    classify(req);
+    /* The pipeline of the failure-simulation issue goes here; today the
+     * only stage is the upstream relay. */
+    rd_forward_start(req);
+}
+
+void rd_req_server_error(struct rd_req_env *env, struct rd_proxy_snap *snap, const struct rd_http_error *e,
+                         struct rd_hdrs *hdrs, struct rd_buf *body, const char **content_type)
+{
+    struct rd_req *req = req_get(env);
+    req->snap = rd_proxy_snap_ref(snap);
+    req->provider = snap->provider;
+    req->status_sent = e->status;
+    struct rd_error_spec spec = {.status = e->status, .message = e->message, .request_id = rd_req_id(req),
+                                 .retry_after_s = -1};
+    /* The server adds Content-Type itself: render into a scratch list and
+     * copy the others (the id string must outlive this request: hdrs' arena). */
+    rd_provider_error(req->provider, &spec, &req->resp_hdrs, body);
+    for (size_t i = 0; i < req->resp_hdrs.n; i++) {
+        const struct rd_hdr *h = &req->resp_hdrs.v[i];
+        if (rd_hdr_name_eq(h->name, h->name_len, "content-type"))
+            continue;
+        rd_hdrs_add(hdrs, h->name, h->name_len, h->value, h->value_len);
+    }
+    *content_type = "application/json";
+    req->bytes_out = body->len;
+    rd_req_set_state(req, RD_REQ_DONE);
+    rd_debug("proxy %s: %s %s %s -> %d (%s)", snap->name, rd_req_id(req),
+             e->req && e->req->method ? e->req->method : "-", e->req && e->req->path ? e->req->path : "-",
+             e->status, e->message);
+    req_release(req);
+}

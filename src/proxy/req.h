@@ -1,0 +1,155 @@
+/* The request object: one per request a proxy receives, owned by the worker
+ * that accepted it, from the parsed request to the last byte relayed. Every
+ * stage of the request path (today: classify, then the upstream relay in
+ * forward.c; later the pipeline of the failure-simulation, cache and
+ * observability issues) reads and writes what it knows here, so stages talk
+ * only through the request.
+ *
+ * Lifecycle, changed only through rd_req_set_state() (which logs the
+ * transition at trace level and arms the state's deadline on the one
+ * embedded timer):
+ *
+ *   state      meaning                                   deadline (then)
+ *   NEW        created, classified, stages run           none (synchronous)
+ *   WAIT       a stage suspended it (delay, hang, ...)    set by the stage (rd_req_wait)
+ *   UPSTREAM   the source runs, no response head yet      upstream_timeout_ms from upstream start
+ *                                                         (504 in the provider's format)
+ *   RELAY      head sent, body relayed                    the same transfer deadline (cut)
+ *   DONE       answered; counters final                   none: released at once
+ *
+ * Memory: request-scoped data lives in req->arena; the request is released
+ * in one place (req_release in req.c) after its source is finished or
+ * aborted and its timer stopped, and goes back to the worker's pool (the
+ * timer handle stays initialised there and is closed with the pool).
+ * Threading: the worker loop's thread only. */
+#ifndef RD_PROXY_REQ_H
+#define RD_PROXY_REQ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "http/server.h"
+#include "http/sse.h"
+#include "providers/provider.h"
+#include "proxy/snapshot.h"
+#include "upstream/source.h"
+#include "upstream/upstream.h"
+#include "util/arena.h"
+#include "util/buf.h"
+
+enum rd_req_state { RD_REQ_NEW, RD_REQ_WAIT, RD_REQ_UPSTREAM, RD_REQ_RELAY, RD_REQ_DONE };
+
+/* Cache outcome, filled by the cache stage (a later issue). */
+enum rd_req_cache { RD_CACHE_NONE, RD_CACHE_BYPASS, RD_CACHE_MISS, RD_CACHE_HIT };
+
+/* How the response body is decoded as it is relayed. */
+enum rd_req_decode {
+    RD_DECODE_NONE,   /* not looked at (other content, or encoded) */
+    RD_DECODE_SSE,    /* text/event-stream through the SSE scanner */
+    RD_DECODE_BODY,   /* a JSON body, kept (up to a cap) for usage */
+};
+
+/* Per-worker environment the requests of that worker share. */
+struct rd_req_env {
+    uv_loop_t *loop;
+    struct rd_upstream_ctx *up;
+    uint32_t id_prefix; /* random per worker, so ids differ across workers and restarts */
+    uint32_t seq;
+    struct rd_req *pool; /* released requests, ready for reuse */
+    size_t npool;
+    size_t live; /* requests not released */
+};
+
+struct rd_req {
+    uv_timer_t timer; /* the state's deadline */
+    enum rd_req_state state;
+    struct rd_req_env *env;
+    struct rd_req *next_free;
+    struct rd_http_exch *x;      /* borrowed until the exchange ends, then NULL */
+    struct rd_proxy_snap *snap;  /* one reference, for the request's lifetime */
+    const struct rd_provider *provider;
+    uint64_t id;
+    char id_text[24]; /* "req_" + 16 hex digits, rendered on first use */
+
+    /* classification */
+    struct rd_route_match match; /* match.route NULL: no known route */
+    enum rd_req_kind kind;
+    bool cacheable;  /* the route may be cached (consulted by the cache stage) */
+    bool streamable;
+    char model[128]; /* "" when unknown */
+
+    /* timestamps: monotonic microseconds (0: not reached); wall clock at receipt */
+    uint64_t t_received, t_upstream, t_first_byte, t_done;
+    int64_t wall_ms;
+
+    /* outcome */
+    int status_sent;     /* status of the response sent to the client (0: none) */
+    int status_upstream; /* status the source answered (0: none) */
+    uint64_t bytes_in;   /* request body bytes */
+    uint64_t bytes_out;  /* response body bytes relayed */
+    int err;             /* source error (RD_E*) or 0 */
+
+    /* what later stages attach */
+    enum rd_req_cache cache;
+    int failure;           /* injected failure type (failure-simulation issue); 0: none */
+    struct rd_usage usage; /* from the body or the stream events */
+    char trace_id[33];     /* W3C trace id (observability issue); "" until set */
+    char span_id[17];
+
+    void (*wait_fn)(struct rd_req *req); /* WAIT: called when the wait is over */
+
+    /* relay */
+    struct rd_source src;
+    struct rd_arena arena;
+    struct rd_hdrs up_hdrs;   /* to the upstream */
+    struct rd_hdrs resp_hdrs; /* to the client, during on_head only */
+    struct rd_buf url;
+    enum rd_req_decode decode;
+    struct rd_sse sse;       /* RD_DECODE_SSE */
+    struct rd_buf body;      /* RD_DECODE_BODY: the body when it came in several chunks */
+    int64_t content_length;  /* announced by the source, -1 if none */
+    bool sse_ready;          /* sse initialised (kept across reuse) */
+    bool head_sent;
+    bool stream;             /* the response is an event stream */
+    bool stream_ended;       /* the provider's end-of-stream event was seen */
+    bool encoded;            /* the response has a Content-Encoding: not decoded */
+};
+
+void rd_req_env_init(struct rd_req_env *env, uv_loop_t *loop, struct rd_upstream_ctx *up);
+/* Closes the pooled requests' timers; call on the worker's loop before it
+ * stops. Requests still live must have been aborted (the listeners' force
+ * stop does that). */
+void rd_req_env_close(struct rd_req_env *env);
+
+/* The entry point of the proxy layer for a complete request on exchange x
+ * (worker.c calls it): creates the request, classifies it and runs it to
+ * its source. snap is borrowed (the request takes its own reference). */
+void rd_req_handle(struct rd_req_env *env, struct rd_http_exch *x, struct rd_proxy_snap *snap);
+
+/* An error the HTTP server answers itself (400, 408, 413, 431, ...) also
+ * goes through here, so that every request a proxy received is seen: a
+ * request object is made, counted and released, and the provider's native
+ * error response is rendered into hdrs/body. */
+void rd_req_server_error(struct rd_req_env *env, struct rd_proxy_snap *snap, const struct rd_http_error *e,
+                         struct rd_hdrs *hdrs, struct rd_buf *body, const char **content_type);
+
+/* The one setter of req->state; arms the state's deadline (see the table). */
+void rd_req_set_state(struct rd_req *req, enum rd_req_state s);
+/* Suspends req in WAIT until ms have passed, then calls fn(req). */
+void rd_req_wait(struct rd_req *req, uint64_t ms, void (*fn)(struct rd_req *req));
+/* "req_<16 hex>": the id sent in error responses and written in log lines. */
+const char *rd_req_id(struct rd_req *req);
+const char *rd_req_state_name(enum rd_req_state s);
+/* Monotonic microseconds (the clock of the timestamps). */
+uint64_t rd_req_now_us(void);
+
+/* Ends the request with the provider's native error (status, message safe
+ * for the client): sent as the response if no head was sent yet, otherwise
+ * the client connection is cut. Releases req. */
+void rd_req_fail(struct rd_req *req, int status, const char *message);
+/* Ends the request whose response is complete: finishes the exchange and
+ * releases req. */
+void rd_req_finish(struct rd_req *req);
+
+#endif

@@ -1,0 +1,36 @@
+/* Finding one value in a JSON document without building a tree: the
+ * request path needs the model of every request and the usage of every
+ * response, and parsing a 100 KB prompt with json-c for one field would cost
+ * more than the proxy itself. The scanner walks the bytes once, skipping
+ * values it does not need (strings with their escapes, nested containers by
+ * depth), and hands the span of the value it found to json-c when the value
+ * must be decoded. It never reads past len, never recurses, and rejects
+ * malformed input it walks through (what it skips after the value is not
+ * validated: the document is the upstream's or the client's business). */
+#ifndef RD_UTIL_JSON_SCAN_H
+#define RD_UTIL_JSON_SCAN_H
+
+#include <stddef.h>
+
+#define RD_JSON_SCAN_MAX_DEPTH 64 /* deeper documents are not searched */
+
+/* A value's bytes inside the document. */
+struct rd_json_span {
+    const char *p;
+    size_t n;
+};
+
+/* Finds the value at path (a NULL-terminated list of object keys, from the
+ * top-level object down) in doc[0..len). Returns 0 with *out set, or
+ * RD_ENOTFOUND (no such key, or doc is not an object there), or RD_EPROTO
+ * (malformed before the value was found). Keys are compared after
+ * unescaping simple escapes; keys with \u escapes never match. Pure. */
+int rd_json_scan_find(const char *doc, size_t len, const char *const *path, struct rd_json_span *out);
+
+/* Finds the string at path and copies it, decoded, into out (NUL-terminated,
+ * truncated to cap - 1 bytes). Returns the decoded length (before
+ * truncation is not reported: at most cap - 1), RD_ENOTFOUND if there is no
+ * such string, RD_EPROTO if malformed. */
+int rd_json_scan_string(const char *doc, size_t len, const char *const *path, char *out, size_t cap);
+
+#endif
