@@ -16,7 +16,8 @@
 static void write_failed(struct conn *c, int uverr)
 {
     struct rd_h1 *r = c->req;
-    if (h1_may_retry(c, r)) {
+    /* The write did not complete, so the server never got the whole request. */
+    if (h1_may_retry(c, r, false)) {
         h1_retry(c, r);
         return;
     }
