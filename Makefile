@@ -43,6 +43,8 @@ LLHTTP_OBJS := $(OUT)/obj/llhttp/llhttp.o $(OUT)/obj/llhttp/api.o $(OUT)/obj/llh
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
 FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
+# Unit tests of code shared between threads, also built and run under TSan.
+TSAN_UNITS := test_mailbox test_snapshot
 
 .PHONY: all run test unit e2e fuzz fuzz-replay bench lint clean deps test-deps
 .DEFAULT_GOAL := all
@@ -109,7 +111,7 @@ run: deps
 
 test: test-deps lint
 	@$(MAKE) --no-print-directory BUILD=asan all unit-bins fuzz-replay-bins
-	@$(MAKE) --no-print-directory BUILD=tsan all
+	@$(MAKE) --no-print-directory BUILD=tsan all $(TSAN_UNITS:%=build/tsan/tests/%)
 	scripts/run-tests.sh build/asan build/tsan
 
 fuzz: test-deps

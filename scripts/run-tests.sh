@@ -2,7 +2,8 @@
 # Runs every test: unit tests, fuzz corpus replay and end-to-end tests against
 # the ASan+UBSan build (first argument, build/asan), then the end-to-end tests
 # again against the ThreadSanitizer build (second argument, optional), since
-# the workers and the control thread share snapshots and mailboxes.
+# the workers and the control thread share snapshots and mailboxes; the unit
+# tests found in that build (make test builds those of TSAN_UNITS) run too.
 # Exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -54,6 +55,19 @@ if [ -d tests/e2e/node_modules ]; then
 else
   echo "tests/e2e/node_modules missing: run scripts/install-deps.sh test" >&2
   failed+=("e2e:not-installed")
+fi
+
+if [ -n "$tsan_build" ]; then
+  echo "== unit tests under ThreadSanitizer"
+  for t in "$tsan_build"/tests/test_*; do
+    [ -x "$t" ] || continue
+    if ! TSAN_OPTIONS="halt_on_error=1" "$t" > "$t.log" 2>&1; then
+      cat "$t.log"
+      failed+=("unit-tsan:$(basename "$t")")
+    else
+      echo "ok  $(basename "$t") ($(grep -c '^\[       OK \]' "$t.log") tests)"
+    fi
+  done
 fi
 
 if [ -n "$tsan_build" ] && [ -d tests/e2e/node_modules ]; then

@@ -133,3 +133,20 @@ bool rd_hdrs_connection_lists(const struct rd_hdrs *h, const char *name, size_t 
             return true;
     return false;
 }
+
+bool rd_http_is_tchar(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return true;
+    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')
+        return true;
+    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+bool rd_http_is_token(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!rd_http_is_tchar((unsigned char)s[i]))
+            return false;
+    return n > 0;
+}

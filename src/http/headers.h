@@ -45,4 +45,11 @@ bool rd_hdrs_connection_lists(const struct rd_hdrs *h, const char *name, size_t 
 /* Case-insensitive equality of a counted name with a C string. */
 bool rd_hdr_name_eq(const char *name, size_t len, const char *s);
 
+/* True for an RFC 9110 5.6.2 tchar: a letter, a digit or one of
+ * !#$%&'*+-.^_`|~ (what methods and field names are made of). Pure. */
+bool rd_http_is_tchar(unsigned char c);
+/* True if s[0..n) is a token: at least one byte, all tchar. s need not be
+ * NUL-terminated (and a NUL inside is no tchar). Pure. */
+bool rd_http_is_token(const char *s, size_t n);
+
 #endif

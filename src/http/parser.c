@@ -141,15 +141,6 @@ static bool has_ctl(const char *s, size_t n)
     return false;
 }
 
-static bool is_tchar(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return true;
-    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')
-        return true;
-    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
 /* Fails from a data callback whose span is at[0..n): a framing error in
  * the bytes before takes precedence. Returns the value for llhttp. */
 static int span_fail(struct rd_http_parser *p, const char *at, size_t n, int status, const char *msg)
@@ -472,7 +463,7 @@ static int fail_llhttp(struct rd_http_parser *p, llhttp_errno_t e, const char *d
     unsigned char c = pos && pos >= data && pos < data + n ? (unsigned char)*pos : 0;
     /* A token that is no method we know is "501 Not Implemented" (RFC 9110
      * 15.6.2); non-token bytes (a TLS hello, binary junk) are malformed. */
-    if (e == HPE_INVALID_METHOD && is_tchar(c))
+    if (e == HPE_INVALID_METHOD && rd_http_is_tchar(c))
         return fail(p, 501, "unsupported request method");
     const char *reason = llhttp_get_error_reason(&p->ll);
     /* llhttp gives this reason only for a well-formed "HTTP/d.d" that it

@@ -482,21 +482,10 @@ static bool is_model_name(const char *key)
     return true;
 }
 
-/* RFC 9110 tchar. */
-static bool is_tchar(char ch)
+/* A header name in the configuration: an RFC 9110 token of at most 64 bytes. */
+static bool is_header_name(const char *s, size_t len)
 {
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
-}
-
-static bool is_token(const char *s, size_t len)
-{
-    if (len == 0 || len > 64)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!is_tchar(s[i]))
-            return false;
-    return true;
+    return len <= 64 && rd_http_is_token(s, len);
 }
 
 /* The proxy writes framing and connection fields itself; a configured
@@ -504,14 +493,14 @@ static bool is_token(const char *s, size_t len)
 static bool is_settable_header(const char *key)
 {
     size_t len = strlen(key);
-    return is_token(key, len) && !rd_hdr_is_hop_by_hop(key, len) && !rd_hdr_name_eq(key, len, "content-length");
+    return is_header_name(key, len) && !rd_hdr_is_hop_by_hop(key, len) && !rd_hdr_name_eq(key, len, "content-length");
 }
 
 static const char *check_ratelimit_key(const char *s, size_t len)
 {
     if (strcmp(s, "ip") == 0 || strcmp(s, "global") == 0)
         return NULL;
-    if (len > 7 && strncmp(s, "header:", 7) == 0 && is_token(s + 7, len - 7))
+    if (len > 7 && strncmp(s, "header:", 7) == 0 && is_header_name(s + 7, len - 7))
         return NULL;
     return "must be \"ip\", \"global\" or \"header:<name>\" with an HTTP header name";
 }

@@ -17,8 +17,15 @@ struct rd_proxy_snap *rd_proxy_snap_new(const struct rd_proxy_rec *rec, uint64_t
     }
     struct json_object *cfg = NULL;
     const char *text = rec->config_json ? rec->config_json : "{}";
-    if (rd_json_parse(text, strlen(text), 1u << 24, &cfg, NULL) != 0)
-        cfg = json_object_new_object();
+    struct rd_config_err cerr;
+    /* The API validates a document before storing it, so this only fails for
+     * a database edited by hand or written by another version. Running with
+     * defaults instead would silently drop settings such as ip_filtering. */
+    if (rd_json_parse(text, strlen(text), 1u << 24, &cfg, NULL) != 0 || rd_config_validate(cfg, &cerr) != 0) {
+        json_object_put(cfg);
+        *why = "its stored configuration is invalid (replace it with PUT /api/v1/proxies/{id}/config)";
+        return NULL;
+    }
     struct rd_proxy_snap *s = rd_calloc(1, sizeof *s);
     atomic_init(&s->refs, 1);
     s->id = rec->id;

@@ -36,12 +36,16 @@ struct rd_proxy_snap {
     struct json_object *config; /* owned, never modified after creation */
 };
 
-/* Builds a snapshot from a record (its config must already be valid).
- * Returns NULL with *why set if the provider is unknown. refs starts at 1. */
+/* Builds a snapshot from a record (borrowed; everything kept is copied).
+ * Returns NULL with *why set to a static reason if the provider is unknown or
+ * the record's config_json is not a document rd_config_validate accepts.
+ * refs starts at 1. Any thread. */
 struct rd_proxy_snap *rd_proxy_snap_new(const struct rd_proxy_rec *rec, uint64_t header_timeout_ms,
                                         const char **why);
+/* Takes a reference (returns s); any thread. */
 struct rd_proxy_snap *rd_proxy_snap_ref(struct rd_proxy_snap *s);
-void rd_proxy_snap_unref(struct rd_proxy_snap *s); /* NULL-safe */
+/* Drops a reference, freeing s with the last one; any thread. NULL-safe. */
+void rd_proxy_snap_unref(struct rd_proxy_snap *s);
 
 /* The holder shared by the control thread and the workers of one proxy. */
 struct rd_proxy_rt {

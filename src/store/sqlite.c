@@ -9,7 +9,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,18 +50,6 @@ struct sqlite_store {
 };
 
 static const struct rd_store_ops sqlite_ops;
-
-static void seterr(char *errbuf, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    if (errbuf == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static struct sqlite_store *impl_of(struct rd_store *s)
 {
@@ -172,7 +159,7 @@ rollback:
         (void)exec_sql(db, "ROLLBACK", ignored, sizeof ignored);
     }
 fail:
-    seterr(errbuf, errlen, "migration %s failed: %s", m->name, msg);
+    rd_seterr(errbuf, errlen, "migration %s failed: %s", m->name, msg);
     rd_error("store: migration %s failed: %s", m->name, msg);
     return RD_ESTORE;
 }
@@ -183,7 +170,7 @@ int rd_sqlite_migrate(sqlite3 *db, const struct rd_migration *migs, size_t n, ch
     int latest = 0, cur = 0;
     for (size_t i = 0; i < n; i++) {
         if (migs[i].version <= latest) {
-            seterr(errbuf, errlen, "migration %s is out of order (versions must ascend)", migs[i].name);
+            rd_seterr(errbuf, errlen, "migration %s is out of order (versions must ascend)", migs[i].name);
             return RD_ESTORE;
         }
         latest = migs[i].version;
@@ -192,18 +179,18 @@ int rd_sqlite_migrate(sqlite3 *db, const struct rd_migration *migs, size_t n, ch
                  "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
                  "name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
                  msg, sizeof msg) < 0) {
-        seterr(errbuf, errlen, "cannot create schema_migrations: %s", msg);
+        rd_seterr(errbuf, errlen, "cannot create schema_migrations: %s", msg);
         return RD_ESTORE;
     }
     if (rd_sqlite_read_version(db, &cur) < 0) {
-        seterr(errbuf, errlen, "cannot read schema version: %s", sqlite3_errmsg(db));
+        rd_seterr(errbuf, errlen, "cannot read schema version: %s", sqlite3_errmsg(db));
         return RD_ESTORE;
     }
     if (cur > latest) {
-        seterr(errbuf, errlen,
-               "database schema version %d is newer than this rubberduck supports (%d); "
-               "upgrade rubberduck or use another database",
-               cur, latest);
+        rd_seterr(errbuf, errlen,
+                  "database schema version %d is newer than this rubberduck supports (%d); "
+                  "upgrade rubberduck or use another database",
+                  cur, latest);
         return RD_ESTORE;
     }
     for (size_t i = 0; i < n; i++) {
@@ -225,7 +212,7 @@ static int make_parent_dir(const char *path, char *errbuf, size_t errlen)
     char dir[PATH_MAX];
     size_t len = strlen(path);
     if (len >= sizeof dir) {
-        seterr(errbuf, errlen, "database path is too long (%zu bytes, max %d)", len, PATH_MAX - 1);
+        rd_seterr(errbuf, errlen, "database path is too long (%zu bytes, max %d)", len, PATH_MAX - 1);
         return RD_EINVAL;
     }
     memcpy(dir, path, len + 1);
@@ -240,7 +227,7 @@ static int make_parent_dir(const char *path, char *errbuf, size_t errlen)
         *p = '\0';
         if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
             int err = -errno;
-            seterr(errbuf, errlen, "cannot create directory '%s': %s", dir, rd_strerror(err));
+            rd_seterr(errbuf, errlen, "cannot create directory '%s': %s", dir, rd_strerror(err));
             return err;
         }
         if (last)
@@ -258,7 +245,7 @@ static int configure(struct sqlite_store *ss, const char *path, char *errbuf, si
     if (sqlite3_busy_timeout(ss->db, BUSY_TIMEOUT_MS) != SQLITE_OK ||
         sqlite3_prepare_v2(ss->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_ROW) {
-        seterr(errbuf, errlen, "cannot use database '%s': %s", path, sqlite3_errmsg(ss->db));
+        rd_seterr(errbuf, errlen, "cannot use database '%s': %s", path, sqlite3_errmsg(ss->db));
         goto out;
     }
     const char *mode = (const char *)sqlite3_column_text(st, 0);
@@ -266,7 +253,7 @@ static int configure(struct sqlite_store *ss, const char *path, char *errbuf, si
         rd_warn("store: '%s' stays in journal mode %s (WAL unavailable on this file system?)", path,
                 mode ? mode : "unknown");
     if (exec_sql(ss->db, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON", msg, sizeof msg) < 0) {
-        seterr(errbuf, errlen, "cannot configure database '%s': %s", path, msg);
+        rd_seterr(errbuf, errlen, "cannot configure database '%s': %s", path, msg);
         goto out;
     }
     ret = 0;
@@ -280,7 +267,7 @@ static int prepare_all(struct sqlite_store *ss, char *errbuf, size_t errlen)
     for (int i = 0; i < ST_COUNT; i++) {
         if (sqlite3_prepare_v3(ss->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &ss->st[i], NULL) !=
             SQLITE_OK) {
-            seterr(errbuf, errlen, "cannot prepare statement %d: %s", i, sqlite3_errmsg(ss->db));
+            rd_seterr(errbuf, errlen, "cannot prepare statement %d: %s", i, sqlite3_errmsg(ss->db));
             return RD_ESTORE;
         }
     }
@@ -307,8 +294,8 @@ int rd_sqlite_open(const char *path, struct rd_store *s, char *errbuf, size_t er
         goto fail;
     rc = sqlite3_open_v2(path, &ss->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
-        seterr(errbuf, errlen, "cannot open database '%s': %s", path,
-               ss->db ? sqlite3_errmsg(ss->db) : sqlite3_errstr(rc));
+        rd_seterr(errbuf, errlen, "cannot open database '%s': %s", path,
+                  ss->db ? sqlite3_errmsg(ss->db) : sqlite3_errstr(rc));
         rc = RD_ESTORE;
         goto fail;
     }

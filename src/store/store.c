@@ -3,7 +3,6 @@
 #include "store/store.h"
 
 #include <ctype.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,18 +20,6 @@ static char default_bind[] = "127.0.0.1";
 static char default_tags[] = "[]";
 static char default_config[] = "{}";
 static char default_status[] = "stopped";
-
-static void seterr(char *errbuf, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    if (errbuf == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Length of the RFC 3986 scheme before "://" at the start of url, or 0 when
  * url does not start with one (then it is a plain path, even if it contains
@@ -56,7 +43,7 @@ static size_t scheme_len(const char *url)
 static int url_to_path(const char *url, const char **path, char *errbuf, size_t errlen)
 {
     if (url == NULL || url[0] == '\0') {
-        seterr(errbuf, errlen, "empty database URL");
+        rd_seterr(errbuf, errlen, "empty database URL");
         return RD_EINVAL;
     }
     size_t n = scheme_len(url);
@@ -68,17 +55,17 @@ static int url_to_path(const char *url, const char **path, char *errbuf, size_t 
         /* "sqlite:///abs" keeps the third slash (absolute); "sqlite://rel" is relative. */
         *path = url + n + 3;
         if (**path == '\0') {
-            seterr(errbuf, errlen, "database URL 'sqlite://' has no file path");
+            rd_seterr(errbuf, errlen, "database URL 'sqlite://' has no file path");
             return RD_EINVAL;
         }
         return 0;
     }
     if ((n == 8 && strncasecmp(url, "postgres", n) == 0) || (n == 10 && strncasecmp(url, "postgresql", n) == 0))
-        seterr(errbuf, errlen, "unsupported database URL scheme '%.*s' (PostgreSQL support comes later)", (int)n,
-               url);
+        rd_seterr(errbuf, errlen, "unsupported database URL scheme '%.*s' (PostgreSQL support comes later)", (int)n,
+                  url);
     else
-        seterr(errbuf, errlen, "unsupported database URL scheme '%.*s' (use sqlite:///path or a file path)",
-               (int)n, url);
+        rd_seterr(errbuf, errlen, "unsupported database URL scheme '%.*s' (use sqlite:///path or a file path)",
+                  (int)n, url);
     return RD_EINVAL;
 }
 

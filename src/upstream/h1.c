@@ -13,6 +13,7 @@
 #include "upstream/h1_int.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <llhttp.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "util/arena.h"
 #include "util/buf.h"
@@ -114,7 +116,7 @@ static struct rd_h1 *req_new(struct rd_h1_ctx *ctx)
     r->pool = NULL;
     r->prev = r->next = NULL;
     r->err = 0;
-    r->in_call = r->deferred = r->head_done = r->got_bytes = r->retried = r->is_head = false;
+    r->in_call = r->deferred = r->head_done = r->got_bytes = r->retried = r->is_head = r->idempotent = false;
     r->detail[0] = '\0';
     return r;
 }
@@ -239,6 +241,39 @@ static void idle_unlink(struct conn *c)
     c->prev = c->next = NULL;
     p->nidle--;
     c->ctx->nidle--;
+}
+
+/* True if the server closed idle c (or sent it something) since the loop
+ * last read it: a FIN, a reset or stray bytes wait in the socket. The loop
+ * reads idle connections and closes them on any of these, but not before
+ * its next poll, and a request that reuses c in between would go out on a
+ * dead connection and, if not idempotent, fail (h1_may_retry). A
+ * non-blocking peek before each reuse leaves only the race of a server that
+ * closes just as the request travels. */
+static bool conn_is_stale(struct conn *c)
+{
+    uv_os_fd_t fd;
+    char byte;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
+        return true;
+    ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/* Unlinks and returns p's most recently used live connection, closing the
+ * stale ones in front of it; NULL if none is left. */
+static struct conn *pool_take(struct pool *p)
+{
+    struct conn *c;
+    while ((c = p->idle) != NULL) {
+        if (!conn_is_stale(c)) {
+            idle_unlink(c);
+            return c;
+        }
+        rd_trace("h1 conn %p: closed by the server while idle", (void *)c);
+        h1_conn_close(c);
+    }
+    return NULL;
 }
 
 static void on_timer(uv_timer_t *t);
@@ -372,13 +407,24 @@ static void conn_attach(struct conn *c, struct rd_h1 *r, enum cstate state)
     c->paused = c->msg_done = c->keep_alive = false;
 }
 
-bool h1_may_retry(const struct conn *c, const struct rd_h1 *r)
+/* A reused connection that fails before any response byte was most likely
+ * closed by the server while it sat in the pool, but it may as well have
+ * been closed after the server read the request and acted on it: running a
+ * completion twice would bill it twice. So the request goes once more, on a
+ * new connection, only when that is harmless (RFC 9112 9.3.1):
+ * - its method is idempotent (RFC 9110 9.2.2: GET, HEAD, OPTIONS, TRACE,
+ *   PUT, DELETE; a repeated PUT or DELETE leaves the server as one would,
+ *   though a replayed DELETE may answer 404 for a delete that succeeded);
+ * - or part of it never reached the socket (the write failed, or the
+ *   connection died with a write still queued), so the server never had the
+ *   whole request.
+ * Otherwise the caller gets RD_EUPSTREAM (a 502) and the client decides. */
+bool h1_may_retry(const struct conn *c, const struct rd_h1 *r, bool written)
 {
-    return c->reused && !r->got_bytes && !r->retried && !c->ctx->closing;
+    return c->reused && !r->got_bytes && !r->retried && !c->ctx->closing && (r->idempotent || !written);
 }
 
-/* A reused connection died before answering: the server closed it while it
- * sat in the pool. Nothing reached the caller, so try once on a new one. */
+/* Closes c and starts r again on a new connection (h1_may_retry said so). */
 void h1_retry(struct conn *c, struct rd_h1 *r)
 {
     h1_conn_close(c);
@@ -469,6 +515,16 @@ static void on_timer(uv_timer_t *t)
 
 /* ---- public API ---- */
 
+/* RFC 9110 9.2.2; methods are case-sensitive. */
+static bool is_idempotent(const char *method)
+{
+    static const char *const idempotent[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
+    for (size_t i = 0; method != NULL && i < sizeof idempotent / sizeof idempotent[0]; i++)
+        if (strcmp(method, idempotent[i]) == 0)
+            return true;
+    return false;
+}
+
 struct rd_h1_ctx *rd_h1_ctx_new(uv_loop_t *loop)
 {
     struct rd_h1_ctx *ctx = rd_calloc(1, sizeof *ctx);
@@ -517,6 +573,7 @@ struct rd_h1 *rd_h1_start(struct rd_h1_ctx *ctx, const struct rd_upstream_req *r
     r->body = req->body;
     r->body_len = req->body_len;
     r->is_head = req->method != NULL && strcmp(req->method, "HEAD") == 0;
+    r->idempotent = is_idempotent(req->method);
     r->connect_timeout_ms = req->connect_timeout_ms;
     r->deadline = req->timeout_ms > 0 ? uv_now(ctx->loop) + req->timeout_ms : 0;
     r->port = port;
@@ -526,9 +583,8 @@ struct rd_h1 *rd_h1_start(struct rd_h1_ctx *ctx, const struct rd_upstream_req *r
         h1_finish(r, RD_EUPSTREAM, "request not sendable upstream (invalid or too large head)");
     } else {
         r->pool = pool_find(ctx, host, port);
-        struct conn *c = r->pool != NULL ? r->pool->idle : NULL;
+        struct conn *c = r->pool != NULL ? pool_take(r->pool) : NULL;
         if (c != NULL) {
-            idle_unlink(c);
             conn_attach(c, r, C_ACTIVE);
             arm_deadline(c, r);
             h1_send_request(c);

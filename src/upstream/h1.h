@@ -45,9 +45,12 @@ int rd_h1_parse_url(const char *url, char *host, size_t hostlen, int *port, cons
  * on_done has fired or rd_h1_abort was called. Errors reported through
  * on_done: RD_EUPSTREAM (connect failure, reset, early close, invalid
  * response), RD_ETIMEDOUT (connect_timeout_ms or timeout_ms passed; 0 means
- * none), RD_EABORTED (on_head returned < 0). A reused keep-alive connection
- * that fails before any response byte arrives is replaced once,
- * transparently. No callback fires inside this call. */
+ * none), RD_EABORTED (on_head returned < 0). A pooled connection found
+ * closed by the server is not used. A reused connection that fails before
+ * any response byte arrives is replaced once, transparently, if the method
+ * is idempotent (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) or the request was
+ * not fully written; otherwise (a POST the server may have read) the call
+ * fails with RD_EUPSTREAM. No callback fires inside this call. */
 struct rd_h1 *rd_h1_start(struct rd_h1_ctx *ctx, const struct rd_upstream_req *req, const struct rd_source_cbs *cbs,
                           void *ud);
 

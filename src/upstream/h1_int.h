@@ -76,7 +76,7 @@ struct rd_h1 {
     struct rd_h1 *prev, *next; /* deferred list, or free list */
     int port;
     int err;
-    bool in_call, deferred, head_done, got_bytes, retried, is_head;
+    bool in_call, deferred, head_done, got_bytes, retried, is_head, idempotent;
     char host[HOST_MAX];
     char detail[160];
 };
@@ -114,8 +114,11 @@ void h1_finish(struct rd_h1 *r, int err, const char *detail);
 /* Keeps c (its response complete) idle in its pool, or closes it. */
 void h1_pool_put(struct conn *c);
 
-/* True if r may go once more on a new connection after reused c failed early. */
-bool h1_may_retry(const struct conn *c, const struct rd_h1 *r);
+/* True if r may go once more on a new connection after reused c failed
+ * before any response byte: r is idempotent, or written is false (part of
+ * the request never reached the socket, so the server cannot have acted on
+ * it). See the comment above the definition. */
+bool h1_may_retry(const struct conn *c, const struct rd_h1 *r, bool written);
 
 /* Closes c and starts r again on a new connection. */
 void h1_retry(struct conn *c, struct rd_h1 *r);

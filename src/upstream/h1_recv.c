@@ -201,7 +201,8 @@ enum feed_result h1_feed(struct conn *c, const char *p, size_t n, bool from_save
 static void on_eof(struct conn *c, int uverr)
 {
     struct rd_h1 *r = c->req;
-    if (h1_may_retry(c, r)) {
+    /* With a write still queued, the tail of the request never left us. */
+    if (h1_may_retry(c, r, !c->writing)) {
         h1_retry(c, r);
         return;
     }

@@ -16,7 +16,8 @@
 static void write_failed(struct conn *c, int uverr)
 {
     struct rd_h1 *r = c->req;
-    if (h1_may_retry(c, r)) {
+    /* The write did not complete, so the server never got the whole request. */
+    if (h1_may_retry(c, r, false)) {
         h1_retry(c, r);
         return;
     }
@@ -75,20 +76,6 @@ void h1_send_request(struct conn *c)
     c->writing = true;
 }
 
-static bool is_tchar(unsigned char ch)
-{
-    return (ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z') ||
-           (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
-}
-
-static bool is_token(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!is_tchar((unsigned char)s[i]))
-            return false;
-    return n > 0;
-}
-
 static bool is_field_value(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -113,7 +100,7 @@ int h1_build_head(struct rd_h1 *r, const struct rd_upstream_req *req, const char
     bool v6 = strchr(r->host, ':') != NULL;
     char num[64];
     int rc = 0;
-    if (req->method == NULL || !is_token(req->method, strlen(req->method)))
+    if (req->method == NULL || !rd_http_is_token(req->method, strlen(req->method)))
         return RD_EINVAL;
     rd_buf_reset(b);
     rc |= rd_buf_appends(b, req->method);
@@ -129,7 +116,7 @@ int h1_build_head(struct rd_h1 *r, const struct rd_upstream_req *req, const char
     rc |= rd_buf_append(b, "\r\n", 2);
     for (size_t i = 0; h != NULL && i < h->n; i++) {
         const struct rd_hdr *f = &h->v[i];
-        if (!is_token(f->name, f->name_len) || !is_field_value(f->value, f->value_len))
+        if (!rd_http_is_token(f->name, f->name_len) || !is_field_value(f->value, f->value_len))
             return RD_EINVAL;
         rc |= rd_buf_append(b, f->name, f->name_len);
         rc |= rd_buf_append(b, ": ", 2);

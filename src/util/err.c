@@ -1,5 +1,7 @@
 #include "util/err.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 const char *rd_strerror(int err)
@@ -22,4 +24,14 @@ const char *rd_strerror(int err)
     if (err < 0 && err > -4096)
         return strerror(-err); /* glibc's strerror is thread-safe for known codes */
     return "unknown error";
+}
+
+void rd_seterr(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+    if (errbuf == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, errlen, fmt, ap);
+    va_end(ap);
 }

@@ -6,6 +6,8 @@
 #ifndef RD_UTIL_ERR_H
 #define RD_UTIL_ERR_H
 
+#include <stddef.h>
+
 enum rd_err {
     RD_EAGAIN = -10000, /* need more input */
     RD_EPROTO,          /* malformed input */
@@ -22,5 +24,10 @@ enum rd_err {
 
 /* Returns a static message for an rd_err or a -errno value. Thread-safe. */
 const char *rd_strerror(int err);
+
+/* Formats a reason into the caller's errbuf[0..errlen) (truncated, always
+ * NUL-terminated), for the functions that take an optional error buffer;
+ * does nothing when errbuf is NULL or errlen is 0. Thread-safe. */
+void rd_seterr(char *errbuf, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

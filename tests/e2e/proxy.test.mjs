@@ -679,14 +679,67 @@ describe('the openai SDK against the test upstream', () => {
 });
 
 describe('secrets', () => {
-  test('API keys sent through the proxy are not logged or stored', async () => {
-    const secrets = ['sk-live-secret-123', 'xak-456', 'azure-789', 'sk-sdk-key'];
-    const log = srv.stderrText() + srv.stdoutText();
-    for (const k of secrets) assert.ok(!log.includes(k), `${k} appears in the server output`);
+  test('API keys sent through the proxy are not logged or stored, even at --log-level trace', async () => {
+    // Earlier tests sent these through the shared server, at the default level.
+    const earlier = ['sk-live-secret-123', 'xak-456', 'azure-789', 'sk-sdk-key'];
+    const sharedLog = srv.stderrText() + srv.stdoutText();
+    for (const k of earlier) assert.ok(!sharedLog.includes(k), `${k} appears in the server output`);
+
+    // A server of its own at the most verbose level, where everything that is
+    // ever dumped is dumped, and one known key in every header providers use.
+    const key = `sk-trace-${crypto.randomBytes(12).toString('hex')}`;
+    const traced = await startServer({ args: ['--log-level', 'trace'] });
+    try {
+      const closed = await freePort();
+      // Both upstream clients, whatever RUBBERDUCK_E2E_UPSTREAM_CLIENT says.
+      const client = (c) => ({ upstream: { client: c } });
+      const proxies = [
+        { name: 'secrets-native', provider: 'openai', upstream_url: up.url, port: await freePort(), config: client('auto') },
+        { name: 'secrets-curl', provider: 'openai', upstream_url: up.url, port: await freePort(), config: client('curl') },
+        { name: 'secrets-502', provider: 'openai', upstream_url: `http://127.0.0.1:${closed}`, port: await freePort(), config: client('auto') },
+      ];
+      for (const p of proxies) assert.equal((await traced.createProxy(p)).status, 'running');
+      up.handle(reply.json({ ok: true }));
+      const headers = {
+        authorization: `Bearer ${key}-authorization`,
+        'x-api-key': `${key}-x-api-key`,
+        'api-key': `${key}-api-key`,
+        'x-goog-api-key': `${key}-x-goog-api-key`,
+        'content-type': 'application/json',
+      };
+      for (const p of proxies) {
+        const target = uniq('secrets');
+        const r = await httpRequest(`http://127.0.0.1:${p.port}${target}`, { method: 'POST', headers, body: '{}' });
+        assert.equal(r.status, p.name === 'secrets-502' ? 502 : 200, `${p.name}: ${r.body}`);
+        if (r.status === 200) {
+          // the keys did go through, untouched
+          const rec = await up.waitRequest((x) => x.url === target);
+          for (const [h, v] of Object.entries(headers)) assert.equal(rec.headers[h], v, `${p.name}: ${h} at the upstream`);
+        }
+      }
+      const ai = new OpenAI({ baseURL: `http://127.0.0.1:${proxies[0].port}/v1`, apiKey: `${key}-sdk`, maxRetries: 0, timeout: 10000 });
+      const before = up.requests.length;
+      for await (const m of ai.models.list()) assert.ok(m.id);
+      const sdkRec = up.requests.slice(before).find((x) => x.url === '/v1/models');
+      assert.equal(sdkRec?.headers.authorization, `Bearer ${key}-sdk`);
+      // a wrong admin token is refused without being echoed or logged
+      const denied = await traced.api('GET', '/api/v1/proxies', undefined, { auth: `${key}-admin` });
+      assert.equal(denied.status, 401);
+      assert.ok(!denied.text.includes(key), 'the admin API echoes the token it refused');
+    } finally {
+      await traced.stop();
+    }
+    const log = traced.stderrText() + traced.stdoutText();
+    assert.match(log, / trace /, 'the server did not log at trace level');
+    assert.ok(!log.includes(key), `an API key appears in the server output:\n${log.split('\n').filter((l) => l.includes(key)).join('\n')}`);
     const walk = (d) => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
+    const files = walk(traced.dataDir);
+    assert.ok(files.some((f) => f.endsWith('.db')), `no database in ${traced.dataDir}`);
+    for (const f of files) {
+      assert.ok(!fs.readFileSync(f).includes(key), `an API key is stored in ${f}`);
+    }
     for (const f of walk(srv.dataDir)) {
-      const content = fs.readFileSync(f);
-      for (const k of secrets) assert.ok(!content.includes(k), `${k} is stored in ${f}`);
+      for (const k of earlier) assert.ok(!fs.readFileSync(f).includes(k), `${k} is stored in ${f}`);
     }
   });
 });

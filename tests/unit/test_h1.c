@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -39,6 +40,9 @@ struct srv {
     uv_tcp_t listen;
     int port;
     int accepts, nreqs, eofs;
+    int drop_at;            /* request number read whole and never answered */
+    int reset_at_head;      /* request number whose head makes the server reset */
+    int resets;
     struct rd_buf last_req; /* bytes of the last complete request */
     void (*on_req)(struct fx *f, struct sconn *sc);
     struct sconn *conns;
@@ -176,6 +180,14 @@ static void on_sread(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
             return;
         size_t hl = (size_t)(e + 4 - sc->in.data);
         size_t total = hl + head_content_length(sc->in.data, hl);
+        if (sc->in.len < total && srv->reset_at_head == srv->nreqs + 1) {
+            /* Closed with the rest of the request unread: the kernel
+             * answers with a reset, and the request never arrived whole. */
+            srv->reset_at_head = 0;
+            srv->resets++;
+            sc_close_now(sc);
+            return;
+        }
         if (sc->in.len < total)
             return;
         rd_buf_reset(&srv->last_req);
@@ -541,22 +553,6 @@ static void test_keepalive_reuse(void **state)
     get_ok(f, &f->cli[2]);
     assert_int_equal(f->srv.accepts, 2);
     assert_int_equal(f->srv.nreqs, 6);
-}
-
-static void test_stale_pooled_connection_retried(void **state)
-{
-    struct fx *f = *state;
-    f->srv.on_req = reply_hello;
-    get_ok(f, &f->cli[0]);
-    assert_int_equal(f->srv.accepts, 1);
-    /* The server drops the idle connection and the client starts before its
-     * loop can notice: the request goes out on the dead connection, fails
-     * without a response byte and is replayed on a new one. */
-    sc_close_now(f->srv.conns);
-    get_ok(f, &f->cli[1]);
-    assert_string_equal(f->cli[1].body.data, "hello");
-    assert_int_equal(f->srv.accepts, 2);
-    assert_int_equal(f->srv.nreqs, 2);
 }
 
 static void test_idle_connection_closed_by_server(void **state)
@@ -986,6 +982,144 @@ static void test_large_body_queued_write(void **state)
     free(body);
 }
 
+/* ---- replaying a request after a reused connection failed ---- */
+
+/* Answers every request except number srv.drop_at, which it reads whole and
+ * then closes the connection on without a byte of response: from the
+ * client's side the server may have acted on it. */
+static void reply_or_drop(struct fx *f, struct sconn *sc)
+{
+    if (f->srv.nreqs == f->srv.drop_at)
+        sc_end(sc);
+    else
+        reply_head(f, sc);
+}
+
+/* Sends a request with method on the connection a GET just left in the
+ * pool, and the server drops it after reading it. */
+static void drop_on_reused(struct fx *f, struct cli *c, const char *method)
+{
+    f->srv.on_req = reply_or_drop;
+    get_ok(f, &f->cli[2]);
+    f->srv.drop_at = f->srv.nreqs + 1;
+    bool body = strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
+    struct reqspec s = {.method = method, .body = body ? "{\"model\":\"m\"}" : NULL, .body_len = body ? 13 : 0};
+    start(f, c, &s);
+    RUN_UNTIL(f, c->ndone > 0);
+}
+
+static void test_post_read_then_dropped_not_replayed(void **state)
+{
+    struct fx *f = *state;
+    static const char *const methods[] = {"POST", "PATCH", "REPORT"};
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        struct cli *c = &f->cli[0];
+        int before = f->srv.nreqs, accepts = f->srv.accepts;
+        drop_on_reused(f, c, methods[i]);
+        /* The server read the whole request (a completion it may run and
+         * bill): sending it again could do that twice, so the call fails. */
+        assert_int_equal(c->err, RD_EUPSTREAM);
+        assert_string_equal(c->detail, "upstream closed the connection before sending a response");
+        RUN_UNTIL(f, f->srv.conns == NULL); /* the client closed its end too */
+        assert_int_equal(f->srv.nreqs - before, 2); /* the GET and one copy of the request */
+        assert_int_equal(f->srv.accepts - accepts, 1); /* no second connection */
+        assert_true(strncmp(f->srv.last_req.data, methods[i], strlen(methods[i])) == 0);
+    }
+}
+
+static void test_idempotent_read_then_dropped_replayed_once(void **state)
+{
+    struct fx *f = *state;
+    /* RFC 9110 9.2.2: the safe methods, PUT and DELETE */
+    static const char *const methods[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        struct cli *c = &f->cli[0];
+        int before = f->srv.nreqs, accepts = f->srv.accepts;
+        drop_on_reused(f, c, methods[i]);
+        assert_int_equal(c->err, 0);
+        assert_int_equal(c->status, 200);
+        /* the GET, the dropped request and its one replay, on a new connection */
+        assert_int_equal(f->srv.nreqs - before, 3);
+        assert_int_equal(f->srv.accepts - accepts, i == 0 ? 2 : 1);
+        assert_true(strncmp(f->srv.last_req.data, methods[i], strlen(methods[i])) == 0);
+    }
+}
+
+/* The client's end of sc: the socket of this process whose local address is
+ * sc's peer. Lets a test wait for bytes or a FIN to reach the client without
+ * running the loop (which would let the client see them first). */
+static int client_fd_of(struct sconn *sc)
+{
+    struct sockaddr_in peer, a;
+    int len = sizeof peer;
+    assert_int_equal(uv_tcp_getpeername(&sc->tcp, (struct sockaddr *)&peer, &len), 0);
+    for (int fd = 0; fd < 4096; fd++) {
+        socklen_t al = sizeof a;
+        if (getsockname(fd, (struct sockaddr *)&a, &al) == 0 && al == sizeof a && a.sin_family == AF_INET &&
+            a.sin_port == peer.sin_port && a.sin_addr.s_addr == peer.sin_addr.s_addr)
+            return fd;
+    }
+    fail_msg("no socket of this process is the client end of the connection");
+    return -1;
+}
+
+static void wait_for_fin(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    assert_int_equal(poll(&p, 1, 5000), 1);
+    assert_true(p.revents & (POLLRDHUP | POLLHUP));
+}
+
+static void test_stale_pooled_connection_not_used(void **state)
+{
+    struct fx *f = *state;
+    f->srv.on_req = reply_hello;
+    static const char *const methods[] = {"GET", "POST"};
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        int before = f->srv.nreqs, accepts = f->srv.accepts;
+        get_ok(f, &f->cli[0]);
+        /* The server drops the idle connection and the client starts before
+         * its loop can read the FIN. The request must still succeed, a POST
+         * included, and reach the server once. */
+        int fd = client_fd_of(f->srv.last);
+        sc_close_now(f->srv.last);
+        wait_for_fin(fd);
+        struct cli *c = &f->cli[1];
+        struct reqspec s = {.method = methods[i], .body = i == 1 ? "{}" : NULL, .body_len = i == 1 ? 2 : 0};
+        start(f, c, &s);
+        RUN_UNTIL(f, c->ndone > 0);
+        assert_int_equal(c->err, 0);
+        assert_string_equal(c->body.data, "hello");
+        assert_int_equal(f->srv.nreqs - before, 2);
+        assert_int_equal(f->srv.accepts - accepts, accepts == 0 ? 2 : 1);
+    }
+}
+
+static void test_post_reset_before_sent_replayed(void **state)
+{
+    struct fx *f = *state;
+    struct cli *c = &f->cli[0];
+    size_t n = 32u << 20; /* more than the socket buffers hold: the write is still queued */
+    char *body = malloc(n);
+    assert_non_null(body);
+    memset(body, 'x', n);
+    f->srv.on_req = reply_body_size;
+    get_ok(f, &f->cli[1]);
+    /* The server resets the reused connection after the head of the POST,
+     * with most of the body unsent: it cannot have acted on the request,
+     * so it goes once more on a new connection. */
+    f->srv.reset_at_head = 2;
+    struct reqspec s = {.method = "POST", .body = body, .body_len = n};
+    start(f, c, &s);
+    RUN_UNTIL(f, c->ndone > 0);
+    assert_int_equal(c->err, 0);
+    assert_string_equal(c->body.data, "33554432");
+    assert_int_equal(f->srv.resets, 1);
+    assert_int_equal(f->srv.nreqs, 2);
+    assert_int_equal(f->srv.accepts, 2);
+    free(body);
+}
+
 static void test_parse_url(void **state)
 {
     (void)state;
@@ -1043,7 +1177,10 @@ int main(void)
         T(test_invalid_request_fails_later),
         T(test_chunked_in_pieces),
         T(test_keepalive_reuse),
-        T(test_stale_pooled_connection_retried),
+        T(test_post_read_then_dropped_not_replayed),
+        T(test_idempotent_read_then_dropped_replayed_once),
+        T(test_stale_pooled_connection_not_used),
+        T(test_post_reset_before_sent_replayed),
         T(test_idle_connection_closed_by_server),
         T(test_stray_bytes_not_pooled),
         T(test_head_has_no_body),

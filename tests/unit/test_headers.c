@@ -183,6 +183,31 @@ static void test_name_eq(void **state)
     assert_false(rd_hdr_name_eq("Content-Lengt", 13, "content-length"));
 }
 
+static void test_tchar_and_token(void **state)
+{
+    (void)state;
+    /* every byte value against the RFC 9110 5.6.2 list */
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    for (int c = 0; c < 256; c++) {
+        bool want = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    (c != 0 && memchr(extra, c, sizeof extra - 1) != NULL);
+        assert_int_equal(rd_http_is_tchar((unsigned char)c), want);
+    }
+    assert_true(rd_http_is_token("GET", 3));
+    assert_true(rd_http_is_token("X-Api-Key", 9));
+    assert_true(rd_http_is_token("!#$%&'*+-.^_`|~09azAZ", 21));
+    assert_false(rd_http_is_token("", 0));
+    assert_false(rd_http_is_token("GE T", 4));
+    assert_false(rd_http_is_token("X-A:", 4));
+    assert_false(rd_http_is_token("a\r\nb", 4));
+    assert_false(rd_http_is_token("caf\xc3\xa9", 5));
+    assert_false(rd_http_is_token("(x)", 3));
+    assert_false(rd_http_is_token("a\"b", 3));
+    /* counted: a NUL inside is not a tchar, bytes past n are not read */
+    assert_false(rd_http_is_token("ab\0c", 4));
+    assert_true(rd_http_is_token("GET /", 3));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -193,6 +218,7 @@ int main(void)
         cmocka_unit_test(test_has_token),
         cmocka_unit_test_setup_teardown(test_connection_lists, setup, teardown),
         cmocka_unit_test(test_name_eq),
+        cmocka_unit_test(test_tchar_and_token),
     };
     return cmocka_run_group_tests_name("headers", tests, NULL, NULL);
 }
