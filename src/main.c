@@ -67,7 +67,7 @@ static const char usage_serve[] =
     "  --demo                   create the demo proxy on :8001 if missing (RUBBERDUCK_DEMO=1)\n"
     "  --log-level LEVEL        trace|debug|info|warn|error (RUBBERDUCK_LOG_LEVEL, default info)\n"
     "  --header-timeout-ms MS   time allowed to send request headers (RUBBERDUCK_HEADER_TIMEOUT_MS, 10000)\n"
-    "  --drain-timeout-ms MS    how long a stop signal waits for requests (RUBBERDUCK_DRAIN_TIMEOUT_MS, 30000)\n"
+    "  --drain-timeout-ms MS    how long a stop signal waits for requests, 0: cut them (RUBBERDUCK_DRAIN_TIMEOUT_MS, 30000)\n"
     "\n"
     "Also: DATABASE_URL=sqlite:///path/to.db overrides the database location;\n"
     "RUBBERDUCK_ADMIN_TOKEN sets the admin token (else generated into DIR/admin.token).\n";
@@ -263,7 +263,7 @@ static void ensure_demo(struct app *app)
     for (struct rd_proxy_entry *e = app->manager.entries; e; e = e->next) {
         if (strcmp(e->rec.name, "demo") == 0) {
             rd_info("demo proxy \"demo\" (%s) on http://%s:%d: %s", e->rec.provider, e->rec.bind, e->rec.port,
-                    rd_proxy_status_name(e->status));
+                    rd_proxy_status_name(e));
             return;
         }
     }
@@ -285,7 +285,7 @@ static void ensure_demo(struct app *app)
     struct rd_mgr_err err;
     if (rec.port > 0 && rd_manager_create(&app->manager, &rec, true, &e, &err) == 0)
         rd_info("demo proxy \"demo\" (openai, emulator) on http://127.0.0.1:%d: %s", e->rec.port,
-                rd_proxy_status_name(e->status));
+                rd_proxy_status_name(e));
     else
         rd_warn("cannot create the demo proxy: %s", rec.port > 0 ? err.message : "no free port");
     rd_proxy_rec_free(&rec);
@@ -309,6 +309,12 @@ static void all_stopped(void *ud)
      * uv_run returns once pending callbacks ran. */
 }
 
+static void proxies_stopped(void *ud, const struct rd_mgr_err *err)
+{
+    (void)err;
+    all_stopped(ud);
+}
+
 static void admin_stopped(void *ud)
 {
     struct app *app = ud;
@@ -324,8 +330,11 @@ static void on_signal(uv_signal_t *s, int signum)
         rd_info("%s: stopping (waiting up to %llu ms for requests in flight)", strsignal(signum),
                 (unsigned long long)app->o.drain_timeout_ms);
         app->pending_stops = 2;
-        rd_http_listener_stop(app->admin, RD_HTTP_STOP_GRACEFUL, app->o.drain_timeout_ms, admin_stopped, app);
-        rd_manager_shutdown(&app->manager, RD_HTTP_STOP_GRACEFUL, app->o.drain_timeout_ms, all_stopped, app);
+        /* A drain timeout of 0 waits for nothing, as for the proxies (for a
+         * listener, deadline 0 would mean no deadline). */
+        enum rd_http_stop_mode admin_mode = app->o.drain_timeout_ms ? RD_HTTP_STOP_GRACEFUL : RD_HTTP_STOP_FORCE;
+        rd_http_listener_stop(app->admin, admin_mode, app->o.drain_timeout_ms, admin_stopped, app);
+        rd_manager_shutdown(&app->manager, RD_HTTP_STOP_GRACEFUL, app->o.drain_timeout_ms, proxies_stopped, app);
     } else if (app->signals == 2) {
         rd_warn("%s again: closing every connection now", strsignal(signum));
         app->exit_code = 1;

@@ -42,7 +42,7 @@ static struct json_object *proxy_json(const struct rd_proxy_entry *e)
     json_object_object_add(o, "port", json_object_new_int(r->port));
     json_object_object_add(o, "bind", json_object_new_string(r->bind));
     json_object_object_add(o, "upstream_url", str_or_null(r->upstream_url));
-    json_object_object_add(o, "status", json_object_new_string(rd_proxy_status_name(e->status)));
+    json_object_object_add(o, "status", json_object_new_string(rd_proxy_status_name(e)));
     /* A wildcard bind is reached through loopback from this machine. */
     const char *host = strcmp(r->bind, "0.0.0.0") == 0 ? "127.0.0.1" : strcmp(r->bind, "::") == 0 ? "[::1]" : r->bind;
     if (strchr(host, ':') && host[0] != '[')
@@ -298,7 +298,7 @@ static void list_proxies(struct rd_api *api, struct rd_http_exch *x, const char 
     (void)param;
     struct json_object *arr = json_object_new_array();
     for (struct rd_proxy_entry *e = api->manager->entries; e; e = e->next)
-        if (!e->deleting)
+        if (!rd_proxy_is_deleting(e))
             json_object_array_add(arr, proxy_json(e));
     struct json_object *root = json_object_new_object();
     json_object_object_add(root, "proxies", arr);
@@ -332,19 +332,7 @@ static void patch_proxy(struct rd_api *api, struct rd_http_exch *x, const char *
     json_object_put(body);
 }
 
-static void start_proxy(struct rd_api *api, struct rd_http_exch *x, const char *param)
-{
-    struct rd_proxy_entry *e = find_or_404(api, x, param);
-    if (e == NULL)
-        return;
-    struct rd_mgr_err err;
-    if (rd_manager_start(api->manager, e, &err) != 0)
-        send_mgr_err(x, &err);
-    else
-        rd_api_send_json(x, 200, proxy_json(e));
-}
-
-/* An API call that completes later (stop, delete). If the client goes away
+/* An API call that completes later (start, stop, PATCH, delete). If the client goes away
  * first, the exchange is ended at once and the completion only cleans up. */
 struct pending {
     struct rd_api *api;
@@ -361,12 +349,16 @@ static void pending_gone(void *ud)
     rd_http_abort(x);
 }
 
-static void pending_done(void *ud)
+/* Renders the proxy as it is now: the manager calls this when the outcome
+ * the call waited for has happened. */
+static void pending_done(void *ud, const struct rd_mgr_err *err)
 {
     struct pending *p = ud;
     if (p->x) {
         struct rd_proxy_entry *e = rd_manager_find(p->api->manager, p->id);
-        if (p->reply == REPLY_DELETED)
+        if (err)
+            send_mgr_err(p->x, err);
+        else if (p->reply == REPLY_DELETED)
             rd_api_send_json(p->x, 204, NULL);
         else if (e && p->reply == REPLY_CONFIG)
             rd_api_send_json(p->x, 200, parse_or(e->rec.config_json, json_object_new_object()));
@@ -427,8 +419,20 @@ static void stop_proxy(struct rd_api *api, struct rd_http_exch *x, const char *p
             return;
         }
     }
+    /* timeout_s=0 means "cut now": the manager turns a graceful stop with
+     * no time left into a force stop (a listener deadline of 0 would mean
+     * no deadline at all). */
     struct pending *p = pending_new(api, x, e->rec.id, REPLY_PROXY);
     rd_manager_stop(api->manager, e, m, (uint64_t)timeout_s * 1000u, true, pending_done, p);
+}
+
+static void start_proxy(struct rd_api *api, struct rd_http_exch *x, const char *param)
+{
+    struct rd_proxy_entry *e = find_or_404(api, x, param);
+    if (e == NULL)
+        return;
+    struct pending *p = pending_new(api, x, e->rec.id, REPLY_PROXY);
+    rd_manager_start(api->manager, e, pending_done, p);
 }
 
 static void delete_proxy(struct rd_api *api, struct rd_http_exch *x, const char *param)

@@ -147,6 +147,11 @@ void rd_http_listener_stop(struct rd_http_listener *l, enum rd_http_stop_mode mo
         if (mode == RD_HTTP_STOP_FORCE && l->mode != RD_HTTP_STOP_FORCE) {
             l->mode = RD_HTTP_STOP_FORCE;
             force_close_all(l);
+        } else if (mode == RD_HTTP_STOP_GRACEFUL && l->mode == RD_HTTP_STOP_GRACEFUL && deadline_ms > 0 &&
+                   !l->done_fired &&
+                   (!uv_is_active((uv_handle_t *)&l->deadline) || uv_timer_get_due_in(&l->deadline) > deadline_ms)) {
+            /* A second graceful stop may only bring the deadline forward. */
+            uv_timer_start(&l->deadline, on_deadline, deadline_ms, 0);
         }
         return;
     }

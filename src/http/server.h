@@ -106,7 +106,9 @@ enum rd_http_stop_mode {
  * when the listening socket is closed and every
  * connection is gone: GRACEFUL turns into FORCE after deadline_ms (0 means
  * no deadline). Memory is released after done. Calling stop again with FORCE
- * while a graceful stop runs escalates it (done fires once). */
+ * while a graceful stop runs escalates it, and with GRACEFUL and a sooner
+ * deadline brings the deadline forward (done and ud of the first call stay;
+ * done fires once). */
 void rd_http_listener_stop(struct rd_http_listener *l, enum rd_http_stop_mode mode, uint64_t deadline_ms,
                            rd_http_stopped_fn done, void *ud);
 

@@ -17,8 +17,8 @@ struct binding {
     struct rd_proxy_rt *rt;
     struct rd_http_listener *l;
     bool stopping;
-    struct rd_stop_op *ops[4]; /* stops waiting on this binding (a graceful one, then maybe a force) */
-    int nops;
+    struct rd_stop_op **ops; /* owned array: the stops waiting for this binding to end */
+    size_t nops, cap;
 };
 
 struct rd_worker {
@@ -100,8 +100,9 @@ static void on_stopped(void *ud)
             break;
         }
     }
-    for (int i = 0; i < b->nops; i++)
+    for (size_t i = 0; i < b->nops; i++)
         op_complete(b->ops[i]);
+    free(b->ops);
     rd_proxy_rt_unref(b->rt);
     free(b);
 }
@@ -128,36 +129,52 @@ static void handle_add(struct rd_mail *m, void *ctx)
     free(msg);
 }
 
+static void add_op(struct binding *b, struct rd_stop_op *op)
+{
+    if (b->nops == b->cap) {
+        b->cap = b->cap ? 2 * b->cap : 2;
+        b->ops = rd_realloc(b->ops, b->cap * sizeof *b->ops);
+    }
+    b->ops[b->nops++] = op;
+}
+
+/* Whether stop message msg is about binding b. */
+static bool stop_targets(const struct stop_msg *msg, const struct binding *b)
+{
+    return b->proxy_id == msg->proxy_id && !(msg->ack_unlisten && b->stopping);
+}
+
 static void handle_stop(struct rd_mail *m, void *ctx)
 {
     struct rd_worker *w = ctx;
     struct stop_msg *msg = (struct stop_msg *)m;
-    /* A forced stop also escalates a graceful one in progress; a graceful
-     * stop targets the binding still accepting. */
-    struct binding *target = NULL;
-    for (struct binding *b = w->bindings; b; b = b->next) {
-        if (b->proxy_id != msg->proxy_id)
-            continue;
-        if (!b->stopping) {
-            target = b;
-            break;
-        }
-        if (msg->mode == RD_HTTP_STOP_FORCE && b->nops < 4) {
-            b->ops[b->nops++] = msg->op;
-            rd_http_listener_stop(b->l, RD_HTTP_STOP_FORCE, 0, on_stopped, b);
-            free(msg);
-            return;
-        }
-    }
-    if (target == NULL) {
+    /* A move (ack_unlisten) closes only the listener still accepting; its
+     * connections then drain on their own. Any other stop is about every
+     * binding of the proxy, including those still draining after a move: a
+     * force cuts them all, a graceful one waits for them all (and brings
+     * their deadline forward), so a stopped proxy has nothing left. */
+    size_t n = 0;
+    for (struct binding *b = w->bindings; b; b = b->next)
+        n += stop_targets(msg, b);
+    if (n == 0) {
         op_complete(msg->op);
-    } else {
-        target->stopping = true;
+        free(msg);
+        return;
+    }
+    /* op still counts this worker once, so it cannot complete before the
+     * extra shares are added. */
+    if (n > 1)
+        atomic_fetch_add_explicit(&msg->op->pending, (int)(n - 1), memory_order_acq_rel);
+    for (struct binding *b = w->bindings; b; b = b->next) {
+        if (!stop_targets(msg, b))
+            continue;
+        b->stopping = true;
         if (msg->ack_unlisten)
-            rd_http_listener_on_unlisten(target->l, on_unlisten, msg->op);
+            rd_http_listener_on_unlisten(b->l, on_unlisten, msg->op);
         else
-            target->ops[target->nops++] = msg->op;
-        rd_http_listener_stop(target->l, msg->mode, msg->deadline_ms, on_stopped, target);
+            add_op(b, msg->op);
+        /* done never fires inside this call, so the list stays intact. */
+        rd_http_listener_stop(b->l, msg->mode, msg->deadline_ms, on_stopped, b);
     }
     free(msg);
 }

@@ -35,9 +35,14 @@ void rd_workers_join(struct rd_worker **w, int n);
 /* Control thread: hands listening socket fd (ownership passes) of proxy rt to
  * worker w. */
 void rd_worker_add_listener(struct rd_worker *w, struct rd_proxy_rt *rt, int64_t proxy_id, int fd);
-/* Control thread: stops proxy_id's listener on worker w; op->pending must
- * count w. op completes when the stop is over or, with ack_unlisten, as soon
- * as the listening socket is closed (connections then drain on their own). */
+/* Control thread: stops proxy_id's listeners on worker w; op->pending must
+ * count w. Without ack_unlisten the stop covers every binding of the proxy
+ * on w, also those still draining after a move: FORCE cuts them all, and
+ * GRACEFUL lets them finish within deadline_ms (bringing an earlier stop's
+ * deadline forward, never back); op completes once the last of them is gone.
+ * With ack_unlisten (a move) only the binding still accepting is stopped
+ * gracefully and op completes as soon as its listening socket is closed
+ * (its connections then drain on their own). */
 void rd_worker_stop_listener(struct rd_worker *w, int64_t proxy_id, enum rd_http_stop_mode mode,
                              uint64_t deadline_ms, bool ack_unlisten, struct rd_stop_op *op);
 

@@ -2,8 +2,8 @@
 // deadline, second signal) while requests are in flight.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { RawConn, httpRequest, jsonOf, now, tryConnect, waitFor } from './lib/http.mjs';
-import { freePort, startServer } from './lib/server.mjs';
+import { RawConn, httpRequest, jsonOf, now, tryConnect, waitFor, withTimeout } from './lib/http.mjs';
+import { TOKEN, freePort, startServer } from './lib/server.mjs';
 import { reply, startUpstream } from './lib/upstream.mjs';
 
 const SLOW_MS = 1000;
@@ -154,6 +154,144 @@ describe('stopping a proxy', () => {
     assert.equal(s.json.status, 'running');
     const r = await httpRequest(`http://127.0.0.1:${p.port}/quick/again`);
     assert.equal(r.status, 200);
+  });
+});
+
+/** One admin API request as raw bytes (so two can be written in the same tick). */
+function rawApi(method, p, body) {
+  const payload = body === undefined ? '' : JSON.stringify(body);
+  return (
+    `${method} ${p} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\n` +
+    `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`
+  );
+}
+
+describe('concurrent lifecycle calls', () => {
+  let srv;
+  let up;
+  before(async () => {
+    srv = await startServer();
+    up = await startUpstream();
+    up.route('/slow', reply.json({ done: true }, { delayMs: SLOW_MS }));
+    up.route('/hang', reply.hang());
+  });
+  after(async () => {
+    await up?.close();
+    await srv?.stop();
+  });
+
+  const newProxy = async (name) => srv.createProxy({ name, provider: 'openai', upstream_url: up.url, port: await freePort() });
+  const getProxy = async (id) => (await srv.api('GET', `/api/v1/proxies/${id}`)).json;
+
+  test('a stop sent while a move is in progress wins: stopped, and nothing listens on either port', async () => {
+    const p = await newProxy('stop-during-move');
+    let port = p.port;
+    // The move takes one round trip to the workers; both calls are written in
+    // the same tick on two connections so the stop usually lands inside it.
+    // Whatever the interleaving, the outcome asked for is the same.
+    for (let i = 0; i < 10; i++) {
+      const newPort = await freePort();
+      const a = await RawConn.open(srv.adminPort);
+      const b = await RawConn.open(srv.adminPort);
+      try {
+        const wa = a.write(rawApi('PATCH', `/api/v1/proxies/${p.id}`, { port: newPort }));
+        const wb = b.write(rawApi('POST', `/api/v1/proxies/${p.id}/stop?mode=graceful&timeout_s=10`));
+        await Promise.all([wa, wb]);
+        const [ra, rb] = await Promise.all([a.readResponse(), b.readResponse()]);
+        assert.equal(ra.status, 200, `round ${i}: PATCH ${ra.body}`);
+        assert.equal(jsonOf(ra.body).port, newPort);
+        assert.equal(rb.status, 200, `round ${i}: stop ${rb.body}`);
+        assert.equal(jsonOf(rb.body).status, 'stopped', `round ${i}: the stop call answered ${rb.body}`);
+        assert.equal((await getProxy(p.id)).status, 'stopped', `round ${i}`);
+        assert.equal(await tryConnect(port), 'ECONNREFUSED', `round ${i}: the old port ${port} still listens`);
+        assert.equal(await tryConnect(newPort), 'ECONNREFUSED', `round ${i}: the new port ${newPort} listens after the stop`);
+      } finally {
+        a.destroy();
+        b.destroy();
+      }
+      const s = await srv.api('POST', `/api/v1/proxies/${p.id}/start`);
+      assert.equal(s.status, 200, s.text);
+      assert.equal(s.json.status, 'running');
+      port = newPort;
+    }
+  });
+
+  test('graceful stop with timeout_s=0 cuts in-flight requests now and answers at once', async () => {
+    const p = await newProxy('timeout-zero');
+    const req = inflight(`http://127.0.0.1:${p.port}/hang/zero`);
+    const rec = await up.waitRequest((x) => x.url === '/hang/zero');
+    const t0 = now();
+    const s = await srv.api('POST', `/api/v1/proxies/${p.id}/stop?mode=graceful&timeout_s=0`, undefined, { timeoutMs: 5000 });
+    assert.equal(s.status, 200, s.text);
+    assert.equal(s.json.status, 'stopped');
+    assert.ok(now() - t0 < 2000, `stop with timeout_s=0 took ${(now() - t0).toFixed(0)} ms`);
+    await assert.rejects(withTimeout(req.promise, 3000, 'the in-flight request to be cut'), (e) => !/timed out/.test(e.message));
+    await up.waitRec(rec, (x) => x.closedEarly, 5000, 'the upstream request to be aborted');
+  });
+
+  for (const how of ['force stop', 'DELETE']) {
+    test(`${how} after a move also cuts the requests still draining on the old port, promptly`, async () => {
+      const p = await newProxy(`cut-after-move-${how === 'DELETE' ? 'delete' : 'force'}`);
+      const path = `/hang/after-move-${how === 'DELETE' ? 'delete' : 'force'}`;
+      const req = inflight(`http://127.0.0.1:${p.port}${path}`);
+      const rec = await up.waitRequest((x) => x.url === path);
+      const newPort = await freePort();
+      const m = await srv.api('PATCH', `/api/v1/proxies/${p.id}`, { port: newPort });
+      assert.equal(m.status, 200, m.text);
+      assert.equal(m.json.status, 'running');
+      assert.equal(await tryConnect(p.port), 'ECONNREFUSED');
+      assert.ok(!req.settled, 'the request on the old port must still be draining');
+      const t0 = now();
+      const r =
+        how === 'DELETE'
+          ? await srv.api('DELETE', `/api/v1/proxies/${p.id}`, undefined, { timeoutMs: 5000 })
+          : await srv.api('POST', `/api/v1/proxies/${p.id}/stop?mode=force`, undefined, { timeoutMs: 5000 });
+      const took = now() - t0;
+      assert.equal(r.status, how === 'DELETE' ? 204 : 200, r.text);
+      if (how !== 'DELETE') assert.equal(r.json.status, 'stopped');
+      assert.ok(took < 2000, `${how} took ${took.toFixed(0)} ms`);
+      await assert.rejects(withTimeout(req.promise, 3000, 'the request on the old port to be cut'), (e) => !/timed out/.test(e.message));
+      assert.ok(req.settledAt - t0 < 2500, `the request on the old port was cut ${(req.settledAt - t0).toFixed(0)} ms after the ${how}`);
+      await up.waitRec(rec, (x) => x.closedEarly, 5000, 'the upstream request to be aborted');
+      assert.equal(await tryConnect(newPort), 'ECONNREFUSED');
+    });
+  }
+
+  test('a graceful stop after a move waits for the request still running on the old port', async () => {
+    const p = await newProxy('graceful-after-move');
+    const req = inflight(`http://127.0.0.1:${p.port}/slow/after-move`, { method: 'POST', body: '{}' });
+    await up.waitRequest((x) => x.url === '/slow/after-move');
+    const newPort = await freePort();
+    assert.equal((await srv.api('PATCH', `/api/v1/proxies/${p.id}`, { port: newPort })).status, 200);
+    let stopAt = null;
+    const stop = srv.api('POST', `/api/v1/proxies/${p.id}/stop?mode=graceful&timeout_s=10`, undefined, { timeoutMs: 20000 }).then((r) => {
+      stopAt = now();
+      return r;
+    });
+    const r = await req.promise;
+    assert.equal(r.status, 200);
+    const s = await stop;
+    assert.equal(s.status, 200, s.text);
+    assert.equal(s.json.status, 'stopped');
+    assert.ok(stopAt >= req.settledAt - 50, 'the stop answered while a request on the old port was still in flight');
+  });
+
+  test('a start sent during a graceful stop runs after it: stop answers stopped, start answers running', async () => {
+    const p = await newProxy('start-during-stop');
+    const req = inflight(`http://127.0.0.1:${p.port}/slow/start-during-stop`, { method: 'POST', body: '{}' });
+    await up.waitRequest((x) => x.url === '/slow/start-during-stop');
+    const stop = srv.api('POST', `/api/v1/proxies/${p.id}/stop?mode=graceful&timeout_s=10`, undefined, { timeoutMs: 20000 });
+    await waitRefused(p.port, SLOW_MS * 0.8, 'the stopping proxy to refuse new connections');
+    assert.equal((await getProxy(p.id)).status, 'stopping');
+    const start = srv.api('POST', `/api/v1/proxies/${p.id}/start`, undefined, { timeoutMs: 20000 });
+    const [s, st, r] = await Promise.all([stop, start, req.promise]);
+    assert.equal(r.status, 200, 'the in-flight request must finish');
+    assert.equal(s.status, 200, s.text);
+    assert.equal(s.json.status, 'stopped');
+    assert.equal(st.status, 200, st.text);
+    assert.equal(st.json.status, 'running');
+    assert.equal((await getProxy(p.id)).status, 'running');
+    assert.equal((await httpRequest(`http://127.0.0.1:${p.port}/slow/after-restart`, { method: 'POST', body: '{}' })).status, 200);
   });
 });
 
