@@ -206,10 +206,14 @@ static void log_done(struct rd_req *req)
     if (!rd_log_enabled(RD_LOG_DEBUG))
         return;
     const struct rd_http_request *hr = req->x ? req->x->req : NULL;
-    rd_debug("proxy %s: %s %s %s model=%s -> %d (upstream %d) %llu bytes in %.3f ms%s", req->snap->name,
+    char tokens[64] = "";
+    if (req->usage.input >= 0 || req->usage.output >= 0)
+        snprintf(tokens, sizeof tokens, " tokens %lld/%lld", (long long)req->usage.input, (long long)req->usage.output);
+    rd_debug("proxy %s: %s %s %s model=%s -> %d (upstream %d) %llu bytes in %.3f ms%s%s", req->snap->name,
              rd_req_id(req), hr ? hr->method : "-", hr ? hr->path : "-", req->model[0] ? req->model : "-",
              req->status_sent, req->status_upstream, (unsigned long long)req->bytes_out,
-             (double)(req->t_done - req->t_received) / 1000.0, req->stream && !req->stream_ended ? " (stream not ended)" : "");
+             (double)(req->t_done - req->t_received) / 1000.0, tokens,
+             req->stream && !req->stream_ended ? " (stream not ended)" : "");
 }
 
 /* ---- client side ---- */
