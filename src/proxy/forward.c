@@ -131,8 +131,8 @@ static void on_done(void *ud, int err, const char *detail)
     }
     /* The details (host, port, curl or TLS text) stay in the server log; the
      * client gets the provider's error with the id that finds this line. */
-    rd_warn("proxy %s: %s %s %s: upstream %s: %s", req->snap->name, rd_req_id(req), req->x->req->method,
-            req->x->req->path, err == RD_ETIMEDOUT ? "timed out" : "failed",
+    rd_warn("proxy %s: %s %s %s: upstream %s: %s", req->snap->name, rd_req_id(req), req->method,
+            req->path, err == RD_ETIMEDOUT ? "timed out" : "failed",
             detail && detail[0] ? detail : rd_strerror(err));
     if (err == RD_ETIMEDOUT)
         rd_req_fail(req, 504, "The upstream server did not answer in time.");

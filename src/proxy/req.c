@@ -97,6 +97,8 @@ static void req_release(struct rd_req *req)
 {
     struct rd_req_env *env = req->env;
     uv_timer_stop(&req->timer);
+    if (env->observe)
+        env->observe(req, env->observe_ud);
     rd_proxy_snap_unref(req->snap);
     rd_hdrs_clear(&req->up_hdrs);
     rd_hdrs_clear(&req->resp_hdrs);
@@ -192,7 +194,7 @@ static void on_timer(uv_timer_t *t)
         rd_source_abort(&req->src);
         req->err = RD_ETIMEDOUT;
         rd_warn("proxy %s: %s %s: upstream timed out after %llu ms (%s)", req->snap->name, rd_req_id(req),
-                req->x->req->path, (unsigned long long)req->snap->limits.upstream_timeout_ms,
+                req->path, (unsigned long long)req->snap->limits.upstream_timeout_ms,
                 req->head_sent ? "response cut" : "504 sent");
         rd_req_fail(req, 504, "The upstream server did not answer in time.");
         break;
@@ -205,12 +207,11 @@ static void log_done(struct rd_req *req)
 {
     if (!rd_log_enabled(RD_LOG_DEBUG))
         return;
-    const struct rd_http_request *hr = req->x ? req->x->req : NULL;
     char tokens[64] = "";
     if (req->usage.input >= 0 || req->usage.output >= 0)
         snprintf(tokens, sizeof tokens, " tokens %lld/%lld", (long long)req->usage.input, (long long)req->usage.output);
     rd_debug("proxy %s: %s %s %s model=%s -> %d (upstream %d) %llu bytes in %.3f ms%s%s", req->snap->name,
-             rd_req_id(req), hr ? hr->method : "-", hr ? hr->path : "-", req->model[0] ? req->model : "-",
+             rd_req_id(req), req->method, req->path, req->model[0] ? req->model : "-",
              req->status_sent, req->status_upstream, (unsigned long long)req->bytes_out,
              (double)(req->t_done - req->t_received) / 1000.0, tokens,
              req->stream && !req->stream_ended ? " (stream not ended)" : "");
@@ -309,6 +310,9 @@ void rd_req_handle(struct rd_req_env *env, struct rd_http_exch *x, struct rd_pro
     req->snap = rd_proxy_snap_ref(snap);
     req->provider = snap->provider;
     req->bytes_in = x->req->body.len;
+    req->method = x->req->method;
+    req->path = rd_arena_strndup(&req->arena, x->req->path, strlen(x->req->path));
+    memcpy(req->client_ip, x->client_ip, sizeof req->client_ip);
     req->usage.input = req->usage.output = req->usage.cached = req->usage.reasoning = -1;
     req->content_length = -1;
     x->user = req;
@@ -326,6 +330,9 @@ void rd_req_server_error(struct rd_req_env *env, struct rd_proxy_snap *snap, con
     req->snap = rd_proxy_snap_ref(snap);
     req->provider = snap->provider;
     req->status_sent = e->status;
+    req->method = e->req && e->req->method ? e->req->method : "";
+    req->path = e->req && e->req->path ? rd_arena_strndup(&req->arena, e->req->path, strlen(e->req->path)) : "";
+    snprintf(req->client_ip, sizeof req->client_ip, "%s", e->client_ip ? e->client_ip : "");
     struct rd_error_spec spec = {.status = e->status, .message = e->message, .request_id = rd_req_id(req),
                                  .retry_after_s = -1};
     /* The server adds Content-Type itself: render into a scratch list and

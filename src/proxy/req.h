@@ -59,6 +59,11 @@ struct rd_req_env {
     struct rd_req *pool; /* released requests, ready for reuse */
     size_t npool;
     size_t live; /* requests not released */
+    /* Called with every request just before it is released (state DONE,
+     * everything final): the seam for the request log and metrics of the
+     * observability issue, and for tests. May be NULL. */
+    void (*observe)(const struct rd_req *req, void *ud);
+    void *observe_ud;
 };
 
 struct rd_req {
@@ -71,6 +76,10 @@ struct rd_req {
     const struct rd_provider *provider;
     uint64_t id;
     char id_text[24]; /* "req_" + 16 hex digits, rendered on first use */
+
+    const char *method; /* static (the parser's) */
+    const char *path;   /* copy in the arena: valid after the exchange ended */
+    char client_ip[64];
 
     /* classification */
     struct rd_route_match match; /* match.route NULL: no known route */

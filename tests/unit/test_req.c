@@ -1,0 +1,463 @@
+/* Tests for src/proxy/req.c and forward.c, the request object and the
+ * upstream relay, through the seams they expose: a fake exchange (an
+ * rd_http_exch_ops implementation recording what the proxy sends, with a
+ * settable amount of pending output), the emulator as source (no network),
+ * a loopback socket that accepts and never answers (deadlines), and the
+ * environment's observe hook, which sees every request as it is released. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "http/server.h"
+#include "proxy/req.h"
+#include "proxy/snapshot.h"
+#include "upstream/upstream.h"
+#include "util/err.h"
+#include "util/mem.h"
+
+/* ---- fake exchange ---- */
+
+struct fake {
+    struct rd_http_exch x;
+    struct rd_http_request req;
+    int status;
+    int64_t content_length;
+    struct rd_buf out;
+    struct rd_arena harena;
+    struct rd_hdrs resp_hdrs; /* copy of the response head */
+    size_t pending;           /* what rd_http_pending reports */
+    int begins, writes, finishes, aborts;
+};
+
+static struct fake *fake_of(struct rd_http_exch *x)
+{
+    return (struct fake *)((char *)x - offsetof(struct fake, x));
+}
+
+static int f_begin(struct rd_http_exch *x, int status, const struct rd_hdrs *hdrs, int64_t content_length)
+{
+    struct fake *f = fake_of(x);
+    f->begins++;
+    f->status = status;
+    f->content_length = content_length;
+    for (size_t i = 0; hdrs && i < hdrs->n; i++)
+        rd_hdrs_add(&f->resp_hdrs, hdrs->v[i].name, hdrs->v[i].name_len, hdrs->v[i].value, hdrs->v[i].value_len);
+    return 0;
+}
+
+static int f_write(struct rd_http_exch *x, const char *p, size_t n)
+{
+    struct fake *f = fake_of(x);
+    f->writes++;
+    return rd_buf_append(&f->out, p, n);
+}
+
+static void f_finish(struct rd_http_exch *x)
+{
+    fake_of(x)->finishes++;
+}
+
+static void f_abort(struct rd_http_exch *x)
+{
+    fake_of(x)->aborts++;
+}
+
+static size_t f_pending(const struct rd_http_exch *x)
+{
+    return ((const struct fake *)((const char *)x - offsetof(struct fake, x)))->pending;
+}
+
+static const struct rd_http_exch_ops fake_ops = {
+    .begin = f_begin, .write = f_write, .finish = f_finish, .abort = f_abort, .pending = f_pending};
+
+static void fake_init(struct fake *f, const char *method, const char *path, const char *body)
+{
+    memset(f, 0, sizeof *f);
+    f->x.ops = &fake_ops;
+    f->x.req = &f->req;
+    snprintf(f->x.client_ip, sizeof f->x.client_ip, "127.0.0.1");
+    rd_arena_init(&f->req.arena);
+    rd_hdrs_init(&f->req.headers, &f->req.arena);
+    rd_hdrs_add(&f->req.headers, "Content-Type", 12, "application/json", 16);
+    rd_hdrs_add(&f->req.headers, "Accept-Encoding", 15, "gzip, br", 8);
+    f->req.method = method;
+    f->req.path = path;
+    f->req.query = "";
+    f->req.target = path;
+    f->req.version_major = 1;
+    f->req.version_minor = 1;
+    f->req.keep_alive = true;
+    f->req.content_length = -1;
+    rd_buf_init(&f->req.body, 0);
+    if (body)
+        (void)rd_buf_appends(&f->req.body, body);
+    rd_buf_init(&f->out, 0);
+    rd_arena_init(&f->harena);
+    rd_hdrs_init(&f->resp_hdrs, &f->harena);
+}
+
+static void fake_free(struct fake *f)
+{
+    rd_hdrs_free(&f->req.headers);
+    rd_arena_free(&f->req.arena);
+    rd_buf_free(&f->req.body);
+    rd_buf_free(&f->out);
+    rd_hdrs_free(&f->resp_hdrs);
+    rd_arena_free(&f->harena);
+}
+
+/* ---- fixture ---- */
+
+struct seen {
+    int n;
+    enum rd_req_state state;
+    int status_sent, status_upstream, err;
+    enum rd_req_kind kind;
+    bool cacheable, stream, stream_ended;
+    char model[128];
+    struct rd_usage usage;
+    uint64_t bytes_out;
+    bool timestamps_ordered;
+    char id[24];
+    char path[128];
+};
+
+struct fx {
+    uv_loop_t loop;
+    struct rd_upstream_ctx *up;
+    struct rd_req_env env;
+    struct rd_proxy_snap *snap;
+    struct seen seen;
+    uv_timer_t watchdog;
+};
+
+static void observe(const struct rd_req *req, void *ud)
+{
+    struct fx *fx = ud;
+    struct seen *s = &fx->seen;
+    s->n++;
+    s->state = req->state;
+    s->status_sent = req->status_sent;
+    s->status_upstream = req->status_upstream;
+    s->err = req->err;
+    s->kind = req->kind;
+    s->cacheable = req->cacheable;
+    s->stream = req->stream;
+    s->stream_ended = req->stream_ended;
+    memcpy(s->model, req->model, sizeof s->model);
+    s->usage = req->usage;
+    s->bytes_out = req->bytes_out;
+    s->timestamps_ordered = req->t_received <= req->t_done &&
+                            (req->t_upstream == 0 || (req->t_received <= req->t_upstream &&
+                                                      (req->t_first_byte == 0 || req->t_upstream <= req->t_first_byte)));
+    snprintf(s->id, sizeof s->id, "%s", req->id_text);
+    snprintf(s->path, sizeof s->path, "%s", req->path);
+}
+
+static struct rd_proxy_snap *snap_for(const char *provider, const char *upstream, const char *config)
+{
+    struct rd_proxy_rec rec = {
+        .id = 1,
+        .name = (char *)"t",
+        .provider = (char *)provider,
+        .port = 1,
+        .bind = (char *)"127.0.0.1",
+        .upstream_url = (char *)upstream,
+        .config_json = (char *)(config ? config : "{}"),
+    };
+    const char *why = NULL;
+    struct rd_proxy_snap *s = rd_proxy_snap_new(&rec, 10000, &why);
+    assert_non_null(s);
+    return s;
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+    (void)t;
+    fail_msg("watchdog: the request did not end");
+}
+
+static void fx_init(struct fx *fx, struct rd_proxy_snap *snap)
+{
+    memset(fx, 0, sizeof *fx);
+    uv_loop_init(&fx->loop);
+    fx->up = rd_upstream_ctx_new(&fx->loop);
+    rd_req_env_init(&fx->env, &fx->loop, fx->up);
+    fx->env.observe = observe;
+    fx->env.observe_ud = fx;
+    fx->snap = snap;
+    uv_timer_init(&fx->loop, &fx->watchdog);
+    uv_timer_start(&fx->watchdog, on_watchdog, 10000, 0);
+    uv_unref((uv_handle_t *)&fx->watchdog);
+}
+
+/* Runs the loop until the request has been observed. */
+static void run_until_seen(struct fx *fx, int n)
+{
+    while (fx->seen.n < n)
+        uv_run(&fx->loop, UV_RUN_ONCE);
+}
+
+static void fx_free(struct fx *fx)
+{
+    assert_int_equal(fx->env.live, 0);
+    rd_req_env_close(&fx->env);
+    rd_upstream_ctx_free(fx->up);
+    uv_close((uv_handle_t *)&fx->watchdog, NULL);
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&fx->loop), 0);
+    rd_proxy_snap_unref(fx->snap);
+}
+
+/* ---- tests ---- */
+
+static void test_emulated_chat(void **state)
+{
+    (void)state;
+    struct fx fx;
+    fx_init(&fx, snap_for("openai", "emulator", NULL));
+    struct fake f;
+    fake_init(&f, "POST", "/v1/chat/completions",
+              "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"model\":\"gpt-4o-mini\",\"temperature\":0}");
+    rd_req_handle(&fx.env, &f.x, fx.snap);
+    run_until_seen(&fx, 1);
+    assert_int_equal(f.begins, 1);
+    assert_int_equal(f.finishes, 1);
+    assert_int_equal(f.aborts, 0);
+    assert_int_equal(f.status, 200);
+    assert_non_null(strstr(f.out.data, "\"chat.completion\""));
+    assert_int_equal(fx.seen.state, RD_REQ_DONE);
+    assert_int_equal(fx.seen.kind, RD_REQ_CHAT);
+    assert_true(fx.seen.cacheable);
+    assert_string_equal(fx.seen.model, "gpt-4o-mini");
+    assert_false(fx.seen.stream);
+    assert_true(fx.seen.usage.input > 0);
+    assert_true(fx.seen.usage.output > 0);
+    assert_int_equal(fx.seen.bytes_out, f.out.len);
+    assert_true(fx.seen.timestamps_ordered);
+    assert_string_equal(fx.seen.path, "/v1/chat/completions");
+    fake_free(&f);
+    fx_free(&fx);
+}
+
+static void test_emulated_stream_with_usage(void **state)
+{
+    (void)state;
+    struct fx fx;
+    fx_init(&fx, snap_for("openai", "emulator", NULL));
+    struct fake f;
+    fake_init(&f, "POST", "/v1/chat/completions",
+              "{\"model\":\"gpt-4o\",\"stream\":true,\"stream_options\":{\"include_usage\":true},"
+              "\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story\"}]}");
+    rd_req_handle(&fx.env, &f.x, fx.snap);
+    run_until_seen(&fx, 1);
+    assert_int_equal(f.status, 200);
+    assert_true(f.writes > 2); /* event by event */
+    assert_true(fx.seen.stream);
+    assert_true(fx.seen.stream_ended); /* [DONE] seen */
+    assert_true(fx.seen.usage.input > 0 && fx.seen.usage.output > 0);
+    assert_string_equal(fx.seen.model, "gpt-4o");
+    fake_free(&f);
+    fx_free(&fx);
+}
+
+/* Output above the high mark pauses the source; the drain callback resumes
+ * it and the body is complete, in order. */
+static void test_backpressure_pauses_source(void **state)
+{
+    (void)state;
+    struct fx fx;
+    fx_init(&fx, snap_for("openai", "emulator", NULL));
+    struct fake f;
+    fake_init(&f, "POST", "/v1/chat/completions",
+              "{\"model\":\"gpt-4o\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a long story\"}]}");
+    rd_req_handle(&fx.env, &f.x, fx.snap);
+    f.pending = RD_HTTP_OUT_HIGH + 1;
+    /* Let the emulator offer chunks: all are refused while the client is slow. */
+    for (int i = 0; i < 20; i++)
+        uv_run(&fx.loop, UV_RUN_NOWAIT);
+    int writes_paused = f.writes;
+    for (int i = 0; i < 20; i++)
+        uv_run(&fx.loop, UV_RUN_NOWAIT);
+    assert_int_equal(f.writes, writes_paused);
+    assert_int_equal(fx.seen.n, 0);
+    f.pending = 0;
+    f.x.on_drain(f.x.cb_ud);
+    run_until_seen(&fx, 1);
+    assert_true(f.writes > writes_paused);
+    assert_int_equal(f.finishes, 1);
+    assert_true(fx.seen.stream_ended);
+    fake_free(&f);
+    fx_free(&fx);
+}
+
+/* The client going away mid-stream aborts the source and releases the
+ * request at once. */
+static void test_client_gone_mid_stream(void **state)
+{
+    (void)state;
+    struct fx fx;
+    fx_init(&fx, snap_for("openai", "emulator", "{\"emulator\":{\"tokens_per_second\":50}}"));
+    struct fake f;
+    fake_init(&f, "POST", "/v1/chat/completions",
+              "{\"model\":\"gpt-4o\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a long story\"}]}");
+    rd_req_handle(&fx.env, &f.x, fx.snap);
+    while (f.writes < 2)
+        uv_run(&fx.loop, UV_RUN_ONCE);
+    f.x.gone = true;
+    f.x.on_gone(f.x.cb_ud);
+    assert_int_equal(fx.seen.n, 1);
+    assert_int_equal(fx.seen.err, RD_EABORTED);
+    assert_int_equal(f.aborts, 1);
+    assert_int_equal(f.finishes, 0);
+    assert_false(fx.seen.stream_ended);
+    fake_free(&f);
+    fx_free(&fx);
+}
+
+/* An upstream that accepts and never answers: the UPSTREAM deadline
+ * (limits.upstream_timeout_ms) answers 504 in the provider's format, with
+ * the request id. */
+static void test_upstream_deadline(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(fd, 8), 0);
+    socklen_t len = sizeof sa;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", ntohs(sa.sin_port));
+    struct fx fx;
+    fx_init(&fx, snap_for("openai", url, "{\"limits\":{\"upstream_timeout_ms\":200}}"));
+    struct fake f;
+    fake_init(&f, "POST", "/v1/chat/completions", "{\"model\":\"gpt-4o\"}");
+    uint64_t t0 = uv_now(&fx.loop);
+    rd_req_handle(&fx.env, &f.x, fx.snap);
+    run_until_seen(&fx, 1);
+    uv_update_time(&fx.loop);
+    assert_true(uv_now(&fx.loop) - t0 >= 190);
+    assert_int_equal(f.status, 504);
+    assert_int_equal(fx.seen.err, RD_ETIMEDOUT);
+    assert_non_null(strstr(f.out.data, "\"gateway_timeout\""));
+    const char *id = rd_hdrs_get(&f.resp_hdrs, "x-request-id");
+    assert_non_null(id);
+    assert_string_equal(id, fx.seen.id);
+    assert_int_equal(strncmp(id, "req_", 4), 0);
+    fake_free(&f);
+    fx_free(&fx);
+    close(fd);
+}
+
+/* A closed port: 502 with a generic message (no host, no port). */
+static void test_upstream_refused_generic_502(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    socklen_t len = sizeof sa;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    char url[64], port[16];
+    snprintf(port, sizeof port, "%d", ntohs(sa.sin_port));
+    snprintf(url, sizeof url, "http://127.0.0.1:%s", port);
+    close(fd); /* nobody listens there now */
+    struct fx fx;
+    fx_init(&fx, snap_for("openai", url, NULL));
+    struct fake f;
+    fake_init(&f, "GET", "/v1/models", NULL);
+    rd_req_handle(&fx.env, &f.x, fx.snap);
+    run_until_seen(&fx, 1);
+    assert_int_equal(f.status, 502);
+    assert_null(strstr(f.out.data, port));
+    assert_null(strstr(f.out.data, "127.0.0.1"));
+    assert_non_null(strstr(f.out.data, "\"bad_gateway\""));
+    assert_int_equal(fx.seen.kind, RD_REQ_MODELS);
+    fake_free(&f);
+    fx_free(&fx);
+}
+
+/* Errors the HTTP server answers itself pass through the request object. */
+static void test_server_error_is_a_request(void **state)
+{
+    (void)state;
+    struct fx fx;
+    fx_init(&fx, snap_for("deepseek", "emulator", NULL));
+    struct rd_arena a;
+    rd_arena_init(&a);
+    struct rd_hdrs hdrs;
+    rd_hdrs_init(&hdrs, &a);
+    struct rd_buf body;
+    rd_buf_init(&body, 0);
+    const char *ctype = NULL;
+    struct rd_http_error e = {.status = 431, .message = "request headers too large", .client_ip = "10.0.0.1"};
+    rd_req_server_error(&fx.env, fx.snap, &e, &hdrs, &body, &ctype);
+    assert_int_equal(fx.seen.n, 1);
+    assert_int_equal(fx.seen.status_sent, 431);
+    assert_string_equal(ctype, "application/json");
+    assert_non_null(strstr(body.data, "\"headers_too_large\""));
+    assert_string_equal(rd_hdrs_get(&hdrs, "x-request-id"), fx.seen.id);
+    assert_null(rd_hdrs_get(&hdrs, "content-type")); /* the server writes its own */
+    rd_hdrs_free(&hdrs);
+    rd_arena_free(&a);
+    rd_buf_free(&body);
+    fx_free(&fx);
+}
+
+/* Pooled request objects come back clean: a second request on a reused
+ * object sees nothing of the first. */
+static void test_pool_reuse_is_clean(void **state)
+{
+    (void)state;
+    struct fx fx;
+    fx_init(&fx, snap_for("openai", "emulator", NULL));
+    struct fake f1, f2;
+    fake_init(&f1, "POST", "/v1/chat/completions",
+              "{\"model\":\"gpt-4o\",\"stream\":true,\"stream_options\":{\"include_usage\":true},\"messages\":[{\"role\":\"user\",\"content\":\"a\"}]}");
+    rd_req_handle(&fx.env, &f1.x, fx.snap);
+    run_until_seen(&fx, 1);
+    assert_int_equal(fx.env.npool, 1);
+    fake_init(&f2, "GET", "/v1/models", NULL);
+    rd_req_handle(&fx.env, &f2.x, fx.snap);
+    assert_int_equal(fx.env.npool, 0);
+    run_until_seen(&fx, 2);
+    assert_int_equal(fx.seen.kind, RD_REQ_MODELS);
+    assert_string_equal(fx.seen.model, "");
+    assert_false(fx.seen.stream);
+    assert_false(fx.seen.stream_ended);
+    assert_int_equal(fx.seen.usage.input, -1);
+    assert_int_equal(f2.status, 200);
+    fake_free(&f1);
+    fake_free(&f2);
+    fx_free(&fx);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_emulated_chat),
+        cmocka_unit_test(test_emulated_stream_with_usage),
+        cmocka_unit_test(test_backpressure_pauses_source),
+        cmocka_unit_test(test_client_gone_mid_stream),
+        cmocka_unit_test(test_upstream_deadline),
+        cmocka_unit_test(test_upstream_refused_generic_502),
+        cmocka_unit_test(test_server_error_is_a_request),
+        cmocka_unit_test(test_pool_reuse_is_clean),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
