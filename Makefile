@@ -14,7 +14,8 @@ VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 # make V=1 shows full command lines
 Q        := $(if $(V),,@)
 
-WARN     := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes -Werror
+# -Wconversion also turns on -Wsign-conversion for C, in gcc and clang alike.
+WARN     := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes -Wconversion -Werror
 CPPFLAGS := -D_GNU_SOURCE -DRD_VERSION='"$(VERSION)"' -Isrc -I$(OUT)/gen -I/usr/share/include/llhttp \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm

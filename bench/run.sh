@@ -193,7 +193,7 @@ nginx_worker() {
 
 build_tools() {
   local cflags=(-std=c17 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wshadow -Wformat=2
-                -Wstrict-prototypes -Wmissing-prototypes -Werror -I/usr/share/include/llhttp)
+                -Wstrict-prototypes -Wmissing-prototypes -Wconversion -Werror -I/usr/share/include/llhttp)
   local f t
   mkdir -p "$OUT/obj"
   for f in llhttp api http; do # Debian ships llhttp as sources only; its warnings are not ours

@@ -178,6 +178,26 @@ void rd_curl_ctx_free(struct rd_curl_ctx *ctx)
 
 /* ---- one request ---- */
 
+/* The status code of a status line ("HTTP/1.1 200 OK", "HTTP/2 200"): exactly
+ * three digits after the first space, else 0. Parsed by hand rather than with
+ * strtol because curl's header line is not NUL-terminated and a longer number
+ * must not be narrowed to int, where it could wrap into a plausible code. */
+static int status_code(const char *p, size_t len)
+{
+    const char *sp = memchr(p, ' ', len);
+    if (sp == NULL || (size_t)(sp - p) + 4 > len)
+        return 0;
+    int code = 0;
+    for (size_t i = 1; i <= 3; i++) {
+        if (sp[i] < '0' || sp[i] > '9')
+            return 0;
+        code = code * 10 + (sp[i] - '0');
+    }
+    if ((size_t)(sp - p) + 4 < len && sp[4] >= '0' && sp[4] <= '9')
+        return 0;
+    return code;
+}
+
 static size_t on_header(char *p, size_t size, size_t n, void *userp)
 {
     struct rd_curl *u = userp;
@@ -185,8 +205,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *userp)
     if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
         /* A status line starts a (new) response: 1xx ones are skipped. */
         rd_hdrs_clear(&u->hdrs);
-        const char *sp = memchr(p, ' ', len);
-        u->status = sp && (size_t)(sp - p) + 4 <= len ? (int)strtol(sp + 1, NULL, 10) : 0;
+        u->status = status_code(p, len);
         return len;
     }
     if (len <= 2 && (p[0] == '\r' || p[0] == '\n')) {

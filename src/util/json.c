@@ -115,5 +115,10 @@ struct json_object *rd_json_new_str(const char *s)
 
 struct json_object *rd_json_new_strn(const char *s, size_t n)
 {
+    /* json-c takes an int length, which a larger size_t would wrap.
+     * Callers pass generated text bounded by the emulator's caps, far below
+     * INT32_MAX, so a longer string is a bug: fail like an allocation would. */
+    if (n > (size_t)INT32_MAX)
+        abort();
     return json_object_new_string_len(s, (int)n);
 }

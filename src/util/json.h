@@ -35,7 +35,8 @@ int64_t rd_json_get_int(struct json_object *obj, const char *key, int64_t dflt);
 bool rd_json_is_int(struct json_object *v);
 bool rd_json_is_number(struct json_object *v);
 
-/* Convenience constructors that take ownership of nothing and return new objects. */
+/* Convenience constructors that take ownership of nothing and return new objects.
+ * rd_json_new_strn aborts if n exceeds INT32_MAX (json-c's length is an int). */
 struct json_object *rd_json_new_str(const char *s);
 struct json_object *rd_json_new_strn(const char *s, size_t n);
 
