@@ -45,9 +45,10 @@ void rd_hdrs_add_ref(struct rd_hdrs *h, const char *name, const char *value)
     push(h, hdr);
 }
 
-bool rd_hdr_name_eq(const char *name, size_t len, const char *s)
+void rd_hdrs_add_refn(struct rd_hdrs *h, const char *name, size_t name_len, const char *value, size_t value_len)
 {
-    return strlen(s) == len && strncasecmp(name, s, len) == 0;
+    struct rd_hdr hdr = {.name = name, .name_len = name_len, .value = value, .value_len = value_len};
+    push(h, hdr);
 }
 
 const struct rd_hdr *rd_hdrs_find(const struct rd_hdrs *h, const char *name)
@@ -121,6 +122,30 @@ bool rd_hdr_has_token(const char *value, const char *token)
     return false;
 }
 
+bool rd_hdrs_connection_names_fields(const struct rd_hdrs *h)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        const struct rd_hdr *f = &h->v[i];
+        if (!rd_hdr_name_eq(f->name, f->name_len, "connection"))
+            continue;
+        const char *p = f->value;
+        while (*p) {
+            while (*p == ' ' || *p == '\t' || *p == ',')
+                p++;
+            const char *b = p;
+            while (*p && *p != ',')
+                p++;
+            const char *e = p;
+            while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            size_t n = (size_t)(e - b);
+            if (n && !token_eq(b, n, "keep-alive", 10) && !token_eq(b, n, "close", 5))
+                return true;
+        }
+    }
+    return false;
+}
+
 bool rd_hdrs_connection_lists(const struct rd_hdrs *h, const char *name, size_t len)
 {
     char tmp[128];
@@ -134,13 +159,22 @@ bool rd_hdrs_connection_lists(const struct rd_hdrs *h, const char *name, size_t 
     return false;
 }
 
+/* RFC 9110 tchar as a table: it runs over every forwarded field name. */
+#define T1(c) [c] = 1
+static const unsigned char tchar_tab[256] = {
+    T1('!'), T1('#'), T1('$'), T1('%'), T1('&'), T1('\''), T1('*'), T1('+'), T1('-'), T1('.'), T1('^'), T1('_'),
+    T1('`'), T1('|'), T1('~'), T1('0'), T1('1'), T1('2'), T1('3'), T1('4'), T1('5'), T1('6'), T1('7'), T1('8'),
+    T1('9'), T1('a'), T1('b'), T1('c'), T1('d'), T1('e'), T1('f'), T1('g'), T1('h'), T1('i'), T1('j'), T1('k'),
+    T1('l'), T1('m'), T1('n'), T1('o'), T1('p'), T1('q'), T1('r'), T1('s'), T1('t'), T1('u'), T1('v'), T1('w'),
+    T1('x'), T1('y'), T1('z'), T1('A'), T1('B'), T1('C'), T1('D'), T1('E'), T1('F'), T1('G'), T1('H'), T1('I'),
+    T1('J'), T1('K'), T1('L'), T1('M'), T1('N'), T1('O'), T1('P'), T1('Q'), T1('R'), T1('S'), T1('T'), T1('U'),
+    T1('V'), T1('W'), T1('X'), T1('Y'), T1('Z'),
+};
+#undef T1
+
 bool rd_http_is_tchar(unsigned char c)
 {
-    if (c >= '0' && c <= '9')
-        return true;
-    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')
-        return true;
-    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    return tchar_tab[c] != 0;
 }
 
 bool rd_http_is_token(const char *s, size_t n)

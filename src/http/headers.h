@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <strings.h>
 
 #include "util/arena.h"
 
@@ -42,8 +43,19 @@ bool rd_hdr_is_hop_by_hop(const char *name, size_t len);
 bool rd_hdr_has_token(const char *value, const char *token);
 /* True if name is listed in any Connection field of h (so it is hop-by-hop too). */
 bool rd_hdrs_connection_lists(const struct rd_hdrs *h, const char *name, size_t len);
-/* Case-insensitive equality of a counted name with a C string. */
-bool rd_hdr_name_eq(const char *name, size_t len, const char *s);
+/* Case-insensitive equality of a counted name with a C string. Inline: it
+ * runs for every field of every request and response, mostly with literal
+ * names whose length the compiler knows. */
+static inline bool rd_hdr_name_eq(const char *name, size_t len, const char *s)
+{
+    return __builtin_strlen(s) == len && strncasecmp(name, s, len) == 0;
+}
+/* True if a Connection field of h lists a token other than keep-alive or
+ * close, i.e. names further fields that are hop-by-hop: computed once per
+ * message, so the common case skips rd_hdrs_connection_lists per field. */
+bool rd_hdrs_connection_names_fields(const struct rd_hdrs *h);
+/* rd_hdrs_add_ref with the lengths already known. */
+void rd_hdrs_add_refn(struct rd_hdrs *h, const char *name, size_t name_len, const char *value, size_t value_len);
 
 /* True for an RFC 9110 5.6.2 tchar: a letter, a digit or one of
  * !#$%&'*+-.^_`|~ (what methods and field names are made of). Pure. */

@@ -58,13 +58,30 @@ static uint64_t bytes_accepted(const struct conn *c)
     return c->queued_total - uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp);
 }
 
+/* Deadlines are lazy: the state's deadline is recorded (loop time, 0: none)
+ * and the uv timer is restarted only when it is idle or due after it; a
+ * timer that fires early re-arms itself for what is left. A keep-alive
+ * request thus costs no timer-heap operation in the usual case. */
+static void set_deadline(struct conn *c, uint64_t ms)
+{
+    if (ms == 0) {
+        c->deadline = 0;
+        return;
+    }
+    uint64_t at = uv_now(c->l->loop) + ms;
+    c->deadline = at;
+    if (!uv_is_active((uv_handle_t *)&c->timer) || c->timer_due > at) {
+        c->timer_due = at;
+        uv_timer_start(&c->timer, on_timer, ms, 0);
+    }
+}
+
 /* The send deadline: progress-based, so it fires only after idle_timeout_ms
  * in which the kernel accepted no byte, whatever the size of the writes. */
 static void arm_send_deadline(struct conn *c)
 {
     c->progress_mark = bytes_accepted(c);
-    if (c->limits.idle_timeout_ms)
-        uv_timer_start(&c->timer, on_timer, c->limits.idle_timeout_ms, 0);
+    set_deadline(c, c->limits.idle_timeout_ms);
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -150,7 +167,7 @@ static int out_send(struct conn *c, uv_buf_t *bufs, unsigned int nbufs)
     /* Send timeout while the handler runs: a client that stops reading must
      * not hold the exchange (and its upstream) forever. The timer is left
      * running while output drains and checks progress when it fires. */
-    if (was_empty && c->state == CS_HANDLER && !uv_is_active((uv_handle_t *)&c->timer))
+    if (was_empty && c->state == CS_HANDLER && c->deadline == 0)
         arm_send_deadline(c);
     return 0;
 }
@@ -207,7 +224,11 @@ static void build_head(struct conn *c, int status, const struct rd_hdrs *hdrs, i
 
     struct rd_buf *h = &c->head;
     rd_buf_reset(h);
-    (void)rd_buf_printf(h, "HTTP/1.1 %d %s\r\n", status, rd_http_reason(status));
+    (void)rd_buf_append(h, "HTTP/1.1 ", 9);
+    (void)rd_buf_append_u64(h, (uint64_t)(status < 0 ? 0 : status));
+    (void)rd_buf_append(h, " ", 1);
+    (void)rd_buf_appends(h, rd_http_reason(status));
+    (void)rd_buf_append(h, "\r\n", 2);
     for (size_t i = 0; hdrs && i < hdrs->n; i++) {
         const struct rd_hdr *f = &hdrs->v[i];
         (void)rd_buf_append(h, f->name, f->name_len);
@@ -216,8 +237,11 @@ static void build_head(struct conn *c, int status, const struct rd_hdrs *hdrs, i
         (void)rd_buf_append(h, "\r\n", 2);
     }
     if (content_length >= 0) {
-        if (!status_has_no_body(status))
-            (void)rd_buf_printf(h, "Content-Length: %lld\r\n", (long long)content_length);
+        if (!status_has_no_body(status)) {
+            (void)rd_buf_append(h, "Content-Length: ", 16);
+            (void)rd_buf_append_u64(h, (uint64_t)content_length);
+            (void)rd_buf_append(h, "\r\n", 2);
+        }
     } else if (!c->resp_nobody) {
         if (http10)
             c->resp_close = true; /* close-delimited body */
@@ -310,7 +334,9 @@ static int h1_write(struct rd_http_exch *x, const char *p, size_t n)
     if (c->head.len)
         bufs[nb++] = uv_buf_init(c->head.data, (unsigned int)c->head.len);
     if (c->resp_chunked) {
-        int l = snprintf(sz, sizeof sz, "%zx\r\n", n);
+        size_t l = rd_fmt_hex(sz, n);
+        sz[l++] = '\r';
+        sz[l++] = '\n';
         bufs[nb++] = uv_buf_init(sz, (unsigned int)l);
     }
     bufs[nb++] = uv_buf_init((char *)p, (unsigned int)n);
@@ -369,22 +395,22 @@ static void conn_set_state(struct conn *c, enum conn_state s)
         rd_trace("http conn %p: %s -> %s", (void *)c, state_name(c->state), state_name(s));
     c->state = s;
     switch (s) {
-    case CS_IDLE:
-        uv_timer_start(&c->timer, on_timer,
-                       c->nreq == 0 ? c->limits.header_timeout_ms : c->limits.idle_timeout_ms, 0);
-        break;
-    case CS_HEAD: uv_timer_start(&c->timer, on_timer, c->limits.header_timeout_ms, 0); break;
-    case CS_BODY: uv_timer_start(&c->timer, on_timer, c->limits.idle_timeout_ms, 0); break;
+    case CS_IDLE: set_deadline(c, c->nreq == 0 ? c->limits.header_timeout_ms : c->limits.idle_timeout_ms); break;
+    case CS_HEAD: set_deadline(c, c->limits.header_timeout_ms); break;
+    case CS_BODY: set_deadline(c, c->limits.idle_timeout_ms); break;
     case CS_HANDLER:
         if (c->pending_out > 0)
             arm_send_deadline(c);
         else
-            uv_timer_stop(&c->timer);
+            set_deadline(c, 0);
         break;
     case CS_WRITING:
     case CS_DRAINING: arm_send_deadline(c); break;
-    case CS_LINGER: uv_timer_start(&c->timer, on_timer, LINGER_MS, 0); break;
-    case CS_CLOSING: uv_timer_stop(&c->timer); break;
+    case CS_LINGER: set_deadline(c, LINGER_MS); break;
+    case CS_CLOSING:
+        c->deadline = 0;
+        uv_timer_stop(&c->timer);
+        break;
     }
 }
 
@@ -493,6 +519,15 @@ static void send_error(struct conn *c, int status, const char *message)
 static void on_timer(uv_timer_t *t)
 {
     struct conn *c = t->data;
+    if (c->deadline == 0)
+        return; /* the state it was armed for has none */
+    uint64_t now = uv_now(c->l->loop);
+    if (now < c->deadline) {
+        c->timer_due = c->deadline;
+        uv_timer_start(&c->timer, on_timer, c->deadline - now, 0);
+        return;
+    }
+    c->deadline = 0;
     switch (c->state) {
     case CS_IDLE: conn_close(c); break;
     case CS_HEAD: send_error(c, 408, "request headers not received in time"); break;
@@ -501,7 +536,7 @@ static void on_timer(uv_timer_t *t)
     case CS_WRITING:
     case CS_DRAINING:
         if (c->pending_out == 0)
-            break; /* everything was written since the timer was armed */
+            break; /* everything was written since the deadline was set */
         if (bytes_accepted(c) > c->progress_mark) {
             arm_send_deadline(c);
             break;

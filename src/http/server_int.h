@@ -47,6 +47,8 @@ struct conn {
     size_t pending_out;    /* bytes handed to uv_write and not yet written */
     uint64_t queued_total; /* bytes ever handed to uv_write */
     uint64_t progress_mark; /* bytes accepted by the kernel when the send deadline was armed */
+    uint64_t deadline;     /* loop time the state's deadline passes; 0: none */
+    uint64_t timer_due;    /* loop time the uv timer fires, while active */
     int open_handles;      /* tcp + timer, closed before free */
     /* response state */
     struct rd_buf head;  /* deferred status line + headers */

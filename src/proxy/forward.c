@@ -84,6 +84,7 @@ static int on_head(void *ud, int status, const struct rd_hdrs *hdrs)
     req->t_first_byte = rd_req_now_us();
     req->status_upstream = status;
     int64_t content_length = -1;
+    bool conn_lists = rd_hdrs_connection_names_fields(hdrs);
     for (size_t i = 0; i < hdrs->n; i++) {
         const struct rd_hdr *h = &hdrs->v[i];
         if (rd_hdr_name_eq(h->name, h->name_len, "content-length")) {
@@ -93,9 +94,10 @@ static int on_head(void *ud, int status, const struct rd_hdrs *hdrs)
                 content_length = v;
             continue;
         }
-        if (rd_hdr_is_hop_by_hop(h->name, h->name_len) || rd_hdrs_connection_lists(hdrs, h->name, h->name_len))
+        if (rd_hdr_is_hop_by_hop(h->name, h->name_len) ||
+            (conn_lists && rd_hdrs_connection_lists(hdrs, h->name, h->name_len)))
             continue;
-        rd_hdrs_add_ref(&req->resp_hdrs, h->name, h->value);
+        rd_hdrs_add_refn(&req->resp_hdrs, h->name, h->name_len, h->value, h->value_len);
     }
     req->content_length = content_length;
     pick_decoder(req, hdrs);
@@ -144,9 +146,10 @@ static const struct rd_source_cbs source_cbs = {.on_head = on_head, .on_data = o
 
 /* ---- start ---- */
 
-static bool skip_request_header(const struct rd_hdrs *in, const struct rd_hdr *h)
+static bool skip_request_header(const struct rd_hdrs *in, bool conn_lists, const struct rd_hdr *h)
 {
-    return rd_hdr_is_hop_by_hop(h->name, h->name_len) || rd_hdrs_connection_lists(in, h->name, h->name_len) ||
+    return rd_hdr_is_hop_by_hop(h->name, h->name_len) ||
+           (conn_lists && rd_hdrs_connection_lists(in, h->name, h->name_len)) ||
            rd_hdr_name_eq(h->name, h->name_len, "host") || rd_hdr_name_eq(h->name, h->name_len, "content-length") ||
            rd_hdr_name_eq(h->name, h->name_len, "expect") ||
            rd_hdr_name_eq(h->name, h->name_len, "x-forwarded-for") ||
@@ -160,12 +163,13 @@ static void build_request_headers(struct rd_req *req)
     const struct rd_hdrs *in = &hr->headers;
     struct rd_hdrs *out = &req->up_hdrs;
     size_t xff_len = 0;
+    bool conn_lists = rd_hdrs_connection_names_fields(in);
     for (size_t i = 0; i < in->n; i++) {
         const struct rd_hdr *h = &in->v[i];
         if (rd_hdr_name_eq(h->name, h->name_len, "x-forwarded-for") && h->value_len)
             xff_len += h->value_len + 2;
-        if (!skip_request_header(in, h))
-            rd_hdrs_add_ref(out, h->name, h->value);
+        if (!skip_request_header(in, conn_lists, h))
+            rd_hdrs_add_refn(out, h->name, h->name_len, h->value, h->value_len);
     }
     /* Responses must be readable on the way (usage, stream events, later the
      * cache and stream faults): the upstream is asked for identity whatever

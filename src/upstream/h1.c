@@ -278,6 +278,22 @@ static struct conn *pool_take(struct pool *p)
 
 static void on_timer(uv_timer_t *t);
 
+/* Lazy timer: records the deadline (absolute loop time, 0: none) and only
+ * restarts the uv timer when it is idle or due after the new deadline, so a
+ * keep-alive request costs no timer-heap work; on_timer re-arms an early
+ * firing for what is left. */
+static void conn_timer_at(struct conn *c, uint64_t at)
+{
+    c->tdeadline = at;
+    if (at == 0)
+        return;
+    if (!uv_is_active((uv_handle_t *)&c->timer) || c->timer_due > at) {
+        uint64_t now = uv_now(c->ctx->loop);
+        c->timer_due = at;
+        uv_timer_start(&c->timer, on_timer, at > now ? at - now : 0, 0);
+    }
+}
+
 /* Keeps c for the next request to its upstream. Idle connections keep
  * reading, so a close by the server (or stray bytes) closes them here. */
 void h1_pool_put(struct conn *c)
@@ -297,7 +313,7 @@ void h1_pool_put(struct conn *c)
     p->idle = c;
     p->nidle++;
     ctx->nidle++;
-    uv_timer_start(&c->timer, on_timer, IDLE_TIMEOUT_MS, 0);
+    conn_timer_at(c, uv_now(ctx->loop) + IDLE_TIMEOUT_MS);
 }
 
 /* ---- connections ---- */
@@ -382,12 +398,7 @@ void h1_conn_fail(struct conn *c, int err, const char *detail)
 
 static void arm_deadline(struct conn *c, const struct rd_h1 *r)
 {
-    if (r->deadline == 0) {
-        uv_timer_stop(&c->timer);
-        return;
-    }
-    uint64_t now = uv_now(c->ctx->loop);
-    uv_timer_start(&c->timer, on_timer, r->deadline > now ? r->deadline - now : 0, 0);
+    conn_timer_at(c, r->deadline);
 }
 
 /* Binds r to c and readies the parser for r's response. */
@@ -492,12 +503,23 @@ static void connect_new(struct rd_h1 *r)
         }
     }
     if (ms > 0 || c->timer_is_deadline)
-        uv_timer_start(&c->timer, on_timer, ms, 0);
+        conn_timer_at(c, now + ms);
+    else
+        c->tdeadline = 0;
 }
 
 static void on_timer(uv_timer_t *t)
 {
     struct conn *c = t->data;
+    if (c->tdeadline == 0)
+        return; /* the purpose it was armed for is over */
+    uint64_t now = uv_now(c->ctx->loop);
+    if (now < c->tdeadline) {
+        c->timer_due = c->tdeadline;
+        uv_timer_start(&c->timer, on_timer, c->tdeadline - now, 0);
+        return;
+    }
+    c->tdeadline = 0;
     switch (c->state) {
     case C_IDLE:
         h1_conn_close(c);

@@ -37,6 +37,8 @@ struct pool {
 struct conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
+    uint64_t tdeadline; /* loop time the timer's purpose expires; 0: none */
+    uint64_t timer_due; /* loop time the uv timer fires, while active */
     uv_connect_t creq;
     uv_write_t wreq;
     struct rd_h1_ctx *ctx;

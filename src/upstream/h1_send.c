@@ -78,10 +78,8 @@ void h1_send_request(struct conn *c)
 
 static bool is_field_value(const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
-            return false;
-    return true;
+    /* Three memchr passes (vectorised) rather than a byte loop. */
+    return memchr(s, '\r', n) == NULL && memchr(s, '\n', n) == NULL && memchr(s, '\0', n) == NULL;
 }
 
 static bool wants_length(const struct rd_upstream_req *req)
@@ -98,7 +96,6 @@ int h1_build_head(struct rd_h1 *r, const struct rd_upstream_req *req, const char
     struct rd_buf *b = &r->head;
     const struct rd_hdrs *h = req->headers;
     bool v6 = strchr(r->host, ':') != NULL;
-    char num[64];
     int rc = 0;
     if (req->method == NULL || !rd_http_is_token(req->method, strlen(req->method)))
         return RD_EINVAL;
@@ -110,8 +107,8 @@ int h1_build_head(struct rd_h1 *r, const struct rd_upstream_req *req, const char
     rc |= rd_buf_appends(b, r->host);
     rc |= rd_buf_appends(b, v6 ? "]" : "");
     if (r->port != 80) {
-        snprintf(num, sizeof num, ":%d", r->port);
-        rc |= rd_buf_appends(b, num);
+        rc |= rd_buf_append(b, ":", 1);
+        rc |= rd_buf_append_u64(b, (uint64_t)r->port);
     }
     rc |= rd_buf_append(b, "\r\n", 2);
     for (size_t i = 0; h != NULL && i < h->n; i++) {
@@ -124,8 +121,9 @@ int h1_build_head(struct rd_h1 *r, const struct rd_upstream_req *req, const char
         rc |= rd_buf_append(b, "\r\n", 2);
     }
     if (wants_length(req)) {
-        snprintf(num, sizeof num, "Content-Length: %zu\r\n", req->body_len);
-        rc |= rd_buf_appends(b, num);
+        rc |= rd_buf_append(b, "Content-Length: ", 16);
+        rc |= rd_buf_append_u64(b, (uint64_t)req->body_len);
+        rc |= rd_buf_append(b, "\r\n", 2);
     }
     rc |= rd_buf_append(b, "\r\n", 2);
     return rc != 0 ? RD_ETOOBIG : 0;

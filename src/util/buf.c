@@ -108,3 +108,42 @@ char *rd_buf_steal(struct rd_buf *b, size_t *len)
     b->len = b->cap = 0;
     return p;
 }
+
+size_t rd_fmt_u64(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+size_t rd_fmt_hex(char *out, uint64_t v)
+{
+    static const char digits[] = "0123456789abcdef";
+    char tmp[16];
+    size_t n = 0;
+    do {
+        tmp[n++] = digits[v & 0xf];
+        v >>= 4;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+int rd_buf_append_u64(struct rd_buf *b, uint64_t v)
+{
+    char tmp[20];
+    return rd_buf_append(b, tmp, rd_fmt_u64(tmp, v));
+}
+
+int rd_buf_append_hex(struct rd_buf *b, uint64_t v)
+{
+    char tmp[16];
+    return rd_buf_append(b, tmp, rd_fmt_hex(tmp, v));
+}

@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct rd_buf {
     char *data;   /* owned; NULL until the first append */
@@ -19,6 +20,13 @@ void rd_buf_init(struct rd_buf *b, size_t max);
 int rd_buf_append(struct rd_buf *b, const void *p, size_t n);
 int rd_buf_appends(struct rd_buf *b, const char *s);
 int rd_buf_printf(struct rd_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends v in decimal (or hexadecimal, lower case) without printf: head
+ * building runs for every request. Returns 0 or RD_ETOOBIG. */
+int rd_buf_append_u64(struct rd_buf *b, uint64_t v);
+int rd_buf_append_hex(struct rd_buf *b, uint64_t v);
+/* Writes v in decimal or hex into out (at least 20 bytes), no NUL; returns the length. */
+size_t rd_fmt_u64(char *out, uint64_t v);
+size_t rd_fmt_hex(char *out, uint64_t v);
 /* Removes the first n bytes (n <= len). */
 void rd_buf_consume(struct rd_buf *b, size_t n);
 void rd_buf_reset(struct rd_buf *b);
