@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "providers/emulator/dialects.h"
 #include "providers/emulator/emulator.h"
+#include "providers/provider.h"
 #include "util/buf.h"
 #include "util/json.h"
 
@@ -28,7 +28,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     size_t pick = data[0] % (sizeof routes / sizeof routes[0]);
-    const struct rd_emu_dialect *d = (data[0] & 0x80) ? &rd_emu_dialect_deepseek : &rd_emu_dialect_openai;
+    /* Routed by the real provider's table, as the engine does. */
+    const struct rd_provider *p = rd_provider_find((data[0] & 0x80) ? "deepseek" : "openai");
+    struct rd_route_match match;
+    rd_provider_route(p, routes[pick].method, routes[pick].path, &match);
     struct rd_emu_request req = {
         .method = routes[pick].method,
         .path = routes[pick].path,
@@ -36,9 +39,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .body = (const char *)data + 1,
         .body_len = size - 1,
         .seed = size,
+        .match = &match,
     };
     struct rd_emu_reply reply;
-    if (rd_emu_openai(d, &req, &reply) != 0)
+    if (p->emulate(p->emulator, &req, &reply) != 0)
         abort();
     if (reply.status < 200 || reply.status > 599 || reply.content_type == NULL || reply.n == 0)
         abort();

@@ -48,7 +48,7 @@ struct rd_source_req {
     uint64_t connect_timeout_ms; /* 0: none */
     uint64_t timeout_ms;         /* whole transfer; 0: none (the proxy keeps its own deadline) */
     const char *ca_file;         /* TLS: CA bundle instead of the system one; NULL for the default */
-    const void *arg;             /* implementation-specific (the emulator's setup); see each ops table */
+    const void *arg;             /* implementation-specific; see each ops table (the emulator: the route match) */
 };
 
 struct rd_source_ops {

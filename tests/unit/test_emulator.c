@@ -17,22 +17,35 @@
 #include "providers/emulator/dialects.h"
 #include "providers/emulator/emulator.h"
 #include "providers/emulator/text.h"
+#include "providers/provider.h"
 #include "util/err.h"
 #include "util/json.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static void call(const struct rd_emu_dialect *d, const char *method, const char *path, const char *body,
-                 struct rd_emu_reply *out)
+/* Answers req as the engine does: matched against the real provider's route
+ * table, then emulated in that provider's dialect. */
+static void emulate(const char *provider, struct rd_emu_request *req, struct rd_emu_reply *out)
+{
+    const struct rd_provider *p = rd_provider_find(provider);
+    assert_non_null(p);
+    struct rd_route_match m;
+    rd_provider_route(p, req->method, req->path, &m);
+    req->match = &m;
+    assert_int_equal(p->emulate(p->emulator, req, out), 0);
+    req->match = NULL; /* m goes out of scope */
+}
+
+static void call(const char *provider, const char *method, const char *path, const char *body, struct rd_emu_reply *out)
 {
     struct rd_emu_request req = {
         .method = method, .path = path, .query = "", .body = body, .body_len = body ? strlen(body) : 0};
-    assert_int_equal(rd_emu_openai(d, &req, out), 0);
+    emulate(provider, &req, out);
 }
 
 static void post(const char *path, const char *body, struct rd_emu_reply *out)
 {
-    call(&rd_emu_dialect_openai, "POST", path, body, out);
+    call("openai", "POST", path, body, out);
 }
 
 static struct json_object *parse(const char *s, size_t n)
@@ -137,7 +150,7 @@ static void test_chat_seed(void **state)
     for (int i = 0; i < 3; i++) {
         struct rd_emu_request req = {.method = "POST", .path = "/v1/chat/completions", .query = "",
                                      .body = CHAT_HELLO, .body_len = strlen(CHAT_HELLO), .seed = seeds[i]};
-        assert_int_equal(rd_emu_openai(&rd_emu_dialect_openai, &req, &r[i]), 0);
+        emulate("openai", &req, &r[i]);
     }
     struct json_object *j0 = body_json(&r[0]), *j1 = body_json(&r[1]), *j2 = body_json(&r[2]);
     assert_string_not_equal(path_str(choice0(j0), "message", "content"), path_str(choice0(j1), "message", "content"));
@@ -149,18 +162,43 @@ static void test_chat_seed(void **state)
         rd_emu_reply_free(&r[i]);
 }
 
-/* DeepSeek answers with and without /v1; OpenAI only with it. */
+/* DeepSeek answers with and without /v1; OpenAI only with it. Both come
+ * from the provider's route table, model capture included. */
 static void test_deepseek_without_v1(void **state)
 {
     (void)state;
     struct rd_emu_reply a, b;
     const char *body = "{\"model\":\"deepseek-chat\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
-    call(&rd_emu_dialect_deepseek, "POST", "/chat/completions", body, &a);
-    call(&rd_emu_dialect_openai, "POST", "/chat/completions", body, &b);
+    call("deepseek", "POST", "/chat/completions", body, &a);
+    call("openai", "POST", "/chat/completions", body, &b);
     assert_int_equal(a.status, 200);
     assert_int_equal(b.status, 404);
     rd_emu_reply_free(&a);
     rd_emu_reply_free(&b);
+
+    call("deepseek", "GET", "/models/deepseek-chat", NULL, &a);
+    struct json_object *j = body_json(&a);
+    assert_int_equal(a.status, 200);
+    assert_string_equal(rd_json_get_str(j, "id"), "deepseek-chat");
+    assert_string_equal(rd_json_get_str(j, "owned_by"), "deepseek");
+    json_object_put(j);
+    rd_emu_reply_free(&a);
+    call("deepseek", "GET", "/models/x", NULL, &a);
+    expect_error(&a, 404,
+                 "{\"error\":{\"message\":\"The model `x` does not exist or you do not have access to it.\","
+                 "\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"model_not_found\"}}");
+    rd_emu_reply_free(&a);
+    call("deepseek", "GET", "/models", NULL, &a);
+    j = body_json(&a);
+    assert_int_equal(json_object_array_length(rd_json_get(j, "data")), 2);
+    json_object_put(j);
+    rd_emu_reply_free(&a);
+    /* No embeddings without /v1 either: the same 404 as any unknown path. */
+    call("deepseek", "POST", "/embeddings", "{\"model\":\"x\",\"input\":\"x\"}", &a);
+    expect_error(&a, 404,
+                 "{\"error\":{\"message\":\"Invalid URL (POST /embeddings)\",\"type\":"
+                 "\"invalid_request_error\",\"param\":null,\"code\":null}}");
+    rd_emu_reply_free(&a);
 }
 
 static void test_chat_shape_and_usage(void **state)
@@ -451,7 +489,7 @@ static void test_embeddings_dimensions(void **state)
                  "{\"error\":{\"message\":\"Missing required parameter: 'input'.\",\"type\":\"invalid_request_error\","
                  "\"param\":\"input\",\"code\":\"missing_required_parameter\"}}");
     rd_emu_reply_free(&r);
-    call(&rd_emu_dialect_deepseek, "POST", "/v1/embeddings", "{\"model\":\"x\",\"input\":\"x\"}", &r);
+    call("deepseek", "POST", "/v1/embeddings", "{\"model\":\"x\",\"input\":\"x\"}", &r);
     assert_int_equal(r.status, 404);
     rd_emu_reply_free(&r);
 }
@@ -462,7 +500,7 @@ static void test_models(void **state)
 {
     (void)state;
     struct rd_emu_reply r;
-    call(&rd_emu_dialect_deepseek, "GET", "/v1/models", NULL, &r);
+    call("deepseek", "GET", "/v1/models", NULL, &r);
     struct json_object *j = body_json(&r);
     struct json_object *data = rd_json_get(j, "data");
     assert_string_equal(rd_json_get_str(j, "object"), "list");
@@ -472,14 +510,14 @@ static void test_models(void **state)
     json_object_put(j);
     rd_emu_reply_free(&r);
 
-    call(&rd_emu_dialect_openai, "GET", "/v1/models/gpt-4.1-mini", NULL, &r);
+    call("openai", "GET", "/v1/models/gpt-4.1-mini", NULL, &r);
     j = body_json(&r);
     assert_string_equal(rd_json_get_str(j, "id"), "gpt-4.1-mini");
     assert_string_equal(rd_json_get_str(j, "object"), "model");
     json_object_put(j);
     rd_emu_reply_free(&r);
 
-    call(&rd_emu_dialect_openai, "GET", "/v1/models/nope", NULL, &r);
+    call("openai", "GET", "/v1/models/nope", NULL, &r);
     expect_error(&r, 404,
                  "{\"error\":{\"message\":\"The model `nope` does not exist or you do not have access to it.\","
                  "\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"model_not_found\"}}");
@@ -502,9 +540,21 @@ static void test_errors(void **state)
     expect_error(&r, 404, "{\"error\":{\"message\":\"Invalid URL (POST /v1/foo)\",\"type\":\"invalid_request_error\","
                           "\"param\":null,\"code\":null}}");
     rd_emu_reply_free(&r);
-    call(&rd_emu_dialect_openai, "GET", "/v1/chat/completions", NULL, &r);
+    call("openai", "GET", "/v1/chat/completions", NULL, &r);
     expect_error(&r, 404, "{\"error\":{\"message\":\"Invalid URL (GET /v1/chat/completions)\",\"type\":"
                           "\"invalid_request_error\",\"param\":null,\"code\":null}}");
+    rd_emu_reply_free(&r);
+    call("openai", "DELETE", "/v1/models/gpt-4o", NULL, &r);
+    expect_error(&r, 404,
+                 "{\"error\":{\"message\":\"Invalid URL (DELETE /v1/models/gpt-4o)\",\"type\":"
+                 "\"invalid_request_error\",\"param\":null,\"code\":null}}");
+    rd_emu_reply_free(&r);
+    /* Without a route match (a caller that did not route) nothing is known. */
+    struct rd_emu_request req = {.method = "GET", .path = "/v1/models", .query = ""};
+    assert_int_equal(rd_emu_openai(&rd_emu_dialect_openai, &req, &r), 0);
+    expect_error(&r, 404,
+                 "{\"error\":{\"message\":\"Invalid URL (GET /v1/models)\",\"type\":"
+                 "\"invalid_request_error\",\"param\":null,\"code\":null}}");
     rd_emu_reply_free(&r);
     post("/v1/chat/completions", "{\"model\":\"gpt-4o\"}", &r);
     expect_error(&r, 400, "{\"error\":{\"message\":\"Missing required parameter: 'messages'.\",\"type\":"
@@ -559,7 +609,7 @@ static void test_responses(void **state)
     expect_error(&r, 400, "{\"error\":{\"message\":\"Missing required parameter: 'input'.\",\"type\":"
                           "\"invalid_request_error\",\"param\":\"input\",\"code\":\"missing_required_parameter\"}}");
     rd_emu_reply_free(&r);
-    call(&rd_emu_dialect_deepseek, "POST", "/v1/responses", "{\"model\":\"m\",\"input\":\"x\"}", &r);
+    call("deepseek", "POST", "/v1/responses", "{\"model\":\"m\",\"input\":\"x\"}", &r);
     assert_int_equal(r.status, 404);
     rd_emu_reply_free(&r);
 }

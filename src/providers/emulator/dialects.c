@@ -21,7 +21,9 @@ static const char *const DEEPSEEK_MODELS[] = {
     NULL,
 };
 
-/* default_model is NULL for both: the real APIs answer 400 when a request
+/* Which paths each dialect serves is the provider's route table
+ * (providers/openai.c: DeepSeek's also has the routes without /v1), not
+ * dialect data. default_model is NULL for both: the real APIs answer 400 when a request
  * names no model, and the emulator does the same. */
 const struct rd_emu_dialect rd_emu_dialect_openai = {
     .owned_by = "openai",
@@ -37,5 +39,4 @@ const struct rd_emu_dialect rd_emu_dialect_deepseek = {
     .default_model = NULL,
     .has_embeddings = false,
     .has_responses = false,
-    .v1_optional = true,
 };

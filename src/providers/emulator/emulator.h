@@ -17,6 +17,8 @@
 #include "http/headers.h"
 #include "upstream/source.h"
 
+struct rd_route_match; /* providers/provider.h, which includes this header */
+
 struct rd_emu_request {
     const char *method; /* "POST" ... */
     const char *path;   /* "/v1/chat/completions" */
@@ -25,6 +27,11 @@ struct rd_emu_request {
     const char *body; /* may contain NULs; not NUL-terminated necessarily */
     size_t body_len;
     uint64_t seed; /* the proxy's emulator.seed: a different seed, different (but stable) answers */
+    /* The route of the provider's table (struct rd_provider.routes) that
+     * method and path matched, as rd_provider_route filled it: the emulator
+     * answers by the same table the forwarder uses. NULL, or match->route
+     * NULL: no known route (the dialect's 404). Borrowed. */
+    const struct rd_route_match *match;
 };
 
 struct rd_emu_chunk {
@@ -48,15 +55,17 @@ struct rd_emu_dialect {
     const char *owned_by;       /* "openai", "deepseek" */
     const char *const *models;  /* NULL-terminated ids served by GET /v1/models */
     const char *default_model;  /* used when a request names none */
-    bool has_embeddings;        /* false: /v1/embeddings answers 404 */
-    bool has_responses;         /* false: /v1/responses answers 404 */
-    bool v1_optional;           /* also serve the routes without the /v1 prefix (DeepSeek) */
+    bool has_embeddings;        /* false: RD_REQ_EMBEDDING routes answer 404 */
+    bool has_responses;         /* false: RD_REQ_RESPONSES routes answer 404 */
 };
 
 /* Builds the answer of an OpenAI-compatible API for req into *out (which the
- * caller frees with rd_emu_reply_free). Always produces a reply: unknown
- * routes get the dialect's 404 body, malformed JSON its 400 body, exactly like
- * the real API. Returns 0. Pure and thread-safe. */
+ * caller frees with rd_emu_reply_free). Dispatches on req->match's route kind
+ * (chat, completion, embedding, responses, models; GET /v1/models/{id} takes
+ * the id from the route's model capture). Always produces a reply: no route,
+ * a route kind the dialect lacks, or a wrong method get the dialect's 404
+ * body, malformed JSON its 400 body, exactly like the real API. Returns 0.
+ * Pure and thread-safe. */
 int rd_emu_openai(const struct rd_emu_dialect *d, const struct rd_emu_request *req, struct rd_emu_reply *out);
 
 /* Appends a chunk (copies data). */
@@ -64,8 +73,10 @@ void rd_emu_reply_add(struct rd_emu_reply *r, const char *data, size_t len, uint
 void rd_emu_reply_free(struct rd_emu_reply *r); /* NULL-safe; leaves *r empty */
 
 /* The emulator as a source (upstream/source.h). Its context is a struct
- * rd_emu_setup (borrowed for the request's lifetime); start builds the reply
- * from the request's method, path, query, headers and body and plays it. */
+ * rd_emu_setup (borrowed for the request's lifetime); the source request's
+ * arg is the const struct rd_route_match * the engine matched (borrowed for
+ * the start call; NULL: no known route). start builds the reply from the
+ * request's method, path, query, headers, body and route match, and plays it. */
 struct rd_emu_setup {
     const struct rd_emu_dialect *dialect;
     int (*emulate)(const struct rd_emu_dialect *d, const struct rd_emu_request *req, struct rd_emu_reply *out);

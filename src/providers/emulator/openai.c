@@ -1,6 +1,7 @@
-/* The OpenAI-compatible emulator: routing, error bodies, the models routes
- * and the helpers the other route handlers share. Every answer is a pure
- * function of the dialect and the request. */
+/* The OpenAI-compatible emulator: dispatch by the kind of the route the
+ * engine matched in the provider's table, error bodies, the models routes and
+ * the helpers the other route handlers share. Every answer is a pure function
+ * of the dialect and the request. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include "providers/emulator/openai_int.h"
 #include "providers/emulator/text.h"
+#include "providers/provider.h"
 #include "util/mem.h"
 
 static const char PARSE_ERROR[] =
@@ -20,25 +22,25 @@ static const char PARSE_ERROR[] =
 
 enum feature { FEAT_ALWAYS, FEAT_EMBEDDINGS, FEAT_RESPONSES };
 
-static void models_list(struct rd_emu_ctx *c);
-static void models_get(struct rd_emu_ctx *c);
+static void models(struct rd_emu_ctx *c);
 
-struct route {
-    const char *method;
-    const char *path;
-    bool prefix; /* path is a prefix followed by a non-empty id */
+/* What the emulator does with each kind of route. Which method and path make
+ * a route is the provider's table (providers/openai.c), shared with the
+ * forwarder; this table only says, per kind, whether the body must be a JSON
+ * object, which dialect feature it needs, and who answers. */
+struct kind_handler {
+    enum rd_req_kind kind;
     bool json_body;
     enum feature feature;
     void (*handler)(struct rd_emu_ctx *c);
 };
 
-static const struct route ROUTES[] = {
-    {"POST", "/v1/chat/completions", false, true, FEAT_ALWAYS, rd_emu_oai_chat},
-    {"POST", "/v1/completions", false, true, FEAT_ALWAYS, rd_emu_oai_completions},
-    {"POST", "/v1/embeddings", false, true, FEAT_EMBEDDINGS, rd_emu_oai_embeddings},
-    {"POST", "/v1/responses", false, true, FEAT_RESPONSES, rd_emu_oai_responses},
-    {"GET", "/v1/models", false, false, FEAT_ALWAYS, models_list},
-    {"GET", "/v1/models/", true, false, FEAT_ALWAYS, models_get},
+static const struct kind_handler HANDLERS[] = {
+    {RD_REQ_CHAT, true, FEAT_ALWAYS, rd_emu_oai_chat},
+    {RD_REQ_COMPLETION, true, FEAT_ALWAYS, rd_emu_oai_completions},
+    {RD_REQ_EMBEDDING, true, FEAT_EMBEDDINGS, rd_emu_oai_embeddings},
+    {RD_REQ_RESPONSES, true, FEAT_RESPONSES, rd_emu_oai_responses},
+    {RD_REQ_MODELS, false, FEAT_ALWAYS, models},
 };
 
 /* ---- rendering ---------------------------------------------------------- */
@@ -307,19 +309,32 @@ static void models_list(struct rd_emu_ctx *c)
     rd_emu_oai_json(c->out, root, 0);
 }
 
-static void models_get(struct rd_emu_ctx *c)
+/* id is the route's capture: a pointer into the path, not NUL-terminated. */
+static void models_get(struct rd_emu_ctx *c, const char *id, size_t n)
 {
-    const char *id = c->req->path + strlen("/v1/models/");
     for (size_t i = 0; c->d->models[i]; i++) {
-        if (strcmp(id, c->d->models[i]) == 0) {
+        if (strlen(c->d->models[i]) == n && memcmp(id, c->d->models[i], n) == 0) {
             rd_emu_oai_json(c->out, model_object(c->d, c->d->models[i]), 0);
             return;
         }
     }
-    char *shown = printable(id, strlen(id));
+    char *shown = printable(id, n);
     rd_emu_oai_error(c->out, 404, NULL, "model_not_found",
                      "The model `%s` does not exist or you do not have access to it.", shown);
     free(shown);
+}
+
+/* GET /v1/models lists; GET /v1/models/{id} (a route whose model comes from
+ * a capture, so the id is never empty and holds no '/') retrieves one. A
+ * capture number past the match's captures would be a table bug: it lists. */
+static void models(struct rd_emu_ctx *c)
+{
+    const struct rd_route_match *m = c->req->match;
+    unsigned from = m->route->model_from;
+    if (from == RD_MODEL_IN_BODY || from > m->ncap)
+        models_list(c);
+    else
+        models_get(c, m->cap[from - 1].p, m->cap[from - 1].n);
 }
 
 /* ---- entry point -------------------------------------------------------- */
@@ -329,32 +344,26 @@ static bool has_feature(const struct rd_emu_dialect *d, enum feature f)
     return f == FEAT_ALWAYS || (f == FEAT_EMBEDDINGS && d->has_embeddings) || (f == FEAT_RESPONSES && d->has_responses);
 }
 
-static const struct route *find_route(const struct rd_emu_dialect *d, const char *method, const char *path)
+/* The handler of the matched route, or NULL: no route (unknown path, or a
+ * known path with another method), or a kind this dialect does not serve. */
+static const struct kind_handler *find_handler(const struct rd_emu_dialect *d, const struct rd_route_match *m)
 {
-    for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0]; i++) {
-        const struct route *r = &ROUTES[i];
-        size_t pl = strlen(r->path);
-        bool match = r->prefix ? strncmp(path, r->path, pl) == 0 && path[pl] != '\0' : strcmp(path, r->path) == 0;
-        if (match && strcmp(method, r->method) == 0 && has_feature(d, r->feature))
-            return r;
-    }
+    if (m == NULL || m->route == NULL)
+        return NULL;
+    for (size_t i = 0; i < sizeof HANDLERS / sizeof HANDLERS[0]; i++)
+        if (HANDLERS[i].kind == m->route->kind)
+            return has_feature(d, HANDLERS[i].feature) ? &HANDLERS[i] : NULL;
     return NULL;
 }
 
 int rd_emu_openai(const struct rd_emu_dialect *d, const struct rd_emu_request *req, struct rd_emu_reply *out)
 {
     memset(out, 0, sizeof *out);
-    const char *method = req->method ? req->method : "";
-    const char *path = req->path ? req->path : "";
-    const struct route *r = find_route(d, method, path);
-    char v1path[256];
-    if (r == NULL && d->v1_optional && strncmp(path, "/v1/", 4) != 0 && strlen(path) + 4 < sizeof v1path) {
-        /* DeepSeek's base URL works with and without /v1. */
-        snprintf(v1path, sizeof v1path, "/v1%s", path);
-        r = find_route(d, method, v1path);
-    }
+    const struct kind_handler *r = find_handler(d, req->match);
     if (r == NULL) {
         /* OpenAI answers a wrong method on a known path the same way. */
+        const char *method = req->method ? req->method : "";
+        const char *path = req->path ? req->path : "";
         char *m = printable(method, strlen(method));
         char *p = printable(path, strlen(path));
         rd_emu_oai_error(out, 404, NULL, NULL, "Invalid URL (%s %s)", m, p);
