@@ -146,8 +146,9 @@ static void test_only_the_right_level_matches(void **state)
     /* brackets and quotes inside strings do not change the depth */
     expect_span("{\"a\":[\"}{][\",{\"b\":\"]}\"}],\"c\":{\"d\":\"{{{\"},\"model\":\"m\"}", PATH("model"), "\"m\"");
     /* the usage of a responses API event is under "response" */
-    static const char ev[] = "{\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"output\":[{\"usage\":1}],"
-                             "\"usage\":{\"input_tokens\":9,\"output_tokens\":2}}}";
+    static const char ev[] =
+        "{\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"output\":[{\"usage\":1}],"
+        "\"usage\":{\"input_tokens\":9,\"output_tokens\":2}}}";
     expect_rc(ev, PATH("usage"), RD_ENOTFOUND);
     expect_span(ev, PATH("response", "usage"), "{\"input_tokens\":9,\"output_tokens\":2}");
 }
@@ -333,10 +334,10 @@ static void test_every_truncation(void **state)
     (void)state;
     /* A body cut at any byte (the client or the upstream went away) never
      * yields a string or container other than the whole document's. */
-    static const char doc[] = "{\"id\":\"x\\\"}\",\"choices\":[{\"delta\":{\"content\":\"{\\\"usage\\\":1}\"}}],"
-                              "\"model\":\"gpt-4o\",\"usage\":{\"prompt_tokens\":12,\"details\":{\"cached_tokens\":3}}}";
-    const char *const *const paths[] = {PATH("model"), PATH("usage"), PATH("usage", "details"),
-                                        PATH("choices")};
+    static const char doc[] =
+        "{\"id\":\"x\\\"}\",\"choices\":[{\"delta\":{\"content\":\"{\\\"usage\\\":1}\"}}],"
+        "\"model\":\"gpt-4o\",\"usage\":{\"prompt_tokens\":12,\"details\":{\"cached_tokens\":3}}}";
+    const char *const *const paths[] = {PATH("model"), PATH("usage"), PATH("usage", "details"), PATH("choices")};
     char full[512], span[512];
     for (size_t k = 0; k < sizeof paths / sizeof paths[0]; k++) {
         assert_int_equal(find(doc, paths[k], full, sizeof full), 0);

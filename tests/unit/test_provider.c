@@ -231,8 +231,8 @@ static void test_route_real_providers(void **state)
 
 /* ---- model ---- */
 
-static size_t model_of(const struct rd_provider *p, const char *method, const char *path, const char *body,
-                       char *out, size_t cap)
+static size_t model_of(const struct rd_provider *p, const char *method, const char *path, const char *body, char *out,
+                       size_t cap)
 {
     struct rd_route_match m;
     rd_provider_route(p, method, path, &m);
@@ -241,7 +241,12 @@ static size_t model_of(const struct rd_provider *p, const char *method, const ch
     assert_non_null(b);
     memcpy(b, body ? body : "", len);
     struct rd_provider_req r = {
-        .method = method, .path = path, .query = "", .body = b, .body_len = len, .match = &m,
+        .method = method,
+        .path = path,
+        .query = "",
+        .body = b,
+        .body_len = len,
+        .match = &m,
     };
     size_t n = p->model(p, &r, out, cap);
     free(b);
@@ -295,8 +300,8 @@ static void test_model_default(void **state)
     }
     /* no matched route: from the body */
     struct rd_route_match none = {0};
-    struct rd_provider_req r = {.method = "POST", .path = "/v1/x", .query = "", .body = "{\"model\":\"m\"}",
-                                .body_len = 13, .match = &none};
+    struct rd_provider_req r = {
+        .method = "POST", .path = "/v1/x", .query = "", .body = "{\"model\":\"m\"}", .body_len = 13, .match = &none};
     assert_int_equal(rd_provider_model_default(p, &r, out, sizeof out), 1);
     assert_string_equal(out, "m");
     r.match = NULL;
@@ -469,7 +474,10 @@ static void test_error_openai_headers(void **state)
 
 /* ---- usage ---- */
 
-#define NO_USAGE {-1, -1, -1, -1}
+#define NO_USAGE                                                                                                       \
+    {                                                                                                                  \
+        -1, -1, -1, -1                                                                                                 \
+    }
 
 static int event(const struct rd_provider *p, const char *name, const char *data, struct rd_usage *u)
 {
@@ -542,8 +550,12 @@ static void test_stream_usage_partial_and_malformed(void **state)
     assert_int_equal(event(p, "", "{\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2}}", &u), 0);
     assert_usage(&u, 5, 2, -1, -1);
     /* malformed or truncated usage: unchanged, no crash */
-    const char *bad[] = {"{\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":", "{\"usage\":{\"prompt_tokens\":7",
-                         "{\"usage\":", "{\"usage\"", "{\"usage\":[1,2]}", "{\"usage\":\"many\"}",
+    const char *bad[] = {"{\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":",
+                         "{\"usage\":{\"prompt_tokens\":7",
+                         "{\"usage\":",
+                         "{\"usage\"",
+                         "{\"usage\":[1,2]}",
+                         "{\"usage\":\"many\"}",
                          "[\"usage\"]"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct rd_usage w = NO_USAGE;

@@ -384,6 +384,28 @@ static void test_event_id(void **state)
     check_stream(nul, sizeof nul - 1, "[|a|5][|b|5]");
 }
 
+static void test_overlong_id_ignored(void **state)
+{
+    (void)state;
+    /* sse.c: "an id over 1 KiB is ignored", so the previous id stays (a
+     * client resuming with Last-Event-ID needs it); 1 KiB itself is kept */
+    static char s[4096];
+    static char big[1026];
+    memset(big, '7', 1025);
+    big[1025] = '\0';
+    int n = snprintf(s, sizeof s, "id: 1\ndata: a\n\nid: %s\ndata: b\n\n", big);
+    struct run r;
+    feed_whole(s, (size_t)n, 0, &r);
+    assert_string_equal(rec_str(&r.rec), "[|a|1][|b|1]");
+    run_free(&r);
+    big[1024] = '\0';
+    n = snprintf(s, sizeof s, "id: 1\ndata: a\n\nid: %s\ndata: b\n\n", big);
+    feed_whole(s, (size_t)n, 0, &r);
+    assert_int_equal(r.rec.n, 2);
+    assert_non_null(strstr(rec_str(&r.rec), "[|b|7777"));
+    run_free(&r);
+}
+
 static void test_bom(void **state)
 {
     (void)state;
@@ -455,8 +477,8 @@ static void test_oversized_event_dropped(void **state)
     assert_true(whole.at_boundary);
     run_free(&whole);
 
-    /* many small data lines adding up past the cap are dropped too */
-    n = snprintf(s, sizeof s, "data: 0123456789\ndata: 0123456789\ndata: 0123456789\n\ndata: ok\n\n");
+    /* small data lines adding up past the cap (10+1+10+1+10+1+1 = 34) are dropped too */
+    n = snprintf(s, sizeof s, "data: 0123456789\ndata: 0123456789\ndata: 0123456789\ndata: 0\n\ndata: ok\n\n");
     check_any_split(s, (size_t)n, 32, &whole);
     assert_string_equal(rec_str(&whole.rec), "[|ok|]");
     assert_int_equal(whole.dropped, 1);
@@ -691,6 +713,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_fields),
         cmocka_unit_test(test_no_data_not_dispatched),
         cmocka_unit_test(test_event_id),
+        cmocka_unit_test(test_overlong_id_ignored),
         cmocka_unit_test(test_bom),
         cmocka_unit_test(test_bom_split_across_feeds),
         cmocka_unit_test(test_oversized_event_dropped),
