@@ -5,15 +5,20 @@
 #include <string.h>
 
 #define DEFAULT_MAX_EVENT (1024u * 1024u)
+#define MAX_ID 1024u
+/* Longest line kept across chunks: any longer one is a data or event line
+ * over the cap (dropped) or a comment, unknown field or over-long id
+ * (ignored), whichever pieces it came in. */
+#define LINE_CAP(max) (((max) > MAX_ID ? (max) : MAX_ID) + sizeof "event: ")
 
 void rd_sse_init(struct rd_sse *s, size_t max_event)
 {
     memset(s, 0, sizeof *s);
     s->max_event = max_event ? max_event : DEFAULT_MAX_EVENT;
-    rd_buf_init(&s->line, s->max_event + 1);
+    rd_buf_init(&s->line, LINE_CAP(s->max_event));
     rd_buf_init(&s->data, s->max_event + 1);
     rd_buf_init(&s->event, s->max_event + 1);
-    rd_buf_init(&s->id, 1024);
+    rd_buf_init(&s->id, MAX_ID);
 }
 
 void rd_sse_reset(struct rd_sse *s)
@@ -23,6 +28,7 @@ void rd_sse_reset(struct rd_sse *s)
     rd_buf_reset(&s->event);
     rd_buf_reset(&s->id);
     s->after_cr = s->started = s->oversized = s->skip_line = false;
+    s->bom = 0;
     s->events = s->dropped = 0;
 }
 
@@ -73,11 +79,9 @@ static int dispatch(struct rd_sse *s, rd_sse_event_fn fn, void *ud)
     return rc;
 }
 
-static void set_buf(struct rd_sse *s, struct rd_buf *b, const char *v, size_t n)
+static size_t data_len(const struct rd_sse *s)
 {
-    rd_buf_reset(b);
-    if (rd_buf_append(b, v, n) < 0)
-        s->oversized = true;
+    return s->data.len ? s->data.len - 1 : 0; /* without the last LF */
 }
 
 /* One complete line (without its terminator). */
@@ -96,15 +100,18 @@ static int line(struct rd_sse *s, const char *p, size_t n, rd_sse_event_fn fn, v
         vlen--;
     }
     if (flen == 4 && memcmp(p, "data", 4) == 0) {
-        if (s->data.len + s->event.len + vlen + 1 > s->max_event || rd_buf_append(&s->data, v, vlen) < 0 ||
+        size_t joined = s->data.len + vlen; /* data_len after this line */
+        if (joined + s->event.len > s->max_event || rd_buf_append(&s->data, v, vlen) < 0 ||
             rd_buf_append(&s->data, "\n", 1) < 0) {
             s->oversized = true;
             rd_buf_reset(&s->data);
         }
     } else if (flen == 5 && memcmp(p, "event", 5) == 0) {
-        set_buf(s, &s->event, v, vlen);
+        rd_buf_reset(&s->event);
+        if (data_len(s) + vlen > s->max_event || rd_buf_append(&s->event, v, vlen) < 0)
+            s->oversized = true;
     } else if (flen == 2 && memcmp(p, "id", 2) == 0) {
-        if (memchr(v, '\0', vlen) == NULL) {
+        if (vlen <= MAX_ID && memchr(v, '\0', vlen) == NULL) {
             rd_buf_reset(&s->id);
             (void)rd_buf_append(&s->id, v, vlen); /* an id over 1 KiB is ignored */
         }
@@ -113,14 +120,32 @@ static int line(struct rd_sse *s, const char *p, size_t n, rd_sse_event_fn fn, v
     return 0;
 }
 
+/* A carried line outgrew the line buffer: it is a data or event line over
+ * the cap (its event is dropped) or a line that is ignored anyway. */
+static void overflow(struct rd_sse *s)
+{
+    const char *b = s->line.data;
+    size_t n = s->line.len;
+    if ((n >= 5 && memcmp(b, "data:", 5) == 0) || (n >= 6 && memcmp(b, "event:", 6) == 0) ||
+        (n == 4 && memcmp(b, "data", 4) == 0) || (n == 5 && memcmp(b, "event", 5) == 0))
+        s->oversized = true;
+    s->skip_line = true;
+    rd_buf_reset(&s->line);
+}
+
 int rd_sse_feed(struct rd_sse *s, const char *p, size_t n, rd_sse_event_fn fn, void *ud)
 {
     size_t i = 0;
-    if (!s->started && n > 0) {
-        /* The BOM may itself be split; only a complete one at offset 0 is skipped. */
-        if (n >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
-            i = 3;
-        s->started = true;
+    /* The BOM may itself be split: bom counts its bytes seen so far. */
+    while (!s->started && i < n) {
+        if ((unsigned char)p[i] == (unsigned char)"\xEF\xBB\xBF"[s->bom]) {
+            i++;
+            if (++s->bom == 3)
+                s->started = true;
+            continue;
+        }
+        s->started = true; /* not a BOM: the bytes taken so far start the first line */
+        (void)rd_buf_append(&s->line, "\xEF\xBB", s->bom);
     }
     if (s->after_cr && i < n) {
         s->after_cr = false;
@@ -134,9 +159,10 @@ int rd_sse_feed(struct rd_sse *s, const char *p, size_t n, rd_sse_event_fn fn, v
             j++;
         if (j == n) {
             /* Partial line: keep it for the next chunk (or keep skipping it). */
-            if (!s->skip_line && rd_buf_append(&s->line, p + i, n - i) < 0) {
-                s->oversized = s->skip_line = true;
-                rd_buf_reset(&s->line);
+            if (!s->skip_line) {
+                size_t room = s->line.max - s->line.len;
+                if (rd_buf_append(&s->line, p + i, n - i < room ? n - i : room) < 0 || n - i > room)
+                    overflow(s);
             }
             return 0;
         }
@@ -144,10 +170,13 @@ int rd_sse_feed(struct rd_sse *s, const char *p, size_t n, rd_sse_event_fn fn, v
         if (s->skip_line) {
             s->skip_line = false; /* the end of a line too long to keep: dropped with its event */
         } else if (s->line.len) {
-            if (rd_buf_append(&s->line, p + i, j - i) < 0) {
-                s->oversized = true;
-                rd_buf_reset(&s->line);
+            size_t room = s->line.max - s->line.len;
+            if (j - i > room) {
+                (void)rd_buf_append(&s->line, p + i, room);
+                overflow(s);
+                s->skip_line = false;
             } else {
+                (void)rd_buf_append(&s->line, p + i, j - i);
                 rc = line(s, s->line.data, s->line.len, fn, ud);
             }
             rd_buf_reset(&s->line);

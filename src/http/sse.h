@@ -40,6 +40,7 @@ struct rd_sse {
     uint64_t dropped;    /* over max_event */
     bool after_cr;       /* the previous chunk ended with CR: a leading LF is its pair */
     bool started;        /* past a possible BOM */
+    unsigned bom;        /* BOM bytes seen while not started */
     bool oversized;      /* the event being built passed max_event: drop it */
     bool skip_line;      /* inside a line too long to keep: discard to its end */
 };

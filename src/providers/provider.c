@@ -197,35 +197,62 @@ void rd_provider_error_openai(const struct rd_provider *p, const struct rd_error
     error_headers(p, e, hdrs);
 }
 
-/* Reads an OpenAI usage object (chat/completions or responses naming). */
+/* Reads an OpenAI usage object (chat/completions or responses naming) in
+ * one pass with the scanner: json-c would build a tree (and switch locales)
+ * for six integers, which cost more than the rest of the relay. Strict: a
+ * malformed object leaves usage unchanged. */
+struct usage_read {
+    struct rd_usage u;
+    bool bad;
+};
+
+static bool key_is(const char *k, size_t n, bool esc, const char *want)
+{
+    return !esc && n == strlen(want) && memcmp(k, want, n) == 0;
+}
+
+static void read_int(struct usage_read *r, struct rd_json_span v, int64_t *dst)
+{
+    int64_t x;
+    if (rd_json_span_int64(v, &x) == 0)
+        *dst = x;
+    else if (!(v.n == 4 && memcmp(v.p, "null", 4) == 0))
+        r->bad = true;
+}
+
+static int on_details(void *ud, const char *k, size_t n, bool esc, struct rd_json_span v)
+{
+    struct usage_read *r = ud;
+    if (key_is(k, n, esc, "cached_tokens"))
+        read_int(r, v, &r->u.cached);
+    else if (key_is(k, n, esc, "reasoning_tokens"))
+        read_int(r, v, &r->u.reasoning);
+    return 0;
+}
+
+static int on_usage(void *ud, const char *k, size_t n, bool esc, struct rd_json_span v)
+{
+    struct usage_read *r = ud;
+    if (key_is(k, n, esc, "prompt_tokens") || key_is(k, n, esc, "input_tokens"))
+        read_int(r, v, &r->u.input);
+    else if (key_is(k, n, esc, "completion_tokens") || key_is(k, n, esc, "output_tokens"))
+        read_int(r, v, &r->u.output);
+    else if (key_is(k, n, esc, "prompt_cache_hit_tokens")) /* DeepSeek */
+        read_int(r, v, &r->u.cached);
+    else if ((key_is(k, n, esc, "prompt_tokens_details") || key_is(k, n, esc, "input_tokens_details") ||
+              key_is(k, n, esc, "completion_tokens_details") || key_is(k, n, esc, "output_tokens_details")) &&
+             v.n > 0 && v.p[0] == '{') {
+        if (rd_json_scan_members(v.p, v.n, on_details, r) < 0)
+            r->bad = true;
+    }
+    return 0;
+}
+
 static void read_usage(const char *p, size_t n, struct rd_usage *u)
 {
-    if (n > (size_t)INT32_MAX)
-        return;
-    struct json_tokener *tok = json_tokener_new();
-    struct json_object *o = json_tokener_parse_ex(tok, p, (int)n);
-    json_tokener_free(tok);
-    if (o == NULL || !json_object_is_type(o, json_type_object)) {
-        json_object_put(o);
-        return;
-    }
-    struct json_object *v;
-    if (json_object_object_get_ex(o, "prompt_tokens", &v) || json_object_object_get_ex(o, "input_tokens", &v))
-        u->input = json_object_get_int64(v);
-    if (json_object_object_get_ex(o, "completion_tokens", &v) || json_object_object_get_ex(o, "output_tokens", &v))
-        u->output = json_object_get_int64(v);
-    struct json_object *d;
-    if ((json_object_object_get_ex(o, "prompt_tokens_details", &d) ||
-         json_object_object_get_ex(o, "input_tokens_details", &d)) &&
-        json_object_object_get_ex(d, "cached_tokens", &v))
-        u->cached = json_object_get_int64(v);
-    if (json_object_object_get_ex(o, "prompt_cache_hit_tokens", &v)) /* DeepSeek */
-        u->cached = json_object_get_int64(v);
-    if ((json_object_object_get_ex(o, "completion_tokens_details", &d) ||
-         json_object_object_get_ex(o, "output_tokens_details", &d)) &&
-        json_object_object_get_ex(d, "reasoning_tokens", &v))
-        u->reasoning = json_object_get_int64(v);
-    json_object_put(o);
+    struct usage_read r = {.u = *u, .bad = false};
+    if (rd_json_scan_members(p, n, on_usage, &r) == 0 && !r.bad)
+        *u = r.u;
 }
 
 /* "usage" at the top level (chat, completions, embeddings, responses) or
@@ -259,6 +286,5 @@ void rd_provider_body_usage_openai(const struct rd_provider *p, const char *body
                                    struct rd_usage *usage)
 {
     (void)p;
-    if (memmem(body, len, "\"usage\"", 7) != NULL)
-        find_usage(body, len, usage);
+    find_usage(body, len, usage); /* one pass: usage is in almost every body */
 }

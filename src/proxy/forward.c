@@ -56,12 +56,10 @@ static void decode(struct rd_req *req, const char *p, size_t n)
     switch (req->decode) {
     case RD_DECODE_SSE: (void)rd_sse_feed(&req->sse, p, n, on_sse_event, req); break;
     case RD_DECODE_BODY:
-        /* One chunk holding the whole body is scanned in place at the end;
-         * only bodies in several chunks are copied. */
-        if (req->bytes_out == n && req->content_length == (int64_t)n) {
-            req->provider->body_usage(req->provider, p, n, &req->usage);
-            req->decode = RD_DECODE_NONE;
-        } else if (req->body.len + n > BODY_SCAN_MAX || rd_buf_append(&req->body, p, n) < 0) {
+        /* Kept, not parsed: usage is read from it only when a consumer asks
+         * (rd_req_usage), so a plain relay pays a copy, not a scan. */
+        if (req->body.len + n > BODY_SCAN_MAX || rd_buf_append(&req->body, p, n) < 0) {
+            rd_buf_reset(&req->body);
             req->decode = RD_DECODE_NONE; /* too big to look at: relayed all the same */
         }
         break;
@@ -71,8 +69,7 @@ static void decode(struct rd_req *req, const char *p, size_t n)
 
 static void decode_end(struct rd_req *req)
 {
-    if (req->decode == RD_DECODE_BODY && req->body.len)
-        req->provider->body_usage(req->provider, req->body.data, req->body.len, &req->usage);
+    req->body_complete = req->decode == RD_DECODE_BODY;
     req->decode = RD_DECODE_NONE;
 }
 

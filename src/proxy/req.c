@@ -15,7 +15,7 @@
 #include "util/mem.h"
 
 #define POOL_MAX 1024      /* released requests kept per worker for reuse */
-#define ARENA_KEEP (64u * 1024u) /* an arena that grew past this is freed, not pooled */
+#define ARENA_KEEP (64u * 1024u) /* an arena (or body buffer) that grew past this is freed, not pooled */
 
 static void on_timer(uv_timer_t *t);
 static void on_timer_closed(uv_handle_t *h);
@@ -75,6 +75,9 @@ static struct rd_req *req_get(struct rd_req_env *env)
     } else {
         req = rd_calloc(1, sizeof *req);
         uv_timer_init(env->loop, &req->timer);
+        /* A pooled request's timer may still be armed (deadlines are lazy):
+         * it must not keep the loop alive. */
+        uv_unref((uv_handle_t *)&req->timer);
         req->timer.data = req;
         rd_arena_init(&req->arena);
         rd_hdrs_init(&req->up_hdrs, &req->arena);
@@ -96,14 +99,17 @@ static struct rd_req *req_get(struct rd_req_env *env)
 static void req_release(struct rd_req *req)
 {
     struct rd_req_env *env = req->env;
-    uv_timer_stop(&req->timer);
+    req->deadline = 0; /* the timer may stay armed; it finds nothing to do */
     if (env->observe)
         env->observe(req, env->observe_ud);
     rd_proxy_snap_unref(req->snap);
     rd_hdrs_clear(&req->up_hdrs);
     rd_hdrs_clear(&req->resp_hdrs);
     rd_buf_reset(&req->url);
-    rd_buf_reset(&req->body);
+    if (req->body.cap > ARENA_KEEP)
+        rd_buf_free(&req->body);
+    else
+        rd_buf_reset(&req->body);
     if (req->sse_ready)
         rd_sse_reset(&req->sse);
     bool big = req->arena.total > ARENA_KEEP;
@@ -113,8 +119,8 @@ static void req_release(struct rd_req *req)
         req_destroy(req);
         return;
     }
-    /* Clear everything but the pooled storage (the timer handle, before
-     * `state`, stays as it is). */
+    /* Clear everything but the pooled storage (the timer handle and its due
+     * time, before `state`, stay as they are). */
     struct rd_arena arena = req->arena;
     struct rd_hdrs up_hdrs = req->up_hdrs, resp_hdrs = req->resp_hdrs;
     struct rd_buf url = req->url, body = req->body;
@@ -136,11 +142,36 @@ static void req_release(struct rd_req *req)
     env->npool++;
 }
 
+const struct rd_usage *rd_req_usage(struct rd_req *req)
+{
+    if (req->body_complete && !req->usage_read && req->provider->body_usage)
+        req->provider->body_usage(req->provider, req->body.data, req->body.len, &req->usage);
+    req->usage_read = true;
+    return &req->usage;
+}
+
 const char *rd_req_id(struct rd_req *req)
 {
     if (req->id_text[0] == '\0')
         snprintf(req->id_text, sizeof req->id_text, "req_%016" PRIx64, req->id);
     return req->id_text;
+}
+
+/* Deadlines are lazy, like the connection's: the deadline is recorded (loop
+ * time, 0: none) and the timer restarted only when it is idle or due after
+ * it, so a request normally costs no timer-heap operation. */
+static void set_deadline(struct rd_req *req, uint64_t ms)
+{
+    if (ms == 0) {
+        req->deadline = 0;
+        return;
+    }
+    uint64_t at = uv_now(req->env->loop) + ms;
+    req->deadline = at;
+    if (!uv_is_active((uv_handle_t *)&req->timer) || req->timer_due > at) {
+        req->timer_due = at;
+        uv_timer_start(&req->timer, on_timer, ms, 0);
+    }
 }
 
 void rd_req_set_state(struct rd_req *req, enum rd_req_state s)
@@ -152,20 +183,15 @@ void rd_req_set_state(struct rd_req *req, enum rd_req_state s)
     switch (s) {
     case RD_REQ_NEW: break;
     case RD_REQ_WAIT: break; /* rd_req_wait arms it */
-    case RD_REQ_UPSTREAM:
-        if (req->snap->limits.upstream_timeout_ms)
-            uv_timer_start(&req->timer, on_timer, req->snap->limits.upstream_timeout_ms, 0);
-        else
-            uv_timer_stop(&req->timer);
-        break;
+    case RD_REQ_UPSTREAM: set_deadline(req, req->snap->limits.upstream_timeout_ms); break;
     case RD_REQ_RELAY:
         /* The transfer deadline runs on from UPSTREAM: one deadline for the
          * whole transfer, as the upstream timeout is documented. */
-        if (from != RD_REQ_UPSTREAM && req->snap->limits.upstream_timeout_ms)
-            uv_timer_start(&req->timer, on_timer, req->snap->limits.upstream_timeout_ms, 0);
+        if (from != RD_REQ_UPSTREAM)
+            set_deadline(req, req->snap->limits.upstream_timeout_ms);
         break;
     case RD_REQ_DONE:
-        uv_timer_stop(&req->timer);
+        req->deadline = 0;
         req->t_done = rd_req_now_us();
         break;
     }
@@ -175,12 +201,21 @@ void rd_req_wait(struct rd_req *req, uint64_t ms, void (*fn)(struct rd_req *req)
 {
     req->wait_fn = fn;
     rd_req_set_state(req, RD_REQ_WAIT);
-    uv_timer_start(&req->timer, on_timer, ms, 0);
+    set_deadline(req, ms ? ms : 1);
 }
 
 static void on_timer(uv_timer_t *t)
 {
     struct rd_req *req = t->data;
+    if (req->deadline == 0)
+        return;
+    uint64_t now = uv_now(req->env->loop);
+    if (now < req->deadline) {
+        req->timer_due = req->deadline;
+        uv_timer_start(&req->timer, on_timer, req->deadline - now, 0);
+        return;
+    }
+    req->deadline = 0;
     switch (req->state) {
     case RD_REQ_WAIT: {
         void (*fn)(struct rd_req *) = req->wait_fn;
@@ -208,8 +243,9 @@ static void log_done(struct rd_req *req)
     if (!rd_log_enabled(RD_LOG_DEBUG))
         return;
     char tokens[64] = "";
-    if (req->usage.input >= 0 || req->usage.output >= 0)
-        snprintf(tokens, sizeof tokens, " tokens %lld/%lld", (long long)req->usage.input, (long long)req->usage.output);
+    const struct rd_usage *u = rd_req_usage(req);
+    if (u->input >= 0 || u->output >= 0)
+        snprintf(tokens, sizeof tokens, " tokens %lld/%lld", (long long)u->input, (long long)u->output);
     rd_debug("proxy %s: %s %s %s model=%s -> %d (upstream %d) %llu bytes in %.3f ms%s%s", req->snap->name,
              rd_req_id(req), req->method, req->path, req->model[0] ? req->model : "-",
              req->status_sent, req->status_upstream, (unsigned long long)req->bytes_out,

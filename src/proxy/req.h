@@ -62,13 +62,15 @@ struct rd_req_env {
     /* Called with every request just before it is released (state DONE,
      * everything final): the seam for the request log and metrics of the
      * observability issue, and for tests. May be NULL. */
-    void (*observe)(const struct rd_req *req, void *ud);
+    void (*observe)(struct rd_req *req, void *ud);
     void *observe_ud;
 };
 
 struct rd_req {
-    uv_timer_t timer; /* the state's deadline */
-    enum rd_req_state state;
+    uv_timer_t timer;   /* the state's deadline */
+    uint64_t timer_due; /* loop time the timer fires, while armed (kept across reuse, with the timer) */
+    enum rd_req_state state; /* everything from here on is cleared when the request is pooled */
+    uint64_t deadline;  /* loop time the state's deadline passes; 0: none */
     struct rd_req_env *env;
     struct rd_req *next_free;
     struct rd_http_exch *x;      /* borrowed until the exchange ends, then NULL */
@@ -116,7 +118,9 @@ struct rd_req {
     struct rd_buf url;
     enum rd_req_decode decode;
     struct rd_sse sse;       /* RD_DECODE_SSE */
-    struct rd_buf body;      /* RD_DECODE_BODY: the body when it came in several chunks */
+    struct rd_buf body;      /* RD_DECODE_BODY: the response body (up to 1 MiB), for rd_req_usage */
+    bool body_complete;      /* body holds a whole 2xx JSON body */
+    bool usage_read;         /* rd_req_usage looked at body */
     int64_t content_length;  /* announced by the source, -1 if none */
     bool sse_ready;          /* sse initialised (kept across reuse) */
     bool head_sent;
@@ -147,6 +151,10 @@ void rd_req_server_error(struct rd_req_env *env, struct rd_proxy_snap *snap, con
 void rd_req_set_state(struct rd_req *req, enum rd_req_state s);
 /* Suspends req in WAIT until ms have passed, then calls fn(req). */
 void rd_req_wait(struct rd_req *req, uint64_t ms, void (*fn)(struct rd_req *req));
+/* The token usage of the response: from the stream events as they passed,
+ * or read from the kept body on the first call (bodies are not parsed on the
+ * relay path unless someone asks). Fields are -1 when not reported. */
+const struct rd_usage *rd_req_usage(struct rd_req *req);
 /* "req_<16 hex>": the id sent in error responses and written in log lines. */
 const char *rd_req_id(struct rd_req *req);
 const char *rd_req_state_name(enum rd_req_state s);

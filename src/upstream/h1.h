@@ -11,6 +11,7 @@
 #define RD_UPSTREAM_H1_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "upstream/source.h"
@@ -22,6 +23,12 @@ struct rd_h1;
 /* Creates the client of one loop (its pool, free lists, deferral handle).
  * Never NULL. Loop thread only. */
 struct rd_h1_ctx *rd_h1_ctx_new(uv_loop_t *loop);
+
+/* A pooled connection idle at least this long is checked (a non-blocking
+ * peek: FIN, reset or stray bytes) before it is reused. */
+#define RD_H1_STALE_CHECK_MS 1000u
+/* Changes that threshold (tests use 0: always check). */
+void rd_h1_ctx_set_stale_check_ms(struct rd_h1_ctx *ctx, uint64_t ms);
 
 /* Closes the pooled connections and the context's handles; memory is
  * released once the loop has run the close callbacks. Requests still in

@@ -39,6 +39,7 @@ struct conn {
     uv_timer_t timer;
     uint64_t tdeadline; /* loop time the timer's purpose expires; 0: none */
     uint64_t timer_due; /* loop time the uv timer fires, while active */
+    uint64_t idle_since; /* loop time it went back to the pool */
     uv_connect_t creq;
     uv_write_t wreq;
     struct rd_h1_ctx *ctx;
@@ -95,6 +96,7 @@ struct rd_h1_ctx {
     struct rd_h1 *dhead, *dtail;
     size_t ndeferred;
     int nopen;               /* conns not freed yet + the defer handle */
+    uint64_t stale_check_ms; /* peek at connections idle at least this long before reuse */
     bool closing;
     /* One read buffer for all connections: libuv runs alloc and read
      * callbacks back to back per stream and the bytes are parsed before

@@ -6,6 +6,7 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/err.h"
@@ -17,6 +18,16 @@ static size_t skip_ws(const char *p, size_t i, size_t len)
     return i;
 }
 
+/* Bytes that end a plain run inside a string: the quote, the backslash and
+ * control characters (which JSON does not allow raw). */
+static const unsigned char str_special[256] = {
+    [0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1, [0x06] = 1, [0x07] = 1,
+    [0x08] = 1, [0x09] = 1, [0x0a] = 1, [0x0b] = 1, [0x0c] = 1, [0x0d] = 1, [0x0e] = 1, [0x0f] = 1,
+    [0x10] = 1, [0x11] = 1, [0x12] = 1, [0x13] = 1, [0x14] = 1, [0x15] = 1, [0x16] = 1, [0x17] = 1,
+    [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1, [0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1,
+    ['"'] = 1,  ['\\'] = 1,
+};
+
 /* p[i] is '"': returns the index after the closing quote, or 0 if the
  * string is unterminated or holds a control character. *escaped is set if
  * it contains a backslash. */
@@ -25,22 +36,65 @@ static size_t skip_string(const char *p, size_t i, size_t len, bool *escaped)
     *escaped = false;
     for (i++; i < len; i++) {
         unsigned char c = (unsigned char)p[i];
+        if (!str_special[c])
+            continue;
         if (c == '"')
             return i + 1;
-        if (c == '\\') {
-            *escaped = true;
-            if (++i >= len)
-                return 0;
-        } else if (c < 0x20) {
+        if (c != '\\')
+            return 0; /* control character */
+        *escaped = true;
+        if (++i >= len)
             return 0;
-        }
     }
     return 0;
 }
 
+/* Bytes that matter while skipping a container. */
+static const unsigned char cont_special[256] = {['"'] = 1, ['{'] = 1, ['}'] = 1, ['['] = 1, [']'] = 1};
+
+/* The open brackets of the container being skipped, one bit each (1: '['),
+ * so that a '}' closing a '[' is caught: inline for 512 levels, then on the
+ * heap (skipping never recurses, however deep the document). */
+struct bitstack {
+    uint64_t inl[8];
+    uint64_t *heap;
+    size_t cap; /* words in heap */
+};
+
+static bool bs_set(struct bitstack *b, size_t depth, bool bracket)
+{
+    size_t w = depth / 64;
+    uint64_t *words = b->inl;
+    if (w >= 8) {
+        if (w - 8 >= b->cap) {
+            size_t cap = b->cap ? b->cap * 2 : 64;
+            uint64_t *h = realloc(b->heap, cap * sizeof *h);
+            if (h == NULL)
+                return false;
+            b->heap = h;
+            b->cap = cap;
+        }
+        words = b->heap;
+        w -= 8;
+    }
+    uint64_t bit = (uint64_t)1 << (depth % 64);
+    words[w] = bracket ? words[w] | bit : words[w] & ~bit;
+    return true;
+}
+
+static bool bs_get(const struct bitstack *b, size_t depth)
+{
+    size_t w = depth / 64;
+    const uint64_t *words = w >= 8 ? b->heap : b->inl;
+    if (w >= 8)
+        w -= 8;
+    return (words[w] >> (depth % 64)) & 1;
+}
+
 /* Skips the value starting at p[i] (after whitespace). Returns the index
- * after it, or 0 if malformed. Containers are skipped by depth; scalars up to
- * the next delimiter (their exact form is not checked). */
+ * after it, or 0 if malformed. Containers are skipped by depth with their
+ * brackets paired; scalars up to the next delimiter (their exact form is not
+ * checked). */
 static size_t skip_value(const char *p, size_t i, size_t len)
 {
     if (i >= len)
@@ -49,24 +103,36 @@ static size_t skip_value(const char *p, size_t i, size_t len)
     if (p[i] == '"')
         return skip_string(p, i, len, &esc);
     if (p[i] == '{' || p[i] == '[') {
-        size_t depth = 0;
+        struct bitstack bs = {.heap = NULL, .cap = 0};
+        size_t depth = 0, out = 0;
         while (i < len) {
+            if (!cont_special[(unsigned char)p[i]]) {
+                i++;
+                continue;
+            }
             char c = p[i];
             if (c == '"') {
                 i = skip_string(p, i, len, &esc);
                 if (i == 0)
-                    return 0;
+                    break;
                 continue;
             }
-            if (c == '{' || c == '[')
+            if (c == '{' || c == '[') {
+                if (!bs_set(&bs, depth, c == '['))
+                    break;
                 depth++;
-            else if (c == '}' || c == ']') {
-                if (--depth == 0)
-                    return i + 1;
+            } else if (c == '}' || c == ']') {
+                if (bs_get(&bs, depth - 1) != (c == ']'))
+                    break; /* mismatched */
+                if (--depth == 0) {
+                    out = i + 1;
+                    break;
+                }
             }
             i++;
         }
-        return 0;
+        free(bs.heap);
+        return out;
     }
     size_t start = i;
     while (i < len && p[i] != ',' && p[i] != '}' && p[i] != ']' && p[i] != ' ' && p[i] != '\t' && p[i] != '\n' &&
@@ -202,4 +268,66 @@ int rd_json_scan_string(const char *doc, size_t len, const char *const *path, ch
     out[n] = '\0';
     json_object_put(o);
     return (int)n;
+}
+
+int rd_json_scan_members(const char *obj, size_t len, rd_json_member_fn fn, void *ud)
+{
+    size_t i = skip_ws(obj, 0, len);
+    if (i >= len || obj[i] != '{')
+        return RD_EPROTO;
+    i = skip_ws(obj, i + 1, len);
+    if (i < len && obj[i] == '}')
+        return 0;
+    while (i < len) {
+        if (obj[i] != '"')
+            return RD_EPROTO;
+        bool esc;
+        size_t end = skip_string(obj, i, len, &esc);
+        if (end == 0)
+            return RD_EPROTO;
+        size_t k = i + 1, klen = end - 1 - k;
+        i = skip_ws(obj, end, len);
+        if (i >= len || obj[i] != ':')
+            return RD_EPROTO;
+        i = skip_ws(obj, i + 1, len);
+        size_t vend = skip_value(obj, i, len);
+        if (vend == 0)
+            return RD_EPROTO;
+        struct rd_json_span v = {obj + i, vend - i};
+        int rc = fn(ud, obj + k, klen, esc, v);
+        if (rc != 0)
+            return rc;
+        i = skip_ws(obj, vend, len);
+        if (i < len && obj[i] == ',') {
+            i = skip_ws(obj, i + 1, len);
+            continue;
+        }
+        return i < len && obj[i] == '}' ? 0 : RD_EPROTO;
+    }
+    return RD_EPROTO;
+}
+
+int rd_json_span_int64(struct rd_json_span v, int64_t *out)
+{
+    size_t i = 0;
+    bool neg = false;
+    if (i < v.n && v.p[i] == '-') {
+        neg = true;
+        i++;
+    }
+    if (i >= v.n || v.p[i] < '0' || v.p[i] > '9' || (v.p[i] == '0' && i + 1 < v.n))
+        return RD_EPROTO;
+    uint64_t acc = 0;
+    for (; i < v.n; i++) {
+        if (v.p[i] < '0' || v.p[i] > '9')
+            return RD_EPROTO;
+        uint64_t d = (uint64_t)(v.p[i] - '0');
+        if (acc > (UINT64_MAX - d) / 10)
+            return RD_ETOOBIG;
+        acc = acc * 10 + d;
+    }
+    if (neg ? acc > (uint64_t)INT64_MAX + 1 : acc > (uint64_t)INT64_MAX)
+        return RD_ETOOBIG;
+    *out = neg ? (int64_t)(0 - acc) : (int64_t)acc;
+    return 0;
 }

@@ -10,7 +10,9 @@
 #ifndef RD_UTIL_JSON_SCAN_H
 #define RD_UTIL_JSON_SCAN_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define RD_JSON_SCAN_MAX_DEPTH 64 /* deeper documents are not searched */
 
@@ -32,5 +34,20 @@ int rd_json_scan_find(const char *doc, size_t len, const char *const *path, stru
  * truncation is not reported: at most cap - 1), RD_ENOTFOUND if there is no
  * such string, RD_EPROTO if malformed. */
 int rd_json_scan_string(const char *doc, size_t len, const char *const *path, char *out, size_t cap);
+
+/* Called for each member of an object: the raw key (between the quotes,
+ * escapes not decoded, escaped set if it has any) and the value's span. A
+ * non-zero return stops the walk and is returned. */
+typedef int (*rd_json_member_fn)(void *ud, const char *key, size_t key_len, bool escaped, struct rd_json_span value);
+
+/* Walks the members of the object obj[0..len) (obj starts with '{', e.g. a
+ * span found above) in one pass. Returns 0, fn's non-zero value, or
+ * RD_EPROTO if the object is malformed. Pure. */
+int rd_json_scan_members(const char *obj, size_t len, rd_json_member_fn fn, void *ud);
+
+/* Reads span v as a JSON integer: optional '-', digits without a leading
+ * zero, no fraction or exponent. Returns 0 with *out set, RD_EPROTO if v is
+ * not such a number, RD_ETOOBIG if it does not fit in int64_t. */
+int rd_json_span_int64(struct rd_json_span v, int64_t *out);
 
 #endif

@@ -141,7 +141,7 @@ struct fx {
     uv_timer_t watchdog;
 };
 
-static void observe(const struct rd_req *req, void *ud)
+static void observe(struct rd_req *req, void *ud)
 {
     struct fx *fx = ud;
     struct seen *s = &fx->seen;
@@ -155,7 +155,7 @@ static void observe(const struct rd_req *req, void *ud)
     s->stream = req->stream;
     s->stream_ended = req->stream_ended;
     memcpy(s->model, req->model, sizeof s->model);
-    s->usage = req->usage;
+    s->usage = *rd_req_usage(req);
     s->bytes_out = req->bytes_out;
     s->timestamps_ordered = req->t_received <= req->t_done &&
                             (req->t_upstream == 0 || (req->t_received <= req->t_upstream &&
