@@ -403,7 +403,7 @@ static void default_limits(struct fx *f)
 
 /* ---- tests ---- */
 
-/* A request pipelined after a 20 MB response (whose last write left more
+/* A request pipelined after a 4 MB response (whose last write left more
  * than the high mark queued while the client was not reading) must get its
  * answer:
  * the drain that resumes its writer is derived from the queued bytes. */
@@ -411,7 +411,7 @@ static void client_pipelined(struct fx *f)
 {
     int s = cli_connect(f, 0);
     CHECK(s >= 0);
-    cli_send(s, "GET /big?n=20000000&tail=600000 HTTP/1.1\r\nHost: t\r\n\r\nGET /big?n=300000 HTTP/1.1\r\nHost: t\r\n\r\n");
+    cli_send(s, "GET /big?n=4000000&tail=600000 HTTP/1.1\r\nHost: t\r\n\r\nGET /big?n=300000 HTTP/1.1\r\nHost: t\r\n\r\n");
     sleep_ms(300); /* let output pile up */
     struct rd_buf in;
     rd_buf_init(&in, 0);
