@@ -44,7 +44,8 @@ void rd_sse_free(struct rd_sse *s)
 
 bool rd_sse_at_boundary(const struct rd_sse *s)
 {
-    return s->line.len == 0 && s->data.len == 0 && s->event.len == 0 && !s->oversized && !s->skip_line;
+    return s->line.len == 0 && s->data.len == 0 && s->event.len == 0 && !s->oversized && !s->skip_line &&
+           !s->ref_on;
 }
 
 static void clear_event(struct rd_sse *s)
@@ -52,6 +53,20 @@ static void clear_event(struct rd_sse *s)
     rd_buf_reset(&s->data);
     rd_buf_reset(&s->event);
     s->oversized = false;
+    s->ref_on = false;
+}
+
+/* Copies a pending zero-copy data line into the data buffer (before a second
+ * data line joins it, or before the chunk it points into goes away). */
+static void materialize(struct rd_sse *s)
+{
+    if (!s->ref_on)
+        return;
+    s->ref_on = false;
+    if (rd_buf_append(&s->data, s->ref, s->ref_len) < 0 || rd_buf_append(&s->data, "\n", 1) < 0) {
+        s->oversized = true;
+        rd_buf_reset(&s->data);
+    }
 }
 
 static int dispatch(struct rd_sse *s, rd_sse_event_fn fn, void *ud)
@@ -61,15 +76,15 @@ static int dispatch(struct rd_sse *s, rd_sse_event_fn fn, void *ud)
         clear_event(s);
         return 0;
     }
-    if (s->data.len == 0) {
+    if (s->data.len == 0 && !s->ref_on) {
         clear_event(s); /* no data: nothing is dispatched (the name is forgotten too) */
         return 0;
     }
     struct rd_sse_event ev = {
         .event = s->event.data ? s->event.data : "",
         .event_len = s->event.len,
-        .data = s->data.data,
-        .data_len = s->data.len - 1, /* the last LF */
+        .data = s->ref_on ? s->ref : s->data.data,
+        .data_len = s->ref_on ? s->ref_len : s->data.len - 1, /* without the last LF */
         .id = s->id.data ? s->id.data : "",
         .id_len = s->id.len,
     };
@@ -81,11 +96,14 @@ static int dispatch(struct rd_sse *s, rd_sse_event_fn fn, void *ud)
 
 static size_t data_len(const struct rd_sse *s)
 {
+    if (s->ref_on)
+        return s->ref_len;
     return s->data.len ? s->data.len - 1 : 0; /* without the last LF */
 }
 
-/* One complete line (without its terminator). */
-static int line(struct rd_sse *s, const char *p, size_t n, rd_sse_event_fn fn, void *ud)
+/* One complete line (without its terminator). direct: p points into the
+ * chunk being fed (not into the carried line buffer). */
+static int line(struct rd_sse *s, const char *p, size_t n, bool direct, rd_sse_event_fn fn, void *ud)
 {
     if (n == 0)
         return dispatch(s, fn, ud);
@@ -100,6 +118,17 @@ static int line(struct rd_sse *s, const char *p, size_t n, rd_sse_event_fn fn, v
         vlen--;
     }
     if (flen == 4 && memcmp(p, "data", 4) == 0) {
+        if (direct && s->data.len == 0 && !s->ref_on && !s->oversized) {
+            if (vlen + s->event.len > s->max_event) {
+                s->oversized = true;
+            } else {
+                s->ref = v;
+                s->ref_len = vlen;
+                s->ref_on = true;
+            }
+            return 0;
+        }
+        materialize(s);
         size_t joined = s->data.len + vlen; /* data_len after this line */
         if (joined + s->event.len > s->max_event || rd_buf_append(&s->data, v, vlen) < 0 ||
             rd_buf_append(&s->data, "\n", 1) < 0) {
@@ -153,11 +182,13 @@ int rd_sse_feed(struct rd_sse *s, const char *p, size_t n, rd_sse_event_fn fn, v
             i++;
     }
     while (i < n) {
-        /* Find the end of the line: CR or LF. */
-        size_t j = i;
-        while (j < n && p[j] != '\n' && p[j] != '\r')
-            j++;
+        /* Find the end of the line, CR or LF: LF by memchr, then a CR before it. */
+        const char *lf = memchr(p + i, '\n', n - i);
+        size_t end = lf ? (size_t)(lf - p) : n;
+        const char *cr = memchr(p + i, '\r', end - i);
+        size_t j = cr ? (size_t)(cr - p) : end;
         if (j == n) {
+            materialize(s);
             /* Partial line: keep it for the next chunk (or keep skipping it). */
             if (!s->skip_line) {
                 size_t room = s->line.max - s->line.len;
@@ -177,11 +208,11 @@ int rd_sse_feed(struct rd_sse *s, const char *p, size_t n, rd_sse_event_fn fn, v
                 s->skip_line = false;
             } else {
                 (void)rd_buf_append(&s->line, p + i, j - i);
-                rc = line(s, s->line.data, s->line.len, fn, ud);
+                rc = line(s, s->line.data, s->line.len, false, fn, ud);
             }
             rd_buf_reset(&s->line);
         } else {
-            rc = line(s, p + i, j - i, fn, ud);
+            rc = line(s, p + i, j - i, true, fn, ud);
         }
         if (p[j] == '\r') {
             if (j + 1 < n) {
@@ -192,8 +223,11 @@ int rd_sse_feed(struct rd_sse *s, const char *p, size_t n, rd_sse_event_fn fn, v
             }
         }
         i = j + 1;
-        if (rc != 0)
+        if (rc != 0) {
+            materialize(s);
             return rc;
+        }
     }
+    materialize(s);
     return 0;
 }

@@ -43,6 +43,12 @@ struct rd_sse {
     unsigned bom;        /* BOM bytes seen while not started */
     bool oversized;      /* the event being built passed max_event: drop it */
     bool skip_line;      /* inside a line too long to keep: discard to its end */
+    /* The usual event, one data line complete in the chunk being fed, is
+     * dispatched from the chunk without a copy: ref points into it until
+     * the feed returns (then it is copied into data if still pending). */
+    const char *ref;
+    size_t ref_len;
+    bool ref_on;
 };
 
 /* max_event caps one event's data + name (0: 1 MiB). */
