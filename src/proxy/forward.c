@@ -225,16 +225,8 @@ void rd_forward_start(struct rd_req *req)
     };
     if (snap->source != RD_SNAP_SRC_EMULATOR) {
         build_request_headers(req);
-        struct rd_provider_req pr = {
-            .method = hr->method,
-            .path = hr->path,
-            .query = hr->query,
-            .headers = &hr->headers,
-            .body = hr->body.data,
-            .body_len = hr->body.len,
-            .match = &req->match,
-            .config = snap->config,
-        };
+        struct rd_provider_req pr;
+        rd_req_provider_view(req, &pr);
         struct rd_upstream_prep prep = {
             .base = snap->upstream_base, .url = &req->url, .headers = &req->up_hdrs, .arena = &req->arena};
         int rc = p->prepare(p, &pr, &prep);

@@ -314,6 +314,21 @@ void rd_req_fail(struct rd_req *req, int status, const char *message)
 
 /* ---- entry points ---- */
 
+void rd_req_provider_view(const struct rd_req *req, struct rd_provider_req *out)
+{
+    const struct rd_http_request *hr = req->x->req;
+    *out = (struct rd_provider_req){
+        .method = hr->method,
+        .path = hr->path,
+        .query = hr->query,
+        .headers = &hr->headers,
+        .body = hr->body.data,
+        .body_len = hr->body.len,
+        .match = &req->match,
+        .config = req->snap->config,
+    };
+}
+
 static void classify(struct rd_req *req)
 {
     const struct rd_http_request *hr = req->x->req;
@@ -325,16 +340,8 @@ static void classify(struct rd_req *req)
     /* Only known routes are cache candidates; everything else bypasses. */
     req->cache = req->cacheable ? RD_CACHE_NONE : RD_CACHE_BYPASS;
     if (r && p->model) {
-        struct rd_provider_req pr = {
-            .method = hr->method,
-            .path = hr->path,
-            .query = hr->query,
-            .headers = &hr->headers,
-            .body = hr->body.data,
-            .body_len = hr->body.len,
-            .match = &req->match,
-            .config = req->snap->config,
-        };
+        struct rd_provider_req pr;
+        rd_req_provider_view(req, &pr);
         p->model(p, &pr, req->model, sizeof req->model);
     }
 }

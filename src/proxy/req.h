@@ -155,6 +155,8 @@ void rd_req_wait(struct rd_req *req, uint64_t ms, void (*fn)(struct rd_req *req)
  * or read from the kept body on the first call (bodies are not parsed on the
  * relay path unless someone asks). Fields are -1 when not reported. */
 const struct rd_usage *rd_req_usage(struct rd_req *req);
+/* What provider hooks see of req (while its exchange runs). */
+void rd_req_provider_view(const struct rd_req *req, struct rd_provider_req *out);
 /* "req_<16 hex>": the id sent in error responses and written in log lines. */
 const char *rd_req_id(struct rd_req *req);
 const char *rd_req_state_name(enum rd_req_state s);
