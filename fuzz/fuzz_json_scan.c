@@ -191,6 +191,36 @@ static void scan(const char *doc, size_t len, bool valid, struct json_object *tr
     }
 }
 
+/* rd_json_scan_members and rd_json_span_int64 (the usage reader's parts):
+ * every key and value lies inside the object, and an integer the scanner
+ * accepts is one json-c reads the same. */
+struct members {
+    const char *doc;
+    size_t len;
+    int n;
+};
+
+static int on_member(void *ud, const char *key, size_t key_len, bool escaped, struct rd_json_span v)
+{
+    struct members *m = ud;
+    (void)escaped;
+    CHECK(key >= m->doc && key + key_len <= m->doc + m->len);
+    CHECK(v.p >= key + key_len && v.p + v.n <= m->doc + m->len && v.n > 0);
+    int64_t x;
+    if (rd_json_span_int64(v, &x) == 0) {
+        char buf[32];
+        CHECK(v.n < sizeof buf);
+        memcpy(buf, v.p, v.n);
+        buf[v.n] = '\0';
+        CHECK(strtoll(buf, NULL, 10) == x);
+    }
+    if (v.p[0] == '{') {
+        struct members inner = {v.p, v.n, 0};
+        (void)rd_json_scan_members(v.p, v.n, on_member, &inner);
+    }
+    return ++m->n > 10000;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -201,6 +231,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool parsed = rd_json_parse((const char *)data, size, SIZE_MAX, &jdoc, NULL) == 0 &&
                   json_object_is_type(jdoc, json_type_object);
     scan((const char *)data, size, parsed && !has_control(data, size), NULL);
+    struct members m = {(const char *)data, size, 0};
+    int mrc = rd_json_scan_members((const char *)data, size, on_member, &m);
+    CHECK(!parsed || has_control(data, size) || mrc >= 0);
     if (parsed) {
         /* json-c's own rendering has no duplicate keys: there the scanner
          * and json-c must agree on every path (keys with \u escapes aside,
