@@ -46,7 +46,10 @@ static void pick_decoder(struct rd_req *req, const struct rd_hdrs *hdrs)
             req->sse_ready = true;
         }
         req->decode = RD_DECODE_SSE;
-    } else if (ctype_is(ct, "application/json") && req->provider->body_usage && req->status_upstream < 300) {
+    } else if (ctype_is(ct, "application/json") && req->provider->body_usage && req->status_upstream < 300 &&
+               (req->env->observe || rd_log_enabled(RD_LOG_DEBUG))) {
+        /* Kept only when something will read it (rd_req_usage): the request
+         * log, metrics or the debug log. */
         req->decode = RD_DECODE_BODY;
     }
 }

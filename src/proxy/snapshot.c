@@ -82,6 +82,7 @@ struct rd_proxy_rt *rd_proxy_rt_new(struct rd_proxy_snap *snap)
 {
     struct rd_proxy_rt *rt = rd_calloc(1, sizeof *rt);
     atomic_init(&rt->refs, 1);
+    atomic_init(&rt->gen, 0);
     pthread_mutex_init(&rt->mu, NULL);
     rt->snap = snap;
     return rt;
@@ -118,5 +119,6 @@ void rd_proxy_rt_swap(struct rd_proxy_rt *rt, struct rd_proxy_snap *snap)
     struct rd_proxy_snap *old = rt->snap;
     rt->snap = snap;
     pthread_mutex_unlock(&rt->mu);
+    atomic_fetch_add_explicit(&rt->gen, 1, memory_order_release);
     rd_proxy_snap_unref(old);
 }

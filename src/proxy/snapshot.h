@@ -52,6 +52,7 @@ struct rd_proxy_rt {
     atomic_int refs;
     pthread_mutex_t mu;
     struct rd_proxy_snap *snap; /* guarded by mu */
+    atomic_uint gen;            /* bumped after each swap: readers that cache a snapshot compare it */
 };
 
 /* Takes ownership of snap. refs starts at 1. */

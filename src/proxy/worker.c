@@ -15,6 +15,8 @@ struct binding {
     struct rd_worker *w;
     int64_t proxy_id;
     struct rd_proxy_rt *rt;
+    struct rd_proxy_snap *snap; /* the worker's cached reference to rt's current snapshot */
+    unsigned gen;               /* rt->gen when snap was taken */
     struct rd_http_listener *l;
     bool stopping;
     struct rd_stop_op **ops; /* owned array: the stops waiting for this binding to end */
@@ -56,33 +58,43 @@ static void op_complete(struct rd_stop_op *op)
 
 /* ---- listener callbacks (worker loop) ---- */
 
+/* The proxy's current snapshot (borrowed), without the holder's lock on
+ * every request: the binding keeps a reference and takes a new one only
+ * when a swap bumped the generation. The generation is read before the
+ * snapshot, so a swap in between only makes the next call look again. */
+static struct rd_proxy_snap *current(struct binding *b)
+{
+    unsigned gen = atomic_load_explicit(&b->rt->gen, memory_order_acquire);
+    if (b->snap == NULL || gen != b->gen) {
+        rd_proxy_snap_unref(b->snap);
+        b->snap = rd_proxy_rt_acquire(b->rt);
+        b->gen = gen;
+    }
+    return b->snap;
+}
+
 static void on_limits(void *ud, struct rd_http_limits *out)
 {
     struct binding *b = ud;
-    struct rd_proxy_snap *s = rd_proxy_rt_acquire(b->rt);
+    const struct rd_proxy_snap *s = current(b);
     out->max_head = RD_HTTP_MAX_HEAD_DEFAULT;
     out->max_body = s->limits.max_body_bytes;
     out->header_timeout_ms = s->header_timeout_ms;
     out->idle_timeout_ms = s->limits.idle_timeout_ms;
-    rd_proxy_snap_unref(s);
 }
 
 static void on_error(void *ud, const struct rd_http_error *e, struct rd_hdrs *hdrs, struct rd_buf *body,
                      const char **ctype)
 {
     struct binding *b = ud;
-    struct rd_proxy_snap *s = rd_proxy_rt_acquire(b->rt);
-    rd_req_server_error(&b->w->reqs, s, e, hdrs, body, ctype);
-    rd_proxy_snap_unref(s);
+    rd_req_server_error(&b->w->reqs, current(b), e, hdrs, body, ctype);
 }
 
 /* Every request of every proxy on this worker enters the proxy layer here. */
 static void on_request(struct rd_http_exch *x, void *ud)
 {
     struct binding *b = ud;
-    struct rd_proxy_snap *s = rd_proxy_rt_acquire(b->rt);
-    rd_req_handle(&b->w->reqs, x, s);
-    rd_proxy_snap_unref(s);
+    rd_req_handle(&b->w->reqs, x, current(b)); /* the request takes its own reference */
 }
 
 static void on_unlisten(void *ud)
@@ -103,6 +115,7 @@ static void on_stopped(void *ud)
     for (size_t i = 0; i < b->nops; i++)
         op_complete(b->ops[i]);
     free(b->ops);
+    rd_proxy_snap_unref(b->snap);
     rd_proxy_rt_unref(b->rt);
     free(b);
 }

@@ -47,6 +47,15 @@ static void set_state(struct conn *c, enum cstate s)
 
 /* ---- URL ---- */
 
+/* An origin-form target: visible ASCII without '#'. */
+static bool target_ok(const char *p)
+{
+    for (; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || *p == '#')
+            return false;
+    return true;
+}
+
 int rd_h1_parse_url(const char *url, char *host, size_t hostlen, int *port, const char **target)
 {
     if (url == NULL || strncasecmp(url, "http://", 7) != 0)
@@ -85,9 +94,8 @@ int rd_h1_parse_url(const char *url, char *host, size_t hostlen, int *port, cons
     const char *t = "/";
     if (*p == '/') {
         t = p;
-        for (; *p; p++)
-            if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || *p == '#')
-                return RD_EINVAL;
+        if (!target_ok(p))
+            return RD_EINVAL;
     } else if (*p != '\0') {
         return RD_EINVAL;
     }
@@ -602,8 +610,28 @@ struct rd_h1 *rd_h1_start(struct rd_h1_ctx *ctx, const struct rd_upstream_req *r
     char host[HOST_MAX];
     int port;
     const char *target;
-    if (rd_h1_parse_url(req->url, host, sizeof host, &port, &target) < 0)
-        return NULL;
+    /* A proxy sends every request to the same origin: the last one parsed is
+     * kept, and a URL that starts with it only has its target checked. */
+    size_t ol = ctx->last_origin_len;
+    if (ol > 0 && req->url != NULL && strncmp(req->url, ctx->last_origin, ol) == 0 && req->url[ol] == '/' &&
+        target_ok(req->url + ol)) {
+        memcpy(host, ctx->last_host, sizeof host);
+        port = ctx->last_port;
+        target = req->url + ol;
+    } else {
+        if (rd_h1_parse_url(req->url, host, sizeof host, &port, &target) < 0)
+            return NULL;
+        /* Only a target inside the URL (not the static "/" of an empty path). */
+        const char *slash = strchr(req->url + 7, '/');
+        size_t n = slash == target ? (size_t)(target - req->url) : sizeof ctx->last_origin;
+        if (n < sizeof ctx->last_origin) {
+            memcpy(ctx->last_origin, req->url, n);
+            ctx->last_origin[n] = '\0';
+            ctx->last_origin_len = n;
+            memcpy(ctx->last_host, host, sizeof host);
+            ctx->last_port = port;
+        }
+    }
     struct rd_h1 *r = req_new(ctx);
     r->cbs = cbs;
     r->ud = ud;

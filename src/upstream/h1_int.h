@@ -97,6 +97,10 @@ struct rd_h1_ctx {
     size_t ndeferred;
     int nopen;               /* conns not freed yet + the defer handle */
     uint64_t stale_check_ms; /* peek at connections idle at least this long before reuse */
+    char last_origin[128];   /* "http://host:port" of the last URL parsed (no trailing '/') */
+    size_t last_origin_len;  /* 0: none */
+    char last_host[HOST_MAX];
+    int last_port;
     bool closing;
     /* One read buffer for all connections: libuv runs alloc and read
      * callbacks back to back per stream and the bytes are parsed before

@@ -1070,6 +1070,42 @@ static void wait_for_fin(int fd)
     assert_true(p.revents & (POLLRDHUP | POLLHUP));
 }
 
+/* The origin of the last URL is kept so the next request to it is not
+ * parsed again: its target is still checked, a longer port is not taken for
+ * the cached one, and another origin is parsed as usual. */
+static void test_origin_cache(void **state)
+{
+    struct fx *f = *state;
+    f->srv.on_req = reply_hello;
+    get_ok(f, &f->cli[0]);
+    char url[128];
+    struct rd_upstream_req req = {.method = "GET", .url = url, .connect_timeout_ms = 1000, .timeout_ms = 1000};
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/a#b", f->srv.port);
+    assert_null(rd_h1_start(f->ctx, &req, &cbs, &f->cli[1])); /* '#' in the target, cached origin or not */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/a b", f->srv.port);
+    assert_null(rd_h1_start(f->ctx, &req, &cbs, &f->cli[1]));
+    snprintf(url, sizeof url, "http://127.0.0.1:%d0/x", f->srv.port); /* same prefix, another port */
+    char host[64];
+    int port = 0;
+    const char *target;
+    int rc = rd_h1_parse_url(url, host, sizeof host, &port, &target);
+    if (rc == 0) {
+        struct cli *c = &f->cli[1];
+        cli_reset(f, c);
+        c->h = rd_h1_start(f->ctx, &req, &cbs, c);
+        assert_non_null(c->h);
+        RUN_UNTIL(f, c->ndone > 0);
+        assert_int_not_equal(c->err, 0); /* nothing listens there: not the cached server */
+    } else {
+        assert_null(rd_h1_start(f->ctx, &req, &cbs, &f->cli[1])); /* port over 65535 */
+    }
+    struct reqspec s = {.path = "/again?q=1"};
+    start(f, &f->cli[2], &s);
+    RUN_UNTIL(f, f->cli[2].ndone > 0);
+    assert_int_equal(f->cli[2].status, 200);
+    assert_non_null(strstr(f->srv.last_req.data, "GET /again?q=1 HTTP/1.1"));
+}
+
 static void test_stale_pooled_connection_not_used(void **state)
 {
     struct fx *f = *state;
@@ -1181,6 +1217,7 @@ int main(void)
         T(test_post_read_then_dropped_not_replayed),
         T(test_idempotent_read_then_dropped_replayed_once),
         T(test_stale_pooled_connection_not_used),
+        T(test_origin_cache),
         T(test_post_reset_before_sent_replayed),
         T(test_idle_connection_closed_by_server),
         T(test_stray_bytes_not_pooled),
