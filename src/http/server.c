@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "util/deadline.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -58,22 +59,11 @@ static uint64_t bytes_accepted(const struct conn *c)
     return c->queued_total - uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp);
 }
 
-/* Deadlines are lazy: the state's deadline is recorded (loop time, 0: none)
- * and the uv timer is restarted only when it is idle or due after it; a
- * timer that fires early re-arms itself for what is left. A keep-alive
- * request thus costs no timer-heap operation in the usual case. */
+/* The state's deadline is lazy (util/deadline.h): a keep-alive request
+ * normally costs no timer-heap operation. */
 static void set_deadline(struct conn *c, uint64_t ms)
 {
-    if (ms == 0) {
-        c->deadline = 0;
-        return;
-    }
-    uint64_t at = uv_now(c->l->loop) + ms;
-    c->deadline = at;
-    if (!uv_is_active((uv_handle_t *)&c->timer) || c->timer_due > at) {
-        c->timer_due = at;
-        uv_timer_start(&c->timer, on_timer, ms, 0);
-    }
+    rd_deadline_set(&c->deadline, &c->timer, on_timer, ms);
 }
 
 /* The send deadline: progress-based, so it fires only after idle_timeout_ms
@@ -167,7 +157,7 @@ static int out_send(struct conn *c, uv_buf_t *bufs, unsigned int nbufs)
     /* Send timeout while the handler runs: a client that stops reading must
      * not hold the exchange (and its upstream) forever. The timer is left
      * running while output drains and checks progress when it fires. */
-    if (was_empty && c->state == CS_HANDLER && c->deadline == 0)
+    if (was_empty && c->state == CS_HANDLER && c->deadline.at == 0)
         arm_send_deadline(c);
     return 0;
 }
@@ -408,7 +398,7 @@ static void conn_set_state(struct conn *c, enum conn_state s)
     case CS_DRAINING: arm_send_deadline(c); break;
     case CS_LINGER: set_deadline(c, LINGER_MS); break;
     case CS_CLOSING:
-        c->deadline = 0;
+        c->deadline.at = 0;
         uv_timer_stop(&c->timer);
         break;
     }
@@ -519,15 +509,8 @@ static void send_error(struct conn *c, int status, const char *message)
 static void on_timer(uv_timer_t *t)
 {
     struct conn *c = t->data;
-    if (c->deadline == 0)
-        return; /* the state it was armed for has none */
-    uint64_t now = uv_now(c->l->loop);
-    if (now < c->deadline) {
-        c->timer_due = c->deadline;
-        uv_timer_start(&c->timer, on_timer, c->deadline - now, 0);
-        return;
-    }
-    c->deadline = 0;
+    if (!rd_deadline_expired(&c->deadline, &c->timer, on_timer))
+        return; /* no deadline in this state, or not yet */
     switch (c->state) {
     case CS_IDLE: conn_close(c); break;
     case CS_HEAD: send_error(c, 408, "request headers not received in time"); break;

@@ -12,9 +12,11 @@
 #include "http/parser.h"
 #include "http/server.h"
 #include "util/buf.h"
+#include "util/deadline.h"
 
 /* The connection's state. It changes only through conn_set_state() (server.c),
- * which also arms the state's deadline on the connection's one timer:
+ * which also sets the state's deadline, kept lazily on the connection's one
+ * timer (util/deadline.h):
  *
  *   state     what happens                              deadline (then)
  *   IDLE      waiting for the next request             header_timeout for the first request of a
@@ -47,8 +49,7 @@ struct conn {
     size_t pending_out;    /* bytes handed to uv_write and not yet written */
     uint64_t queued_total; /* bytes ever handed to uv_write */
     uint64_t progress_mark; /* bytes accepted by the kernel when the send deadline was armed */
-    uint64_t deadline;     /* loop time the state's deadline passes; 0: none */
-    uint64_t timer_due;    /* loop time the uv timer fires, while active */
+    struct rd_deadline deadline; /* the state's, on timer */
     int open_handles;      /* tcp + timer, closed before free */
     /* response state */
     struct rd_buf head;  /* deferred status line + headers */

@@ -94,12 +94,12 @@ static struct rd_req *req_get(struct rd_req_env *env)
     return req;
 }
 
-/* The one place a request ends: everything it holds is released, its timer
- * stopped, and it goes back to the pool (or is destroyed). */
+/* The one place a request ends: everything it holds is released, its
+ * deadline cleared, and it goes back to the pool (or is destroyed). */
 static void req_release(struct rd_req *req)
 {
     struct rd_req_env *env = req->env;
-    req->deadline = 0; /* the timer may stay armed; it finds nothing to do */
+    req->deadline.at = 0; /* the timer may stay armed; it finds nothing to do */
     if (env->observe)
         env->observe(req, env->observe_ud);
     rd_proxy_snap_unref(req->snap);
@@ -119,24 +119,8 @@ static void req_release(struct rd_req *req)
         req_destroy(req);
         return;
     }
-    /* Clear everything but the pooled storage (the timer handle and its due
-     * time, before `state`, stay as they are). */
-    struct rd_arena arena = req->arena;
-    struct rd_hdrs up_hdrs = req->up_hdrs, resp_hdrs = req->resp_hdrs;
-    struct rd_buf url = req->url, body = req->body;
-    struct rd_sse sse = req->sse;
-    bool sse_ready = req->sse_ready;
     size_t keep_from = offsetof(struct rd_req, state);
     memset((char *)req + keep_from, 0, sizeof *req - keep_from);
-    req->env = env;
-    req->arena = arena;
-    req->up_hdrs = up_hdrs;
-    req->resp_hdrs = resp_hdrs;
-    req->up_hdrs.arena = req->resp_hdrs.arena = &req->arena;
-    req->url = url;
-    req->body = body;
-    req->sse = sse;
-    req->sse_ready = sse_ready;
     req->next_free = env->pool;
     env->pool = req;
     env->npool++;
@@ -157,21 +141,11 @@ const char *rd_req_id(struct rd_req *req)
     return req->id_text;
 }
 
-/* Deadlines are lazy, like the connection's: the deadline is recorded (loop
- * time, 0: none) and the timer restarted only when it is idle or due after
- * it, so a request normally costs no timer-heap operation. */
+/* Deadlines are lazy, like the connection's (util/deadline.h): a request
+ * normally costs no timer-heap operation. */
 static void set_deadline(struct rd_req *req, uint64_t ms)
 {
-    if (ms == 0) {
-        req->deadline = 0;
-        return;
-    }
-    uint64_t at = uv_now(req->env->loop) + ms;
-    req->deadline = at;
-    if (!uv_is_active((uv_handle_t *)&req->timer) || req->timer_due > at) {
-        req->timer_due = at;
-        uv_timer_start(&req->timer, on_timer, ms, 0);
-    }
+    rd_deadline_set(&req->deadline, &req->timer, on_timer, ms);
 }
 
 void rd_req_set_state(struct rd_req *req, enum rd_req_state s)
@@ -191,7 +165,7 @@ void rd_req_set_state(struct rd_req *req, enum rd_req_state s)
             set_deadline(req, req->snap->limits.upstream_timeout_ms);
         break;
     case RD_REQ_DONE:
-        req->deadline = 0;
+        req->deadline.at = 0;
         req->t_done = rd_req_now_us();
         break;
     }
@@ -207,15 +181,8 @@ void rd_req_wait(struct rd_req *req, uint64_t ms, void (*fn)(struct rd_req *req)
 static void on_timer(uv_timer_t *t)
 {
     struct rd_req *req = t->data;
-    if (req->deadline == 0)
+    if (!rd_deadline_expired(&req->deadline, &req->timer, on_timer))
         return;
-    uint64_t now = uv_now(req->env->loop);
-    if (now < req->deadline) {
-        req->timer_due = req->deadline;
-        uv_timer_start(&req->timer, on_timer, req->deadline - now, 0);
-        return;
-    }
-    req->deadline = 0;
     switch (req->state) {
     case RD_REQ_WAIT: {
         void (*fn)(struct rd_req *) = req->wait_fn;

@@ -37,6 +37,7 @@
 #include "upstream/upstream.h"
 #include "util/arena.h"
 #include "util/buf.h"
+#include "util/deadline.h"
 
 enum rd_req_state { RD_REQ_NEW, RD_REQ_WAIT, RD_REQ_UPSTREAM, RD_REQ_RELAY, RD_REQ_DONE };
 
@@ -67,11 +68,21 @@ struct rd_req_env {
 };
 
 struct rd_req {
-    uv_timer_t timer;   /* the state's deadline */
-    uint64_t timer_due; /* loop time the timer fires, while armed (kept across reuse, with the timer) */
-    enum rd_req_state state; /* everything from here on is cleared when the request is pooled */
-    uint64_t deadline;  /* loop time the state's deadline passes; 0: none */
+    /* Kept while the request waits in its worker's pool (emptied, storage
+     * retained): the timer, the arena and the buffers. */
+    uv_timer_t timer;             /* the state's deadline */
+    struct rd_deadline deadline;  /* lazy, on timer (util/deadline.h) */
     struct rd_req_env *env;
+    struct rd_arena arena;
+    struct rd_hdrs up_hdrs;   /* to the upstream */
+    struct rd_hdrs resp_hdrs; /* to the client, during on_head only */
+    struct rd_buf url;
+    struct rd_buf body; /* RD_DECODE_BODY: the response body (up to 1 MiB), for rd_req_usage */
+    struct rd_sse sse;  /* RD_DECODE_SSE */
+    bool sse_ready;     /* sse initialised */
+
+    /* Everything from here on is zeroed when the request is pooled. */
+    enum rd_req_state state;
     struct rd_req *next_free;
     struct rd_http_exch *x;      /* borrowed until the exchange ends, then NULL */
     struct rd_proxy_snap *snap;  /* one reference, for the request's lifetime */
@@ -112,17 +123,10 @@ struct rd_req {
 
     /* relay */
     struct rd_source src;
-    struct rd_arena arena;
-    struct rd_hdrs up_hdrs;   /* to the upstream */
-    struct rd_hdrs resp_hdrs; /* to the client, during on_head only */
-    struct rd_buf url;
     enum rd_req_decode decode;
-    struct rd_sse sse;       /* RD_DECODE_SSE */
-    struct rd_buf body;      /* RD_DECODE_BODY: the response body (up to 1 MiB), for rd_req_usage */
     bool body_complete;      /* body holds a whole 2xx JSON body */
     bool usage_read;         /* rd_req_usage looked at body */
     int64_t content_length;  /* announced by the source, -1 if none */
-    bool sse_ready;          /* sse initialised (kept across reuse) */
     bool head_sent;
     bool stream;             /* the response is an event stream */
     bool stream_ended;       /* the provider's end-of-stream event was seen */

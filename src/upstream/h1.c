@@ -294,20 +294,12 @@ static struct conn *pool_take(struct pool *p)
 
 static void on_timer(uv_timer_t *t);
 
-/* Lazy timer: records the deadline (absolute loop time, 0: none) and only
- * restarts the uv timer when it is idle or due after the new deadline, so a
- * keep-alive request costs no timer-heap work; on_timer re-arms an early
- * firing for what is left. */
+/* The connection's timer serves one purpose at a time (connect, the
+ * request's deadline, the idle pool), lazily (util/deadline.h): a keep-alive
+ * request costs no timer-heap work. */
 static void conn_timer_at(struct conn *c, uint64_t at)
 {
-    c->tdeadline = at;
-    if (at == 0)
-        return;
-    if (!uv_is_active((uv_handle_t *)&c->timer) || c->timer_due > at) {
-        uint64_t now = uv_now(c->ctx->loop);
-        c->timer_due = at;
-        uv_timer_start(&c->timer, on_timer, at > now ? at - now : 0, 0);
-    }
+    rd_deadline_set_at(&c->deadline, &c->timer, on_timer, at);
 }
 
 /* Keeps c for the next request to its upstream. Idle connections keep
@@ -522,21 +514,14 @@ static void connect_new(struct rd_h1 *r)
     if (ms > 0 || c->timer_is_deadline)
         conn_timer_at(c, now + ms);
     else
-        c->tdeadline = 0;
+        c->deadline.at = 0;
 }
 
 static void on_timer(uv_timer_t *t)
 {
     struct conn *c = t->data;
-    if (c->tdeadline == 0)
-        return; /* the purpose it was armed for is over */
-    uint64_t now = uv_now(c->ctx->loop);
-    if (now < c->tdeadline) {
-        c->timer_due = c->tdeadline;
-        uv_timer_start(&c->timer, on_timer, c->tdeadline - now, 0);
-        return;
-    }
-    c->tdeadline = 0;
+    if (!rd_deadline_expired(&c->deadline, &c->timer, on_timer))
+        return; /* the purpose it was armed for is over, or not due yet */
     switch (c->state) {
     case C_IDLE:
         h1_conn_close(c);

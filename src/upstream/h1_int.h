@@ -18,6 +18,7 @@
 #include "upstream/upstream.h"
 #include "util/arena.h"
 #include "util/buf.h"
+#include "util/deadline.h"
 
 #define READ_BUF_SIZE 65536
 #define MAX_RESP_HEAD (64 * 1024) /* status line, fields and trailers */
@@ -37,8 +38,7 @@ struct pool {
 struct conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
-    uint64_t tdeadline; /* loop time the timer's purpose expires; 0: none */
-    uint64_t timer_due; /* loop time the uv timer fires, while active */
+    struct rd_deadline deadline; /* of the timer's current purpose */
     uint64_t idle_since; /* loop time it went back to the pool */
     uv_connect_t creq;
     uv_write_t wreq;
