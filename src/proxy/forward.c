@@ -31,10 +31,8 @@ static bool ctype_is(const char *v, const char *type)
 }
 
 /* Decides once, from the head, how the body is looked at as it passes. */
-static void pick_decoder(struct rd_req *req, const struct rd_hdrs *hdrs)
+static void pick_decoder(struct rd_req *req, const char *ct, const char *ce)
 {
-    const char *ce = rd_hdrs_get(hdrs, "content-encoding");
-    const char *ct = rd_hdrs_get(hdrs, "content-type");
     req->encoded = ce && strcasecmp(ce, "identity") != 0;
     req->stream = ctype_is(ct, "text/event-stream");
     req->decode = RD_DECODE_NONE;
@@ -85,8 +83,13 @@ static int on_head(void *ud, int status, const struct rd_hdrs *hdrs)
     req->status_upstream = status;
     int64_t content_length = -1;
     bool conn_lists = rd_hdrs_connection_names_fields(hdrs);
+    const char *ct = NULL, *ce = NULL; /* for the decoder, found in the same pass */
     for (size_t i = 0; i < hdrs->n; i++) {
         const struct rd_hdr *h = &hdrs->v[i];
+        if (ct == NULL && rd_hdr_name_eq(h->name, h->name_len, "content-type"))
+            ct = h->value;
+        else if (ce == NULL && rd_hdr_name_eq(h->name, h->name_len, "content-encoding"))
+            ce = h->value;
         if (rd_hdr_name_eq(h->name, h->name_len, "content-length")) {
             char *end = NULL;
             long long v = strtoll(h->value, &end, 10);
@@ -100,7 +103,7 @@ static int on_head(void *ud, int status, const struct rd_hdrs *hdrs)
         rd_hdrs_add_refn(&req->resp_hdrs, h->name, h->name_len, h->value, h->value_len);
     }
     req->content_length = content_length;
-    pick_decoder(req, hdrs);
+    pick_decoder(req, ct, ce);
     req->head_sent = true;
     req->status_sent = status;
     rd_req_set_state(req, RD_REQ_RELAY);
