@@ -401,6 +401,28 @@ static void default_limits(struct fx *f)
     f->stop_deadline_ms = 10000;
 }
 
+/* What a test changes from the defaults: SO_SNDBUF, idle and header
+ * timeouts, the error callback's content type (0 / NULL: default). */
+struct opts {
+    int sndbuf;
+    uint64_t idle_ms, header_ms;
+    const char *error_ctype;
+};
+
+static void run_with(client_fn client, struct opts o)
+{
+    struct fx f;
+    memset(&f, 0, sizeof f);
+    default_limits(&f);
+    f.sndbuf = o.sndbuf;
+    if (o.idle_ms)
+        f.limits.idle_timeout_ms = o.idle_ms;
+    if (o.header_ms)
+        f.limits.header_timeout_ms = o.header_ms;
+    f.error_ctype = o.error_ctype;
+    run(&f, client);
+}
+
 /* ---- tests ---- */
 
 /* A request pipelined after a 4 MB response (whose last write left more
@@ -429,11 +451,7 @@ static void client_pipelined(struct fx *f)
 static void test_pipelined_after_large_response(void **state)
 {
     (void)state;
-    struct fx f;
-    memset(&f, 0, sizeof f);
-    default_limits(&f);
-    f.sndbuf = 16384;
-    run(&f, client_pipelined);
+    run_with(client_pipelined, (struct opts){.sndbuf = 16384});
 }
 
 /* A graceful stop must let a response that is complete on the server side
@@ -468,11 +486,7 @@ static void client_stop_while_draining(struct fx *f)
 static void test_graceful_stop_drains_complete_response(void **state)
 {
     (void)state;
-    struct fx f;
-    memset(&f, 0, sizeof f);
-    default_limits(&f);
-    f.sndbuf = 16384;
-    run(&f, client_stop_while_draining);
+    run_with(client_stop_while_draining, (struct opts){.sndbuf = 16384});
 }
 
 /* The send timeout is progress-based: a client that reads steadily, but
@@ -496,12 +510,7 @@ static void client_steady_slow_reader(struct fx *f)
 static void test_send_timeout_counts_progress(void **state)
 {
     (void)state;
-    struct fx f;
-    memset(&f, 0, sizeof f);
-    default_limits(&f);
-    f.sndbuf = 16384;
-    f.limits.idle_timeout_ms = 300;
-    run(&f, client_steady_slow_reader);
+    run_with(client_steady_slow_reader, (struct opts){.sndbuf = 16384, .idle_ms = 300});
 }
 
 /* Same for a response streamed by a writer that waits for drain. */
@@ -523,12 +532,7 @@ static void client_steady_slow_stream(struct fx *f)
 static void test_send_timeout_stream_progress(void **state)
 {
     (void)state;
-    struct fx f;
-    memset(&f, 0, sizeof f);
-    default_limits(&f);
-    f.sndbuf = 16384;
-    f.limits.idle_timeout_ms = 300;
-    run(&f, client_steady_slow_stream);
+    run_with(client_steady_slow_stream, (struct opts){.sndbuf = 16384, .idle_ms = 300});
 }
 
 /* A client that stops reading is cut after idle_timeout_ms without
@@ -564,12 +568,7 @@ static void client_stuck_closing(struct fx *f)
 static void test_stuck_reader_on_closing_connection(void **state)
 {
     (void)state;
-    struct fx f;
-    memset(&f, 0, sizeof f);
-    default_limits(&f);
-    f.sndbuf = 16384;
-    f.limits.idle_timeout_ms = 300;
-    run(&f, client_stuck_closing);
+    run_with(client_stuck_closing, (struct opts){.sndbuf = 16384, .idle_ms = 300});
 }
 
 static void client_stuck_streaming(struct fx *f)
@@ -588,12 +587,7 @@ static void client_stuck_streaming(struct fx *f)
 static void test_stuck_reader_while_streaming(void **state)
 {
     (void)state;
-    struct fx f;
-    memset(&f, 0, sizeof f);
-    default_limits(&f);
-    f.sndbuf = 16384;
-    f.limits.idle_timeout_ms = 300;
-    run(&f, client_stuck_streaming);
+    run_with(client_stuck_streaming, (struct opts){.sndbuf = 16384, .idle_ms = 300});
 }
 
 /* Keep-alive idle deadline and the header deadline (408). */
@@ -626,12 +620,7 @@ static void client_deadlines(struct fx *f)
 static void test_idle_and_header_deadlines(void **state)
 {
     (void)state;
-    struct fx f;
-    memset(&f, 0, sizeof f);
-    default_limits(&f);
-    f.limits.idle_timeout_ms = 300;
-    f.limits.header_timeout_ms = 300;
-    run(&f, client_deadlines);
+    run_with(client_deadlines, (struct opts){.idle_ms = 300, .header_ms = 300});
 }
 
 /* The head of an error the server answers itself is built without a fixed
@@ -658,14 +647,10 @@ static void client_bad_request(struct fx *f)
 static void test_error_head_not_truncated(void **state)
 {
     (void)state;
-    struct fx f;
-    memset(&f, 0, sizeof f);
-    default_limits(&f);
     memset(long_ctype, 'a', sizeof long_ctype - 1);
     memcpy(long_ctype, "application/x-", 14);
     long_ctype[sizeof long_ctype - 1] = '\0';
-    f.error_ctype = long_ctype;
-    run(&f, client_bad_request);
+    run_with(client_bad_request, (struct opts){.error_ctype = long_ctype});
 }
 
 /* A request pipelined behind a slow-draining response waits for it, then is
@@ -692,11 +677,7 @@ static void client_pipelined_small(struct fx *f)
 static void test_pipelined_behind_queued_response(void **state)
 {
     (void)state;
-    struct fx f;
-    memset(&f, 0, sizeof f);
-    default_limits(&f);
-    f.sndbuf = 16384;
-    run(&f, client_pipelined_small);
+    run_with(client_pipelined_small, (struct opts){.sndbuf = 16384});
 }
 
 int main(int argc, char **argv)
