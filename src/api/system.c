@@ -25,6 +25,7 @@ static const char *kind_name(enum rd_req_kind k)
     case RD_REQ_EMBEDDING: return "embedding";
     case RD_REQ_RESPONSES: return "responses";
     case RD_REQ_MODELS: return "models";
+    case RD_REQ_TOKENS: return "tokens";
     case RD_REQ_OTHER:
     default: return "other";
     }
@@ -42,7 +43,11 @@ static void get_providers(struct rd_api *api, struct rd_http_exch *x, const char
         struct json_object *o = json_object_new_object();
         json_object_object_add(o, "name", json_object_new_string(p->name));
         json_object_object_add(o, "display_name", json_object_new_string(p->display_name));
-        json_object_object_add(o, "default_upstream", json_object_new_string(p->default_upstream));
+        json_object_object_add(o, "default_upstream",
+                               p->default_upstream ? json_object_new_string(p->default_upstream) : NULL);
+        json_object_object_add(o, "upstream_required", json_object_new_boolean(p->upstream_required));
+        json_object_object_add(o, "dialect", json_object_new_string(p->dialect_name));
+        json_object_object_add(o, "sdk_base_path", json_object_new_string(p->sdk_base_path));
         json_object_object_add(o, "emulator", json_object_new_boolean(p->emulate != NULL));
         struct json_object *auth = json_object_new_array();
         for (const char *const *h = p->auth_headers; h && *h; h++)

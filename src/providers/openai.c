@@ -9,17 +9,17 @@
  * serves the same API without the /v1 prefix (its documented base URL has
  * none). The emulator answers by these routes too. */
 const struct rd_route rd_openai_routes[RD_OPENAI_ROUTES_ALL] = {
-    {"POST", "/v1/chat/completions", RD_REQ_CHAT, CHAT_FLAGS, RD_MODEL_IN_BODY},
-    {"POST", "/v1/completions", RD_REQ_COMPLETION, CHAT_FLAGS, RD_MODEL_IN_BODY},
-    {"POST", "/v1/embeddings", RD_REQ_EMBEDDING, RD_ROUTE_CACHEABLE, RD_MODEL_IN_BODY},
-    {"POST", "/v1/responses", RD_REQ_RESPONSES, CHAT_FLAGS, RD_MODEL_IN_BODY},
-    {"GET", "/v1/models", RD_REQ_MODELS, RD_ROUTE_CACHEABLE, RD_MODEL_IN_BODY},
-    {"GET", "/v1/models/*", RD_REQ_MODELS, RD_ROUTE_CACHEABLE, 1},
+    {"POST", "/v1/chat/completions", RD_REQ_CHAT, CHAT_FLAGS, RD_MODEL_IN_BODY, NULL},
+    {"POST", "/v1/completions", RD_REQ_COMPLETION, CHAT_FLAGS, RD_MODEL_IN_BODY, NULL},
+    {"POST", "/v1/embeddings", RD_REQ_EMBEDDING, RD_ROUTE_CACHEABLE, RD_MODEL_IN_BODY, NULL},
+    {"POST", "/v1/responses", RD_REQ_RESPONSES, CHAT_FLAGS, RD_MODEL_IN_BODY, NULL},
+    {"GET", "/v1/models", RD_REQ_MODELS, RD_ROUTE_CACHEABLE, RD_MODEL_IN_BODY, NULL},
+    {"GET", "/v1/models/*", RD_REQ_MODELS, RD_ROUTE_CACHEABLE, 1, NULL},
     /* without /v1 (DeepSeek) */
-    {"POST", "/chat/completions", RD_REQ_CHAT, CHAT_FLAGS, RD_MODEL_IN_BODY},
-    {"POST", "/completions", RD_REQ_COMPLETION, CHAT_FLAGS, RD_MODEL_IN_BODY},
-    {"GET", "/models", RD_REQ_MODELS, RD_ROUTE_CACHEABLE, RD_MODEL_IN_BODY},
-    {"GET", "/models/*", RD_REQ_MODELS, RD_ROUTE_CACHEABLE, 1},
+    {"POST", "/chat/completions", RD_REQ_CHAT, CHAT_FLAGS, RD_MODEL_IN_BODY, NULL},
+    {"POST", "/completions", RD_REQ_COMPLETION, CHAT_FLAGS, RD_MODEL_IN_BODY, NULL},
+    {"GET", "/models", RD_REQ_MODELS, RD_ROUTE_CACHEABLE, RD_MODEL_IN_BODY, NULL},
+    {"GET", "/models/*", RD_REQ_MODELS, RD_ROUTE_CACHEABLE, 1, NULL},
 };
 
 static const char *const auth_headers[] = {"authorization", "openai-organization", "openai-project", NULL};
@@ -29,6 +29,8 @@ const struct rd_provider rd_provider_openai = {
     .display_name = "OpenAI",
     .default_upstream = "https://api.openai.com",
     .auth_headers = auth_headers,
+    .dialect_name = "openai",
+    .sdk_base_path = "/v1",
     .model_field = "model",
     .routes = rd_openai_routes,
     .nroutes = RD_OPENAI_ROUTES_V1,

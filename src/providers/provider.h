@@ -22,6 +22,7 @@ enum rd_req_kind {
     RD_REQ_EMBEDDING,
     RD_REQ_RESPONSES,
     RD_REQ_MODELS,
+    RD_REQ_TOKENS, /* token counting (count_tokens, countTokens) */
 };
 
 #define RD_ROUTE_CACHEABLE 0x1  /* deterministic given the body: may be cached */
@@ -41,6 +42,10 @@ struct rd_route {
     enum rd_req_kind kind;
     unsigned flags;
     unsigned model_from; /* RD_MODEL_IN_BODY or the capture number */
+    /* NULL: the provider's own dialect. Otherwise the provider whose usage,
+     * stream and error hooks this route speaks (Claude on Vertex AI speaks
+     * Anthropic's): the engine then calls those hooks of this provider. */
+    const struct rd_provider *dialect;
 };
 
 #define RD_ROUTE_MAX_CAPS 4
@@ -71,6 +76,7 @@ struct rd_provider_req {
  * before it is sent. */
 struct rd_upstream_prep {
     const char *base;        /* upstream base URL, no trailing slash */
+    bool base_is_default;    /* base is the provider's default_upstream (no upstream_url configured) */
     struct rd_buf *url;      /* empty on entry: the hook appends base + target */
     struct rd_hdrs *headers; /* end-to-end headers to send (strings borrowed or in arena) */
     struct rd_arena *arena;  /* request-scoped storage for what the hook adds */
@@ -84,22 +90,34 @@ struct rd_error_spec {
     int retry_after_s;      /* >= 0: Retry-After (429, 503, ...) */
 };
 
-/* Token usage of one response, as the provider reported it (-1: not reported). */
+/* Token usage of one response, normalised across providers (-1: not
+ * reported). input counts every input token, including those read from and
+ * written to the provider's prompt cache: cached and cache_write are parts
+ * of input, never added to it (OpenAI's prompt_tokens already includes its
+ * cached tokens; Anthropic's input_tokens excludes cache_read_input_tokens
+ * and cache_creation_input_tokens, so its hooks add them). output includes
+ * reasoning tokens; reasoning is the part of output spent thinking. */
 struct rd_usage {
-    int64_t input, output, cached, reasoning;
+    int64_t input, output, cached, cache_write, reasoning;
 };
 
 /* One event of a streamed response, as the stream decoder split it. */
+enum rd_stream_msg {
+    RD_STREAM_MSG_EVENT,     /* SSE event; event-stream ":message-type: event" */
+    RD_STREAM_MSG_EXCEPTION, /* event-stream ":message-type: exception" or "error" */
+};
 struct rd_stream_event {
-    const char *name; /* SSE "event:" value; "" when absent */
+    enum rd_stream_msg type;
+    const char *name; /* SSE "event:" value or event-stream ":event-type" / ":exception-type"; "" when absent */
     size_t name_len;
-    const char *data; /* SSE data lines joined with LF */
+    const char *data; /* SSE data lines joined with LF; event-stream payload */
     size_t data_len;
 };
 
 /* How a provider frames streamed responses. */
 enum rd_framing {
-    RD_FRAMING_SSE, /* text/event-stream */
+    RD_FRAMING_SSE,         /* text/event-stream */
+    RD_FRAMING_EVENTSTREAM, /* application/vnd.amazon.eventstream (binary frames) */
 };
 
 /* How a provider shapes its error bodies. */
@@ -110,7 +128,18 @@ enum rd_error_style {
 struct rd_provider {
     const char *name;             /* "openai" */
     const char *display_name;     /* "OpenAI" */
-    const char *default_upstream; /* "https://api.openai.com" (no trailing slash) */
+    const char *default_upstream; /* "https://api.openai.com" (no trailing slash); NULL: none */
+    /* true: a proxy needs an upstream_url (or the emulator) to be created
+     * (azure_openai, openai_compatible); default_upstream is then NULL or
+     * only a template. */
+    bool upstream_required;
+    const char *dialect_name; /* wire dialect: "openai", "anthropic", "bedrock", "google" */
+    /* What to give the provider's SDK as its base URL, after the proxy's
+     * "http://host:port" ("/v1" for the OpenAI SDK, "" for Anthropic's). */
+    const char *sdk_base_path;
+    /* Query parameters that carry credentials (Gemini's "key"):
+     * NULL-terminated; their values are never stored or logged. */
+    const char *const *secret_query_params;
     const char *const *auth_headers; /* NULL-terminated; never stored or logged */
     const char *model_field;      /* JSON body field naming the model */
     const char *request_id_header; /* header carrying the request id in responses ("x-request-id") */

@@ -17,8 +17,8 @@
 static int on_sse_event(void *ud, const struct rd_sse_event *ev)
 {
     struct rd_req *req = ud;
-    const struct rd_provider *p = req->provider;
-    struct rd_stream_event se = {.name = ev->event, .name_len = ev->event_len, .data = ev->data, .data_len = ev->data_len};
+    const struct rd_provider *p = req->dialect;
+    struct rd_stream_event se = {.type = RD_STREAM_MSG_EVENT, .name = ev->event, .name_len = ev->event_len, .data = ev->data, .data_len = ev->data_len};
     if (p->stream_event && p->stream_event(p, &se, &req->usage) == 1)
         req->stream_ended = true;
     return 0;
@@ -36,7 +36,7 @@ static void pick_decoder(struct rd_req *req, const char *ct, const char *ce)
     req->encoded = ce && strcasecmp(ce, "identity") != 0;
     req->stream = ctype_is(ct, "text/event-stream");
     req->decode = RD_DECODE_NONE;
-    if (req->encoded || req->provider->framing != RD_FRAMING_SSE)
+    if (req->encoded)
         return;
     if (req->stream) {
         if (!req->sse_ready) {
@@ -44,7 +44,7 @@ static void pick_decoder(struct rd_req *req, const char *ct, const char *ce)
             req->sse_ready = true;
         }
         req->decode = RD_DECODE_SSE;
-    } else if (ctype_is(ct, "application/json") && req->provider->body_usage && req->status_upstream < 300 &&
+    } else if (ctype_is(ct, "application/json") && req->dialect->body_usage && req->status_upstream < 300 &&
                (req->env->observe || rd_log_enabled(RD_LOG_DEBUG))) {
         /* Kept only when something will read it (rd_req_usage): the request
          * log, metrics or the debug log. */
@@ -234,7 +234,7 @@ void rd_forward_start(struct rd_req *req)
         struct rd_provider_req pr;
         rd_req_provider_view(req, &pr);
         struct rd_upstream_prep prep = {
-            .base = snap->upstream_base, .url = &req->url, .headers = &req->up_hdrs, .arena = &req->arena};
+            .base = snap->upstream_base, .base_is_default = snap->upstream_is_default, .url = &req->url, .headers = &req->up_hdrs, .arena = &req->arena};
         int rc = p->prepare(p, &pr, &prep);
         if (rc < 0) {
             rd_warn("proxy %s: %s: cannot prepare the upstream request: %s", snap->name, rd_req_id(req),

@@ -128,8 +128,8 @@ static void req_release(struct rd_req *req)
 
 const struct rd_usage *rd_req_usage(struct rd_req *req)
 {
-    if (req->body_complete && !req->usage_read && req->provider->body_usage)
-        req->provider->body_usage(req->provider, req->body.data, req->body.len, &req->usage);
+    if (req->body_complete && !req->usage_read && req->dialect->body_usage)
+        req->dialect->body_usage(req->dialect, req->body.data, req->body.len, &req->usage);
     req->usage_read = true;
     return &req->usage;
 }
@@ -268,7 +268,7 @@ void rd_req_fail(struct rd_req *req, int status, const char *message)
     rd_buf_init(&body, 0);
     rd_hdrs_clear(&req->resp_hdrs);
     struct rd_error_spec e = {.status = status, .message = message, .request_id = rd_req_id(req), .retry_after_s = -1};
-    rd_provider_error(req->provider, &e, &req->resp_hdrs, &body);
+    rd_provider_error(req->dialect, &e, &req->resp_hdrs, &body);
     req->status_sent = status;
     req->bytes_out = body.len;
     rd_req_set_state(req, RD_REQ_DONE);
@@ -302,6 +302,7 @@ static void classify(struct rd_req *req)
     const struct rd_provider *p = req->provider;
     const struct rd_route *r = rd_provider_route(p, hr->method, hr->path, &req->match);
     req->kind = r ? r->kind : RD_REQ_OTHER;
+    req->dialect = r && r->dialect ? r->dialect : p;
     req->cacheable = r && (r->flags & RD_ROUTE_CACHEABLE);
     req->streamable = r && (r->flags & RD_ROUTE_STREAMABLE);
     /* Only known routes are cache candidates; everything else bypasses. */
@@ -318,12 +319,12 @@ void rd_req_handle(struct rd_req_env *env, struct rd_http_exch *x, struct rd_pro
     struct rd_req *req = req_get(env);
     req->x = x;
     req->snap = rd_proxy_snap_ref(snap);
-    req->provider = snap->provider;
+    req->provider = req->dialect = snap->provider;
     req->bytes_in = x->req->body.len;
     req->method = x->req->method;
     req->path = rd_arena_strndup(&req->arena, x->req->path, strlen(x->req->path));
     memcpy(req->client_ip, x->client_ip, sizeof req->client_ip);
-    req->usage.input = req->usage.output = req->usage.cached = req->usage.reasoning = -1;
+    req->usage = (struct rd_usage){-1, -1, -1, -1, -1};
     req->content_length = -1;
     x->user = req;
     rd_http_set_callbacks(x, on_drain, on_gone, req);
@@ -338,7 +339,7 @@ void rd_req_server_error(struct rd_req_env *env, struct rd_proxy_snap *snap, con
 {
     struct rd_req *req = req_get(env);
     req->snap = rd_proxy_snap_ref(snap);
-    req->provider = snap->provider;
+    req->provider = req->dialect = snap->provider;
     req->status_sent = e->status;
     req->method = e->req && e->req->method ? e->req->method : "";
     req->path = e->req && e->req->path ? rd_arena_strndup(&req->arena, e->req->path, strlen(e->req->path)) : "";

@@ -87,6 +87,9 @@ struct rd_req {
     struct rd_http_exch *x;      /* borrowed until the exchange ends, then NULL */
     struct rd_proxy_snap *snap;  /* one reference, for the request's lifetime */
     const struct rd_provider *provider;
+    /* Whose usage, stream and error hooks apply: the route's dialect
+     * (struct rd_route.dialect) or the provider. Never NULL once handled. */
+    const struct rd_provider *dialect;
     uint64_t id;
     char id_text[24]; /* "req_" + 16 hex digits, rendered on first use */
 

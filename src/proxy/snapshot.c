@@ -26,12 +26,19 @@ struct rd_proxy_snap *rd_proxy_snap_new(const struct rd_proxy_rec *rec, uint64_t
         *why = "its stored configuration is invalid (replace it with PUT /api/v1/proxies/{id}/config)";
         return NULL;
     }
+    bool configured = rec->upstream_url && rec->upstream_url[0];
+    const char *up = configured ? rec->upstream_url : p->default_upstream;
+    if (up == NULL || (!configured && p->upstream_required)) {
+        json_object_put(cfg);
+        *why = "its provider needs an upstream_url (the provider's own endpoint, or \"emulator\")";
+        return NULL;
+    }
     struct rd_proxy_snap *s = rd_calloc(1, sizeof *s);
     atomic_init(&s->refs, 1);
     s->id = rec->id;
     s->name = rd_strdup(rec->name);
     s->provider = p;
-    const char *up = rec->upstream_url && rec->upstream_url[0] ? rec->upstream_url : p->default_upstream;
+    s->upstream_is_default = !configured;
     if (strcmp(up, "emulator") == 0) {
         s->emulator = true;
     } else {

@@ -25,6 +25,7 @@ struct rd_proxy_snap {
     const struct rd_provider *provider; /* static */
     bool emulator;                       /* upstream_url == "emulator" */
     char *upstream_base;                 /* owned; no trailing slash; NULL for the emulator */
+    bool upstream_is_default;            /* no upstream_url: the provider's default_upstream */
     struct rd_limits limits;
     double emu_tps;
     uint64_t emu_seed;

@@ -152,14 +152,14 @@ static void test_route_local_table(void **state)
     /* A Gemini-like table: both orders must route each path to its own
      * route, with the model from the capture. */
     static const struct rd_route gen_first[] = {
-        {"POST", "/v1beta/models/*:generateContent", RD_REQ_CHAT, RD_ROUTE_CACHEABLE, 1},
-        {"POST", "/v1beta/models/*:streamGenerateContent", RD_REQ_CHAT, RD_ROUTE_STREAMABLE, 1},
-        {"GET", "/v1beta/models/*", RD_REQ_MODELS, RD_ROUTE_CACHEABLE, 1},
+        {"POST", "/v1beta/models/*:generateContent", RD_REQ_CHAT, RD_ROUTE_CACHEABLE, 1, NULL},
+        {"POST", "/v1beta/models/*:streamGenerateContent", RD_REQ_CHAT, RD_ROUTE_STREAMABLE, 1, NULL},
+        {"GET", "/v1beta/models/*", RD_REQ_MODELS, RD_ROUTE_CACHEABLE, 1, NULL},
     };
     static const struct rd_route stream_first[] = {
-        {"POST", "/v1beta/models/*:streamGenerateContent", RD_REQ_CHAT, RD_ROUTE_STREAMABLE, 1},
-        {"POST", "/v1beta/models/*:generateContent", RD_REQ_CHAT, RD_ROUTE_CACHEABLE, 1},
-        {"GET", "/v1beta/models/*", RD_REQ_MODELS, RD_ROUTE_CACHEABLE, 1},
+        {"POST", "/v1beta/models/*:streamGenerateContent", RD_REQ_CHAT, RD_ROUTE_STREAMABLE, 1, NULL},
+        {"POST", "/v1beta/models/*:generateContent", RD_REQ_CHAT, RD_ROUTE_CACHEABLE, 1, NULL},
+        {"GET", "/v1beta/models/*", RD_REQ_MODELS, RD_ROUTE_CACHEABLE, 1, NULL},
     };
     const struct rd_route *tables[] = {gen_first, stream_first};
     for (size_t t = 0; t < 2; t++) {
@@ -314,7 +314,7 @@ static void test_model_from_missing_capture(void **state)
     /* a route naming a capture its pattern does not have: unknown, not a
      * read of a stale capture */
     static const struct rd_route routes[] = {
-        {"GET", "/v1/models/*", RD_REQ_MODELS, 0, 2},
+        {"GET", "/v1/models/*", RD_REQ_MODELS, 0, 2, NULL},
     };
     struct rd_provider p = *openai();
     p.routes = routes;
@@ -474,10 +474,7 @@ static void test_error_openai_headers(void **state)
 
 /* ---- usage ---- */
 
-#define NO_USAGE                                                                                                       \
-    {                                                                                                                  \
-        -1, -1, -1, -1                                                                                                 \
-    }
+#define NO_USAGE {-1, -1, -1, -1, -1}
 
 static int event(const struct rd_provider *p, const char *name, const char *data, struct rd_usage *u)
 {
