@@ -122,7 +122,8 @@ enum rd_framing {
 
 /* How a provider shapes its error bodies. */
 enum rd_error_style {
-    RD_ERRSTYLE_OPENAI, /* {"error":{"message","type","param","code"}} */
+    RD_ERRSTYLE_OPENAI,    /* {"error":{"message","type","param","code"}} */
+    RD_ERRSTYLE_ANTHROPIC, /* {"type":"error","error":{"type","message"},"request_id"} */
 };
 
 struct rd_provider {
@@ -208,5 +209,24 @@ int rd_provider_stream_event_openai(const struct rd_provider *p, const struct rd
                                     struct rd_usage *usage);
 void rd_provider_body_usage_openai(const struct rd_provider *p, const char *body, size_t len,
                                    struct rd_usage *usage);
+
+/* Anthropic (providers/anthropic.c). Claude on Vertex AI and on Bedrock
+ * speaks this dialect, so their routes point .dialect at the provider and
+ * the engine calls these hooks for them. */
+extern const struct rd_provider rd_provider_anthropic;
+/* {"type":"error","error":{"type","message"},"request_id"} with Anthropic's
+ * error type for the status (529 overloaded_error, ...), the request-id
+ * header and Retry-After when set. */
+void rd_provider_error_anthropic(const struct rd_provider *p, const struct rd_error_spec *e, struct rd_hdrs *hdrs,
+                                 struct rd_buf *body);
+/* Anthropic streams: message_start gives the input side (input_tokens plus
+ * the cache reads and writes, normalised as struct rd_usage says) and the
+ * first output count, message_delta the final cumulative counts;
+ * message_stop ends the stream properly (an "error" event does not). */
+int rd_provider_stream_event_anthropic(const struct rd_provider *p, const struct rd_stream_event *ev,
+                                       struct rd_usage *usage);
+/* The "usage" object of a Message body, normalised the same way. */
+void rd_provider_body_usage_anthropic(const struct rd_provider *p, const char *body, size_t len,
+                                      struct rd_usage *usage);
 
 #endif
