@@ -15,6 +15,7 @@ extern const struct rd_provider rd_provider_deepseek;
 
 static const struct rd_provider *const registry[] = {
     &rd_provider_openai,
+    &rd_provider_anthropic,
     &rd_provider_deepseek,
 };
 
