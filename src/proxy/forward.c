@@ -102,6 +102,12 @@ static int on_head(void *ud, int status, const struct rd_hdrs *hdrs)
             continue;
         rd_hdrs_add_refn(&req->resp_hdrs, h->name, h->name_len, h->value, h->value_len);
     }
+    /* The emulator names no request id; the SDKs read one from the
+     * provider's header (Anthropic's request-id, OpenAI's x-request-id) and
+     * show it with every error, so the engine's id stands in: the one the
+     * server log lines carry. */
+    if (req->snap->source == RD_SNAP_SRC_EMULATOR && req->dialect->request_id_header)
+        rd_hdrs_add_ref(&req->resp_hdrs, req->dialect->request_id_header, rd_req_id(req));
     req->content_length = content_length;
     pick_decoder(req, ct, ce);
     req->head_sent = true;
