@@ -141,7 +141,7 @@ static struct run feed(const char *s, size_t n, size_t at)
 
 static void check_usage(const struct rd_usage *u)
 {
-    if (u->input < -1 || u->output < -1 || u->cached < -1 || u->cache_write < -1 || u->reasoning != -1)
+    if (u->input < -1 || u->output < -1 || u->cached < -1 || u->cache_write < -1 || u->reasoning < -1)
         abort();
     if (u->input >= 0 && (u->cached > u->input || u->cache_write > u->input))
         abort(); /* cache counts are parts of input, never more */

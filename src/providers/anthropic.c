@@ -117,9 +117,12 @@ void rd_provider_error_anthropic(const struct rd_provider *p, const struct rd_er
 /* ---- usage -------------------------------------------------------------- */
 
 /* Anthropic's usage fields as they appear in one object; -1 when absent or
- * null. input_tokens excludes the cache reads and writes. */
+ * null. input_tokens excludes the cache reads and writes; thinking is
+ * output_tokens_details.thinking_tokens (the part of output_tokens spent
+ * reasoning, reported by current API versions; older ones do not, and
+ * reasoning then stays -1). */
 struct anth_usage {
-    int64_t input, output, cache_read, cache_write;
+    int64_t input, output, cache_read, cache_write, thinking;
     bool bad;
 };
 
@@ -137,6 +140,14 @@ static void read_count(struct anth_usage *a, struct rd_json_span v, int64_t *dst
         a->bad = true; /* a negative, fractional or non-numeric count: distrust the object */
 }
 
+static int on_output_details(void *ud, const char *k, size_t n, bool esc, struct rd_json_span v)
+{
+    struct anth_usage *a = ud;
+    if (key_is(k, n, esc, "thinking_tokens"))
+        read_count(a, v, &a->thinking);
+    return 0;
+}
+
 static int on_usage_member(void *ud, const char *k, size_t n, bool esc, struct rd_json_span v)
 {
     struct anth_usage *a = ud;
@@ -148,6 +159,9 @@ static int on_usage_member(void *ud, const char *k, size_t n, bool esc, struct r
         read_count(a, v, &a->cache_read);
     else if (key_is(k, n, esc, "cache_creation_input_tokens"))
         read_count(a, v, &a->cache_write);
+    else if (key_is(k, n, esc, "output_tokens_details") && v.n > 0 && v.p[0] == '{' &&
+             rd_json_scan_members(v.p, v.n, on_output_details, a) < 0)
+        a->bad = true;
     /* "cache_creation" (the 5m/1h split of cache_creation_input_tokens),
      * "server_tool_use" and "service_tier" add nothing to the counts. */
     return 0;
@@ -181,11 +195,13 @@ static void merge(struct rd_usage *u, const struct anth_usage *a)
     u->cache_write = cache_write;
     if (a->output >= 0)
         u->output = a->output;
+    if (a->thinking >= 0)
+        u->reasoning = a->thinking;
 }
 
 static void read_usage(const char *obj, size_t n, struct rd_usage *u)
 {
-    struct anth_usage a = {-1, -1, -1, -1, false};
+    struct anth_usage a = {-1, -1, -1, -1, -1, false};
     if (n == 0 || obj[0] != '{')
         return;
     if (rd_json_scan_members(obj, n, on_usage_member, &a) == 0 && !a.bad)

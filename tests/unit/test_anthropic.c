@@ -45,15 +45,22 @@ static struct json_object *parse(const char *s, size_t n)
     return o;
 }
 
-static void assert_usage(const struct rd_usage *u, int64_t in, int64_t out, int64_t cached, int64_t cache_write)
+static void assert_usage_r(const struct rd_usage *u, int64_t in, int64_t out, int64_t cached, int64_t cache_write,
+                           int64_t reasoning)
 {
     if (u->input != in || u->output != out || u->cached != cached || u->cache_write != cache_write ||
-        u->reasoning != -1) {
-        print_error("usage in %lld out %lld cached %lld write %lld reasoning %lld, wanted %lld %lld %lld %lld -1\n",
+        u->reasoning != reasoning) {
+        print_error("usage in %lld out %lld cached %lld write %lld reasoning %lld, wanted %lld %lld %lld %lld %lld\n",
                     (long long)u->input, (long long)u->output, (long long)u->cached, (long long)u->cache_write,
-                    (long long)u->reasoning, (long long)in, (long long)out, (long long)cached, (long long)cache_write);
+                    (long long)u->reasoning, (long long)in, (long long)out, (long long)cached, (long long)cache_write,
+                    (long long)reasoning);
         fail();
     }
+}
+
+static void assert_usage(const struct rd_usage *u, int64_t in, int64_t out, int64_t cached, int64_t cache_write)
+{
+    assert_usage_r(u, in, out, cached, cache_write, -1);
 }
 
 /* ---- provider data ------------------------------------------------------ */
@@ -212,6 +219,13 @@ static void test_body_usage(void **state)
     const char plain[] = "{\"type\":\"message\",\"usage\":{\"input_tokens\":25,\"output_tokens\":3}}";
     p->body_usage(p, plain, sizeof plain - 1, &u);
     assert_usage(&u, 25, 3, -1, -1);
+
+    /* current API versions split out the thinking part of the output */
+    u = (struct rd_usage)NO_USAGE;
+    const char thinking[] = "{\"usage\":{\"input_tokens\":40,\"output_tokens\":900,\"output_tokens_details\":{"
+                            "\"thinking_tokens\":700},\"cache_read_input_tokens\":null}}";
+    p->body_usage(p, thinking, sizeof thinking - 1, &u);
+    assert_usage_r(&u, 40, 900, -1, -1, 700);
 
     /* count_tokens and legacy completions report no usage */
     u = (struct rd_usage)NO_USAGE;
