@@ -221,7 +221,8 @@ void rd_provider_error_anthropic(const struct rd_provider *p, const struct rd_er
                                  struct rd_buf *body);
 /* Anthropic streams: message_start gives the input side (input_tokens plus
  * the cache reads and writes, normalised as struct rd_usage says) and the
- * first output count, message_delta the final cumulative counts;
+ * first output count, message_delta the final cumulative counts
+ * (output_tokens_details.thinking_tokens, when present, is the reasoning);
  * message_stop ends the stream properly (an "error" event does not). */
 int rd_provider_stream_event_anthropic(const struct rd_provider *p, const struct rd_stream_event *ev,
                                        struct rd_usage *usage);
