@@ -228,6 +228,7 @@ void rd_forward_start(struct rd_req *req)
         .connect_timeout_ms = snap->limits.connect_timeout_ms,
         .ca_file = snap->ca_file,
         .arg = &req->match, /* the emulator answers by the route (emulator.h) */
+        .model = req->model,
     };
     if (snap->source != RD_SNAP_SRC_EMULATOR) {
         build_request_headers(req);
