@@ -493,6 +493,14 @@ static void put_config(struct rd_api *api, struct rd_http_exch *x, const char *p
     json_object_put(body);
 }
 
+/* Token and cost totals by model since the proxy was loaded (proxy/usage.h). */
+static void get_usage(struct rd_api *api, struct rd_http_exch *x, const char *param)
+{
+    struct rd_proxy_entry *e = find_or_404(api, x, param);
+    if (e)
+        rd_api_send_json(x, 200, rd_proxy_usage_json(e->usage, e->rec.id));
+}
+
 const struct rd_api_route rd_api_proxy_routes[] = {
     {"GET", "/api/v1/proxies", list_proxies, true},
     {"POST", "/api/v1/proxies", create_proxy, true},
@@ -503,5 +511,6 @@ const struct rd_api_route rd_api_proxy_routes[] = {
     {"POST", "/api/v1/proxies/{id}/stop", stop_proxy, true},
     {"GET", "/api/v1/proxies/{id}/config", get_config, true},
     {"PUT", "/api/v1/proxies/{id}/config", put_config, true},
+    {"GET", "/api/v1/proxies/{id}/usage", get_usage, true},
 };
 const size_t rd_api_proxy_nroutes = sizeof rd_api_proxy_routes / sizeof rd_api_proxy_routes[0];
