@@ -39,7 +39,7 @@ CFLAGS   := -std=c17 -pthread $(OPT) $(SAN)
 
 LIB_SRCS := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
 MIGRATIONS := $(sort $(wildcard src/store/migrations/*.sql))
-LIB_OBJS := $(LIB_SRCS:%.c=$(OUT)/obj/%.o) $(OUT)/obj/gen/migrations.o
+LIB_OBJS := $(LIB_SRCS:%.c=$(OUT)/obj/%.o) $(OUT)/obj/gen/migrations.o $(OUT)/obj/gen/prices.o
 LLHTTP_OBJS := $(OUT)/obj/llhttp/llhttp.o $(OUT)/obj/llhttp/api.o $(OUT)/obj/llhttp/http.o
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
@@ -80,6 +80,15 @@ $(OUT)/gen/migrations.c: $(MIGRATIONS) scripts/embed-sql.sh
 	$(Q)scripts/embed-sql.sh $(MIGRATIONS) > $@
 
 $(OUT)/obj/gen/migrations.o: $(OUT)/gen/migrations.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c -o $@ $<
+
+# The price table is embedded the same way; the script rejects a bad row.
+$(OUT)/gen/prices.c: data/prices.tsv scripts/embed-prices.sh
+	@mkdir -p $(dir $@)
+	$(Q)scripts/embed-prices.sh data/prices.tsv > $@.tmp && mv $@.tmp $@
+
+$(OUT)/obj/gen/prices.o: $(OUT)/gen/prices.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c -o $@ $<
 

@@ -225,6 +225,23 @@ static bool apply_fields(struct json_object *body, struct rd_proxy_rec *rec, boo
 
 #undef FAIL
 
+/* A provider without a default upstream (azure_openai: the customer's own
+ * resource; openai_compatible: the user's server) cannot run without an
+ * upstream_url, so the API refuses to create or leave such a proxy rather
+ * than let it fail at start. */
+static bool check_upstream_required(const struct rd_proxy_rec *rec, struct field_err *fe)
+{
+    const struct rd_provider *p = rec->provider ? rd_provider_find(rec->provider) : NULL;
+    if (p == NULL || !p->upstream_required || (rec->upstream_url && rec->upstream_url[0]))
+        return true;
+    fe->field = "upstream_url";
+    snprintf(fe->message, sizeof fe->message,
+             "provider %s has no default upstream: upstream_url is required (%s, or \"emulator\")", p->name,
+             strcmp(p->name, "azure_openai") == 0 ? "your resource's endpoint, e.g. https://myresource.openai.azure.com"
+                                                  : "your server's base URL without /v1, e.g. http://127.0.0.1:8000");
+    return false;
+}
+
 /* ---- handlers ---- */
 
 static struct rd_proxy_entry *find_or_404(struct rd_api *api, struct rd_http_exch *x, const char *param)
@@ -272,6 +289,10 @@ static void create_proxy(struct rd_api *api, struct rd_http_exch *x, const char 
     if (rec.name == NULL || rec.provider == NULL) {
         rd_api_send_error(x, 400, "invalid_field", rec.name ? "provider" : "name", "%s is required",
                           rec.name ? "provider" : "name");
+        goto out;
+    }
+    if (!check_upstream_required(&rec, &fe)) {
+        rd_api_send_error(x, 400, "invalid_field", fe.field, "%s", fe.message);
         goto out;
     }
     if (rec.port == 0) {
@@ -326,6 +347,8 @@ static void patch_proxy(struct rd_api *api, struct rd_http_exch *x, const char *
     if (!apply_fields(body, &rec, NULL, &fe))
         rd_api_send_error(x, 400, fe.field && strchr(fe.field, '.') ? "invalid_config" : "invalid_field", fe.field,
                           "%s", fe.message);
+    else if (!check_upstream_required(&rec, &fe))
+        rd_api_send_error(x, 400, "invalid_field", fe.field, "%s", fe.message);
     else
         update(api, x, e, &rec, REPLY_PROXY);
     rd_proxy_rec_free(&rec);
@@ -470,6 +493,14 @@ static void put_config(struct rd_api *api, struct rd_http_exch *x, const char *p
     json_object_put(body);
 }
 
+/* Token and cost totals by model since the proxy was loaded (proxy/usage.h). */
+static void get_usage(struct rd_api *api, struct rd_http_exch *x, const char *param)
+{
+    struct rd_proxy_entry *e = find_or_404(api, x, param);
+    if (e)
+        rd_api_send_json(x, 200, rd_proxy_usage_json(e->usage, e->rec.id));
+}
+
 const struct rd_api_route rd_api_proxy_routes[] = {
     {"GET", "/api/v1/proxies", list_proxies, true},
     {"POST", "/api/v1/proxies", create_proxy, true},
@@ -480,5 +511,6 @@ const struct rd_api_route rd_api_proxy_routes[] = {
     {"POST", "/api/v1/proxies/{id}/stop", stop_proxy, true},
     {"GET", "/api/v1/proxies/{id}/config", get_config, true},
     {"PUT", "/api/v1/proxies/{id}/config", put_config, true},
+    {"GET", "/api/v1/proxies/{id}/usage", get_usage, true},
 };
 const size_t rd_api_proxy_nroutes = sizeof rd_api_proxy_routes / sizeof rd_api_proxy_routes[0];

@@ -1,4 +1,5 @@
 /* /healthz and /api/v1/providers. */
+#include <stdio.h>
 #include <string.h>
 
 #include "api/api.h"
@@ -48,6 +49,11 @@ static void get_providers(struct rd_api *api, struct rd_http_exch *x, const char
         json_object_object_add(o, "upstream_required", json_object_new_boolean(p->upstream_required));
         json_object_object_add(o, "dialect", json_object_new_string(p->dialect_name));
         json_object_object_add(o, "sdk_base_path", json_object_new_string(p->sdk_base_path));
+        /* The proxy's URL (GET /api/v1/proxies/{id} "url") followed by
+         * sdk_base_path is what the provider's SDK takes as its base URL. */
+        char example[160];
+        snprintf(example, sizeof example, "http://127.0.0.1:<port>%s", p->sdk_base_path);
+        json_object_object_add(o, "sdk_base_url_example", json_object_new_string(example));
         json_object_object_add(o, "emulator", json_object_new_boolean(p->emulate != NULL));
         struct json_object *auth = json_object_new_array();
         for (const char *const *h = p->auth_headers; h && *h; h++)

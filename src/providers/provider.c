@@ -12,11 +12,27 @@
 
 extern const struct rd_provider rd_provider_openai;
 extern const struct rd_provider rd_provider_deepseek;
+extern const struct rd_provider rd_provider_azure_openai;
+extern const struct rd_provider rd_provider_groq;
+extern const struct rd_provider rd_provider_mistral;
+extern const struct rd_provider rd_provider_together;
+extern const struct rd_provider rd_provider_openrouter;
+extern const struct rd_provider rd_provider_xai;
+extern const struct rd_provider rd_provider_ollama;
+extern const struct rd_provider rd_provider_openai_compatible;
 
 static const struct rd_provider *const registry[] = {
     &rd_provider_openai,
     &rd_provider_anthropic,
     &rd_provider_deepseek,
+    &rd_provider_azure_openai,
+    &rd_provider_groq,
+    &rd_provider_mistral,
+    &rd_provider_together,
+    &rd_provider_openrouter,
+    &rd_provider_xai,
+    &rd_provider_ollama,
+    &rd_provider_openai_compatible,
 };
 
 const struct rd_provider *rd_provider_find(const char *name)

@@ -77,6 +77,7 @@ static bool is_settable_header(const char *key);
 static const char *check_ratelimit_key(const char *s, size_t len);
 static const char *check_header_value(const char *s, size_t len);
 static const char *check_ip_pattern(const char *s, size_t len);
+static const char *check_model_value(const char *s, size_t len);
 static int rule_rates_sum(struct ctx *c, struct json_object *obj);
 static int rule_allowlist(struct ctx *c, struct json_object *obj);
 
@@ -177,6 +178,10 @@ static const struct field upstream_fields[] = {
     END,
 };
 
+/* deployments (azure_openai): deployment name -> the model it serves, for
+ * logs, cache TTL rules and prices (providers/azure_openai.c). */
+static const struct field deployment_model = {.type = T_STRING, .min = 1, .max = 256, .check = check_model_value};
+
 static const struct field blocks[] = {
     OBJ("limits", limits_fields),
     {.name = "timeout_config", .type = T_OBJECT, .members = timeout_fields, .rule = rule_rates_sum},
@@ -191,6 +196,8 @@ static const struct field blocks[] = {
     OBJ("emulator", emulator_fields),
     OBJ("cache", cache_fields),
     OBJ("upstream", upstream_fields),
+    {.name = "deployments", .type = T_OBJECT, .max = 1024, .item = &deployment_model, .key_ok = is_model_name,
+     .keys_desc = "deployment names of 1 to 256 printable characters"},
     END,
 };
 
@@ -480,6 +487,15 @@ static bool is_model_name(const char *key)
         if ((unsigned char)key[i] < 0x20 || key[i] == 0x7f)
             return false;
     return true;
+}
+
+/* A model name as a value (deployments): the rule of is_model_name. */
+static const char *check_model_value(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return "must be a model name of printable characters";
+    return NULL;
 }
 
 /* A header name in the configuration: an RFC 9110 token of at most 64 bytes. */

@@ -45,9 +45,9 @@ static void pick_decoder(struct rd_req *req, const char *ct, const char *ce)
         }
         req->decode = RD_DECODE_SSE;
     } else if (ctype_is(ct, "application/json") && req->dialect->body_usage && req->status_upstream < 300 &&
-               (req->env->observe || rd_log_enabled(RD_LOG_DEBUG))) {
-        /* Kept only when something will read it (rd_req_usage): the request
-         * log, metrics or the debug log. */
+               (req->snap->usage || req->env->observe || rd_log_enabled(RD_LOG_DEBUG))) {
+        /* Kept only when something will read it (rd_req_usage): the usage
+         * totals, the request log, metrics or the debug log. */
         req->decode = RD_DECODE_BODY;
     }
 }
@@ -234,6 +234,7 @@ void rd_forward_start(struct rd_req *req)
         .connect_timeout_ms = snap->limits.connect_timeout_ms,
         .ca_file = snap->ca_file,
         .arg = &req->match, /* the emulator answers by the route (emulator.h) */
+        .model = req->model,
     };
     if (snap->source != RD_SNAP_SRC_EMULATOR) {
         build_request_headers(req);

@@ -11,6 +11,7 @@
 #include "util/err.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/time.h"
 
 #define FIRST_AUTO_PORT 8001
 #define LAST_AUTO_PORT 65535
@@ -106,6 +107,7 @@ static struct rd_proxy_entry *entry_new(struct rd_manager *m, struct rd_proxy_re
     memset(rec, 0, sizeof *rec);
     e->status = RD_PROXY_STOPPED;
     e->goal = RD_PROXY_GOAL_STOPPED;
+    e->usage = rd_proxy_usage_new((unsigned)m->nworkers, rd_time_wall_ms());
     uv_timer_init(m->loop, &e->kick);
     e->kick.data = e;
     return e;
@@ -123,6 +125,7 @@ static void on_entry_closed(uv_handle_t *h)
     }
     rd_proxy_rec_free(&e->rec);
     rd_proxy_rt_unref(e->rt);
+    rd_proxy_usage_unref(e->usage);
     free(e->live_bind);
     free(e);
 }
@@ -339,6 +342,7 @@ static int start_entry(struct rd_manager *m, struct rd_proxy_entry *e, struct rd
         rc = RD_EINVAL;
         goto out;
     }
+    snap->usage = rd_proxy_usage_ref(e->usage);
     fds = rd_calloc((size_t)m->nworkers, sizeof *fds);
     rc = bind_all(m, &e->rec, fds);
     if (rc < 0) {
@@ -637,8 +641,10 @@ int rd_manager_update(struct rd_manager *m, struct rd_proxy_entry *e, struct rd_
     if (e->rt) {
         const char *why = NULL;
         struct rd_proxy_snap *snap = rd_proxy_snap_new(&e->rec, m->header_timeout_ms, &why);
-        if (snap)
+        if (snap) {
+            snap->usage = rd_proxy_usage_ref(e->usage);
             rd_proxy_rt_swap(e->rt, snap);
+        }
     }
     /* A proxy that failed to start gets another chance on its new address. */
     if (e->status == RD_PROXY_ERROR && moved && e->goal == RD_PROXY_GOAL_STOPPED && e->stop == RD_PROXY_STOP_NONE)

@@ -73,6 +73,7 @@ struct rd_proxy_entry {
     struct rd_proxy_rt *rt;    /* while running or stopping */
     struct rd_waiter *waiters; /* owned list, in arrival order */
     uv_timer_t kick;           /* runs the driver on the next loop turn */
+    struct rd_proxy_usage *usage; /* totals since the entry was loaded or created; every snapshot holds a reference */
 };
 
 struct rd_manager {

@@ -100,6 +100,8 @@ static void req_release(struct rd_req *req)
 {
     struct rd_req_env *env = req->env;
     req->deadline.at = 0; /* the timer may stay armed; it finds nothing to do */
+    if (req->snap->usage)
+        rd_proxy_usage_add(req->snap->usage, env->index, req->provider, req->model, rd_req_usage(req));
     if (env->observe)
         env->observe(req, env->observe_ud);
     rd_proxy_snap_unref(req->snap);

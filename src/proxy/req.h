@@ -65,6 +65,7 @@ struct rd_req_env {
      * observability issue, and for tests. May be NULL. */
     void (*observe)(struct rd_req *req, void *ud);
     void *observe_ud;
+    unsigned index; /* the worker's index: its slot in per-worker counters (proxy/usage.h) */
 };
 
 struct rd_req {

@@ -82,6 +82,7 @@ void rd_proxy_snap_unref(struct rd_proxy_snap *s)
     free(s->name);
     free(s->upstream_base);
     json_object_put(s->config);
+    rd_proxy_usage_unref(s->usage);
     free(s);
 }
 

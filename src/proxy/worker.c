@@ -226,6 +226,7 @@ static void worker_main(void *arg)
     rd_mailbox_init(&w->loop, &w->mb, w);
     w->up = rd_upstream_ctx_new(&w->loop);
     rd_req_env_init(&w->reqs, &w->loop, w->up);
+    w->reqs.index = (unsigned)w->index;
     uv_sem_post(&w->ready);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&w->loop) == UV_EBUSY) {

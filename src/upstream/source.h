@@ -49,6 +49,7 @@ struct rd_source_req {
     uint64_t timeout_ms;         /* whole transfer; 0: none (the proxy keeps its own deadline) */
     const char *ca_file;         /* TLS: CA bundle instead of the system one; NULL for the default */
     const void *arg;             /* implementation-specific; see each ops table (the emulator: the route match) */
+    const char *model;           /* the request's model as classified; NULL or "" when unknown (the emulator) */
 };
 
 struct rd_source_ops {

@@ -12,4 +12,15 @@ extern const struct rd_emu_dialect rd_emu_dialect_openai;
  * (those paths answer 404 like any unknown URL). */
 extern const struct rd_emu_dialect rd_emu_dialect_deepseek;
 
+/* Azure OpenAI (the model reported is the request's deployment, mapped) and
+ * the OpenAI-compatible presets (dialects_compat.c). */
+extern const struct rd_emu_dialect rd_emu_dialect_azure_openai;
+extern const struct rd_emu_dialect rd_emu_dialect_groq;
+extern const struct rd_emu_dialect rd_emu_dialect_mistral;
+extern const struct rd_emu_dialect rd_emu_dialect_together;
+extern const struct rd_emu_dialect rd_emu_dialect_openrouter;
+extern const struct rd_emu_dialect rd_emu_dialect_xai;
+extern const struct rd_emu_dialect rd_emu_dialect_ollama;
+extern const struct rd_emu_dialect rd_emu_dialect_openai_compatible;
+
 #endif

@@ -32,6 +32,10 @@ struct rd_emu_request {
      * answers by the same table the forwarder uses. NULL, or match->route
      * NULL: no known route (the dialect's 404). Borrowed. */
     const struct rd_route_match *match;
+    /* The request's model as the engine classified it (req->model: a
+     * deployment mapped through the proxy's deployments block, for Azure);
+     * NULL or "" when unknown. Reported by dialects with model_from_request. */
+    const char *model;
 };
 
 struct rd_emu_chunk {
@@ -57,6 +61,9 @@ struct rd_emu_dialect {
     const char *default_model;  /* used when a request names none */
     bool has_embeddings;        /* false: RD_REQ_EMBEDDING routes answer 404 */
     bool has_responses;         /* false: RD_REQ_RESPONSES routes answer 404 */
+    /* true: answers name the request's model (rd_emu_request.model: Azure's
+     * deployment) instead of the body's "model", which may be absent. */
+    bool model_from_request;
 };
 
 /* Builds the answer of an OpenAI-compatible API for req into *out (which the

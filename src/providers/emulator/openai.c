@@ -190,6 +190,9 @@ int rd_emu_oai_int_param(struct rd_emu_ctx *c, const char *key, int64_t min, int
 
 const char *rd_emu_oai_model(struct rd_emu_ctx *c)
 {
+    /* Azure: the deployment decides, whatever the body says. */
+    if (c->d->model_from_request && c->req->model && c->req->model[0])
+        return c->req->model;
     struct json_object *v = rd_json_get(c->body, "model");
     if (v != NULL && !json_object_is_type(v, json_type_string)) {
         rd_emu_oai_bad_type(c, "model", "a string", v);

@@ -16,6 +16,7 @@ static void *emu_start(void *ctx, const struct rd_source_req *req, const struct 
         .body_len = req->body_len,
         .seed = setup->seed,
         .match = req->arg, /* the route the engine matched (emulator.h) */
+        .model = req->model,
     };
     struct rd_emu_reply reply;
     memset(&reply, 0, sizeof reply);
