@@ -20,6 +20,8 @@ extern const struct rd_provider rd_provider_openrouter;
 extern const struct rd_provider rd_provider_xai;
 extern const struct rd_provider rd_provider_ollama;
 extern const struct rd_provider rd_provider_openai_compatible;
+extern const struct rd_provider rd_provider_gemini;
+extern const struct rd_provider rd_provider_vertex_ai;
 
 static const struct rd_provider *const registry[] = {
     &rd_provider_openai,
@@ -33,6 +35,8 @@ static const struct rd_provider *const registry[] = {
     &rd_provider_xai,
     &rd_provider_ollama,
     &rd_provider_openai_compatible,
+    &rd_provider_gemini,
+    &rd_provider_vertex_ai,
 };
 
 const struct rd_provider *rd_provider_find(const char *name)
@@ -304,4 +308,51 @@ void rd_provider_body_usage_openai(const struct rd_provider *p, const char *body
 {
     (void)p;
     find_usage(body, len, usage); /* one pass: usage is in almost every body */
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* The name of a query parameter p[0..n), percent-decoded (an upstream
+ * decodes it before it looks for "key"), compared with want. */
+static bool param_name_is(const char *p, size_t n, const char *want)
+{
+    size_t w = 0, wl = strlen(want);
+    for (size_t i = 0; i < n; i++, w++) {
+        char c = p[i];
+        if (c == '%' && i + 2 < n && hexval(p[i + 1]) >= 0 && hexval(p[i + 2]) >= 0) {
+            c = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
+            i += 2;
+        } else if (c == '+') {
+            c = ' ';
+        }
+        if (w >= wl || c != want[w])
+            return false;
+    }
+    return w == wl;
+}
+
+int rd_provider_redact_query(const struct rd_provider *p, const char *query, struct rd_buf *out)
+{
+    int rc = 0;
+    const char *q = query ? query : "";
+    while (*q) {
+        const char *amp = strchr(q, '&');
+        size_t n = amp ? (size_t)(amp - q) : strlen(q);
+        const char *eq = memchr(q, '=', n);
+        size_t name_len = eq ? (size_t)(eq - q) : n;
+        bool secret = false;
+        for (size_t i = 0; p && p->secret_query_params && p->secret_query_params[i] && !secret; i++)
+            secret = param_name_is(q, name_len, p->secret_query_params[i]);
+        if (secret && eq)
+            rc |= rd_buf_append(out, q, name_len + 1) | rd_buf_appends(out, RD_REDACTED);
+        else
+            rc |= rd_buf_append(out, q, n);
+        if (amp)
+            rc |= rd_buf_append(out, "&", 1);
+        q += n + (amp != NULL);
+    }
+    return rc < 0 ? RD_ETOOBIG : 0;
 }

@@ -193,6 +193,15 @@ bool rd_route_pattern_match(const char *pattern, const char *path, struct rd_rou
 void rd_provider_error(const struct rd_provider *p, const struct rd_error_spec *e, struct rd_hdrs *hdrs,
                        struct rd_buf *body);
 
+/* What a secret query value is replaced with. */
+#define RD_REDACTED "REDACTED"
+
+/* Appends query (without '?') to out with the value of every parameter
+ * named in p->secret_query_params (names percent-decoded before they are
+ * compared) replaced by RD_REDACTED: for anything that writes a query to a
+ * log or a record. Returns 0 or RD_ETOOBIG (out's cap). Pure. */
+int rd_provider_redact_query(const struct rd_provider *p, const char *query, struct rd_buf *out);
+
 /* ---- implementations shared by providers (hooks are data too) ---- */
 
 /* Model from the route's capture or the body's model_field. */

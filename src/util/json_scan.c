@@ -307,6 +307,31 @@ int rd_json_scan_members(const char *obj, size_t len, rd_json_member_fn fn, void
     return RD_EPROTO;
 }
 
+int rd_json_scan_elements(const char *arr, size_t len, rd_json_element_fn fn, void *ud)
+{
+    size_t i = skip_ws(arr, 0, len);
+    if (i >= len || arr[i] != '[')
+        return RD_EPROTO;
+    i = skip_ws(arr, i + 1, len);
+    if (i < len && arr[i] == ']')
+        return 0;
+    for (size_t index = 0; i < len; index++) {
+        size_t vend = skip_value(arr, i, len);
+        if (vend == 0)
+            return RD_EPROTO;
+        int rc = fn(ud, index, (struct rd_json_span){arr + i, vend - i});
+        if (rc != 0)
+            return rc;
+        i = skip_ws(arr, vend, len);
+        if (i < len && arr[i] == ',') {
+            i = skip_ws(arr, i + 1, len);
+            continue;
+        }
+        return i < len && arr[i] == ']' ? 0 : RD_EPROTO;
+    }
+    return RD_EPROTO;
+}
+
 int rd_json_span_int64(struct rd_json_span v, int64_t *out)
 {
     size_t i = 0;

@@ -45,6 +45,16 @@ typedef int (*rd_json_member_fn)(void *ud, const char *key, size_t key_len, bool
  * RD_EPROTO if the object is malformed. Pure. */
 int rd_json_scan_members(const char *obj, size_t len, rd_json_member_fn fn, void *ud);
 
+/* Called for each element of an array with its index and span. A non-zero
+ * return stops the walk and is returned. */
+typedef int (*rd_json_element_fn)(void *ud, size_t index, struct rd_json_span value);
+
+/* Walks the elements of the array arr[0..len) (arr starts with '[' after
+ * optional whitespace) in one pass, as rd_json_scan_members does for
+ * objects. Returns 0, fn's non-zero value, or RD_EPROTO if the array is
+ * malformed (elements before the fault were reported). Pure. */
+int rd_json_scan_elements(const char *arr, size_t len, rd_json_element_fn fn, void *ud);
+
 /* Reads span v as a JSON integer: optional '-', digits without a leading
  * zero, no fraction or exponent. Returns 0 with *out set, RD_EPROTO if v is
  * not such a number, RD_ETOOBIG if it does not fit in int64_t. */

@@ -1,6 +1,5 @@
 /* POST /v1/embeddings: deterministic unit vectors, as float arrays or as
  * base64 of little-endian float32 (what the openai SDKs ask for by default). */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,36 +86,6 @@ static int items_of(struct rd_emu_ctx *c, struct item **items, size_t *n)
     return 0;
 }
 
-/* Fills v[0..dims) with a unit vector derived from (model, item): uniform
- * values in (-1, 1) from SHA-256 in counter mode, normalised. Component k
- * does not depend on dims, so a shortened vector is a renormalised prefix of
- * the full one, as with text-embedding-3. */
-static void vector(const char *model, const struct item *it, uint32_t dims, float *v)
-{
-    uint8_t seed[RD_SHA256_LEN], block[RD_SHA256_LEN];
-    struct rd_buf b;
-    rd_buf_init(&b, 0);
-    if (rd_buf_appends(&b, "embedding\n") < 0 || rd_buf_appends(&b, model) < 0 || rd_buf_append(&b, "", 1) < 0 ||
-        rd_buf_append(&b, it->p, it->len) < 0)
-        abort();
-    rd_sha256(b.data, b.len, seed);
-    rd_buf_free(&b);
-
-    double sum = 0;
-    for (uint32_t k = 0; k < dims; k++) {
-        if (k % 8 == 0)
-            rd_emu_subseed(seed, "v", k / 8, block);
-        const uint8_t *q = block + 4 * (k % 8);
-        uint32_t u = (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
-        double x = ((double)u + 0.5) / 4294967296.0 * 2.0 - 1.0;
-        v[k] = (float)x;
-        sum += x * x;
-    }
-    double norm = sqrt(sum);
-    for (uint32_t k = 0; k < dims; k++)
-        v[k] = (float)(v[k] / norm);
-}
-
 /* The vector as the API encodes it. Floats print with 9 significant digits,
  * enough to read back the exact float32 the base64 form carries. */
 static struct json_object *encode(const float *v, uint32_t dims, bool base64)
@@ -189,7 +158,7 @@ void rd_emu_oai_embeddings(struct rd_emu_ctx *c)
     struct json_object *data = json_object_new_array_ext((int)n);
     uint64_t tokens = 0;
     for (size_t i = 0; i < n; i++) {
-        vector(model, &items[i], (uint32_t)dims, v);
+        rd_emu_embedding(model, items[i].p, items[i].len, (uint32_t)dims, v);
         struct json_object *e = json_object_new_object();
         add(e, "object", json_object_new_string("embedding"));
         add(e, "index", json_object_new_int64((int64_t)i));

@@ -1,5 +1,6 @@
 #include "providers/emulator/text.h"
 
+#include <math.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,4 +210,30 @@ char *rd_emu_base64(const void *p, size_t n, size_t *out_len)
         abort();
     *out_len = (size_t)len;
     return (char *)out;
+}
+
+void rd_emu_embedding(const char *model, const char *p, size_t n, uint32_t dims, float *v)
+{
+    uint8_t seed[RD_SHA256_LEN], block[RD_SHA256_LEN];
+    struct rd_buf b;
+    rd_buf_init(&b, 0);
+    if (rd_buf_appends(&b, "embedding\n") < 0 || rd_buf_appends(&b, model) < 0 || rd_buf_append(&b, "", 1) < 0 ||
+        rd_buf_append(&b, p, n) < 0)
+        abort();
+    rd_sha256(b.data, b.len, seed);
+    rd_buf_free(&b);
+
+    double sum = 0;
+    for (uint32_t k = 0; k < dims; k++) {
+        if (k % 8 == 0)
+            rd_emu_subseed(seed, "v", k / 8, block);
+        const uint8_t *q = block + 4 * (k % 8);
+        uint32_t u = (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
+        double x = ((double)u + 0.5) / 4294967296.0 * 2.0 - 1.0;
+        v[k] = (float)x;
+        sum += x * x;
+    }
+    double norm = sqrt(sum);
+    for (uint32_t k = 0; k < dims; k++)
+        v[k] = (float)(v[k] / norm);
 }

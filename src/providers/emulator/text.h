@@ -55,4 +55,11 @@ char *rd_emu_base64(const void *p, size_t n, size_t *out_len);
 /* Derives a sub-seed: SHA-256(seed || label || index as 4 little-endian bytes). */
 void rd_emu_subseed(const uint8_t seed[RD_SHA256_LEN], const char *label, uint32_t index, uint8_t out[RD_SHA256_LEN]);
 
+/* Fills v[0..dims) with a unit vector derived from (model, p[0..n)):
+ * uniform values in (-1, 1) from SHA-256 in counter mode, normalised.
+ * Component k does not depend on dims, so a shortened vector is a
+ * renormalised prefix of the full one (as text-embedding-3 and Gemini's
+ * outputDimensionality behave). Shared by every dialect's embeddings. */
+void rd_emu_embedding(const char *model, const char *p, size_t n, uint32_t dims, float *v);
+
 #endif

@@ -1,0 +1,70 @@
+/* Vertex AI: Google's models (and Claude, Llama, Mistral) under
+ * /v1/ and /v1beta1/projects/{p}/locations/{l}/publishers/{pub}/models/{m},
+ * Bearer token passed through. The host follows the location in the path
+ * unless upstream_url is set (rd_vertex_prepare, google.c). Only data
+ * otherwise: the hooks are Google's dialect, and the routes of Claude on
+ * Vertex name the dialect they speak. */
+#include "providers/emulator/google.h"
+#include "providers/google.h"
+#include "providers/provider.h"
+
+#define GEN RD_ROUTE_CACHEABLE
+#define STREAM (RD_ROUTE_CACHEABLE | RD_ROUTE_STREAMABLE)
+
+/* Captures: 1 project, 2 location, 3 publisher (or the model for the
+ * publisher-specific routes), 4 model. The first match wins, so the
+ * publisher-specific routes come before the generic ones. */
+#define PM(V) V "/projects/*/locations/*/publishers/"
+#define VERTEX_ROUTES(V)                                                                                               \
+    /* Claude on Vertex: Anthropic's Messages API behind rawPredict (dialect: see the report) */                       \
+    {"POST", PM(V) "anthropic/models/count-tokens:rawPredict", RD_REQ_TOKENS, GEN, RD_MODEL_IN_BODY, NULL},            \
+        {"POST", PM(V) "anthropic/models/*:rawPredict", RD_REQ_CHAT, GEN, 3, NULL},                                    \
+        {"POST", PM(V) "anthropic/models/*:streamRawPredict", RD_REQ_CHAT, STREAM, 3,                                  \
+         NULL}, /* Google's models (and any publisher's generateContent) */                                            \
+        {"POST", PM(V) "*/models/*:generateContent", RD_REQ_CHAT, GEN, 4, NULL},                                       \
+        {"POST", PM(V) "*/models/*:streamGenerateContent", RD_REQ_CHAT, STREAM, 4, NULL},                              \
+        {"POST", PM(V) "*/models/*:countTokens", RD_REQ_TOKENS, GEN, 4, NULL},                                         \
+        {"POST", PM(V) "*/models/*:embedContent", RD_REQ_EMBEDDING, GEN, 4, NULL},                                     \
+        {"POST", PM(V) "*/models/*:predict", RD_REQ_EMBEDDING, GEN, 4, NULL},                                          \
+        {"POST", PM(V) "*/models/*:rawPredict", RD_REQ_CHAT, GEN, 4, NULL},                                            \
+        {"POST", PM(V) "*/models/*:streamRawPredict", RD_REQ_CHAT, STREAM, 4,                                          \
+         NULL}, /* tuned models and deployed endpoints: the endpoint id is the model */                                \
+        {"POST", V "/projects/*/locations/*/endpoints/*:generateContent", RD_REQ_CHAT, GEN, 3, NULL},                  \
+        {"POST", V "/projects/*/locations/*/endpoints/*:streamGenerateContent", RD_REQ_CHAT, STREAM, 3,                \
+         NULL}, /* models.get and models.list of @google/genai in Vertex mode */                                       \
+        {"GET", V "/publishers/google/models", RD_REQ_MODELS, GEN, RD_MODEL_IN_BODY, NULL},                            \
+    {                                                                                                                  \
+        "GET", V "/publishers/*/models/*", RD_REQ_MODELS, GEN, 2, NULL                                                 \
+    }
+
+static const struct rd_route routes[] = {
+    VERTEX_ROUTES("/v1beta1"),
+    VERTEX_ROUTES("/v1"),
+};
+
+static const char *const auth_headers[] = {"authorization", "x-goog-api-key", "x-goog-user-project", NULL};
+static const char *const secret_query_params[] = {"key", "access_token", NULL};
+
+const struct rd_provider rd_provider_vertex_ai = {
+    .name = "vertex_ai",
+    .display_name = "Google Vertex AI",
+    /* The global endpoint; with no upstream_url the host follows the
+     * location in each request's path (rd_vertex_prepare). */
+    .default_upstream = "https://aiplatform.googleapis.com",
+    .dialect_name = "google",
+    .sdk_base_path = "",
+    .secret_query_params = secret_query_params,
+    .auth_headers = auth_headers,
+    .model_field = "model", /* count-tokens:rawPredict names it in the body */
+    .request_id_header = "x-request-id",
+    .routes = routes,
+    .nroutes = sizeof routes / sizeof routes[0],
+    .framing = RD_FRAMING_SSE,
+    .emulator = &rd_emu_dialect_google,
+    .emulate = rd_emu_vertex,
+    .model = rd_provider_model_default,
+    .prepare = rd_vertex_prepare,
+    .error = rd_provider_error_google,
+    .stream_event = rd_provider_stream_event_google,
+    .body_usage = rd_provider_body_usage_google,
+};
