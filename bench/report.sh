@@ -29,7 +29,7 @@ versions_line() {
   else
     commit="none yet (working tree)"
   fi
-  echo "${rd:-unknown}, $(nginx -v 2>&1 | sed 's/^nginx version: //'), wrk $(dpkg-query -W -f='${Version}' wrk 2>/dev/null || echo '?'), commit $commit"
+  echo "${rd:-unknown}, $(nginx -v 2>&1 | sed 's/^nginx version: //'), wrk $(dpkg-query -W -f='${Version}' wrk 2>/dev/null || echo '?'), h2load $(dpkg-query -W -f='${Version}' nghttp2-client 2>/dev/null || echo '?'), commit $commit"
 }
 
 # added KEY: p50 of KEY minus the direct p50, in ms.
@@ -67,6 +67,13 @@ Pinning (taskset): the proxy under test on CPU $SCPU, the upstreams on CPU $UCPU
 | nginx proxy_pass | $(val e-b.rps) | $(val e-b.p50) | $(val e-b.p99) | $(added e-b) |
 | Rubberduck | $(val e-c.rps) | $(val e-c.p50) | $(val e-c.p99) | $(added e-c) |
 
+## Cleartext HTTP/2 (prior knowledge): h2load -c$H2_CLIENTS -m$H2_STREAMS ($((H2_CLIENTS * H2_STREAMS)) concurrent streams), median of $ROUNDS interleaved rounds of ${DURATION} s
+
+| scenario | requests/s | p50 ms | p99 ms | errors | requests/s of each round |
+|---|---:|---:|---:|---:|---|
+| (h2-b) nginx 1 worker, \`listen ... http2\`, proxy_pass, upstream keepalive 64 | $(val h2-b.rps) | $(val h2-b.p50) | $(val h2-b.p99) | $(val h2-b.err) | $(val h2-b.rounds) |
+| (h2-c) Rubberduck --workers 1 | $(val h2-c.rps) | $(val h2-c.p50) | $(val h2-c.p99) | $(val h2-c.err) | $(val h2-c.rounds) |
+
 ## $STREAMS concurrent SSE streams ($SSE_EVENTS events ${SSE_INTERVAL} ms apart, about $(secs $((SSE_EVENTS * SSE_INTERVAL))) s each)
 
 | scenario | completed | p50 s | p99 s | first event p99 ms | connect p99 ms | peak RSS MB |
@@ -82,6 +89,7 @@ Pinning (taskset): the proxy under test on CPU $SCPU, the upstreams on CPU $UCPU
 |---|---|---|
 | (c) requests/s ≥ 0.8 × (b) | c/b = $ratio (median of the per-round ratios $(val cb.rounds)) | $(judge 'a >= 0.8 * b' "$ratio" 1) |
 | (c) p99 ≤ 2 ms | $(val c.p99) ms | $(judge 'a <= b' "${RES[c.p99]:-}" 2) |
+| (h2-c) requests/s ≥ 0.8 × (h2-b) | h2-c/h2-b = ${RES[h2cb.ratio]:-n/a} (median of the per-round ratios $(val h2cb.rounds)) | $(judge 'a >= 0.8 * b' "${RES[h2cb.ratio]:-}" 1) |
 | (d) all $STREAMS streams complete | $(val d.done)/$STREAMS | $(judge 'a == b' "${RES[d.done]:-}" "$STREAMS") |
 | (d) p99 stream duration ≤ 1.1 s | $p99s s | $(judge 'a <= b' "$p99s" 1.1) |
 | (d) peak RSS ≤ 64 MB | $(val d.rss) MB | $(judge 'a <= b' "${RES[d.rss]:-}" 64) |
@@ -96,6 +104,10 @@ Notes:
   Failures in (d): $(val d.fails). Rubberduck's RSS before the streams: $(val d.rss0) MB.
 - Peak RSS is VmHWM from /proc/PID/status of the proxy process (the nginx worker for nginx), each
   scenario in a freshly started process. Rubberduck's peak RSS after (c): $(val c.rss) MB.
+- (h2) sends the same request as (a)-(c) with h2load (nghttp2-client) over cleartext HTTP/2 with prior
+  knowledge; both proxies reach the upstream over HTTP/1.1. h2load prints no percentiles: p50/p99 come
+  from its per-request log (--log-file, time to the end of each response). Rubberduck's peak RSS after
+  (h2-c): $(val h2-c.rss) MB.
 - Raw output of every tool: build/bench/logs/.
 EOF
 }

@@ -4,7 +4,9 @@
 #   (b) wrk through nginx proxy_pass with upstream keepalive (the reference reverse proxy),
 #   (c) wrk through a Rubberduck proxy (POST /v1/chat/completions, same request and upstream),
 #   (d) 2,000 concurrent ~1 s SSE streams through Rubberduck (C libuv upstream and client),
-#       with the same streams direct (the floor) and through nginx (the reference) for context.
+#       with the same streams direct (the floor) and through nginx (the reference) for context,
+#   (h2) h2load over cleartext HTTP/2 (prior knowledge) through nginx `listen ... http2`
+#       proxy_pass (the reference) and through Rubberduck, same request and upstream as (a-c).
 # Servers (upstreams and proxies) run on CPU $BENCH_SERVER_CPU, load generators on CPU
 # $BENCH_CLIENT_CPU (taskset). Everything listens on 127.0.0.1 on ports picked at run time.
 # The table is printed and written to build/bench/results.md; logs go to build/bench/logs/.
@@ -20,7 +22,8 @@
 #   BENCH_SSE_EVENTS=5     events per stream, BENCH_SSE_INTERVAL_MS=200 apart
 #   BENCH_SERVER_CPU=0     CPU of the proxies under test, BENCH_CLIENT_CPU=1 for wrk and the
 #                          SSE client, BENCH_UPSTREAM_CPU=$BENCH_SERVER_CPU for both upstreams
-#   BENCH_SCENARIOS="a b c e d d-direct d-nginx"   subset to run
+#   BENCH_H2_CLIENTS=4 BENCH_H2_STREAMS=16   h2load -c and -m (h2): 64 concurrent streams
+#   BENCH_SCENARIOS="a b c e h2 d d-direct d-nginx"   subset to run
 #                          (e = added latency with one connection: a, b and c again at -c1)
 #   BENCH_RD_LOG_LEVEL=warn   Rubberduck's --log-level during the runs
 #   RUBBERDUCK_BIN=build/rubberduck
@@ -38,7 +41,9 @@ SSE_INTERVAL=${BENCH_SSE_INTERVAL_MS:-200}
 SCPU=${BENCH_SERVER_CPU:-0}
 CCPU=${BENCH_CLIENT_CPU:-1}
 UCPU=${BENCH_UPSTREAM_CPU:-$SCPU}
-SCENARIOS=" ${BENCH_SCENARIOS:-a b c e d d-direct d-nginx} "
+H2_CLIENTS=${BENCH_H2_CLIENTS:-4}
+H2_STREAMS=${BENCH_H2_STREAMS:-16}
+SCENARIOS=" ${BENCH_SCENARIOS:-a b c e h2 d d-direct d-nginx} "
 RD_LOG_LEVEL=${BENCH_RD_LOG_LEVEL:-warn}
 RD_BIN=${RUBBERDUCK_BIN:-$ROOT/build/rubberduck}
 OUT=$ROOT/build/bench
@@ -48,12 +53,12 @@ TOKEN=bench-admin-token-$$
 die() { echo "bench: $*" >&2; exit 2; }
 note() { echo "bench: $*" >&2; }
 
-for v in DURATION WARMUP CONNS STREAMS SSE_EVENTS SSE_INTERVAL SCPU CCPU UCPU; do
+for v in DURATION WARMUP CONNS STREAMS SSE_EVENTS SSE_INTERVAL SCPU CCPU UCPU H2_CLIENTS H2_STREAMS; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer (got '${!v}')"
 done
 [ "$DURATION" -ge 1 ] && [ "$DURATION" -le 600 ] || die "BENCH_DURATION must be 1..600"
 [ "$STREAMS" -ge 1 ] && [ "$STREAMS" -le 8000 ] || die "BENCH_STREAMS must be 1..8000 (ulimit -n)"
-for tool in wrk nginx taskset curl python3 gcc; do
+for tool in wrk h2load nginx taskset curl python3 gcc; do
   command -v "$tool" >/dev/null || die "'$tool' not found; run scripts/install-deps.sh bench"
 done
 [ -f /usr/include/uv.h ] && [ -f /usr/share/llhttp/llhttp.c ] ||
@@ -148,9 +153,9 @@ peak_rss_mb() {
 
 CHAT_JSON='{"id":"chatcmpl-bench0001","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there, how are you today?","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":24,"completion_tokens":8,"total_tokens":32},"system_fingerprint":"fp_bench"}'
 
-# nginx_conf NAME PORT SERVER_BODY [HTTP_EXTRA]: writes $TMP/NAME/nginx.conf.
+# nginx_conf NAME PORT SERVER_BODY [HTTP_EXTRA [LISTEN_EXTRA]]: writes $TMP/NAME/nginx.conf.
 nginx_conf() {
-  local name=$1 port=$2 body=$3 extra=${4:-}
+  local name=$1 port=$2 body=$3 extra=${4:-} listen_extra=${5:-}
   local d=$TMP/$name
   mkdir -p "$d"
   cat >"$d/nginx.conf" <<EOF
@@ -168,7 +173,7 @@ http {
   proxy_temp_path $d/proxy;
   $extra
   server {
-    listen 127.0.0.1:$port backlog=4096;
+    listen 127.0.0.1:$port backlog=4096 $listen_extra;
     $body
   }
 }
@@ -255,6 +260,28 @@ run_wrk() {
   R_REQS=$(kv "$line" requests)
 }
 
+# run_h2load NAME PORT: warm-up then measured h2load run (H2_CLIENTS connections x H2_STREAMS
+# streams, cleartext HTTP/2 with prior knowledge); sets R_RPS R_P50 R_P99 R_ERR R_REQS. h2load
+# prints no percentiles: they come from its per-request log (microseconds to the end of response).
+run_h2load() {
+  local name=$1 port=$2 url log line
+  url="http://127.0.0.1:$port/v1/chat/completions"
+  log=$LOGS/$name-h2load-requests.tsv
+  local args=(-c"$H2_CLIENTS" -m"$H2_STREAMS" -t1 -d "$TMP/chat-body.json"
+              -H 'Content-Type: application/json' -H 'Authorization: Bearer sk-bench-not-a-real-key')
+  taskset -c "$CCPU" h2load "${args[@]}" -D"$DURATION" --warm-up-time="$WARMUP" --log-file="$log" "$url" \
+    >"$LOGS/$name-h2load.log" 2>&1 || { note "$name: h2load failed"; return 1; }
+  line=$(grep '^requests:' "$LOGS/$name-h2load.log") || { note "$name: no result from h2load"; return 1; }
+  R_REQS=$(awk '{ print $8 }' <<<"$line")               # succeeded
+  R_ERR=$(awk '{ print $2 - $8 }' <<<"$line")           # total - succeeded
+  R_RPS=$(grep -o 'finished in [^,]*, [0-9.]* req/s' "$LOGS/$name-h2load.log" | awk '{ print $4 }')
+  read -r R_P50 R_P99 < <(awk -F'\t' '$2 == 200 { print $3 }' "$log" | sort -n |
+    awk '{ v[NR] = $1 } END { if (NR == 0) { print "? ?"; exit }
+           i50 = int(NR * 0.50); i99 = int(NR * 0.99); if (i50 < 1) i50 = 1; if (i99 < 1) i99 = 1
+           printf "%.3f %.3f\n", v[i50] / 1000, v[i99] / 1000 }')
+  [ -n "$R_RPS" ] || { note "$name: no requests/s from h2load"; return 1; }
+}
+
 # kv LINE KEY: the value of KEY=value in LINE.
 kv() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k { print $2 }'; }
 
@@ -298,7 +325,8 @@ want() { [[ $SCENARIOS == *" $1 "* ]]; }
 # median NUM...: the middle value (the lower middle for an even count).
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-# nginx_proxy_conf NAME PORT: the reference reverse proxy in front of the upstream on $UP_PORT.
+# nginx_proxy_conf NAME PORT [LISTEN_EXTRA]: the reference reverse proxy in front of the
+# upstream on $UP_PORT (LISTEN_EXTRA "http2": clients speak cleartext HTTP/2).
 nginx_proxy_conf() {
   nginx_conf "$1" "$2" "location / {
       proxy_pass http://u;
@@ -306,7 +334,7 @@ nginx_proxy_conf() {
       proxy_set_header Connection \"\";
       proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
       proxy_set_header X-Forwarded-Proto \$scheme;
-    }" "upstream u { server 127.0.0.1:$UP_PORT; keepalive 64; keepalive_requests 1000000; }"
+    }" "upstream u { server 127.0.0.1:$UP_PORT; keepalive 64; keepalive_requests 1000000; }" "${3:-}"
 }
 
 note "building the SSE tools"
@@ -410,6 +438,65 @@ if want e; then
     FAILED+=(e-c)
   fi
   CONNS=$saved_conns
+fi
+# (h2): nginx http2 proxy_pass and Rubberduck, interleaved rounds as for (a)-(c).
+if want h2; then
+  printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello in five words."}],"max_tokens":16,"temperature":0}' \
+    >"$TMP/chat-body.json"
+  H2NX_PID= H2RD_PID=
+  free_port H2NX_PORT
+  nginx_proxy_conf nginx-h2 "$H2NX_PORT" http2
+  if start_nginx nginx-h2 "$SCPU" && wait_tcp "$H2NX_PORT" "$LAST_PID" nginx-h2; then
+    H2NX_PID=$LAST_PID
+  else
+    FAILED+=(h2-b)
+  fi
+  RD_PID=
+  if start_rubberduck rd-h2 "http://127.0.0.1:$UP_PORT"; then
+    H2RD_PID=$RD_PID H2RD_PORT=$RD_PORT
+  else
+    FAILED+=(h2-c)
+    [ -n "${RD_PID:-}" ] && { stop_pid "$RD_PID"; forget_pid "$RD_PID"; }
+  fi
+  declare -A H2_RPS H2_P50 H2_P99 H2_ERR
+  for round in $(seq 1 "$ROUNDS"); do
+    for key in h2-b h2-c; do
+      case $key in
+        h2-b) [ -n "$H2NX_PID" ] || continue; port=$H2NX_PORT ;;
+        h2-c) [ -n "$H2RD_PID" ] || continue; port=$H2RD_PORT ;;
+      esac
+      note "($key) round $round/$ROUNDS (127.0.0.1:$port)"
+      saved_warmup=$WARMUP; [ "$round" -gt 1 ] && WARMUP=0
+      if run_h2load "$key-r$round" "$port"; then
+        H2_RPS[$key]+=" $R_RPS" H2_P50[$key]+=" $R_P50" H2_P99[$key]+=" $R_P99"
+        H2_ERR[$key]=$(( ${H2_ERR[$key]:-0} + R_ERR ))
+      else
+        FAILED+=("$key-r$round")
+      fi
+      WARMUP=$saved_warmup
+    done
+  done
+  for key in h2-b h2-c; do
+    [ -n "${H2_RPS[$key]:-}" ] || continue
+    # shellcheck disable=SC2086
+    RES[$key.rps]=$(median ${H2_RPS[$key]}) RES[$key.p50]=$(median ${H2_P50[$key]})
+    # shellcheck disable=SC2086
+    RES[$key.p99]=$(median ${H2_P99[$key]}) RES[$key.err]=${H2_ERR[$key]}
+    RES[$key.rounds]=$(echo ${H2_RPS[$key]} | tr ' ' '/')
+  done
+  if [ -n "${H2_RPS[h2-b]:-}" ] && [ -n "${H2_RPS[h2-c]:-}" ]; then
+    read -r -a rb <<<"${H2_RPS[h2-b]}"
+    read -r -a rc <<<"${H2_RPS[h2-c]}"
+    ratios=()
+    for i in "${!rb[@]}"; do
+      [ -n "${rc[$i]:-}" ] && ratios+=("$(awk -v c="${rc[$i]}" -v b="${rb[$i]}" 'BEGIN { printf "%.2f", c / b }')")
+    done
+    RES[h2cb.ratio]=$(median "${ratios[@]}")
+    RES[h2cb.rounds]=$(IFS=/; echo "${ratios[*]}")
+  fi
+  [ -n "$H2RD_PID" ] && { RES[h2-c.rss]=$(peak_rss_mb "$H2RD_PID"); stop_pid "$H2RD_PID"; forget_pid "$H2RD_PID"; }
+  [ -n "$H2NX_PID" ] && { stop_pid "$H2NX_PID"; forget_pid "$H2NX_PID"; }
+  RD_PID=
 fi
 stop_pid "$UP_PID"; forget_pid "$UP_PID"
 

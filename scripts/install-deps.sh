@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Rubberduck needs on Debian 12. Usage: scripts/install-deps.sh [build|test|bench]
 # "build" (the default) installs the build and runtime libraries; "test" adds the test tools
-# and the npm packages of the end-to-end tests; "bench" adds wrk and nginx.
+# and the npm packages of the end-to-end tests; "bench" adds wrk, h2load and nginx.
 # Only missing packages are installed; as non-root it prints the apt-get line and exits 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,7 @@ pkgs=(build-essential pkg-config ca-certificates
 case "$what" in
   build) ;;
   test)  pkgs+=(libcmocka-dev clang libclang-rt-14-dev nodejs npm sqlite3 cppcheck) ;;
-  bench) pkgs+=(wrk nginx-light util-linux) ;;
+  bench) pkgs+=(wrk nghttp2-client nginx-light util-linux) ;;
   *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
 esac
 

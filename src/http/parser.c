@@ -176,11 +176,12 @@ static int on_url(llhttp_t *ll, const char *at, size_t n)
     return acc_append(p, at, n);
 }
 
-/* Fills path and query from the target. Origin-form "/p?q" is the usual
+/* Fills path and query from the target (also used by the HTTP/2 front end
+ * for :path, so both protocols split alike). Origin-form "/p?q" is the usual
  * case; for absolute-form "http://host/p?q" the path starts after the
  * authority; "*" (OPTIONS) stays "*". A fragment, which clients must not
  * send, ends the path or query. */
-static void split_target(struct rd_http_request *r, const char *t, size_t n)
+void rd_http_split_target(struct rd_http_request *r, const char *t, size_t n)
 {
     size_t start = 0;
     if (t[0] != '/' && t[0] != '*') {
@@ -195,6 +196,7 @@ static void split_target(struct rd_http_request *r, const char *t, size_t n)
     while (end < n && t[end] != '?' && t[end] != '#')
         end++;
     r->path = end > start ? rd_arena_strndup(&r->arena, t + start, end - start) : "/";
+    r->query = "";
     if (end < n && t[end] == '?') {
         size_t q = end + 1, qe = q;
         while (qe < n && t[qe] != '#')
@@ -226,7 +228,7 @@ static int on_url_complete(llhttp_t *ll)
     }
     r->method = llhttp_method_name((llhttp_method_t)llhttp_get_method(ll));
     r->target = rd_arena_strndup(&r->arena, p->acc.data, p->acc.len);
-    split_target(r, r->target, p->acc.len);
+    rd_http_split_target(r, r->target, p->acc.len);
     rd_buf_reset(&p->acc);
     return 0;
 }

@@ -121,6 +121,12 @@ bool rd_http_parser_in_message(const struct rd_http_parser *p);
 /* True once the head of the current message was parsed (EV_HEAD reported). */
 bool rd_http_parser_head_done(const struct rd_http_parser *p);
 
+/* Sets r->path and r->query (strings in r->arena) from the request-target
+ * t[0..n), n > 0, as the parser does for every request line: origin-form
+ * "/p?q", absolute-form "http://host/p?q" (the path starts after the
+ * authority), "*"; a fragment ends the path or query; no query gives "". */
+void rd_http_split_target(struct rd_http_request *r, const char *t, size_t n);
+
 /* HTTP status for the error returned by feed (0 if none). */
 int rd_http_parser_status(const struct rd_http_parser *p);
 /* Static reason for that error (NULL if none); fit for a log line. */

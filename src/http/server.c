@@ -46,8 +46,8 @@ static struct conn *conn_of(struct rd_http_exch *x)
 
 static const char *state_name(enum conn_state s)
 {
-    static const char *const names[] = {"idle",    "head",     "body",   "handler",
-                                        "writing", "draining", "linger", "closing"};
+    static const char *const names[] = {"idle",     "head",   "body", "handler", "writing",
+                                        "draining", "linger", "h2",   "closing"};
     return names[s];
 }
 
@@ -105,13 +105,14 @@ static void on_write(uv_write_t *req, int status)
         if (c->pending_out == 0)
             conn_close(c);
         break;
+    case CS_H2: rd_h2_written(c->h2); break;
     default:
         break;
     }
 }
 
 /* Sends bufs: as much as possible right away, the rest copied and queued. */
-static int out_send(struct conn *c, uv_buf_t *bufs, unsigned int nbufs)
+static int out_send(struct conn *c, const uv_buf_t *bufs, unsigned int nbufs)
 {
     if (c->state == CS_CLOSING || c->state == CS_LINGER || c->x.gone)
         return RD_EABORTED;
@@ -397,6 +398,7 @@ static void conn_set_state(struct conn *c, enum conn_state s)
     case CS_WRITING:
     case CS_DRAINING: arm_send_deadline(c); break;
     case CS_LINGER: set_deadline(c, LINGER_MS); break;
+    case CS_H2: set_deadline(c, 0); break; /* the front end sets its own */
     case CS_CLOSING:
         c->deadline.at = 0;
         uv_timer_stop(&c->timer);
@@ -415,6 +417,7 @@ static void conn_free(struct conn *c)
         c->next->prev = c->prev;
     l->nconns--;
     rd_http_parser_free(c->parser);
+    rd_h2_free(c->h2);
     rd_buf_free(&c->in);
     rd_buf_free(&c->head);
     free(c);
@@ -442,6 +445,10 @@ static void close_now(struct conn *c)
  * connection closes. Without an exchange the connection closes now. */
 static void conn_close(struct conn *c)
 {
+    if (c->state == CS_H2) {
+        rd_h2_gone(c->h2); /* it closes the connection once its handlers ended */
+        return;
+    }
     if (c->state == CS_HANDLER) {
         c->x.gone = true;
         if (!c->gone_notified) {
@@ -529,6 +536,7 @@ static void on_timer(uv_timer_t *t)
         conn_close(c); /* in HANDLER this tells the handler, which ends the exchange */
         break;
     case CS_LINGER: conn_close(c); break;
+    case CS_H2: rd_h2_timer(c->h2); break;
     case CS_CLOSING: break;
     }
 }
@@ -565,6 +573,73 @@ static bool on_head(struct conn *c)
     return true;
 }
 
+/* ---- HTTP/2 hand-off: the front end talks to the connection through this table ---- */
+
+static int tp_send(void *ud, const uv_buf_t *bufs, unsigned int nbufs)
+{
+    return out_send(ud, bufs, nbufs);
+}
+
+static size_t tp_pending(const void *ud)
+{
+    return ((const struct conn *)ud)->pending_out;
+}
+
+static uint64_t tp_accepted(const void *ud)
+{
+    return bytes_accepted(ud);
+}
+
+static uint64_t tp_now(const void *ud)
+{
+    return uv_now(((const struct conn *)ud)->l->loop);
+}
+
+static void tp_set_deadline(void *ud, uint64_t at)
+{
+    struct conn *c = ud;
+    rd_deadline_set_at(&c->deadline, &c->timer, on_timer, at);
+}
+
+static void tp_close(void *ud)
+{
+    close_now(ud);
+}
+
+static const struct rd_h2_transport h2_transport = {
+    .send = tp_send,
+    .pending = tp_pending,
+    .accepted = tp_accepted,
+    .now = tp_now,
+    .set_deadline = tp_set_deadline,
+    .close = tp_close,
+};
+
+/* A connection's first bytes decide its protocol: the HTTP/2 preface (prior
+ * knowledge, RFC 9113 3.3) hands the connection to the HTTP/2 front end.
+ * Returns true when parsing must stop: the front end took over, or a prefix
+ * of the preface waits for more bytes (under the header deadline). */
+static bool sniff_h2(struct conn *c)
+{
+    if (c->nreq != 0 || rd_http_parser_in_message(c->parser))
+        return false;
+    int m = rd_h2_preface_match(c->in.data ? c->in.data : "", c->in.len);
+    if (m < 0)
+        return false;
+    if (m == 0) {
+        if (c->in.len > 0 && c->state == CS_IDLE)
+            conn_set_state(c, CS_HEAD);
+        return true;
+    }
+    conn_set_state(c, CS_H2);
+    c->h2 = rd_h2_new(&h2_transport, c, &c->l->cfg, c->x.client_ip);
+    struct rd_buf in = c->in;
+    rd_buf_init(&c->in, 0);
+    rd_h2_feed(c->h2, in.data, in.len);
+    rd_buf_free(&in);
+    return true;
+}
+
 static bool may_parse(const struct conn *c)
 {
     return c->state == CS_IDLE || c->state == CS_HEAD || c->state == CS_BODY;
@@ -576,6 +651,8 @@ static void conn_process(struct conn *c)
         return;
     c->processing = true;
     while (may_parse(c)) {
+        if ((c->state == CS_IDLE || c->state == CS_HEAD) && sniff_h2(c))
+            break;
         enum rd_http_event ev = RD_HTTP_EV_NONE;
         int rc = rd_http_parser_feed(c->parser, c->in.data ? c->in.data : "", c->in.len, &ev);
         if (rc < 0) {
@@ -600,7 +677,7 @@ static void conn_process(struct conn *c)
     }
     c->processing = false;
     /* Reading may have paused because input piled up while a handler ran. */
-    if (may_parse(c))
+    if (may_parse(c) || c->state == CS_H2)
         start_reading(c);
 }
 
@@ -625,6 +702,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0 || c->state == CS_CLOSING || c->state == CS_LINGER)
         return; /* nothing, or discarded */
+    if (c->state == CS_H2) {
+        rd_h2_feed(c->h2, buf->base, (size_t)nread); /* nghttp2 keeps what it needs of partial frames */
+        return;
+    }
     if (c->state == CS_BODY)
         conn_set_state(c, CS_BODY); /* body progress re-arms its deadline */
     if (rd_buf_append(&c->in, buf->base, (size_t)nread) < 0) {
@@ -718,6 +799,7 @@ void http_conn_stop_gracefully(struct conn *c)
     switch (c->state) {
     case CS_IDLE: close_now(c); break;
     case CS_WRITING: conn_set_state(c, CS_DRAINING); break; /* its response is complete: let it drain */
+    case CS_H2: rd_h2_shutdown(c->h2); break;              /* GOAWAY; streams in flight finish */
     default: break; /* HEAD/BODY/HANDLER: closed after their response (build_head and end_exchange check stopping) */
     }
 }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "http/h2.h"
 #include "http/parser.h"
 #include "http/server.h"
 #include "util/buf.h"
@@ -31,9 +32,11 @@
  *             close once it is written
  *   LINGER    error sent, write side shut, input       LINGER_MS (close)
  *             read and discarded
+ *   H2        the connection began with the HTTP/2     set by the front end (h2.c: idle,
+ *             preface: the HTTP/2 front end owns it    header and send deadlines)
  *   CLOSING   handles closing, freed in the callback   none
  */
-enum conn_state { CS_IDLE, CS_HEAD, CS_BODY, CS_HANDLER, CS_WRITING, CS_DRAINING, CS_LINGER, CS_CLOSING };
+enum conn_state { CS_IDLE, CS_HEAD, CS_BODY, CS_HANDLER, CS_WRITING, CS_DRAINING, CS_LINGER, CS_H2, CS_CLOSING };
 
 struct conn {
     uv_tcp_t tcp;
@@ -44,6 +47,7 @@ struct conn {
     struct rd_http_limits limits;
     struct rd_buf in;
     struct rd_http_exch x;
+    struct rd_h2 *h2; /* owned; the HTTP/2 front end, in CS_H2 */
     enum conn_state state;
     uint32_t nreq;         /* requests dispatched on this connection */
     size_t pending_out;    /* bytes handed to uv_write and not yet written */
