@@ -183,7 +183,7 @@ static int c_on_header(nghttp2_session *s, const nghttp2_frame *fr, const uint8_
     (void)flags;
     struct resp *r = resp_of(ud, fr->hd.stream_id);
     if (nl == 7 && memcmp(name, ":status", 7) == 0)
-        r->status = atoi((const char *)value);
+        r->status = (int)strtol((const char *)value, NULL, 10);
     size_t len = strlen(r->hdrs);
     snprintf(r->hdrs + len, sizeof r->hdrs - len, "%.*s: %.*s\n", (int)nl, name, (int)vl, value);
     return 0;
