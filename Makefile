@@ -84,9 +84,9 @@ $(OUT)/obj/gen/migrations.o: $(OUT)/gen/migrations.c
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c -o $@ $<
 
 # The price table is embedded the same way; the script rejects a bad row.
-$(OUT)/gen/prices.c: data/prices.tsv scripts/embed-prices.sh
+$(OUT)/gen/prices.c: src/providers/prices.tsv scripts/embed-prices.sh
 	@mkdir -p $(dir $@)
-	$(Q)scripts/embed-prices.sh data/prices.tsv > $@.tmp && mv $@.tmp $@
+	$(Q)scripts/embed-prices.sh src/providers/prices.tsv > $@.tmp && mv $@.tmp $@
 
 $(OUT)/obj/gen/prices.o: $(OUT)/gen/prices.c
 	@mkdir -p $(dir $@)

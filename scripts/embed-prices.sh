@@ -1,5 +1,5 @@
 #!/bin/sh
-# Turns the price table (data/prices.tsv) into a C string, after checking
+# Turns the price table (src/providers/prices.tsv) into a C string, after checking
 # every row: a malformed row fails the build, so a bad edit cannot ship.
 # src/providers/pricing.c parses the same text again at startup.
 set -eu

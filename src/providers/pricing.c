@@ -235,7 +235,7 @@ static void load_builtin(void)
 {
     char err[160];
     if (rd_price_table_parse(rd_prices_tsv, rd_prices_tsv_len, &builtin, err, sizeof err) < 0)
-        rd_error("price table (data/prices.tsv): %s; costs are unknown", err);
+        rd_error("price table (src/providers/prices.tsv): %s; costs are unknown", err);
 }
 
 const struct rd_price_table *rd_pricing_table(void)

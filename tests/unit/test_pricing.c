@@ -32,7 +32,7 @@ static const char *family(const char *provider, const char *model)
     return p ? p->family : NULL;
 }
 
-/* Every row of data/prices.tsv parses (the embed script also refuses a bad
+/* Every row of src/providers/prices.tsv parses (the embed script also refuses a bad
  * row at build time), with sane numbers, and each row is found by its own
  * family name. */
 static void test_builtin_table_parses(void **state)
