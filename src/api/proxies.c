@@ -5,6 +5,7 @@
 #include "api/api.h"
 #include "providers/provider.h"
 #include "proxy/config.h"
+#include "proxy/secrets.h"
 #include "util/err.h"
 #include "util/json.h"
 #include "util/mem.h"
@@ -24,6 +25,12 @@ static struct json_object *parse_or(const char *text, struct json_object *dflt)
         return o;
     }
     return dflt;
+}
+
+/* A configuration document as the API shows it: secrets redacted. */
+static struct json_object *config_out(const char *text)
+{
+    return rd_config_redact(parse_or(text, json_object_new_object()));
 }
 
 static struct json_object *str_or_null(const char *s)
@@ -53,7 +60,7 @@ static struct json_object *proxy_json(const struct rd_proxy_entry *e)
     json_object_object_add(o, "description", str_or_null(r->description));
     json_object_object_add(o, "tags", parse_or(r->tags_json, json_object_new_array()));
     json_object_object_add(o, "model", str_or_null(r->model));
-    json_object_object_add(o, "config", parse_or(r->config_json, json_object_new_object()));
+    json_object_object_add(o, "config", config_out(r->config_json));
     json_object_object_add(o, "created_at", json_object_new_string(rd_time_format(r->created_at, ts, sizeof ts)));
     json_object_object_add(o, "updated_at", json_object_new_string(rd_time_format(r->updated_at, ts, sizeof ts)));
     json_object_object_add(o, "last_error", str_or_null(r->last_error));
@@ -158,6 +165,8 @@ static bool apply_config(struct json_object *v, struct rd_proxy_rec *rec, struct
     static _Thread_local char field[160];
     struct rd_config_err cerr;
     memset(&cerr, 0, sizeof cerr);
+    /* A document fetched from the API and sent back keeps its secrets. */
+    rd_config_restore_secrets(v, rec->config_json);
     if (rd_config_validate(v, &cerr) != 0) {
         snprintf(field, sizeof field, "%s", cerr.field[0] ? cerr.field : "config");
         fe->field = field;
@@ -384,7 +393,7 @@ static void pending_done(void *ud, const struct rd_mgr_err *err)
         else if (p->reply == REPLY_DELETED)
             rd_api_send_json(p->x, 204, NULL);
         else if (e && p->reply == REPLY_CONFIG)
-            rd_api_send_json(p->x, 200, parse_or(e->rec.config_json, json_object_new_object()));
+            rd_api_send_json(p->x, 200, config_out(e->rec.config_json));
         else if (e)
             rd_api_send_json(p->x, 200, proxy_json(e));
         else
@@ -471,7 +480,7 @@ static void get_config(struct rd_api *api, struct rd_http_exch *x, const char *p
 {
     struct rd_proxy_entry *e = find_or_404(api, x, param);
     if (e)
-        rd_api_send_json(x, 200, parse_or(e->rec.config_json, json_object_new_object()));
+        rd_api_send_json(x, 200, config_out(e->rec.config_json));
 }
 
 static void put_config(struct rd_api *api, struct rd_http_exch *x, const char *param)

@@ -78,6 +78,8 @@ static const char *check_ratelimit_key(const char *s, size_t len);
 static const char *check_header_value(const char *s, size_t len);
 static const char *check_ip_pattern(const char *s, size_t len);
 static const char *check_model_value(const char *s, size_t len);
+static const char *check_aws_region(const char *s, size_t len);
+static const char *check_aws_secret(const char *s, size_t len);
 static int rule_rates_sum(struct ctx *c, struct json_object *obj);
 static int rule_allowlist(struct ctx *c, struct json_object *obj);
 
@@ -181,6 +183,16 @@ static const struct field upstream_fields[] = {
 /* deployments (azure_openai): deployment name -> the model it serves, for
  * logs, cache TTL rules and prices (providers/azure_openai.c). */
 static const struct field deployment_model = {.type = T_STRING, .min = 1, .max = 256, .check = check_model_value};
+/* Bedrock: the credentials the proxy re-signs SigV4 requests with, and the
+ * region. secret_access_key and session_token are write-only in the API
+ * (src/proxy/secrets.c). */
+static const struct field aws_fields[] = {
+    {.name = "access_key_id", .type = T_STRING, .min = 1, .max = 128, .check = check_aws_secret},
+    {.name = "secret_access_key", .type = T_STRING, .min = 1, .max = 256, .check = check_aws_secret},
+    {.name = "session_token", .type = T_STRING, .min = 1, .max = 8192, .check = check_aws_secret},
+    {.name = "region", .type = T_STRING, .min = 1, .max = 32, .check = check_aws_region},
+    END,
+};
 
 static const struct field blocks[] = {
     OBJ("limits", limits_fields),
@@ -198,6 +210,7 @@ static const struct field blocks[] = {
     OBJ("upstream", upstream_fields),
     {.name = "deployments", .type = T_OBJECT, .max = 1024, .item = &deployment_model, .key_ok = is_model_name,
      .keys_desc = "deployment names of 1 to 256 printable characters"},
+    OBJ("aws", aws_fields),
     END,
 };
 
@@ -528,6 +541,28 @@ static const char *check_header_value(const char *s, size_t len)
     for (size_t i = 0; i < len; i++)
         if (((unsigned char)s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
             return "must not contain control characters";
+    return NULL;
+}
+
+/* An AWS region goes into the upstream host name: letters, digits and '-'. */
+static const char *check_aws_region(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+            return "must be an AWS region name (lower-case letters, digits and '-', e.g. \"us-east-1\")";
+    return NULL;
+}
+
+/* Credentials go into header values; the API shows secrets as "********",
+ * which must not be stored as if it were one. */
+static const char *check_aws_secret(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f)
+            return "must not contain spaces or control characters";
+    if (len == 8 && memcmp(s, "********", 8) == 0)
+        return "is the placeholder the API shows for a stored secret, and there is none to keep: send the real "
+               "value";
     return NULL;
 }
 

@@ -24,6 +24,32 @@ static int on_sse_event(void *ud, const struct rd_sse_event *ev)
     return 0;
 }
 
+/* One event-stream message: its :message-type says event or exception
+ * (AWS also has "error", with :error-code), the name is its :event-type,
+ * :exception-type or :error-code. */
+static int on_es_msg(void *ud, const struct rd_es_msg *m)
+{
+    struct rd_req *req = ud;
+    const struct rd_provider *p = req->dialect;
+    const char *mt = NULL, *name = "";
+    size_t mt_len = 0, name_len = 0;
+    (void)rd_es_header_string(m, ":message-type", &mt, &mt_len);
+    bool event = mt == NULL || (mt_len == 5 && memcmp(mt, "event", 5) == 0);
+    struct rd_stream_event se = {.type = event ? RD_STREAM_MSG_EVENT : RD_STREAM_MSG_EXCEPTION,
+                                 .data = (const char *)m->payload, .data_len = m->payload_len};
+    if (rd_es_header_string(m, ":event-type", &name, &name_len) ||
+        rd_es_header_string(m, ":exception-type", &name, &name_len) ||
+        rd_es_header_string(m, ":error-code", &name, &name_len)) {
+        se.name = name;
+        se.name_len = name_len;
+    } else {
+        se.name = "";
+    }
+    if (p->stream_event && p->stream_event(p, &se, &req->usage) == 1)
+        req->stream_ended = true;
+    return 0;
+}
+
 static bool ctype_is(const char *v, const char *type)
 {
     size_t n = strlen(type);
@@ -34,11 +60,15 @@ static bool ctype_is(const char *v, const char *type)
 static void pick_decoder(struct rd_req *req, const char *ct, const char *ce)
 {
     req->encoded = ce && strcasecmp(ce, "identity") != 0;
-    req->stream = ctype_is(ct, "text/event-stream");
+    bool es = ctype_is(ct, "application/vnd.amazon.eventstream");
+    req->stream = es || ctype_is(ct, "text/event-stream");
     req->decode = RD_DECODE_NONE;
     if (req->encoded)
         return;
-    if (req->stream) {
+    if (es) {
+        rd_es_decoder_init(&req->es, 0);
+        req->decode = RD_DECODE_EVENTSTREAM;
+    } else if (req->stream) {
         if (!req->sse_ready) {
             rd_sse_init(&req->sse, 0);
             req->sse_ready = true;
@@ -56,6 +86,15 @@ static void decode(struct rd_req *req, const char *p, size_t n)
 {
     switch (req->decode) {
     case RD_DECODE_SSE: (void)rd_sse_feed(&req->sse, p, n, on_sse_event, req); break;
+    case RD_DECODE_EVENTSTREAM:
+        /* A malformed frame (CRC, lengths, caps) stops the looking, not the
+         * relay: the client's SDK sees the same bytes and reports them. */
+        if (rd_es_decoder_feed(&req->es, p, n, on_es_msg, req) < 0) {
+            rd_warn("proxy %s: %s: the upstream's event stream is malformed (%s); relayed as is", req->snap->name,
+                    rd_req_id(req), rd_strerror(req->es.err));
+            req->decode = RD_DECODE_NONE;
+        }
+        break;
     case RD_DECODE_BODY:
         /* Kept, not parsed: usage is read from it only when a consumer asks
          * (rd_req_usage), so a plain relay pays a copy, not a scan. */

@@ -47,6 +47,7 @@ static void req_destroy(struct rd_req *req)
     rd_buf_free(&req->url);
     rd_buf_free(&req->body);
     rd_sse_free(&req->sse);
+    rd_es_decoder_free(&req->es);
     rd_arena_free(&req->arena);
     uv_close((uv_handle_t *)&req->timer, on_timer_closed);
 }
@@ -114,6 +115,7 @@ static void req_release(struct rd_req *req)
         rd_buf_reset(&req->body);
     if (req->sse_ready)
         rd_sse_reset(&req->sse);
+    rd_es_decoder_free(&req->es); /* zeroed with the rest below */
     bool big = req->arena.total > ARENA_KEEP;
     rd_arena_reset(&req->arena);
     env->live--;

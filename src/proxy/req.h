@@ -38,6 +38,7 @@
 #include "util/arena.h"
 #include "util/buf.h"
 #include "util/deadline.h"
+#include "util/eventstream.h"
 
 enum rd_req_state { RD_REQ_NEW, RD_REQ_WAIT, RD_REQ_UPSTREAM, RD_REQ_RELAY, RD_REQ_DONE };
 
@@ -49,6 +50,7 @@ enum rd_req_decode {
     RD_DECODE_NONE,   /* not looked at (other content, or encoded) */
     RD_DECODE_SSE,    /* text/event-stream through the SSE scanner */
     RD_DECODE_BODY,   /* a JSON body, kept (up to a cap) for usage */
+    RD_DECODE_EVENTSTREAM, /* application/vnd.amazon.eventstream, frame by frame */
 };
 
 /* Per-worker environment the requests of that worker share. */
@@ -128,6 +130,7 @@ struct rd_req {
     /* relay */
     struct rd_source src;
     enum rd_req_decode decode;
+    struct rd_es_decoder es; /* RD_DECODE_EVENTSTREAM; its storage is freed on release */
     bool body_complete;      /* body holds a whole 2xx JSON body */
     bool usage_read;         /* rd_req_usage looked at body */
     int64_t content_length;  /* announced by the source, -1 if none */
