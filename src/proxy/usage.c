@@ -44,7 +44,12 @@ struct rd_proxy_usage *rd_proxy_usage_new(unsigned nslots, int64_t since_ms)
     atomic_init(&u->refs, 1);
     u->since_ms = since_ms;
     u->nslots = nslots ? nslots : 1;
-    u->slots = rd_calloc(u->nslots, sizeof *u->slots);
+    /* calloc only guarantees max_align_t: the slots need their 64. */
+    size_t bytes = u->nslots * sizeof *u->slots; /* a multiple of 64, as aligned_alloc wants */
+    u->slots = aligned_alloc(_Alignof(struct slot), bytes);
+    if (u->slots == NULL)
+        abort();
+    memset(u->slots, 0, bytes);
     for (unsigned i = 0; i < u->nslots; i++)
         pthread_mutex_init(&u->slots[i].mu, NULL);
     return u;
