@@ -16,7 +16,9 @@
  *    \u escapes, whose handling is documented to differ), the scanner
  *    reports malformed input, misses or invents a key json-c has, returns a
  *    span that is not one complete JSON value, or decodes a string
- *    differently from json-c. */
+ *    differently from json-c;
+ *  - rd_json_scan_find_top disagrees with rd_json_scan_find on such a
+ *    document (found or not; without duplicate keys, the same span). */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -172,6 +174,29 @@ static void scan(const char *doc, size_t len, bool valid, struct json_object *tr
             }
         }
         json_object_put(jv);
+    }
+    /* rd_json_scan_find_top (the usage readers' tail search) for one-key
+     * paths: a span inside the document always; on a valid document it
+     * finds a key exactly when the full walk does, one complete value, and
+     * without duplicate keys (tree) the very same span */
+    for (size_t k = 0; k < NPATHS; k++) {
+        if (paths[k][0] == NULL || paths[k][1] != NULL)
+            continue;
+        struct rd_json_span t = {NULL, 0};
+        int rt = rd_json_scan_find_top(doc, len, paths[k][0], &t);
+        CHECK(rt == 0 || rt == RD_EPROTO || rt == RD_ENOTFOUND);
+        if (rt == 0)
+            CHECK(t.p >= doc && t.n > 0 && t.p + t.n <= doc + len);
+        if (!valid)
+            continue;
+        CHECK((rt == 0) == (rcs[k] == 0));
+        if (rt == 0) {
+            struct json_object *jv = NULL;
+            CHECK(rd_json_parse(t.p, t.n, SIZE_MAX, &jv, NULL) == 0);
+            json_object_put(jv);
+        }
+        if (tree && rt == 0)
+            CHECK(t.p == spans[k].p && t.n == spans[k].n);
     }
     /* nesting: {"a","b"} and {"a","b","c"} sit inside {"a"}, usage's
      * children inside usage */

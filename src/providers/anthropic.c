@@ -258,6 +258,7 @@ void rd_provider_body_usage_anthropic(const struct rd_provider *p, const char *b
     /* A Message has "usage"; count_tokens answers {"input_tokens":N} with
      * no usage object, which is deliberate: counting is free, nothing was
      * consumed, so it reports no usage. Legacy completions carry none. */
-    static const char *const path[] = {"usage", NULL};
-    usage_at(body, len, path, usage);
+    struct rd_json_span v;
+    if (rd_json_scan_find_top(body, len, "usage", &v) == 0) /* last in a Message: read from the tail */
+        read_usage(v.p, v.n, usage);
 }

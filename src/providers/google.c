@@ -121,9 +121,8 @@ static int64_t add_counts(int64_t a, int64_t b)
 
 void rd_google_usage(const char *doc, size_t len, struct rd_usage *u)
 {
-    static const char *const path[] = {"usageMetadata", NULL};
-    struct rd_json_span v;
-    if (rd_json_scan_find(doc, len, path, &v) != 0 || v.n == 0 || v.p[0] != '{')
+    struct rd_json_span v; /* near the end (before modelVersion): read from the tail */
+    if (rd_json_scan_find_top(doc, len, "usageMetadata", &v) != 0 || v.n == 0 || v.p[0] != '{')
         return;
     struct meta m = {0};
     if (rd_json_scan_members(v.p, v.n, on_meta, &m) != 0 || m.bad)

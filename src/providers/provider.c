@@ -280,10 +280,10 @@ static void read_usage(const char *p, size_t n, struct rd_usage *u)
  * under "response" (responses API stream events). */
 static void find_usage(const char *doc, size_t len, struct rd_usage *u)
 {
-    static const char *const top[] = {"usage", NULL};
     static const char *const nested[] = {"response", "usage", NULL};
     struct rd_json_span v;
-    if (rd_json_scan_find(doc, len, top, &v) == 0 || rd_json_scan_find(doc, len, nested, &v) == 0)
+    /* "usage" comes last but one or two short fields: read from the tail. */
+    if (rd_json_scan_find_top(doc, len, "usage", &v) == 0 || rd_json_scan_find(doc, len, nested, &v) == 0)
         if (v.n > 0 && v.p[0] == '{')
             read_usage(v.p, v.n, u);
 }

@@ -236,6 +236,77 @@ int rd_json_scan_find(const char *doc, size_t len, const char *const *path, stru
     return 0;
 }
 
+/* Is the value at p[v] followed by nothing but more members of its object
+ * and the '}' that ends the document (trailing whitespace allowed)? Then
+ * the key before it belongs to the top-level object. *end receives the
+ * index after the value. */
+static bool rest_closes_doc(const char *p, size_t v, size_t len, size_t *end)
+{
+    size_t i = skip_value(p, v, len);
+    if (i == 0)
+        return false;
+    *end = i;
+    for (;;) {
+        i = skip_ws(p, i, len);
+        if (i < len && p[i] == '}')
+            return skip_ws(p, i + 1, len) == len;
+        if (i >= len || p[i] != ',')
+            return false;
+        i = skip_ws(p, i + 1, len);
+        bool esc;
+        if (i >= len || p[i] != '"' || (i = skip_string(p, i, len, &esc)) == 0)
+            return false;
+        i = skip_ws(p, i, len);
+        if (i >= len || p[i] != ':')
+            return false;
+        i = skip_value(p, skip_ws(p, i + 1, len), len);
+        if (i == 0)
+            return false;
+    }
+}
+
+/* Candidates tried from the end before falling back to the full walk. */
+#define TAIL_TRIES 4
+
+int rd_json_scan_find_top(const char *doc, size_t len, const char *key, struct rd_json_span *out)
+{
+    size_t klen = strlen(key);
+    size_t q = len; /* candidates start before q */
+    for (int tries = 0; tries < TAIL_TRIES && q >= klen + 2; tries++) {
+        /* The last '"key"' starting before q. */
+        size_t s = q - (klen + 2);
+        for (;; s--) {
+            if (doc[s] == '"' && doc[s + klen + 1] == '"' && memcmp(doc + s + 1, key, klen) == 0)
+                break;
+            if (s == 0)
+                goto full;
+        }
+        q = s + klen + 1; /* the next try starts before this one's end */
+        /* An unescaped opening quote (a backslash before it: not proved)
+         * and a key's place: after '{' or ',' and before ':'. */
+        if (s == 0 || doc[s - 1] == '\\')
+            continue;
+        size_t b = s;
+        while (b > 0 && (doc[b - 1] == ' ' || doc[b - 1] == '\t' || doc[b - 1] == '\n' || doc[b - 1] == '\r'))
+            b--;
+        if (b == 0 || (doc[b - 1] != '{' && doc[b - 1] != ','))
+            continue;
+        size_t i = skip_ws(doc, s + klen + 2, len);
+        if (i >= len || doc[i] != ':')
+            continue;
+        i = skip_ws(doc, i + 1, len);
+        size_t end;
+        if (!rest_closes_doc(doc, i, len, &end))
+            continue;
+        out->p = doc + i;
+        out->n = end - i;
+        return 0;
+    }
+full:;
+    const char *const path[] = {key, NULL};
+    return rd_json_scan_find(doc, len, path, out);
+}
+
 int rd_json_scan_string(const char *doc, size_t len, const char *const *path, char *out, size_t cap)
 {
     struct rd_json_span v;

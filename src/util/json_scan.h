@@ -29,6 +29,18 @@ struct rd_json_span {
  * unescaping simple escapes; keys with \u escapes never match. Pure. */
 int rd_json_scan_find(const char *doc, size_t len, const char *const *path, struct rd_json_span *out);
 
+/* rd_json_scan_find for one top-level key that providers put at the end of
+ * their bodies ("usage", "usageMetadata"): looks for it from the end first
+ * and walks only what follows it, so a 100 KB answer costs its tail, not
+ * its length. A candidate is taken only when it is proved to be a member of
+ * the top-level object: both quotes unescaped, a ':' after it, and from its
+ * value on nothing but further members and the closing '}' that ends the
+ * document. Otherwise (the key is earlier, or the tail does not prove it)
+ * it falls back to the full walk, so the result is rd_json_scan_find's for
+ * every document without duplicate keys (with duplicates, the last one
+ * counts, as in JavaScript's JSON.parse). Pure. */
+int rd_json_scan_find_top(const char *doc, size_t len, const char *key, struct rd_json_span *out);
+
 /* Finds the string at path and copies it, decoded, into out (NUL-terminated,
  * truncated to cap - 1 bytes). Returns the decoded length (before
  * truncation is not reported: at most cap - 1), RD_ENOTFOUND if there is no

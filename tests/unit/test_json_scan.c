@@ -405,6 +405,67 @@ static void test_non_object_top_level(void **state)
     assert_int_equal(string_of("[\"x\"]", PATH("model"), out, sizeof out), RD_ENOTFOUND);
 }
 
+/* rd_json_scan_find_top over an exact-size copy; span as find_n. */
+static int top_n(const char *doc, size_t len, const char *key, char *span, size_t cap)
+{
+    char *p = exact_copy(doc, len);
+    struct rd_json_span v = {NULL, 0};
+    int rc = rd_json_scan_find_top(p, len, key, &v);
+    if (rc == 0) {
+        assert_true(v.p >= p && v.n > 0 && v.p + v.n <= p + len && v.n < cap);
+        memcpy(span, v.p, v.n);
+        span[v.n] = '\0';
+    }
+    free(p);
+    return rc;
+}
+
+static void expect_top(const char *doc, const char *key, int want_rc, const char *want)
+{
+    char span[256];
+    int rc = top_n(doc, strlen(doc), key, span, sizeof span);
+    if (rc != want_rc)
+        print_error("doc <%s>: got %s, wanted %s\n", doc, rd_strerror(rc), rd_strerror(want_rc));
+    assert_int_equal(rc, want_rc);
+    if (rc == 0)
+        assert_string_equal(span, want);
+}
+
+/* The tail search answers what the full walk answers: a "usage" that only
+ * looks top-level from the end (inside a string, a nested object, an array,
+ * a key's text, a value) is never taken, and a body where usage is not last
+ * still finds it (by the full walk). */
+static void test_find_top(void **state)
+{
+    (void)state;
+    expect_top("{\"id\":\"x\",\"choices\":[{\"a\":1}],\"usage\":{\"p\":1},\"fp\":\"y\"}", "usage", 0, "{\"p\":1}");
+    expect_top(" {\"usage\" : {\"p\":2} }\n", "usage", 0, "{\"p\":2}");
+    expect_top("{\"usage\":{\"p\":3},\"choices\":[{\"usage\":{\"p\":9}}]}", "usage", 0, "{\"p\":3}");
+    expect_top("{\"usage\":{\"p\":4},\"b\":{\"usage\":{\"p\":9}}}", "usage", 0, "{\"p\":4}");
+    expect_top("{\"b\":{\"usage\":{\"p\":9}}}", "usage", RD_ENOTFOUND, NULL);
+    expect_top("{\"b\":[{\"usage\":{\"p\":9}}]}", "usage", RD_ENOTFOUND, NULL);
+    expect_top("{\"s\":\"{\\\"usage\\\":{}}\"}", "usage", RD_ENOTFOUND, NULL);
+    expect_top("{\"a \\\"usage\":{\"p\":9}}", "usage", RD_ENOTFOUND, NULL);
+    expect_top("{\"usage\":{\"p\":5},\"k\":\"usage\"}", "usage", 0, "{\"p\":5}");
+    expect_top("{\"usage\":null}", "usage", 0, "null");
+    expect_top("{\"usage\":{\"p\":1},\"usage\":{\"p\":6}}", "usage", 0, "{\"p\":6}"); /* last wins */
+    expect_top("\"usage\"", "usage", RD_ENOTFOUND, NULL);
+    expect_top("", "usage", RD_EPROTO, NULL);
+    expect_top("{\"usage\":{\"p\":1}", "usage", 0, "{\"p\":1}"); /* unclosed: the full walk's answer */
+    expect_top("{\"usage\":{\"p\":1},\"x\"", "usage", 0, "{\"p\":1}");
+    /* every truncation of a body: never a read past it, and never a span
+     * the full walk would not give */
+    const char *doc = "{\"id\":\"c\",\"choices\":[{\"m\":\"\\\"usage\\\"\"}],\"usage\":{\"p\":7},\"z\":[1,{}]}";
+    for (size_t n = 0; n <= strlen(doc); n++) {
+        char a[256], b[256];
+        int rt = top_n(doc, n, "usage", a, sizeof a);
+        int rf = find_n(doc, n, PATH("usage"), b, sizeof b);
+        assert_int_equal(rt == 0, rf == 0);
+        if (rt == 0)
+            assert_string_equal(a, b);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1)
@@ -422,6 +483,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_every_truncation),
         cmocka_unit_test(test_depth),
         cmocka_unit_test(test_non_object_top_level),
+        cmocka_unit_test(test_find_top),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
