@@ -49,6 +49,9 @@ static size_t skip_string(const char *p, size_t i, size_t len, bool *escaped)
     return 0;
 }
 
+/* Bytes that end a scalar (number, true, false, null). */
+static const unsigned char scalar_end[256] = {[','] = 1, ['}'] = 1, [']'] = 1, [' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1};
+
 /* Bytes that matter while skipping a container. */
 static const unsigned char cont_special[256] = {['"'] = 1, ['{'] = 1, ['}'] = 1, ['['] = 1, [']'] = 1};
 
@@ -103,7 +106,9 @@ static size_t skip_value(const char *p, size_t i, size_t len)
     if (p[i] == '"')
         return skip_string(p, i, len, &esc);
     if (p[i] == '{' || p[i] == '[') {
-        struct bitstack bs = {.heap = NULL, .cap = 0};
+        struct bitstack bs; /* inl is written at each depth before it is read */
+        bs.heap = NULL;
+        bs.cap = 0;
         size_t depth = 0, out = 0;
         while (i < len) {
             if (!cont_special[(unsigned char)p[i]]) {
@@ -135,8 +140,7 @@ static size_t skip_value(const char *p, size_t i, size_t len)
         return out;
     }
     size_t start = i;
-    while (i < len && p[i] != ',' && p[i] != '}' && p[i] != ']' && p[i] != ' ' && p[i] != '\t' && p[i] != '\n' &&
-           p[i] != '\r')
+    while (i < len && !scalar_end[(unsigned char)p[i]])
         i++;
     return i > start ? i : 0;
 }
@@ -273,13 +277,17 @@ int rd_json_scan_find_top(const char *doc, size_t len, const char *key, struct r
     size_t klen = strlen(key);
     size_t q = len; /* candidates start before q */
     for (int tries = 0; tries < TAIL_TRIES && q >= klen + 2; tries++) {
-        /* The last '"key"' starting before q. */
-        size_t s = q - (klen + 2);
-        for (;; s--) {
-            if (doc[s] == '"' && doc[s + klen + 1] == '"' && memcmp(doc + s + 1, key, klen) == 0)
-                break;
-            if (s == 0)
+        /* The last '"key"' starting before q: hop from quote to quote
+         * backwards (memrchr), each one a candidate closing quote. */
+        size_t s, e = q; /* candidate closing quotes lie before e */
+        for (;;) {
+            const char *c = e > klen + 1 ? memrchr(doc + klen + 1, '"', e - (klen + 1)) : NULL;
+            if (c == NULL)
                 goto full;
+            e = (size_t)(c - doc);
+            s = e - (klen + 1);
+            if (doc[s] == '"' && memcmp(doc + s + 1, key, klen) == 0)
+                break;
         }
         q = s + klen + 1; /* the next try starts before this one's end */
         /* An unescaped opening quote (a backslash before it: not proved)
