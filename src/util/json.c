@@ -1,9 +1,38 @@
 #include "util/json.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util/err.h"
+
+/* json-c's strict mode still takes single-quoted strings and raw control
+ * characters inside strings, neither of which is JSON (RFC 8259 7): after a
+ * successful parse, one pass finds them. Returns the offending offset or
+ * n when the text is clean; *msg says what it is. */
+static size_t lax_at(const char *s, size_t n, const char **msg)
+{
+    bool in_str = false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (in_str) {
+            if (c == '\\') {
+                i++;
+            } else if (c == '"') {
+                in_str = false;
+            } else if (c < 0x20) {
+                *msg = "control character in a string (escape it)";
+                return i;
+            }
+        } else if (c == '"') {
+            in_str = true;
+        } else if (c == '\'') {
+            *msg = "single-quoted string (JSON strings use double quotes)";
+            return i;
+        }
+    }
+    return n;
+}
 
 int rd_json_parse(const char *s, size_t n, size_t max_len, struct json_object **out, struct rd_json_err *err)
 {
@@ -55,6 +84,16 @@ int rd_json_parse(const char *s, size_t n, size_t max_len, struct json_object **
             json_object_put(obj);
             return RD_EPROTO;
         }
+    }
+    const char *lax = NULL;
+    size_t at = lax_at(s, n, &lax);
+    if (at < n) {
+        if (err) {
+            err->msg = lax;
+            err->pos = at;
+        }
+        json_object_put(obj);
+        return RD_EPROTO;
     }
     *out = obj;
     return 0;

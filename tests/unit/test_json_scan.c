@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "util/err.h"
+#include "util/json.h"
 #include "util/json_scan.h"
 
 #define PATH(...) ((const char *const[]){__VA_ARGS__, NULL})
@@ -466,6 +467,40 @@ static void test_find_top(void **state)
     }
 }
 
+/* rd_json_parse is strict where json-c's strict mode is not: single-quoted
+ * strings and raw control characters inside strings are not JSON. */
+static void test_parse_rejects_json_c_leniency(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *doc;
+        int rc;
+        size_t pos;
+    } cases[] = {
+        {"{\"a\":'b'}", RD_EPROTO, 5},
+        {"{'a':1}", RD_EPROTO, 1},
+        {"{\"a\":\"x\ty\"}", RD_EPROTO, 7},
+        {"{\"a\":\"x\ny\"}", RD_EPROTO, 7},
+        {"{\"it's\":\"fine\"}", 0, 0},
+        {"{\"a\":\"q\\\"'\"}", 0, 0},
+        {" {\"a\" :\t[1,\r\n2]}\n", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct json_object *o = NULL;
+        struct rd_json_err e = {0};
+        int rc = rd_json_parse(cases[i].doc, strlen(cases[i].doc), 1024, &o, &e);
+        assert_int_equal(rc, cases[i].rc);
+        if (rc == 0) {
+            assert_non_null(o);
+            json_object_put(o);
+        } else {
+            assert_null(o);
+            assert_int_equal(e.pos, cases[i].pos);
+            assert_non_null(e.msg);
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1)
@@ -484,6 +519,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_depth),
         cmocka_unit_test(test_non_object_top_level),
         cmocka_unit_test(test_find_top),
+        cmocka_unit_test(test_parse_rejects_json_c_leniency),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
