@@ -74,6 +74,7 @@ struct rd_proxy_snap *rd_proxy_snap_new(const struct rd_proxy_rec *rec, uint64_t
         s->emu.emulate = p->emulate;
         s->emu.seed = s->emu_seed;
         s->emu.tokens_per_second = s->emu_tps;
+        s->emu.config = cfg;
     } else if (!s->force_curl && rd_upstream_native_ok(s->upstream_base)) {
         s->source = RD_SNAP_SRC_H1;
     } else {
