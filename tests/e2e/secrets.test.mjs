@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http2 from 'node:http2';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { httpRequest } from './lib/http.mjs';
@@ -126,6 +127,40 @@ describe('secrets never leak (every provider, every credential slot)', () => {
     return r;
   }
 
+  // The same over HTTP/2 (cleartext, prior knowledge): another front end.
+  async function sendH2(px, label, { target, body }) {
+    const cred = credentials(px.p, label);
+    const url = withQuery(target, cred.query);
+    const n = String(++seq);
+    const session = http2.connect(`http://127.0.0.1:${px.port}`);
+    session.on('error', () => {});
+    try {
+      const r = await new Promise((resolve, reject) => {
+        const st = session.request({ ':method': 'POST', ':path': url, ...cred.headers, 'content-type': 'application/json', 'x-test-seq': n });
+        const chunks = [];
+        let head = {};
+        const timer = setTimeout(() => reject(new Error(`${px.p.name}: no HTTP/2 answer in time`)), 15000);
+        st.on('response', (h) => (head = h));
+        st.on('data', (c) => chunks.push(c));
+        st.on('end', () => {
+          clearTimeout(timer);
+          resolve({ status: head[':status'], headers: head, body: Buffer.concat(chunks) });
+        });
+        st.on('error', (e) => {
+          clearTimeout(timer);
+          reject(e);
+        });
+        st.end(body);
+      });
+      const what = `${px.p.name} ${px.kind} ${label} (HTTP/2): POST ${target}`;
+      responses.push({ what, status: r.status, headers: r.headers, body: r.body.toString('latin1') });
+      if (px.kind === 'upstream') atUpstream.push({ what, url, seq: n, headers: cred.headers });
+      return r;
+    } finally {
+      session.close();
+    }
+  }
+
   test('requests with secrets in every slot, on good and failing routes', async () => {
     for (const px of proxies) {
       const good = goodRequest(px.p);
@@ -134,6 +169,8 @@ describe('secrets never leak (every provider, every credential slot)', () => {
       const unknown = await send(px, 'unknown-route', { target: `${px.p.sdk_base_path}/rubberduck-no-such-route`, body, headers: { 'x-test-reply': '404' } });
       const big = await send(px, 'too-big', { target: good.path, body: JSON.stringify({ ...good.body, pad: 'x'.repeat(MAX_BODY) }) });
       assert.equal(big.status, 413, `${px.p.name} ${px.kind}: a body over max_body_bytes`);
+      const h2 = await sendH2(px, 'good-h2', { target: good.path, body });
+      assert.equal(h2.status, px.kind === 'down' ? 502 : 200, `${px.p.name} ${px.kind} over HTTP/2: ${h2.body}`);
       if (px.kind === 'down') {
         assert.equal(ok.status, 502, `${px.p.name}: upstream down`);
         assert.equal(unknown.status, 502);
@@ -209,6 +246,57 @@ describe('secrets never leak (every provider, every credential slot)', () => {
       const bytes = fs.readFileSync(f);
       for (const [s, where] of secrets) assert.ok(!bytes.includes(s), `the secret of ${where} is stored in ${path.basename(f)}`);
     }
+  });
+});
+
+// Sealed secrets survive a restart with the same secrets.key, and a proxy
+// whose secrets do not open with the key is refused, saying why.
+describe('stored secrets across restarts', () => {
+  test('same key: kept; replaced key: the proxy is in error until the secrets are sent again', async () => {
+    let srv = await startServer();
+    const dataDir = srv.dataDir;
+    const s1 = secret('restart aws.secret_access_key');
+    const port = await freePort();
+    let p;
+    try {
+      p = await srv.createProxy({ name: 'restart-aws', provider: 'openai', upstream_url: 'emulator', port, config: { aws: { access_key_id: 'AKIDR', secret_access_key: s1, region: 'eu-west-1' } } });
+      const key = fs.readFileSync(path.join(dataDir, 'secrets.key'), 'utf8');
+      assert.match(key, /^[0-9a-f]{64}\n$/);
+      assert.equal(fs.statSync(path.join(dataDir, 'secrets.key')).mode & 0o777, 0o600);
+    } finally {
+      await srv.stop();
+    }
+    srv = await startServer({ dataDir });
+    try {
+      const got = await srv.api('GET', `/api/v1/proxies/${p.id}`);
+      assert.equal(got.json.status, 'running', JSON.stringify(got.json));
+      assert.equal(got.json.config.aws.secret_access_key, '********');
+    } finally {
+      await srv.stop();
+    }
+    fs.writeFileSync(path.join(dataDir, 'secrets.key'), `${crypto.randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+    srv = await startServer({ dataDir });
+    try {
+      const got = await srv.api('GET', `/api/v1/proxies/${p.id}`);
+      assert.equal(got.json.status, 'error', JSON.stringify(got.json));
+      assert.match(got.json.last_error, /secrets cannot be opened/);
+      // sending the placeholder back cannot keep what no longer opens
+      const cfg = await srv.api('GET', `/api/v1/proxies/${p.id}/config`);
+      const bad = await srv.api('PUT', `/api/v1/proxies/${p.id}/config`, cfg.json);
+      assert.equal(bad.status, 400, bad.text);
+      assert.equal(bad.json.error.field, 'aws.secret_access_key');
+      const s2 = secret('restart new aws.secret_access_key');
+      const fixed = await srv.api('PUT', `/api/v1/proxies/${p.id}/config`, { aws: { access_key_id: 'AKIDR', secret_access_key: s2 } });
+      assert.equal(fixed.status, 200, fixed.text);
+      const start = await srv.api('POST', `/api/v1/proxies/${p.id}/start`);
+      assert.ok([200, 202].includes(start.status), start.text);
+      const again = await srv.api('GET', `/api/v1/proxies/${p.id}`);
+      assert.equal(again.json.status, 'running', JSON.stringify(again.json));
+    } finally {
+      await srv.stop();
+    }
+    const db = fs.readFileSync(path.join(dataDir, 'rubberduck.db'));
+    for (const [s, where] of secrets) assert.ok(!db.includes(s), `the secret of ${where} is stored in clear`);
   });
 });
 
