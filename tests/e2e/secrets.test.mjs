@@ -1,7 +1,8 @@
-// Credentials never leak. For every provider GET /api/v1/providers lists,
-// one proxy on the emulator, one on a test upstream and one on a closed port
-// get requests carrying a distinct fake secret in every credential slot (every
-// auth header any provider reads, the provider's secret query parameters, the
+// Credentials never leak. For every provider GET /api/v1/providers lists, a
+// proxy on the emulator, and on a test upstream and on a closed port one per
+// upstream client (native, libcurl), get requests (HTTP/1.1 and HTTP/2)
+// carrying a distinct fake secret in every credential slot (every auth header
+// any provider reads, the provider's secret query parameters, the
 // configuration's aws block), on good routes and on failing ones (401 from
 // the upstream, an unknown route, 413, the upstream down). Then no secret may
 // appear in the server's output at --log-level trace, in the database files
@@ -92,12 +93,14 @@ describe('secrets never leak (every provider, every credential slot)', () => {
     }
     const closed = await freePort();
     for (const p of providers) {
-      for (const kind of ['emulator', 'upstream', 'down']) {
-        const upstream_url = kind === 'emulator' ? 'emulator' : kind === 'upstream' ? up.url : `http://127.0.0.1:${closed}`;
+      // Both upstream clients: the native one ("auto") and libcurl.
+      for (const kind of ['emulator', 'upstream', 'down', 'upstream-curl', 'down-curl']) {
+        const upstream_url = kind === 'emulator' ? 'emulator' : kind.startsWith('upstream') ? up.url : `http://127.0.0.1:${closed}`;
         if (kind === 'emulator' && !p.emulator) continue;
         const port = await freePort();
         const config = {
           limits: { max_body_bytes: MAX_BODY, connect_timeout_ms: 2000 },
+          ...(kind === 'emulator' ? {} : { upstream: { client: kind.endsWith('curl') ? 'curl' : 'auto' } }),
           // write-only secrets of the configuration document
           aws: { access_key_id: 'AKIDRUBBERDUCKTEST', secret_access_key: secret(`${p.name} ${kind} aws.secret_access_key`), session_token: secret(`${p.name} ${kind} aws.session_token`), region: 'us-east-1' },
         };
@@ -123,7 +126,7 @@ describe('secrets never leak (every provider, every credential slot)', () => {
     const r = await httpRequest(`http://127.0.0.1:${px.port}${url}`, { method: 'POST', headers: h, body, timeoutMs: 15000 });
     const what = `${px.p.name} ${px.kind} ${label}: POST ${target}`;
     responses.push({ what, status: r.status, headers: r.headers, body: r.body.toString('latin1') });
-    if (px.kind === 'upstream' && r.status !== 413) atUpstream.push({ what, url, seq: n, headers: cred.headers });
+    if (px.kind.startsWith('upstream') && r.status !== 413) atUpstream.push({ what, url, seq: n, headers: cred.headers });
     return r;
   }
 
@@ -154,7 +157,7 @@ describe('secrets never leak (every provider, every credential slot)', () => {
       });
       const what = `${px.p.name} ${px.kind} ${label} (HTTP/2): POST ${target}`;
       responses.push({ what, status: r.status, headers: r.headers, body: r.body.toString('latin1') });
-      if (px.kind === 'upstream') atUpstream.push({ what, url, seq: n, headers: cred.headers });
+      if (px.kind.startsWith('upstream')) atUpstream.push({ what, url, seq: n, headers: cred.headers });
       return r;
     } finally {
       session.close();
@@ -170,8 +173,8 @@ describe('secrets never leak (every provider, every credential slot)', () => {
       const big = await send(px, 'too-big', { target: good.path, body: JSON.stringify({ ...good.body, pad: 'x'.repeat(MAX_BODY) }) });
       assert.equal(big.status, 413, `${px.p.name} ${px.kind}: a body over max_body_bytes`);
       const h2 = await sendH2(px, 'good-h2', { target: good.path, body });
-      assert.equal(h2.status, px.kind === 'down' ? 502 : 200, `${px.p.name} ${px.kind} over HTTP/2: ${h2.body}`);
-      if (px.kind === 'down') {
+      assert.equal(h2.status, px.kind.startsWith('down') ? 502 : 200, `${px.p.name} ${px.kind} over HTTP/2: ${h2.body}`);
+      if (px.kind.startsWith('down')) {
         assert.equal(ok.status, 502, `${px.p.name}: upstream down`);
         assert.equal(unknown.status, 502);
         continue;
@@ -194,7 +197,7 @@ describe('secrets never leak (every provider, every credential slot)', () => {
   });
 
   test('the request secrets reached the test upstream unchanged', async () => {
-    assert.ok(atUpstream.length >= 3 * providers.length, 'requests went to the test upstream');
+    assert.ok(atUpstream.length >= 8 * providers.length, 'requests went to the test upstream');
     for (const sent of atUpstream) {
       const rec = await up.waitRequest((x) => x.headers['x-test-seq'] === sent.seq, 5000).catch(() => null);
       assert.ok(rec, `${sent.what}: the upstream got the request`);
