@@ -14,6 +14,7 @@
 #include "api/api.h"
 #include "http/server.h"
 #include "proxy/manager.h"
+#include "proxy/secrets.h"
 #include "proxy/worker.h"
 #include "store/store.h"
 #include "upstream/upstream.h"
@@ -258,6 +259,19 @@ static int load_token(struct app *app)
     return 0;
 }
 
+/* The key that seals secrets stored in the database (proxy/secrets.h):
+ * DIR/secrets.key, created at the first start (mode 0600). */
+static int load_secrets_key(struct app *app)
+{
+    char path[4096];
+    char why[4200];
+    snprintf(path, sizeof path, "%s/secrets.key", app->o.data_dir);
+    int rc = rd_secrets_load_key(path, why, sizeof why);
+    if (rc != 0)
+        fprintf(stderr, "rubberduck: %s\n", why);
+    return rc;
+}
+
 static void ensure_demo(struct app *app)
 {
     for (struct rd_proxy_entry *e = app->manager.entries; e; e = e->next) {
@@ -389,7 +403,7 @@ static int serve(int argc, char **argv)
         rd_error("cannot create data directory %s: %s", app->o.data_dir, rd_strerror(rc));
         goto out;
     }
-    if (load_token(app) != 0 || rd_upstream_global_init() != 0)
+    if (load_token(app) != 0 || load_secrets_key(app) != 0 || rd_upstream_global_init() != 0)
         goto out;
     char dburl[4200];
     const char *env_url = getenv("DATABASE_URL");

@@ -167,10 +167,26 @@ static bool apply_config(struct json_object *v, struct rd_proxy_rec *rec, struct
     memset(&cerr, 0, sizeof cerr);
     /* A document fetched from the API and sent back keeps its secrets. */
     rd_config_restore_secrets(v, rec->config_json);
+    /* Restored secrets come back sealed: opened to be validated like new
+     * ones, then every secret is sealed for the database. */
+    const char *sfield = NULL;
+    if (rd_config_unseal(v, &sfield) != 0) {
+        snprintf(field, sizeof field, "%s", sfield ? sfield : "config");
+        fe->field = field;
+        snprintf(fe->message, sizeof fe->message,
+                 "the stored secret cannot be opened with this server's secrets key (was secrets.key replaced?): "
+                 "send the value again");
+        return false;
+    }
     if (rd_config_validate(v, &cerr) != 0) {
         snprintf(field, sizeof field, "%s", cerr.field[0] ? cerr.field : "config");
         fe->field = field;
         snprintf(fe->message, sizeof fe->message, "%s", cerr.message);
+        return false;
+    }
+    if (rd_config_seal(v) != 0) {
+        fe->field = "config";
+        snprintf(fe->message, sizeof fe->message, "the configuration's secrets could not be sealed for storing");
         return false;
     }
     replace(&rec->config_json, rd_json_str(v, NULL));

@@ -59,6 +59,10 @@ static void get_providers(struct rd_api *api, struct rd_http_exch *x, const char
         for (const char *const *h = p->auth_headers; h && *h; h++)
             json_object_array_add(auth, json_object_new_string(*h));
         json_object_object_add(o, "auth_headers", auth);
+        struct json_object *sq = json_object_new_array();
+        for (const char *const *q = p->secret_query_params; q && *q; q++)
+            json_object_array_add(sq, json_object_new_string(*q));
+        json_object_object_add(o, "secret_query_params", sq);
         struct json_object *routes = json_object_new_array();
         for (size_t r = 0; r < p->nroutes; r++) {
             struct json_object *ro = json_object_new_object();

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/secrets.h"
 #include "upstream/upstream.h"
 #include "util/json.h"
 #include "util/mem.h"
@@ -21,7 +22,19 @@ struct rd_proxy_snap *rd_proxy_snap_new(const struct rd_proxy_rec *rec, uint64_t
     /* The API validates a document before storing it, so this only fails for
      * a database edited by hand or written by another version. Running with
      * defaults instead would silently drop settings such as ip_filtering. */
-    if (rd_json_parse(text, strlen(text), 1u << 24, &cfg, NULL) != 0 || rd_config_validate(cfg, &cerr) != 0) {
+    if (rd_json_parse(text, strlen(text), 1u << 24, &cfg, NULL) != 0) {
+        *why = "its stored configuration is invalid (replace it with PUT /api/v1/proxies/{id}/config)";
+        return NULL;
+    }
+    /* Secrets are sealed in the database (proxy/secrets.h); requests need
+     * them in clear, so the snapshot holds them opened. */
+    if (rd_config_unseal(cfg, NULL) != 0) {
+        json_object_put(cfg);
+        *why = "its stored secrets cannot be opened with this server's secrets key (was DIR/secrets.key replaced?): "
+               "send them again with PUT /api/v1/proxies/{id}/config";
+        return NULL;
+    }
+    if (rd_config_validate(cfg, &cerr) != 0) {
         json_object_put(cfg);
         *why = "its stored configuration is invalid (replace it with PUT /api/v1/proxies/{id}/config)";
         return NULL;
@@ -61,6 +74,7 @@ struct rd_proxy_snap *rd_proxy_snap_new(const struct rd_proxy_rec *rec, uint64_t
         s->emu.emulate = p->emulate;
         s->emu.seed = s->emu_seed;
         s->emu.tokens_per_second = s->emu_tps;
+        s->emu.config = cfg;
     } else if (!s->force_curl && rd_upstream_native_ok(s->upstream_base)) {
         s->source = RD_SNAP_SRC_H1;
     } else {

@@ -3,7 +3,7 @@
 // standing in for https://myresource.openai.azure.com.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import OpenAI, { AzureOpenAI } from 'openai';
+import OpenAI, { AzureOpenAI, NotFoundError } from 'openai';
 import { freePort, startServer } from './lib/server.mjs';
 import { reply, startUpstream } from './lib/upstream.mjs';
 
@@ -61,9 +61,31 @@ describe('azure_openai', () => {
     assert.equal(r.model, 'gpt-4o'); // deployments: prod-4o -> gpt-4o
     assert.ok(r.choices[0].message.content.length > 0);
     assert.equal(r.usage.total_tokens, r.usage.prompt_tokens + r.usage.completion_tokens);
-    // a deployment that is not mapped is its own model name
-    const u = await azure(emuPort, 'my-mini').chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'hi' }] });
-    assert.equal(u.model, 'my-mini');
+    // a deployment named after a model exists without being listed, and
+    // is its own model name
+    const u = await azure(emuPort, 'gpt-4o-mini').chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'hi' }] });
+    assert.equal(u.model, 'gpt-4o-mini');
+  });
+
+  test('emulator: an unknown deployment is Azure\'s DeploymentNotFound, an unknown path its "Resource not found"', async () => {
+    for (const call of [
+      () => azure(emuPort, 'no-such-deployment').chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'hi' }] }),
+      () => azure(emuPort, 'no-such-deployment').embeddings.create({ model: 'x', input: 'hi' }),
+    ]) {
+      const err = await call().then(() => null, (e) => e);
+      assert.ok(err instanceof NotFoundError, `NotFoundError, got ${err}`);
+      assert.equal(err.status, 404);
+      assert.equal(err.code, 'DeploymentNotFound');
+      assert.equal(err.error.message,
+        'The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again.');
+      assert.ok(err.requestID, 'the request id header');
+    }
+    // a path Azure does not have, under a deployment that exists
+    const err = await azure(emuPort, 'prod-4o').post('/images/generations', { body: { prompt: 'a duck' } }).then(() => null, (e) => e);
+    assert.ok(err instanceof NotFoundError, `NotFoundError, got ${err}`);
+    assert.equal(err.code, '404');
+    assert.equal(err.error.message, 'Resource not found');
+    assert.deepEqual(Object.keys(err.error).sort(), ['code', 'message']);
   });
 
   test('emulator: streaming arrives in chunks and ends with usage', async () => {

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
+import { httpRequest } from './lib/http.mjs';
 import { freePort, startServer } from './lib/server.mjs';
 import { reply, startUpstream } from './lib/upstream.mjs';
 
@@ -69,9 +70,21 @@ describe('providers list and OpenAI-compatible presets', () => {
       assert.equal(r.model, want.model);
       assert.ok(r.choices[0].message.content.length > 0);
       assert.ok(r.usage.prompt_tokens > 0);
-      const models = await ai.models.list();
-      assert.ok(models.data.length > 0);
-      assert.ok(models.data.every((m) => typeof m.id === 'string'));
+      // GET {base}/models in the provider's own shape: Together AI answers a
+      // bare array of model objects, the others OpenAI's list object.
+      const raw = await httpRequest(`${baseURL}/models`, { headers: { authorization: 'Bearer sk-preset' } });
+      assert.equal(raw.status, 200);
+      const listed = JSON.parse(raw.body.toString());
+      const data = name === 'together' ? listed : listed.data;
+      if (name === 'together') assert.ok(Array.isArray(listed), `together lists a bare array: ${raw.body}`);
+      else assert.equal(listed.object, 'list');
+      assert.ok(data.length > 0);
+      assert.ok(data.every((m) => typeof m.id === 'string' && m.object === 'model'));
+      assert.ok(data.some((m) => m.id === want.model), `${want.model} is listed`);
+      if (name !== 'together') {
+        const models = await ai.models.list();
+        assert.deepEqual(models.data.map((m) => m.id), data.map((m) => m.id));
+      }
     });
   }
 

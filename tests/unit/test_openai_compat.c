@@ -23,6 +23,13 @@
 #include "util/buf.h"
 #include "util/json.h"
 
+static struct json_object *parse_doc(const char *s)
+{
+    struct json_object *o = NULL;
+    assert_int_equal(rd_json_parse(s, strlen(s), 1 << 20, &o, NULL), 0);
+    return o;
+}
+
 static const struct rd_provider *prov(const char *name)
 {
     const struct rd_provider *p = rd_provider_find(name);
@@ -283,13 +290,14 @@ static void test_emulator_reports_deployment(void **state)
     const struct rd_provider *p = prov("azure_openai");
     static const char *const bodies[] = {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
                                          "{\"model\":\"ignored\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"};
+    struct json_object *cfg = parse_doc("{\"deployments\":{\"prod-4o\":\"gpt-4o\"}}");
     for (size_t i = 0; i < 2; i++) {
         struct rd_route_match m;
         const char *path = "/openai/deployments/prod-4o/chat/completions";
         rd_provider_route(p, "POST", path, &m);
         struct rd_emu_request req = {.method = "POST", .path = path, .query = "api-version=2024-10-21",
                                      .body = bodies[i], .body_len = strlen(bodies[i]), .match = &m,
-                                     .model = "gpt-4o"};
+                                     .model = "gpt-4o", .config = cfg};
         struct rd_emu_reply r;
         assert_int_equal(p->emulate(p->emulator, &req, &r), 0);
         assert_int_equal(r.status, 200);
@@ -300,6 +308,7 @@ static void test_emulator_reports_deployment(void **state)
         json_object_put(o);
         rd_emu_reply_free(&r);
     }
+    json_object_put(cfg);
     /* a preset reports the body's model, whatever the engine found */
     const struct rd_provider *g = prov("groq");
     struct rd_route_match m;
@@ -317,6 +326,100 @@ static void test_emulator_reports_deployment(void **state)
     rd_emu_reply_free(&r);
 }
 
+/* Runs the Azure emulator on method + path with config (NULL: none);
+ * returns the status and the body's error object in *err (owned). */
+static int azure_emulate(const char *method, const char *path, struct json_object *cfg, struct json_object **err)
+{
+    const struct rd_provider *p = prov("azure_openai");
+    struct rd_route_match m;
+    rd_provider_route(p, method, path, &m);
+    const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"input\":\"x\"}";
+    struct rd_emu_request req = {.method = method, .path = path, .query = "api-version=2024-10-21", .body = body,
+                                 .body_len = strlen(body), .match = &m, .model = "m", .config = cfg};
+    struct rd_emu_reply r;
+    assert_int_equal(p->emulate(p->emulator, &req, &r), 0);
+    struct json_object *o = NULL;
+    assert_int_equal(rd_json_parse(r.chunks[0].data, r.chunks[0].len, 1 << 20, &o, NULL), 0);
+    *err = json_object_get(rd_json_get(o, "error"));
+    json_object_put(o);
+    int status = r.status;
+    rd_emu_reply_free(&r);
+    return status;
+}
+
+/* Azure's emulated resource has the deployments of the block plus one per
+ * model of its list; others are Azure's DeploymentNotFound, and a path
+ * Azure does not have is its "Resource not found", both with Azure's
+ * {"error":{"code","message"}} shape. */
+static void test_emulator_azure_not_found(void **state)
+{
+    (void)state;
+    struct json_object *cfg = parse_doc("{\"deployments\":{\"prod-4o\":\"gpt-4o\",\"embed\":\"x\"}}");
+    struct json_object *e = NULL;
+    static const char *const found[] = {"/openai/deployments/prod-4o/chat/completions",
+                                        "/openai/deployments/gpt-4o-mini/chat/completions",
+                                        "/openai/deployments/embed/embeddings", "/openai/v1/chat/completions"};
+    for (size_t i = 0; i < sizeof found / sizeof found[0]; i++) {
+        assert_int_equal(azure_emulate("POST", found[i], cfg, &e), 200);
+        assert_null(e);
+    }
+    static const char *const missing[] = {"/openai/deployments/nope/chat/completions",
+                                          "/openai/deployments/prod-4/completions",
+                                          "/openai/deployments/gpt-4o-minix/embeddings"};
+    for (size_t i = 0; i < sizeof missing / sizeof missing[0]; i++) {
+        assert_int_equal(azure_emulate("POST", missing[i], cfg, &e), 404);
+        assert_string_equal(rd_json_get_str(e, "code"), "DeploymentNotFound");
+        assert_non_null(strstr(rd_json_get_str(e, "message"), "The API deployment for this resource does not exist."));
+        assert_null(rd_json_get(e, "type"));
+        json_object_put(e);
+    }
+    /* no deployments block: only the deployments named after a model */
+    assert_int_equal(azure_emulate("POST", "/openai/deployments/prod-4o/chat/completions", NULL, &e), 404);
+    json_object_put(e);
+    assert_int_equal(azure_emulate("POST", "/openai/deployments/gpt-4o/chat/completions", NULL, &e), 200);
+    static const char *const unknown[][2] = {{"POST", "/openai/deployments/prod-4o/images/generations"},
+                                             {"POST", "/openai/nothing"},
+                                             {"GET", "/openai/deployments/prod-4o/chat/completions"}};
+    for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+        assert_int_equal(azure_emulate(unknown[i][0], unknown[i][1], cfg, &e), 404);
+        assert_string_equal(rd_json_get_str(e, "code"), "404");
+        assert_string_equal(rd_json_get_str(e, "message"), "Resource not found");
+        json_object_put(e);
+    }
+    json_object_put(cfg);
+}
+
+/* Together's models list is a bare array (its API's shape); the other
+ * presets answer OpenAI's {"object":"list","data":[...]}. */
+static void test_emulator_models_shape(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"together", "groq", "mistral"};
+    for (size_t i = 0; i < 3; i++) {
+        const struct rd_provider *p = prov(names[i]);
+        char path[64];
+        snprintf(path, sizeof path, "%s/models", p->sdk_base_path);
+        struct rd_route_match m;
+        rd_provider_route(p, "GET", path, &m);
+        struct rd_emu_request req = {.method = "GET", .path = path, .query = "", .body = "", .match = &m};
+        struct rd_emu_reply r;
+        assert_int_equal(p->emulate(p->emulator, &req, &r), 0);
+        assert_int_equal(r.status, 200);
+        struct json_object *o = NULL;
+        assert_int_equal(rd_json_parse(r.chunks[0].data, r.chunks[0].len, 1 << 20, &o, NULL), 0);
+        struct json_object *arr = i == 0 ? o : rd_json_get(o, "data");
+        assert_true(json_object_is_type(arr, json_type_array));
+        if (i > 0)
+            assert_string_equal(rd_json_get_str(o, "object"), "list");
+        assert_true(json_object_array_length(arr) > 0);
+        struct json_object *first = json_object_array_get_idx(arr, 0);
+        assert_string_equal(rd_json_get_str(first, "object"), "model");
+        assert_string_equal(rd_json_get_str(first, "id"), p->emulator->models[0]);
+        json_object_put(o);
+        rd_emu_reply_free(&r);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -326,6 +429,8 @@ int main(void)
         cmocka_unit_test(test_prepare_keeps_api_version),
         cmocka_unit_test(test_azure_error),
         cmocka_unit_test(test_emulator_reports_deployment),
+        cmocka_unit_test(test_emulator_azure_not_found),
+        cmocka_unit_test(test_emulator_models_shape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

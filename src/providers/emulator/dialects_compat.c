@@ -57,21 +57,33 @@ static const char *const COMPATIBLE_MODELS[] = {"local-model", NULL};
 
 /* Azure answers as the deployment: the model a response names is the one
  * the engine found for the request (the deployment, mapped through the
- * proxy's deployments block), not the body's "model". */
+ * proxy's deployments block), not the body's "model". The emulated resource
+ * has the deployments of that block plus one per model of its list, named
+ * after the model; others, and paths Azure does not have, get Azure's own
+ * 404 bodies (code and message, no type or param). */
 const struct rd_emu_dialect rd_emu_dialect_azure_openai = {
     .owned_by = "system",
     .models = AZURE_MODELS,
     .has_embeddings = true,
     .has_responses = true,
     .model_from_request = true,
+    .deployments_checked = true,
+    .deployment_not_found_body =
+        "{\"error\":{\"code\":\"DeploymentNotFound\",\"message\":\"The API deployment for this resource does not "
+        "exist. If you created the deployment within the last 5 minutes, please wait a moment and try again.\"}}",
+    .unknown_route_body = "{\"error\":{\"code\":\"404\",\"message\":\"Resource not found\"}}",
 };
 
 const struct rd_emu_dialect rd_emu_dialect_groq = {
     .owned_by = "groq", .models = GROQ_MODELS, .has_embeddings = false, .has_responses = true};
 const struct rd_emu_dialect rd_emu_dialect_mistral = {
     .owned_by = "mistralai", .models = MISTRAL_MODELS, .has_embeddings = true, .has_responses = false};
-const struct rd_emu_dialect rd_emu_dialect_together = {
-    .owned_by = "together", .models = TOGETHER_MODELS, .has_embeddings = true, .has_responses = false};
+/* Together's GET /v1/models answers a bare array of model objects. */
+const struct rd_emu_dialect rd_emu_dialect_together = {.owned_by = "together",
+                                                        .models = TOGETHER_MODELS,
+                                                        .has_embeddings = true,
+                                                        .has_responses = false,
+                                                        .models_bare_array = true};
 const struct rd_emu_dialect rd_emu_dialect_openrouter = {
     .owned_by = "openrouter", .models = OPENROUTER_MODELS, .has_embeddings = true, .has_responses = true};
 const struct rd_emu_dialect rd_emu_dialect_xai = {

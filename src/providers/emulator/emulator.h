@@ -18,6 +18,7 @@
 #include "upstream/source.h"
 
 struct rd_route_match; /* providers/provider.h, which includes this header */
+struct json_object;
 
 struct rd_emu_request {
     const char *method; /* "POST" ... */
@@ -36,6 +37,9 @@ struct rd_emu_request {
      * deployment mapped through the proxy's deployments block, for Azure);
      * NULL or "" when unknown. Reported by dialects with model_from_request. */
     const char *model;
+    /* The proxy's configuration document (its deployments block tells
+     * which Azure deployments exist); NULL: none. Borrowed. */
+    const struct json_object *config;
 };
 
 struct rd_emu_chunk {
@@ -64,6 +68,18 @@ struct rd_emu_dialect {
     /* true: answers name the request's model (rd_emu_request.model: Azure's
      * deployment) instead of the body's "model", which may be absent. */
     bool model_from_request;
+    /* true: a route whose model is a path capture names a deployment, which
+     * exists only if it is a key of the configuration's deployments block or
+     * one of models (a deployment named after its model); any other answers
+     * 404 with deployment_not_found_body. */
+    bool deployments_checked;
+    const char *deployment_not_found_body; /* JSON; with deployments_checked */
+    /* The 404 body for a path (or method) the provider's table does not
+     * have; NULL: OpenAI's {"error":{"message":"Invalid URL (POST /x)",...}}. */
+    const char *unknown_route_body;
+    /* true: GET .../models answers a bare JSON array of model objects
+     * (Together AI) instead of {"object":"list","data":[...]}. */
+    bool models_bare_array;
 };
 
 /* Builds the answer of an OpenAI-compatible API for req into *out (which the
@@ -89,6 +105,7 @@ struct rd_emu_setup {
     int (*emulate)(const struct rd_emu_dialect *d, const struct rd_emu_request *req, struct rd_emu_reply *out);
     uint64_t seed;
     double tokens_per_second;
+    const struct json_object *config; /* the proxy's configuration document (borrowed); NULL: none */
 };
 extern const struct rd_source_ops rd_emu_source_ops;
 

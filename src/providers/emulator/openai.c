@@ -306,6 +306,10 @@ static void models_list(struct rd_emu_ctx *c)
     struct json_object *data = json_object_new_array();
     for (size_t i = 0; c->d->models[i]; i++)
         json_object_array_add(data, model_object(c->d, c->d->models[i]));
+    if (c->d->models_bare_array) {
+        rd_emu_oai_json(c->out, data, 0);
+        return;
+    }
     struct json_object *root = json_object_new_object();
     add(root, "object", json_object_new_string("list"));
     add(root, "data", data);
@@ -359,10 +363,68 @@ static const struct kind_handler *find_handler(const struct rd_emu_dialect *d, c
     return NULL;
 }
 
+/* A fixed JSON error body (the dialect's own 404s). */
+static void fixed_error(struct rd_emu_reply *out, int status, const char *body)
+{
+    rd_emu_reply_free(out);
+    out->status = status;
+    out->content_type = rd_strdup("application/json");
+    rd_emu_reply_add(out, body, strlen(body), 0);
+}
+
+static bool is_listed(const char *const *names, const char *s, size_t n)
+{
+    for (size_t i = 0; names && names[i]; i++)
+        if (strlen(names[i]) == n && memcmp(names[i], s, n) == 0)
+            return true;
+    return false;
+}
+
+/* Whether the deployment a route names exists (dialect deployments_checked):
+ * a key of the configuration's deployments block, or a model of the list. */
+static bool deployment_exists(const struct rd_emu_dialect *d, const struct rd_emu_request *req, const char *name,
+                              size_t n)
+{
+    if (is_listed(d->models, name, n))
+        return true;
+    /* json-c's getters take non-const pointers; nothing is modified. */
+    struct json_object *deps = rd_json_get((struct json_object *)req->config, "deployments");
+    if (!json_object_is_type(deps, json_type_object))
+        return false;
+    json_object_object_foreach(deps, key, val)
+    {
+        (void)val;
+        if (strlen(key) == n && memcmp(key, name, n) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The deployment of a route whose model is a path capture, for dialects
+ * that check them; false when the route names none (the models routes'
+ * capture is a model id, and v1 routes name the model in the body). */
+static bool names_missing_deployment(const struct rd_emu_dialect *d, const struct rd_emu_request *req)
+{
+    const struct rd_route_match *m = req->match;
+    unsigned from = m->route->model_from;
+    if (!d->deployments_checked || d->deployment_not_found_body == NULL || m->route->kind == RD_REQ_MODELS ||
+        from == RD_MODEL_IN_BODY || from > m->ncap)
+        return false;
+    return !deployment_exists(d, req, m->cap[from - 1].p, m->cap[from - 1].n);
+}
+
 int rd_emu_openai(const struct rd_emu_dialect *d, const struct rd_emu_request *req, struct rd_emu_reply *out)
 {
     memset(out, 0, sizeof *out);
     const struct kind_handler *r = find_handler(d, req->match);
+    if (r == NULL && d->unknown_route_body) {
+        fixed_error(out, 404, d->unknown_route_body);
+        return 0;
+    }
+    if (r != NULL && names_missing_deployment(d, req)) {
+        fixed_error(out, 404, d->deployment_not_found_body);
+        return 0;
+    }
     if (r == NULL) {
         /* OpenAI answers a wrong method on a known path the same way. */
         const char *method = req->method ? req->method : "";

@@ -17,6 +17,7 @@ static void *emu_start(void *ctx, const struct rd_source_req *req, const struct 
         .seed = setup->seed,
         .match = req->arg, /* the route the engine matched (emulator.h) */
         .model = req->model,
+        .config = setup->config,
     };
     struct rd_emu_reply reply;
     memset(&reply, 0, sizeof reply);
