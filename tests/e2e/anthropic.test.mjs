@@ -175,6 +175,38 @@ for (const [label, Sdk] of SDKS) {
       assert.match(textOf(next), /Sunny, 21 C/);
     });
 
+    test('extended thinking: a signed thinking block first, streamed as thinking and signature deltas', async () => {
+      const ai = client(Sdk, emuPort);
+      const params = {
+        model: 'claude-sonnet-4-5',
+        max_tokens: 2048,
+        thinking: { type: 'enabled', budget_tokens: 1024 },
+        messages: [{ role: 'user', content: 'Think, then answer: why ducks?' }],
+      };
+      const msg = await ai.messages.create(params);
+      assert.deepEqual(msg.content.map((b) => b.type), ['thinking', 'text']);
+      const [th] = msg.content;
+      assert.ok(th.thinking.length > 0);
+      assert.match(th.signature, /^[A-Za-z0-9+/]+=*$/);
+
+      const stream = ai.messages.stream(params);
+      let thinking = '';
+      let signature = '';
+      stream.on('thinking', (delta) => (thinking += delta));
+      stream.on('signature', (sig) => (signature = sig));
+      const final = await stream.finalMessage();
+      assert.equal(thinking, th.thinking);
+      assert.equal(signature, th.signature);
+      assert.deepEqual(final.content, msg.content);
+      assert.equal(final.usage.output_tokens, msg.usage.output_tokens);
+
+      // a budget not below max_tokens is the API's 400
+      await assert.rejects(
+        ai.messages.create({ ...params, max_tokens: 1024 }),
+        (e) => e instanceof Sdk.BadRequestError && /max_tokens/.test(e.message),
+      );
+    });
+
     test('countTokens agrees with the usage of the same prompt', async () => {
       const ai = client(Sdk, emuPort);
       const prompt = { model: MODEL, messages: [{ role: 'user', content: 'count these tokens for me please' }], tools: [WEATHER_TOOL] };

@@ -597,6 +597,110 @@ static void test_emu_message_stream(void **state)
     rd_emu_reply_free(&rs);
 }
 
+/* Extended thinking: a thinking block with a signature comes first, in the
+ * Message and as thinking_delta + signature_delta events; its tokens are
+ * part of output_tokens; the API's validation of "thinking". */
+static void test_emu_thinking(void **state)
+{
+    (void)state;
+    const char plain[] = "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":2048,"
+                         "\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":1024},"
+                         "\"messages\":[{\"role\":\"user\",\"content\":\"think first\"}]}";
+    const char streamed[] = "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":2048,"
+                            "\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":1024},"
+                            "\"messages\":[{\"role\":\"user\",\"content\":\"think first\"}],\"stream\":true}";
+    struct rd_emu_reply rp, rs;
+    emulate("POST", "/v1/messages", NULL, plain, &rp);
+    struct json_object *m = plain_json(&rp, 200);
+    struct json_object *content = rd_json_get(m, "content");
+    assert_int_equal(json_object_array_length(content), 2);
+    struct json_object *tb = json_object_array_get_idx(content, 0);
+    assert_string_equal(rd_json_get_str(tb, "type"), "thinking");
+    const char *thought = rd_json_get_str(tb, "thinking"), *sig = rd_json_get_str(tb, "signature");
+    assert_true(thought && strlen(thought) > 0);
+    assert_true(sig && strlen(sig) == 128);
+    struct json_object *xb = json_object_array_get_idx(content, 1);
+    assert_string_equal(rd_json_get_str(xb, "type"), "text");
+    int64_t out = rd_json_get_int(rd_json_get(m, "usage"), "output_tokens", -1);
+    assert_int_equal(rp.chunks[0].tokens, (uint32_t)out);
+
+    emulate("POST", "/v1/messages", NULL, streamed, &rs);
+    struct events e;
+    sse_events(&rs, &e);
+    assert_string_equal(e.names[0], "message_start");
+    assert_string_equal(e.names[1], "content_block_start");
+    struct json_object *cb = rd_json_get(e.data[1], "content_block");
+    assert_string_equal(rd_json_get_str(cb, "type"), "thinking");
+    assert_string_equal(rd_json_get_str(cb, "thinking"), "");
+    assert_string_equal(e.names[2], "ping");
+    struct rd_buf t;
+    rd_buf_init(&t, 0);
+    size_t i = 3, think_tokens = 0;
+    for (; strcmp(rd_json_get_str(rd_json_get(e.data[i], "delta"), "type"), "thinking_delta") == 0; i++) {
+        assert_int_equal(rd_json_get_int(e.data[i], "index", -1), 0);
+        assert_int_equal(rd_buf_appends(&t, rd_json_get_str(rd_json_get(e.data[i], "delta"), "thinking")), 0);
+        think_tokens++;
+    }
+    assert_true(think_tokens > 0);
+    assert_int_equal(t.len, strlen(thought));
+    assert_memory_equal(t.data, thought, t.len);
+    struct json_object *sd = rd_json_get(e.data[i], "delta");
+    assert_string_equal(rd_json_get_str(sd, "type"), "signature_delta");
+    assert_string_equal(rd_json_get_str(sd, "signature"), sig);
+    assert_string_equal(e.names[i + 1], "content_block_stop");
+    assert_int_equal(rd_json_get_int(e.data[i + 1], "index", -1), 0);
+    assert_string_equal(e.names[i + 2], "content_block_start");
+    assert_int_equal(rd_json_get_int(e.data[i + 2], "index", -1), 1);
+    assert_string_equal(rd_json_get_str(rd_json_get(e.data[i + 2], "content_block"), "type"), "text");
+    size_t pings = 0;
+    for (size_t k = 0; k < e.n; k++)
+        pings += strcmp(e.names[k], "ping") == 0;
+    assert_int_equal(pings, 1);
+    assert_int_equal(rd_json_get_int(rd_json_get(e.data[e.n - 2], "usage"), "output_tokens", -1), out);
+    assert_int_equal(e.tokens, (uint32_t)out);
+    rd_buf_free(&t);
+    events_free(&e);
+    json_object_put(m);
+    rd_emu_reply_free(&rp);
+    rd_emu_reply_free(&rs);
+
+    /* disabled: no block */
+    struct rd_emu_reply r;
+    emulate("POST", "/v1/messages", NULL,
+            "{\"model\":\"m\",\"max_tokens\":50,\"thinking\":{\"type\":\"disabled\"},"
+            "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+            &r);
+    m = plain_json(&r, 200);
+    assert_string_equal(rd_json_get_str(json_object_array_get_idx(rd_json_get(m, "content"), 0), "type"), "text");
+    json_object_put(m);
+    rd_emu_reply_free(&r);
+
+    static const struct {
+        const char *thinking;
+        int max_tokens;
+        const char *msg;
+    } bad[] = {
+        {"{\"type\":\"enabled\"}", 2048, "thinking.enabled.budget_tokens: Field required"},
+        {"{\"type\":\"enabled\",\"budget_tokens\":\"x\"}", 2048,
+         "thinking.enabled.budget_tokens: Input should be a valid integer"},
+        {"{\"type\":\"enabled\",\"budget_tokens\":1023}", 2048,
+         "thinking.enabled.budget_tokens: Input should be greater"},
+        {"{\"type\":\"enabled\",\"budget_tokens\":2048}", 2048, "`max_tokens` must be greater"},
+        {"{\"type\":\"sometimes\"}", 2048, "thinking: Input tag 'sometimes'"},
+        {"true", 2048, "thinking: Input should be a valid dictionary"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        char body[512];
+        snprintf(body, sizeof body,
+                 "{\"model\":\"m\",\"max_tokens\":%d,\"thinking\":%s,"
+                 "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+                 bad[k].max_tokens, bad[k].thinking);
+        emulate("POST", "/v1/messages", NULL, body, &r);
+        assert_error(&r, 400, "invalid_request_error", bad[k].msg);
+        rd_emu_reply_free(&r);
+    }
+}
+
 static const char TOOLS[] =
     "\"tools\":[{\"name\":\"get_weather\",\"description\":\"Weather\",\"input_schema\":{\"type\":\"object\","
     "\"properties\":{\"location\":{\"type\":\"string\"},\"unit\":{\"type\":\"string\",\"enum\":[\"celsius\","
@@ -974,13 +1078,13 @@ static void test_emu_builder_framing(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_provider_data),        cmocka_unit_test(test_error_builder),
-        cmocka_unit_test(test_body_usage),           cmocka_unit_test(test_stream_usage_split_everywhere),
-        cmocka_unit_test(test_stream_usage_cases),   cmocka_unit_test(test_emu_message_plain),
-        cmocka_unit_test(test_emu_message_stream),   cmocka_unit_test(test_emu_tool_use),
-        cmocka_unit_test(test_emu_limits_and_stops), cmocka_unit_test(test_emu_errors),
-        cmocka_unit_test(test_emu_models),           cmocka_unit_test(test_emu_complete),
-        cmocka_unit_test(test_emu_builder_framing),
+        cmocka_unit_test(test_provider_data),      cmocka_unit_test(test_error_builder),
+        cmocka_unit_test(test_body_usage),         cmocka_unit_test(test_stream_usage_split_everywhere),
+        cmocka_unit_test(test_stream_usage_cases), cmocka_unit_test(test_emu_message_plain),
+        cmocka_unit_test(test_emu_message_stream), cmocka_unit_test(test_emu_thinking),
+        cmocka_unit_test(test_emu_tool_use),       cmocka_unit_test(test_emu_limits_and_stops),
+        cmocka_unit_test(test_emu_errors),         cmocka_unit_test(test_emu_models),
+        cmocka_unit_test(test_emu_complete),       cmocka_unit_test(test_emu_builder_framing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,9 @@
 /* The Messages answer (rd_emu_anthropic_messages): validation as the API
- * does it, the generated text or tool call, and its rendering as one
- * Message or as the event sequence message_start, content_block_start,
- * ping, content_block_delta..., content_block_stop, message_delta,
- * message_stop, through a framing callback shared with Vertex and Bedrock.
+ * does it, the extended-thinking block when "thinking" is enabled, the
+ * generated text or tool call, and its rendering as one Message or as the
+ * event sequence message_start, content_block_start, ping,
+ * content_block_delta..., content_block_stop, message_delta, message_stop,
+ * through a framing callback shared with Vertex and Bedrock.
  * The output tokens the events are tagged with add up to usage.output_tokens,
  * so pacing and usage agree. */
 #include <stdlib.h>
@@ -12,12 +13,16 @@
 #include "providers/emulator/text.h"
 #include "util/mem.h"
 
-#define JSON_PIECE_MAX 12 /* bytes of tool input per input_json_delta */
+#define JSON_PIECE_MAX 12     /* bytes of tool input per input_json_delta */
+#define THINK_MIN_BUDGET 1024 /* thinking.budget_tokens: the API's minimum */
+#define THINK_MAX_TOKENS 48   /* tokens of emulated thinking, at most */
 
 struct answer {
     const char *model; /* borrowed (caller or body) */
     char id[RD_EMU_ANTH_ID_MAX];
-    struct rd_emu_text text; /* may be empty */
+    struct rd_emu_text think; /* the thinking block's text; empty: no block */
+    char *signature;          /* its signature (owned), NULL: no thinking block */
+    struct rd_emu_text text;  /* may be empty */
     /* The tool call, when there is one. */
     const char *tool_name; /* borrowed from the body */
     char tool_id[RD_EMU_ANTH_ID_MAX];
@@ -87,7 +92,69 @@ static int stop_sequences(struct json_object *body, struct rd_emu_reply *out, st
     return 0;
 }
 
+/* "thinking": absent or {"type":"disabled"} leaves *on false;
+ * {"type":"enabled","budget_tokens":N} needs 1024 <= N < max_tokens and no
+ * forced tool call, as the API checks. */
+static int thinking(struct json_object *body, const struct rd_emu_anth_prompt *p, struct rd_emu_reply *out, bool *on)
+{
+    *on = false;
+    struct json_object *v = rd_json_get(body, "thinking");
+    if (v == NULL)
+        return 0;
+    const char *type = json_object_is_type(v, json_type_object) ? rd_json_get_str(v, "type") : NULL;
+    if (type == NULL) {
+        rd_emu_anthropic_error(out, 400,
+                               "thinking: Input should be a valid dictionary or object to extract fields from");
+        return -1;
+    }
+    if (strcmp(type, "disabled") == 0)
+        return 0;
+    if (strcmp(type, "enabled") != 0) {
+        rd_emu_anthropic_error(out, 400,
+                               "thinking: Input tag '%s' found using 'type' does not match any of the expected tags: "
+                               "'enabled', 'disabled'",
+                               type);
+        return -1;
+    }
+    struct json_object *b = rd_json_get(v, "budget_tokens");
+    if (b == NULL || !rd_json_is_int(b)) {
+        rd_emu_anthropic_error(out, 400,
+                               b ? "thinking.enabled.budget_tokens: Input should be a valid integer"
+                                 : "thinking.enabled.budget_tokens: Field required");
+        return -1;
+    }
+    int64_t n = json_object_get_int64(b);
+    if (n < THINK_MIN_BUDGET) {
+        rd_emu_anthropic_error(out, 400, "thinking.enabled.budget_tokens: Input should be greater than or equal to %d",
+                               THINK_MIN_BUDGET);
+        return -1;
+    }
+    if (n >= json_object_get_int64(rd_json_get(body, "max_tokens"))) {
+        rd_emu_anthropic_error(out, 400, "`max_tokens` must be greater than `thinking.budget_tokens`");
+        return -1;
+    }
+    if (p->tool_forced) {
+        rd_emu_anthropic_error(out, 400, "Thinking may not be enabled when tool_choice forces tool use.");
+        return -1;
+    }
+    *on = true;
+    return 0;
+}
+
 /* ---- generation --------------------------------------------------------- */
+
+/* The thinking block: a short deterministic text and a signature (base64
+ * of 96 seed-derived bytes, the shape of the API's opaque signatures). */
+static void think(struct answer *a, const struct rd_emu_anth_prompt *p, const uint8_t seed[RD_SHA256_LEN])
+{
+    uint8_t sub[RD_SHA256_LEN], sig[3 * RD_SHA256_LEN];
+    rd_emu_subseed(seed, "thinking", 0, sub);
+    rd_emu_text_generate(sub, p->echo.data, p->echo.len, THINK_MAX_TOKENS, &a->think);
+    for (uint32_t i = 0; i < 3; i++)
+        rd_emu_subseed(seed, "signature", i, sig + i * RD_SHA256_LEN);
+    size_t n = 0;
+    a->signature = rd_emu_base64(sig, sizeof sig, &n);
+}
 
 /* Cuts t just before its first stop sequence; returns the sequence or NULL. */
 static const char *apply_stop(struct rd_emu_text *t, struct json_object *stops)
@@ -169,11 +236,17 @@ static uint32_t json_tokens(const char *s, size_t n)
 }
 
 static void generate(struct answer *a, const struct rd_emu_anth_prompt *p, struct json_object *stops,
-                     const uint8_t seed[RD_SHA256_LEN], uint32_t budget)
+                     const uint8_t seed[RD_SHA256_LEN], uint32_t budget, bool thinking_on)
 {
     uint8_t sub[RD_SHA256_LEN];
     rd_emu_anth_id(seed, "id", "msg_", a->id);
     a->stop_reason = "end_turn";
+    uint32_t thought = 0;
+    if (thinking_on) {
+        think(a, p, seed);
+        thought = (uint32_t)a->think.n; /* budget_tokens < max_tokens: always room */
+        budget -= thought < budget ? thought : budget - 1;
+    }
     if (p->tool == NULL) {
         rd_emu_subseed(seed, "text", 0, sub);
         rd_emu_text_generate(sub, p->echo.data, p->echo.len, budget, &a->text);
@@ -182,7 +255,7 @@ static void generate(struct answer *a, const struct rd_emu_anth_prompt *p, struc
             a->stop_reason = "stop_sequence";
         else if (a->text.truncated)
             a->stop_reason = "max_tokens";
-        a->output_tokens = (uint32_t)a->text.n;
+        a->output_tokens = thought + (uint32_t)a->text.n;
         return;
     }
     const char *name = rd_json_get_str(p->tool, "name");
@@ -192,7 +265,7 @@ static void generate(struct answer *a, const struct rd_emu_anth_prompt *p, struc
         sentence("", "", "", 0, &a->text);
     else
         sentence("I'll use the ", name, " tool.", budget, &a->text);
-    a->output_tokens = (uint32_t)a->text.n;
+    a->output_tokens = thought + (uint32_t)a->text.n;
     if (a->text.truncated) {
         a->stop_reason = "max_tokens";
         return;
@@ -203,7 +276,7 @@ static void generate(struct answer *a, const struct rd_emu_anth_prompt *p, struc
     const char *js = rd_json_str(input, &len);
     uint32_t name_tokens = 1 + rd_emu_tokens_estimate(strlen(name));
     uint32_t tokens = json_tokens(js, len);
-    if ((uint64_t)a->output_tokens + name_tokens + tokens > budget) {
+    if ((uint64_t)a->output_tokens - thought + name_tokens + tokens > budget) {
         /* No room for the whole call: the answer stops where the budget
          * ends, before the tool_use block. */
         json_object_put(input);
@@ -222,6 +295,9 @@ static void generate(struct answer *a, const struct rd_emu_anth_prompt *p, struc
 static void answer_free(struct answer *a)
 {
     rd_emu_text_free(&a->text);
+    rd_emu_text_free(&a->think);
+    free(a->signature);
+    a->signature = NULL;
     json_object_put(a->tool_input);
     a->tool_input = NULL;
 }
@@ -253,6 +329,15 @@ static struct json_object *tool_block(const struct answer *a, struct json_object
     return b;
 }
 
+static struct json_object *thinking_block(const char *s, size_t n, const char *signature)
+{
+    struct json_object *b = json_object_new_object();
+    add(b, "type", jstr("thinking"));
+    add(b, "thinking", rd_json_new_strn(s, n));
+    add(b, "signature", jstr(signature));
+    return b;
+}
+
 static struct json_object *text_block(const char *s, size_t n)
 {
     struct json_object *b = json_object_new_object();
@@ -266,6 +351,8 @@ static struct json_object *text_block(const char *s, size_t n)
 static struct json_object *message(const struct answer *a, bool final)
 {
     struct json_object *content = json_object_new_array();
+    if (final && a->signature)
+        json_object_array_add(content, thinking_block(a->think.s, a->think.len, a->signature));
     if (final && a->text.len)
         json_object_array_add(content, text_block(a->text.s, a->text.len));
     if (final && a->tool_input) {
@@ -358,9 +445,23 @@ static void stream(struct emitter *e, const struct answer *a)
     emit(e, "message_start", start, 0);
     int index = 0;
     bool pinged = false;
+    if (a->signature) {
+        /* thinking_delta per piece, then the signature, as the API does */
+        block_start(e, index, thinking_block("", 0, ""), 0);
+        emit(e, "ping", event("ping"), 0);
+        pinged = true;
+        for (size_t i = 0; i < a->think.n; i++) {
+            const char *p = NULL;
+            size_t len = rd_emu_text_piece(&a->think, i, &p);
+            block_delta(e, index, "thinking_delta", "thinking", p, len, 1);
+        }
+        block_delta(e, index, "signature_delta", "signature", a->signature, strlen(a->signature), 0);
+        block_stop(e, index++);
+    }
     if (a->text.len) {
         block_start(e, index, text_block("", 0), 0);
-        emit(e, "ping", event("ping"), 0);
+        if (!pinged)
+            emit(e, "ping", event("ping"), 0);
         pinged = true;
         for (size_t i = 0; i < a->text.n; i++) {
             const char *p = NULL;
@@ -409,13 +510,14 @@ int rd_emu_anthropic_messages(const struct rd_emu_request *req, const char *mode
     if (max_tokens(body, out, &budget) < 0 || rd_emu_anth_prompt(body, out, &p) < 0)
         goto out;
     have_prompt = true;
-    if (stop_sequences(body, out, &stops) < 0)
+    bool thinking_on = false;
+    if (stop_sequences(body, out, &stops) < 0 || thinking(body, &p, out, &thinking_on) < 0)
         goto out;
     uint8_t seed[RD_SHA256_LEN];
     rd_emu_anth_seed(model, body, req->seed, seed);
     a.model = model;
     a.input_tokens = p.input_tokens;
-    generate(&a, &p, stops, seed, budget);
+    generate(&a, &p, stops, seed, budget, thinking_on);
     if (stream_it) {
         rd_emu_reply_free(out);
         out->status = 200;
