@@ -76,10 +76,20 @@ const WEATHER = {
 let srv;
 let emuPort;
 let emuId;
+let pacedPort;
 before(async () => {
-  srv = await startServer({ args: ['--log-level', 'debug'], env: NO_AWS_ENV });
+  // trace: the most the server ever logs, for the secrets test
+  srv = await startServer({ args: ['--log-level', 'trace'], env: NO_AWS_ENV });
   emuPort = await freePort();
   emuId = (await srv.createProxy({ name: 'bedrock-emu', provider: 'bedrock', upstream_url: 'emulator', port: emuPort })).id;
+  pacedPort = await freePort();
+  await srv.createProxy({
+    name: 'bedrock-paced',
+    provider: 'bedrock',
+    upstream_url: 'emulator',
+    port: pacedPort,
+    config: { emulator: { tokens_per_second: 100 } },
+  });
 });
 after(async () => {
   await srv?.stop();
@@ -206,6 +216,17 @@ for (const [label, mk] of HANDLERS) {
     });
   });
 }
+
+test('a paced emulator: converse-stream deltas arrive one by one, spread in time', async () => {
+  const br = client(pacedPort, new NodeHttpHandler());
+  const res = await br.send(new ConverseStreamCommand({ modelId: MODEL, messages: say('pace me please').messages, inferenceConfig: { maxTokens: 20 } }));
+  const times = [];
+  for await (const ev of res.stream) if (ev.contentBlockDelta) times.push(performance.now());
+  assert.ok(times.length >= 10, `${times.length} deltas`);
+  // 100 tokens/s: one delta every ~10 ms, so the stream takes well over 100 ms
+  assert.ok(times.at(-1) - times[0] >= 100, `deltas spread over ${Math.round(times.at(-1) - times[0])} ms`);
+  br.destroy();
+});
 
 test('the decoded modelId is the model of logs and usage, priced from the bedrock rows', async () => {
   const br = client(emuPort, new NodeHttpHandler());

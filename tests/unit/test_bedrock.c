@@ -752,6 +752,10 @@ static void test_emulator_invoke(void **state)
     rd_buf_free(&f.text);
     reply_free(&plain);
     reply_free(&st);
+    /* an inference profile of Claude is Claude */
+    emulate("/model/us.anthropic.claude-3-haiku-20240307-v1%3A0/invoke", INVOKE_BODY, &plain);
+    assert_int_equal(plain.status, 200);
+    reply_free(&plain);
 }
 
 static void test_emulator_errors(void **state)
