@@ -51,6 +51,17 @@ void rd_hdrs_add_refn(struct rd_hdrs *h, const char *name, size_t name_len, cons
     push(h, hdr);
 }
 
+size_t rd_hdrs_remove(struct rd_hdrs *h, const char *name)
+{
+    size_t len = strlen(name), w = 0;
+    for (size_t i = 0; i < h->n; i++)
+        if (!(h->v[i].name_len == len && strncasecmp(h->v[i].name, name, len) == 0))
+            h->v[w++] = h->v[i];
+    size_t removed = h->n - w;
+    h->n = w;
+    return removed;
+}
+
 const struct rd_hdr *rd_hdrs_find(const struct rd_hdrs *h, const char *name)
 {
     size_t len = strlen(name);

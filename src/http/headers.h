@@ -32,6 +32,9 @@ const struct rd_hdr *rd_hdrs_find(const struct rd_hdrs *h, const char *name);
 const char *rd_hdrs_get(const struct rd_hdrs *h, const char *name);
 /* Number of fields named name. */
 size_t rd_hdrs_count(const struct rd_hdrs *h, const char *name);
+/* Removes every field named name (case-insensitive), keeping the order of
+ * the others; returns how many were removed. */
+size_t rd_hdrs_remove(struct rd_hdrs *h, const char *name);
 /* Empties the list (the array is kept). */
 void rd_hdrs_clear(struct rd_hdrs *h);
 void rd_hdrs_free(struct rd_hdrs *h);

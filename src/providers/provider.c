@@ -22,6 +22,7 @@ extern const struct rd_provider rd_provider_ollama;
 extern const struct rd_provider rd_provider_openai_compatible;
 extern const struct rd_provider rd_provider_gemini;
 extern const struct rd_provider rd_provider_vertex_ai;
+extern const struct rd_provider rd_provider_bedrock;
 
 static const struct rd_provider *const registry[] = {
     &rd_provider_openai,
@@ -37,6 +38,7 @@ static const struct rd_provider *const registry[] = {
     &rd_provider_openai_compatible,
     &rd_provider_gemini,
     &rd_provider_vertex_ai,
+    &rd_provider_bedrock,
 };
 
 const struct rd_provider *rd_provider_find(const char *name)

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "providers/emulator/emulator.h"
 #include "http/headers.h"
@@ -80,6 +81,10 @@ struct rd_upstream_prep {
     struct rd_buf *url;      /* empty on entry: the hook appends base + target */
     struct rd_hdrs *headers; /* end-to-end headers to send (strings borrowed or in arena) */
     struct rd_arena *arena;  /* request-scoped storage for what the hook adds */
+    int64_t now_ms;          /* wall clock, epoch milliseconds (signatures); a parameter so tests fix it */
+    /* Set by a failing hook: what the client is told (static, safe to show:
+     * "no AWS credentials are configured"); NULL: a generic message. */
+    const char *fail_message;
 };
 
 /* An error to answer in the provider's native format. */
@@ -124,6 +129,7 @@ enum rd_framing {
 enum rd_error_style {
     RD_ERRSTYLE_OPENAI,    /* {"error":{"message","type","param","code"}} */
     RD_ERRSTYLE_ANTHROPIC, /* {"type":"error","error":{"type","message"},"request_id"} */
+    RD_ERRSTYLE_BEDROCK,   /* {"message"} with the x-amzn-ErrorType header */
 };
 
 struct rd_provider {
@@ -159,7 +165,8 @@ struct rd_provider {
     /* Rewrites and signs the upstream request just before it is sent: fills
      * up->url (base, path, query) and may change up->headers (Azure's
      * api-key, Vertex's path, SigV4's signature over the body). Returns 0,
-     * or a negative code: the request then fails with a 502. */
+     * or a negative code: the request then fails with a 502 whose message
+     * is up->fail_message when the hook set one. */
     int (*prepare)(const struct rd_provider *p, const struct rd_provider_req *r, struct rd_upstream_prep *up);
     /* The native error response for e: appends its headers (content type,
      * request id, Retry-After, ...; strings static or in hdrs->arena) and

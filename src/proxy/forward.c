@@ -9,6 +9,7 @@
 #include "providers/emulator/emulator.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/time.h"
 
 #define BODY_SCAN_MAX (1024u * 1024u) /* a non-streamed JSON body is kept this far for its usage */
 
@@ -280,12 +281,20 @@ void rd_forward_start(struct rd_req *req)
         struct rd_provider_req pr;
         rd_req_provider_view(req, &pr);
         struct rd_upstream_prep prep = {
-            .base = snap->upstream_base, .base_is_default = snap->upstream_is_default, .url = &req->url, .headers = &req->up_hdrs, .arena = &req->arena};
+            .base = snap->upstream_base,
+            .base_is_default = snap->upstream_is_default,
+            .url = &req->url,
+            .headers = &req->up_hdrs,
+            .arena = &req->arena,
+            .now_ms = rd_time_wall_ms(),
+        };
         int rc = p->prepare(p, &pr, &prep);
         if (rc < 0) {
             rd_warn("proxy %s: %s: cannot prepare the upstream request: %s", snap->name, rd_req_id(req),
                     rd_strerror(rc));
-            rd_req_fail(req, 502, "The request could not be prepared for the upstream server.");
+            rd_req_fail(req, 502,
+                        prep.fail_message ? prep.fail_message
+                                          : "The request could not be prepared for the upstream server.");
             return;
         }
         sr.url = req->url.data;

@@ -48,8 +48,15 @@ struct rd_emu_chunk {
     uint32_t tokens; /* output tokens this chunk carries; pacing waits tokens/tps before it */
 };
 
+#define RD_EMU_REPLY_MAX_HEADERS 4
+
 struct rd_emu_reply {
     int status;
+    /* Extra response headers (Bedrock's x-amzn-ErrorType), owned. */
+    struct {
+        char *name, *value;
+    } headers[RD_EMU_REPLY_MAX_HEADERS];
+    size_t nheaders;
     char *content_type; /* owned, e.g. "application/json" or "text/event-stream" */
     bool stream;        /* true: SSE, sent chunked as the chunks come; false: one body with Content-Length */
     struct rd_emu_chunk *chunks; /* owned array */
@@ -94,6 +101,9 @@ int rd_emu_openai(const struct rd_emu_dialect *d, const struct rd_emu_request *r
 /* Appends a chunk (copies data). */
 void rd_emu_reply_add(struct rd_emu_reply *r, const char *data, size_t len, uint32_t tokens);
 void rd_emu_reply_free(struct rd_emu_reply *r); /* NULL-safe; leaves *r empty */
+/* Adds a response header (copies both); more than RD_EMU_REPLY_MAX_HEADERS
+ * is a dialect bug and aborts. */
+void rd_emu_reply_header(struct rd_emu_reply *r, const char *name, const char *value);
 
 /* The emulator as a source (upstream/source.h). Its context is a struct
  * rd_emu_setup (borrowed for the request's lifetime); the source request's

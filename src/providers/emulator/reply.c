@@ -28,5 +28,18 @@ void rd_emu_reply_free(struct rd_emu_reply *r)
         free(r->chunks[i].data);
     free(r->chunks);
     free(r->content_type);
+    for (size_t i = 0; i < r->nheaders; i++) {
+        free(r->headers[i].name);
+        free(r->headers[i].value);
+    }
     memset(r, 0, sizeof *r);
+}
+
+void rd_emu_reply_header(struct rd_emu_reply *r, const char *name, const char *value)
+{
+    if (r->nheaders == RD_EMU_REPLY_MAX_HEADERS)
+        abort();
+    r->headers[r->nheaders].name = rd_strdup(name);
+    r->headers[r->nheaders].value = rd_strdup(value);
+    r->nheaders++;
 }

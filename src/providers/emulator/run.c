@@ -101,6 +101,8 @@ static int send_head(struct rd_emu_run *r)
     struct rd_hdrs h;
     rd_hdrs_init(&h, NULL);
     rd_hdrs_add_ref(&h, "Content-Type", r->reply.content_type ? r->reply.content_type : "application/json");
+    for (size_t i = 0; i < r->reply.nheaders; i++)
+        rd_hdrs_add_ref(&h, r->reply.headers[i].name, r->reply.headers[i].value);
     if (r->reply.stream) {
         rd_hdrs_add_ref(&h, "Cache-Control", "no-cache");
     } else {
