@@ -178,7 +178,8 @@ static bool apply_config(struct json_object *v, struct rd_proxy_rec *rec, struct
                  "send the value again");
         return false;
     }
-    if (rd_config_validate(v, &cerr) != 0) {
+    if (rd_config_validate(v, &cerr) != 0 ||
+        rd_pipeline_check(v, rd_provider_find(rec->provider ? rec->provider : ""), &cerr) != 0) {
         snprintf(field, sizeof field, "%s", cerr.field[0] ? cerr.field : "config");
         fe->field = field;
         snprintf(fe->message, sizeof fe->message, "%s", cerr.message);

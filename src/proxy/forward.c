@@ -148,6 +148,10 @@ static int on_head(void *ud, int status, const struct rd_hdrs *hdrs)
      * server log lines carry. */
     if (req->snap->source == RD_SNAP_SRC_EMULATOR && req->dialect->request_id_header)
         rd_hdrs_add_ref(&req->resp_hdrs, req->dialect->request_id_header, rd_req_id(req));
+    for (size_t i = 0; i < req->add_hdrs.n; i++) { /* what the stages add (X-RateLimit-*, ...) */
+        const struct rd_hdr *h = &req->add_hdrs.v[i];
+        rd_hdrs_add_refn(&req->resp_hdrs, h->name, h->name_len, h->value, h->value_len);
+    }
     req->content_length = content_length;
     pick_decoder(req, ct, ce);
     req->head_sent = true;

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "proxy/forward.h"
+#include "proxy/pipeline.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -44,6 +45,7 @@ static void req_destroy(struct rd_req *req)
 {
     rd_hdrs_free(&req->up_hdrs);
     rd_hdrs_free(&req->resp_hdrs);
+    rd_hdrs_free(&req->add_hdrs);
     rd_buf_free(&req->url);
     rd_buf_free(&req->body);
     rd_sse_free(&req->sse);
@@ -83,6 +85,7 @@ static struct rd_req *req_get(struct rd_req_env *env)
         rd_arena_init(&req->arena);
         rd_hdrs_init(&req->up_hdrs, &req->arena);
         rd_hdrs_init(&req->resp_hdrs, &req->arena);
+        rd_hdrs_init(&req->add_hdrs, &req->arena);
         rd_buf_init(&req->url, 0);
         rd_buf_init(&req->body, 0);
         req->env = env;
@@ -108,6 +111,7 @@ static void req_release(struct rd_req *req)
     rd_proxy_snap_unref(req->snap);
     rd_hdrs_clear(&req->up_hdrs);
     rd_hdrs_clear(&req->resp_hdrs);
+    rd_hdrs_clear(&req->add_hdrs);
     rd_buf_reset(&req->url);
     if (req->body.cap > ARENA_KEEP)
         rd_buf_free(&req->body);
@@ -136,6 +140,25 @@ const struct rd_usage *rd_req_usage(struct rd_req *req)
         req->dialect->body_usage(req->dialect, req->body.data, req->body.len, &req->usage);
     req->usage_read = true;
     return &req->usage;
+}
+
+const char *rd_failure_name(enum rd_failure f)
+{
+    static const char *const names[] = {
+        [RD_FAIL_NONE] = "",
+        [RD_FAIL_IP_BLOCKED] = "ip_blocked",
+        [RD_FAIL_RATE_LIMITED] = "rate_limited",
+        [RD_FAIL_SCENARIO] = "scenario",
+        [RD_FAIL_TIMEOUT] = "timeout",
+        [RD_FAIL_HANG] = "hang",
+        [RD_FAIL_ERROR_INJECTION] = "error_injection",
+        [RD_FAIL_STREAM_CUT] = "stream_cut",
+        [RD_FAIL_STREAM_STALL] = "stream_stall",
+        [RD_FAIL_STREAM_ERROR] = "stream_error",
+        [RD_FAIL_STREAM_MALFORMED] = "stream_malformed",
+        [RD_FAIL_DELAYED] = "delayed",
+    };
+    return (unsigned)f < sizeof names / sizeof names[0] && names[f] ? names[f] : "";
 }
 
 const char *rd_req_id(struct rd_req *req)
@@ -258,6 +281,12 @@ void rd_req_finish(struct rd_req *req)
 
 void rd_req_fail(struct rd_req *req, int status, const char *message)
 {
+    struct rd_error_spec e = {.status = status, .message = message, .retry_after_s = -1};
+    rd_req_fail_spec(req, &e);
+}
+
+void rd_req_fail_spec(struct rd_req *req, const struct rd_error_spec *spec)
+{
     struct rd_http_exch *x = req->x;
     rd_source_abort(&req->src);
     if (req->head_sent) {
@@ -271,8 +300,15 @@ void rd_req_fail(struct rd_req *req, int status, const char *message)
     struct rd_buf body;
     rd_buf_init(&body, 0);
     rd_hdrs_clear(&req->resp_hdrs);
-    struct rd_error_spec e = {.status = status, .message = message, .request_id = rd_req_id(req), .retry_after_s = -1};
+    struct rd_error_spec e = *spec;
+    if (e.request_id == NULL)
+        e.request_id = rd_req_id(req);
     rd_provider_error(req->dialect, &e, &req->resp_hdrs, &body);
+    for (size_t i = 0; i < req->add_hdrs.n; i++) {
+        const struct rd_hdr *h = &req->add_hdrs.v[i];
+        rd_hdrs_add_refn(&req->resp_hdrs, h->name, h->name_len, h->value, h->value_len);
+    }
+    int status = e.status;
     req->status_sent = status;
     req->bytes_out = body.len;
     rd_req_set_state(req, RD_REQ_DONE);
@@ -333,9 +369,7 @@ void rd_req_handle(struct rd_req_env *env, struct rd_http_exch *x, struct rd_pro
     x->user = req;
     rd_http_set_callbacks(x, on_drain, on_gone, req);
     classify(req);
-    /* The pipeline of the failure-simulation issue goes here; today the
-     * only stage is the upstream relay. */
-    rd_forward_start(req);
+    rd_pipeline_start(req);
 }
 
 void rd_req_server_error(struct rd_req_env *env, struct rd_proxy_snap *snap, const struct rd_http_error *e,

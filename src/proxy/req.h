@@ -42,6 +42,23 @@
 
 enum rd_req_state { RD_REQ_NEW, RD_REQ_WAIT, RD_REQ_UPSTREAM, RD_REQ_RELAY, RD_REQ_DONE };
 
+/* A simulated outcome, set by the stage that produced it (its name is the
+ * failure type of logs and of the X-Rubberduck-Failure header). */
+enum rd_failure {
+    RD_FAIL_NONE,
+    RD_FAIL_IP_BLOCKED,
+    RD_FAIL_RATE_LIMITED,
+    RD_FAIL_SCENARIO,
+    RD_FAIL_TIMEOUT,
+    RD_FAIL_HANG,
+    RD_FAIL_ERROR_INJECTION,
+    RD_FAIL_STREAM_CUT,
+    RD_FAIL_STREAM_STALL,
+    RD_FAIL_STREAM_ERROR,
+    RD_FAIL_STREAM_MALFORMED,
+    RD_FAIL_DELAYED,
+};
+
 /* Cache outcome, filled by the cache stage (a later issue). */
 enum rd_req_cache { RD_CACHE_NONE, RD_CACHE_BYPASS, RD_CACHE_MISS, RD_CACHE_HIT };
 
@@ -79,6 +96,10 @@ struct rd_req {
     struct rd_arena arena;
     struct rd_hdrs up_hdrs;   /* to the upstream */
     struct rd_hdrs resp_hdrs; /* to the client, during on_head only */
+    /* Headers stages add to whatever response this request gets (the
+     * source's, or an error): X-RateLimit-*, X-Rubberduck-Failure, ...
+     * Strings in the arena. */
+    struct rd_hdrs add_hdrs;
     struct rd_buf url;
     struct rd_buf body; /* RD_DECODE_BODY: the response body (up to 1 MiB), for rd_req_usage */
     struct rd_sse sse;  /* RD_DECODE_SSE */
@@ -120,12 +141,13 @@ struct rd_req {
 
     /* what later stages attach */
     enum rd_req_cache cache;
-    int failure;           /* injected failure type (failure-simulation issue); 0: none */
+    enum rd_failure failure; /* the simulated outcome, RD_FAIL_NONE for none */
     struct rd_usage usage; /* from the body or the stream events */
     char trace_id[33];     /* W3C trace id (observability issue); "" until set */
     char span_id[17];
 
     void (*wait_fn)(struct rd_req *req); /* WAIT: called when the wait is over */
+    uint8_t stage_next;                  /* the pipeline stage rd_pipeline_resume runs */
 
     /* relay */
     struct rd_source src;
@@ -178,6 +200,11 @@ uint64_t rd_req_now_us(void);
  * for the client): sent as the response if no head was sent yet, otherwise
  * the client connection is cut. Releases req. */
 void rd_req_fail(struct rd_req *req, int status, const char *message);
+/* The same with every field of the error (Retry-After, ...); the request id
+ * is the request's own when e->request_id is NULL. */
+void rd_req_fail_spec(struct rd_req *req, const struct rd_error_spec *e);
+/* "ip_blocked", "rate_limited", ...; "" for RD_FAIL_NONE. */
+const char *rd_failure_name(enum rd_failure f);
 /* Ends the request whose response is complete: finishes the exchange and
  * releases req. */
 void rd_req_finish(struct rd_req *req);

@@ -34,7 +34,8 @@ struct rd_proxy_snap *rd_proxy_snap_new(const struct rd_proxy_rec *rec, uint64_t
                "send them again with PUT /api/v1/proxies/{id}/config";
         return NULL;
     }
-    if (rd_config_validate(cfg, &cerr) != 0) {
+    struct rd_pipeline pl;
+    if (rd_config_validate(cfg, &cerr) != 0 || rd_pipeline_compile(cfg, p, &pl, &cerr) != 0) {
         json_object_put(cfg);
         *why = "its stored configuration is invalid (replace it with PUT /api/v1/proxies/{id}/config)";
         return NULL;
@@ -42,6 +43,7 @@ struct rd_proxy_snap *rd_proxy_snap_new(const struct rd_proxy_rec *rec, uint64_t
     bool configured = rec->upstream_url && rec->upstream_url[0];
     const char *up = configured ? rec->upstream_url : p->default_upstream;
     if (up == NULL || (!configured && p->upstream_required)) {
+        rd_pipeline_free(&pl);
         json_object_put(cfg);
         *why = "its provider needs an upstream_url (the provider's own endpoint, or \"emulator\")";
         return NULL;
@@ -61,6 +63,7 @@ struct rd_proxy_snap *rd_proxy_snap_new(const struct rd_proxy_rec *rec, uint64_t
         s->upstream_base = rd_strndup(up, n);
     }
     s->config = cfg;
+    s->pipeline = pl;
     rd_config_limits(cfg, &s->limits);
     s->emu_tps = rd_config_emulator_tps(cfg);
     s->force_curl = rd_config_upstream_curl(cfg);
@@ -95,6 +98,7 @@ void rd_proxy_snap_unref(struct rd_proxy_snap *s)
         return;
     free(s->name);
     free(s->upstream_base);
+    rd_pipeline_free(&s->pipeline);
     json_object_put(s->config);
     rd_proxy_usage_unref(s->usage);
     free(s);

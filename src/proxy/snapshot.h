@@ -13,6 +13,7 @@
 
 #include "providers/provider.h"
 #include "proxy/config.h"
+#include "proxy/pipeline.h"
 #include "proxy/usage.h"
 #include "store/store.h"
 
@@ -36,6 +37,7 @@ struct rd_proxy_snap {
     enum rd_snap_source source;
     struct rd_emu_setup emu; /* RD_SNAP_SRC_EMULATOR: the emulator source's context */
     struct json_object *config; /* owned, never modified after creation */
+    struct rd_pipeline pipeline; /* the stages compiled from config (proxy/pipeline.h) */
     /* The proxy's usage totals (one reference, set by the manager after
      * creation; NULL when built outside a manager): requests add to it as
      * they are released. */

@@ -418,6 +418,28 @@ describe('configuration documents', () => {
     assert.deepEqual(await getConfig(), before);
   });
 
+  test('middleware_pipeline: unknown names, a list without provider_forwarding or with a request stage after it are 400', async () => {
+    const before = await getConfig();
+    for (const [list, field, re] of [
+      [['provider_forwarding', 'telepathy'], 'middleware_pipeline[1]', /telepathy|one of/],
+      [['authentication', 'caching'], 'middleware_pipeline', /provider_forwarding/],
+      [['provider_forwarding', 'rate_limiting'], 'middleware_pipeline[1]', /must come before/],
+    ]) {
+      const r = await srv.api('PUT', `/api/v1/proxies/${p.id}/config`, { middleware_pipeline: list });
+      assert.equal(r.status, 400, `${JSON.stringify(list)} -> ${r.status} ${r.text}`);
+      assert.equal(r.json?.error?.field, field, r.text);
+      assert.match(r.json.error.message, re, r.text);
+    }
+    assert.deepEqual(await getConfig(), before);
+    // a list that drops stages still answers through the upstream stage
+    const ok = await srv.api('PUT', `/api/v1/proxies/${p.id}/config`, { middleware_pipeline: ['provider_forwarding', 'logging'] });
+    assert.equal(ok.status, 200, ok.text);
+    const models = await httpRequest(`http://127.0.0.1:${p.port}/v1/models`);
+    assert.equal(models.status, 200, models.text);
+    const restore = await srv.api('PUT', `/api/v1/proxies/${p.id}/config`, before);
+    assert.equal(restore.status, 200, restore.text);
+  });
+
   test('the blocks of the product description are accepted as written there, and round-trip', async () => {
     // examples copied from the product description
     const doc = {

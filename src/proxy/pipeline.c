@@ -1,0 +1,191 @@
+/* See pipeline.h. The stage table, middleware_pipeline and the run loop. */
+#include "proxy/pipeline.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "proxy/req.h"
+#include "proxy/stages/stages.h"
+#include "util/err.h"
+#include "util/json.h"
+#include "util/log.h"
+
+/* Indexed by enum rd_stage_id. A NULL row is a stage a later issue builds
+ * (cache, record, ...): until then it is never in a run list. */
+static const struct rd_stage *const table[RD_STAGE_COUNT] = {
+    [RD_STAGE_UPSTREAM] = &rd_stage_upstream,
+};
+
+const struct rd_stage *rd_stage_get(enum rd_stage_id id)
+{
+    return (unsigned)id < RD_STAGE_COUNT ? table[id] : NULL;
+}
+
+/* The product description's middleware names and what each stands for. A
+ * name keeps its stages in their default order; the list orders the names.
+ * request_validation stands for no stage yet (the roadmap's request
+ * validation): it is accepted so the description's list works as is. */
+#define MAX_PER_NAME 4
+static const struct {
+    const char *name;
+    enum rd_stage_id stages[MAX_PER_NAME];
+    size_t n;
+} names[] = {
+    {"authentication", {RD_STAGE_IP_FILTER}, 1},
+    {"ip_filter", {RD_STAGE_IP_FILTER}, 1},
+    {"rate_limiting", {RD_STAGE_RATE_LIMIT}, 1},
+    {"request_validation", {RD_STAGE_COUNT}, 0},
+    {"caching", {RD_STAGE_CACHE}, 1},
+    {"failure_simulation", {RD_STAGE_SCENARIO, RD_STAGE_TIMEOUT, RD_STAGE_ERROR_INJECTION, RD_STAGE_STREAM_FAULTS}, 4},
+    {"provider_forwarding", {RD_STAGE_UPSTREAM}, 1},
+    {"response_processing", {RD_STAGE_RESPONSE_DELAY}, 1},
+    {"logging", {RD_STAGE_RECORD}, 1},
+};
+
+static bool request_side(enum rd_stage_id id)
+{
+    return id <= RD_STAGE_UPSTREAM;
+}
+
+static int fail(struct rd_config_err *err, const char *field, const char *msg)
+{
+    snprintf(err->field, sizeof err->field, "%s", field);
+    snprintf(err->message, sizeof err->message, "%s", msg);
+    return RD_EINVAL;
+}
+
+/* The order of the request-side stages and which stages are kept, from
+ * middleware_pipeline (absent: every stage, default order). */
+static int plan(struct json_object *doc, enum rd_stage_id order[RD_STAGE_COUNT], size_t *norder,
+                bool enabled[RD_STAGE_COUNT], struct rd_config_err *err)
+{
+    struct json_object *list = rd_json_get(doc, "middleware_pipeline");
+    *norder = 0;
+    if (list == NULL) {
+        for (int id = 0; id < RD_STAGE_COUNT; id++) {
+            enabled[id] = true;
+            if (request_side((enum rd_stage_id)id))
+                order[(*norder)++] = (enum rd_stage_id)id;
+        }
+        return 0;
+    }
+    memset(enabled, 0, RD_STAGE_COUNT * sizeof enabled[0]);
+    bool forwarded = false;
+    size_t len = json_object_array_length(list);
+    for (size_t i = 0; i < len; i++) {
+        const char *name = json_object_get_string(json_object_array_get_idx(list, i));
+        size_t k = 0;
+        while (k < sizeof names / sizeof names[0] && strcmp(names[k].name, name) != 0)
+            k++;
+        if (k == sizeof names / sizeof names[0]) /* the schema lets only known names through */
+            return fail(err, "middleware_pipeline", "unknown middleware name");
+        for (size_t s = 0; s < names[k].n; s++) {
+            enum rd_stage_id id = names[k].stages[s];
+            if (enabled[id])
+                continue; /* "authentication" and "ip_filter" both */
+            if (request_side(id) && forwarded) {
+                char msg[160];
+                snprintf(msg, sizeof msg, "\"%s\" must come before \"provider_forwarding\": it acts on the request",
+                         name);
+                char field[64];
+                snprintf(field, sizeof field, "middleware_pipeline[%zu]", i);
+                return fail(err, field, msg);
+            }
+            enabled[id] = true;
+            if (request_side(id))
+                order[(*norder)++] = id;
+            if (id == RD_STAGE_UPSTREAM)
+                forwarded = true;
+        }
+    }
+    if (!forwarded)
+        return fail(err, "middleware_pipeline",
+                    "the pipeline must include \"provider_forwarding\": without it no request gets an answer");
+    return 0;
+}
+
+void rd_pipeline_free(struct rd_pipeline *pl)
+{
+    for (int id = 0; id < RD_STAGE_COUNT; id++) {
+        const struct rd_stage *st = table[id];
+        if (st && st->release && pl->state[id])
+            st->release(pl->state[id]);
+        pl->state[id] = NULL;
+    }
+    pl->n = 0;
+}
+
+int rd_pipeline_compile(struct json_object *doc, const struct rd_provider *p, struct rd_pipeline *out,
+                        struct rd_config_err *err)
+{
+    memset(out, 0, sizeof *out);
+    memset(err, 0, sizeof *err);
+    enum rd_stage_id order[RD_STAGE_COUNT];
+    size_t norder = 0;
+    int rc = plan(doc, order, &norder, out->enabled, err);
+    if (rc != 0)
+        return rc;
+    const struct rd_stage_env env = {.doc = doc, .provider = p};
+    bool configured[RD_STAGE_COUNT] = {false};
+    for (int id = 0; id < RD_STAGE_COUNT; id++) {
+        const struct rd_stage *st = table[id];
+        if (st == NULL || !out->enabled[id])
+            continue;
+        if (st->compile == NULL) {
+            configured[id] = true;
+            continue;
+        }
+        rc = st->compile(&env, &out->state[id], err);
+        if (rc != 0) {
+            rd_pipeline_free(out);
+            return rc;
+        }
+        configured[id] = out->state[id] != NULL;
+    }
+    for (size_t i = 0; i < norder; i++) {
+        enum rd_stage_id id = order[i];
+        if (configured[id] && table[id]->run)
+            out->run[out->n++] = (struct rd_pipeline_step){table[id], out->state[id]};
+    }
+    return 0;
+}
+
+int rd_pipeline_check(struct json_object *doc, const struct rd_provider *p, struct rd_config_err *err)
+{
+    struct rd_pipeline pl;
+    int rc = rd_pipeline_compile(doc, p, &pl, err);
+    if (rc == 0)
+        rd_pipeline_free(&pl);
+    return rc;
+}
+
+static void run_from(struct rd_req *req, size_t i)
+{
+    const struct rd_pipeline *pl = &req->snap->pipeline;
+    for (; i < pl->n; i++) {
+        const struct rd_pipeline_step *step = &pl->run[i];
+        req->stage_next = (uint8_t)(i + 1);
+        switch (step->stage->run(req, step->state)) {
+        case RD_STAGE_NEXT: continue;
+        case RD_STAGE_DONE:
+        case RD_STAGE_SUSPEND: return;
+        case RD_STAGE_ERROR:
+            rd_warn("proxy %s: %s: stage %s failed", req->snap->name, rd_req_id(req), step->stage->name);
+            rd_req_fail(req, 500, "The server had an error while processing your request.");
+            return;
+        }
+    }
+    /* Unreachable: compile puts the upstream stage, which always answers,
+     * in every run list. */
+    rd_req_fail(req, 500, "The server had an error while processing your request.");
+}
+
+void rd_pipeline_start(struct rd_req *req)
+{
+    run_from(req, 0);
+}
+
+void rd_pipeline_resume(struct rd_req *req)
+{
+    run_from(req, req->stage_next);
+}

@@ -1,0 +1,106 @@
+/* The request pipeline: one table of named stages (pipeline.c) between the
+ * classified request and its source. Each stage is a file under
+ * src/proxy/stages/ and talks to the others only through the request.
+ *
+ *   ip_filter -> rate_limit -> scenario -> timeout -> error_injection
+ *     -> cache -> upstream                       (request side, in order)
+ *   stream_faults, response_delay, record        (response side, hooks)
+ *
+ * A stage compiles its configuration block once, into the proxy's snapshot
+ * (struct rd_pipeline): the request path parses nothing, and a stage whose
+ * block is absent or disabled compiles to nothing and is not in the run list,
+ * so it costs nothing. A proxy's middleware_pipeline (the product
+ * description's names) reorders or drops stages; see docs/architecture.md,
+ * "Request pipeline", for the mapping.
+ *
+ * Running: rd_pipeline_start() calls each request-side stage in turn:
+ *   NEXT     go on with the next stage
+ *   DONE     the stage answered, or handed the request to its source (the
+ *            upstream stage): the pipeline does not touch req again (it may
+ *            be released already)
+ *   SUSPEND  the stage will call rd_pipeline_resume(req) later (a timer, a
+ *            coalesced cache miss), or never (a hang: the client's
+ *            disconnect releases the request); req stays alive until then
+ *   ERROR    the stage could not run: the client gets the provider's 500
+ * Threading: compile on any thread (the snapshot is built on the control
+ * thread); run on the request's worker loop. */
+#ifndef RD_PROXY_PIPELINE_H
+#define RD_PROXY_PIPELINE_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "providers/provider.h"
+#include "proxy/config.h"
+
+struct rd_req;
+
+enum rd_stage_rc { RD_STAGE_NEXT, RD_STAGE_DONE, RD_STAGE_SUSPEND, RD_STAGE_ERROR };
+
+/* The stages, in their default order. */
+enum rd_stage_id {
+    RD_STAGE_IP_FILTER,
+    RD_STAGE_RATE_LIMIT,
+    RD_STAGE_SCENARIO,
+    RD_STAGE_TIMEOUT,
+    RD_STAGE_ERROR_INJECTION,
+    RD_STAGE_CACHE,
+    RD_STAGE_UPSTREAM,
+    RD_STAGE_STREAM_FAULTS,
+    RD_STAGE_RESPONSE_DELAY,
+    RD_STAGE_RECORD,
+    RD_STAGE_COUNT
+};
+
+/* What compile gets: the validated document and the proxy's provider. */
+struct rd_stage_env {
+    struct json_object *doc; /* borrowed; outlives the compiled state (the snapshot owns it) */
+    const struct rd_provider *provider;
+};
+
+struct rd_stage {
+    const char *name; /* "ip_filter": in logs, tests and middleware_pipeline */
+    /* Compiles the stage's configuration into *state: NULL when the stage
+     * has nothing to do for this proxy (it is then left out of the run
+     * list). Returns 0, or RD_EINVAL with err filled for what the schema
+     * (config.c) cannot say. NULL compile: the stage always runs with a
+     * NULL state. */
+    int (*compile)(const struct rd_stage_env *env, void **state, struct rd_config_err *err);
+    void (*release)(void *state); /* frees a compiled state; NULL when compile allocates nothing */
+    /* Request side: NULL for a response-only stage. */
+    enum rd_stage_rc (*run)(struct rd_req *req, const void *state);
+};
+
+/* A proxy's compiled pipeline (in its snapshot; immutable once built). */
+struct rd_pipeline {
+    size_t n; /* request-side stages to run */
+    struct rd_pipeline_step {
+        const struct rd_stage *stage;
+        void *state;
+    } run[RD_STAGE_COUNT];
+    /* Every stage's compiled state by id (NULL: not configured or dropped),
+     * for the response-side hooks and for stages that read another's. */
+    void *state[RD_STAGE_COUNT];
+    bool enabled[RD_STAGE_COUNT]; /* kept by middleware_pipeline (all by default) */
+};
+
+/* The stage table, indexed by enum rd_stage_id. */
+const struct rd_stage *rd_stage_get(enum rd_stage_id id);
+
+/* Compiles doc (already accepted by rd_config_validate) for provider p
+ * (NULL when not known yet: the API checks a document before the proxy's
+ * other fields are applied). Returns 0, or RD_EINVAL with err naming the
+ * field. On error nothing is left allocated. */
+int rd_pipeline_compile(struct json_object *doc, const struct rd_provider *p, struct rd_pipeline *out,
+                        struct rd_config_err *err);
+void rd_pipeline_free(struct rd_pipeline *pl);
+/* Compiles and frees: the API's check before it stores a document. */
+int rd_pipeline_check(struct json_object *doc, const struct rd_provider *p, struct rd_config_err *err);
+
+/* Runs req's request-side stages from the first. */
+void rd_pipeline_start(struct rd_req *req);
+/* Continues after a stage that returned SUSPEND, with the stage after it. */
+void rd_pipeline_resume(struct rd_req *req);
+
+#endif
