@@ -96,7 +96,7 @@ struct rd_req {
     struct rd_arena arena;
     struct rd_hdrs up_hdrs;   /* to the upstream */
     struct rd_hdrs resp_hdrs; /* to the client, during on_head only */
-    /* Headers stages add to whatever response this request gets (the
+    /* Headers stages add to every response of this request (the
      * source's, or an error): X-RateLimit-*, X-Rubberduck-Failure, ...
      * Strings in the arena. */
     struct rd_hdrs add_hdrs;
