@@ -128,7 +128,10 @@ void rd_google_usage(const char *doc, size_t len, struct rd_usage *u)
     if (rd_json_scan_members(v.p, v.n, on_meta, &m) != 0 || m.bad)
         return;
     u->input = add_counts(m.prompt, m.tool_use);
-    u->cached = m.cached;
+    /* cachedContentTokenCount is a part of promptTokenCount; one above it
+     * (a confused or hostile upstream, found by fuzzing) is taken as the
+     * whole input, so a cost never counts a token twice nor goes negative. */
+    u->cached = m.cached < u->input ? m.cached : u->input;
     u->output = add_counts(m.candidates, m.thoughts);
     u->reasoning = m.thoughts;
 }

@@ -44,7 +44,8 @@ void rd_google_stream_error(const struct rd_error_spec *e, struct rd_buf *out);
  * + toolUsePromptTokenCount, cached = cachedContentTokenCount, output =
  * candidatesTokenCount + thoughtsTokenCount, reasoning = thoughtsTokenCount;
  * a field Google omits (proto3 leaves out zeros) counts 0, cache_write is
- * not reported (-1). Pure. */
+ * not reported (-1); a cachedContentTokenCount above the input is cut to the
+ * input (cached is a part of it). Pure. */
 void rd_google_usage(const char *doc, size_t len, struct rd_usage *u);
 
 /* Stream hook: each data event is a GenerateContentResponse; its

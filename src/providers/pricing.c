@@ -207,12 +207,10 @@ static const char *strip_prefix(const char *provider, const char *model)
     return model;
 }
 
-const struct rd_price *rd_price_table_lookup(const struct rd_price_table *t, const char *provider,
-                                             const char *model)
+/* The row of provider whose family is the longest prefix of model followed
+ * by a version suffix (pricing.h). */
+static const struct rd_price *longest_family(const struct rd_price_table *t, const char *provider, const char *model)
 {
-    if (t == NULL || provider == NULL || model == NULL || model[0] == '\0')
-        return NULL;
-    model = strip_prefix(provider, model);
     const struct rd_price *best = NULL;
     size_t best_len = 0;
     for (size_t i = 0; i < t->n; i++) {
@@ -226,6 +224,35 @@ const struct rd_price *rd_price_table_lookup(const struct rd_price_table *t, con
         }
     }
     return best;
+}
+
+/* Providers that sell another maker's models at the maker's list prices:
+ * a model of theirs that has no row of its own finds the maker's row.
+ * Claude on Vertex AI is priced as on Anthropic's API (global endpoint;
+ * Vertex names the snapshot "@20250514" where Anthropic says "-20250514",
+ * which the version-suffix rule reads alike). Bedrock is not here: its
+ * model ids ("anthropic.claude-...") and its regional premium have rows of
+ * their own. */
+static const struct {
+    const char *provider, *model_prefix, *priced_as;
+} RESOLD[] = {
+    {"vertex_ai", "claude-", "anthropic"},
+};
+
+const struct rd_price *rd_price_table_lookup(const struct rd_price_table *t, const char *provider,
+                                             const char *model)
+{
+    if (t == NULL || provider == NULL || model == NULL || model[0] == '\0')
+        return NULL;
+    model = strip_prefix(provider, model);
+    const struct rd_price *own = longest_family(t, provider, model);
+    if (own)
+        return own;
+    for (size_t i = 0; i < sizeof RESOLD / sizeof RESOLD[0]; i++)
+        if (strcmp(provider, RESOLD[i].provider) == 0 &&
+            strncmp(model, RESOLD[i].model_prefix, strlen(RESOLD[i].model_prefix)) == 0)
+            return longest_family(t, RESOLD[i].priced_as, model);
+    return NULL;
 }
 
 static struct rd_price_table builtin;

@@ -46,7 +46,10 @@ void rd_price_table_free(struct rd_price_table *t); /* NULL-safe; leaves *t empt
  * snapshot: "-2024-08-06", "-20250929", "@20250514", "-001"), "v" and a
  * digit ("-v1:0"), "latest", "preview" or "exp". So gpt-4o-2024-08-06 is
  * gpt-4o, but gpt-4o-mini is not gpt-4o and claude-sonnet-4-5 is not
- * claude-sonnet-4. Pure. */
+ * claude-sonnet-4. A provider that sells another maker's models at its
+ * prices finds the maker's rows when it has none of its own: a vertex_ai
+ * "claude-..." model is priced by the anthropic rows
+ * ("claude-sonnet-4@20250514" is anthropic claude-sonnet-4). Pure. */
 const struct rd_price *rd_price_table_lookup(const struct rd_price_table *t, const char *provider,
                                              const char *model);
 

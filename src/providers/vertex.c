@@ -3,7 +3,7 @@
  * Bearer token passed through. The host follows the location in the path
  * unless upstream_url is set (rd_vertex_prepare, google.c). Only data
  * otherwise: the hooks are Google's dialect, and the routes of Claude on
- * Vertex name the dialect they speak. */
+ * Vertex name the dialect they speak (Anthropic's). */
 #include "providers/emulator/google.h"
 #include "providers/google.h"
 #include "providers/provider.h"
@@ -13,29 +13,37 @@
 
 /* Captures: 1 project, 2 location, 3 publisher (or the model for the
  * publisher-specific routes), 4 model. The first match wins, so the
- * publisher-specific routes come before the generic ones. */
+ * publisher-specific routes come before the generic ones.
+ *
+ * Claude on Vertex is Anthropic's Messages API behind rawPredict: the body
+ * is a Messages request without "model" (the model is in the path) and with
+ * "anthropic_version": "vertex-2023-10-16"; the answer, the SSE stream and
+ * the errors are Anthropic's. Those routes name Anthropic as their dialect,
+ * so the engine reads their usage and renders their errors with Anthropic's
+ * hooks, and the emulator answers them with Anthropic's. Token counting
+ * names the model in the body. */
 #define PM(V) V "/projects/*/locations/*/publishers/"
+#define CLAUDE (&rd_provider_anthropic)
+/* clang-format off */
 #define VERTEX_ROUTES(V)                                                                                               \
-    /* Claude on Vertex: Anthropic's Messages API behind rawPredict (dialect: see the report) */                       \
-    {"POST", PM(V) "anthropic/models/count-tokens:rawPredict", RD_REQ_TOKENS, GEN, RD_MODEL_IN_BODY, NULL},            \
-        {"POST", PM(V) "anthropic/models/*:rawPredict", RD_REQ_CHAT, GEN, 3, NULL},                                    \
-        {"POST", PM(V) "anthropic/models/*:streamRawPredict", RD_REQ_CHAT, STREAM, 3,                                  \
-         NULL}, /* Google's models (and any publisher's generateContent) */                                            \
-        {"POST", PM(V) "*/models/*:generateContent", RD_REQ_CHAT, GEN, 4, NULL},                                       \
-        {"POST", PM(V) "*/models/*:streamGenerateContent", RD_REQ_CHAT, STREAM, 4, NULL},                              \
-        {"POST", PM(V) "*/models/*:countTokens", RD_REQ_TOKENS, GEN, 4, NULL},                                         \
-        {"POST", PM(V) "*/models/*:embedContent", RD_REQ_EMBEDDING, GEN, 4, NULL},                                     \
-        {"POST", PM(V) "*/models/*:predict", RD_REQ_EMBEDDING, GEN, 4, NULL},                                          \
-        {"POST", PM(V) "*/models/*:rawPredict", RD_REQ_CHAT, GEN, 4, NULL},                                            \
-        {"POST", PM(V) "*/models/*:streamRawPredict", RD_REQ_CHAT, STREAM, 4,                                          \
-         NULL}, /* tuned models and deployed endpoints: the endpoint id is the model */                                \
-        {"POST", V "/projects/*/locations/*/endpoints/*:generateContent", RD_REQ_CHAT, GEN, 3, NULL},                  \
-        {"POST", V "/projects/*/locations/*/endpoints/*:streamGenerateContent", RD_REQ_CHAT, STREAM, 3,                \
-         NULL}, /* models.get and models.list of @google/genai in Vertex mode */                                       \
-        {"GET", V "/publishers/google/models", RD_REQ_MODELS, GEN, RD_MODEL_IN_BODY, NULL},                            \
-    {                                                                                                                  \
-        "GET", V "/publishers/*/models/*", RD_REQ_MODELS, GEN, 2, NULL                                                 \
-    }
+    {"POST", PM(V) "anthropic/models/count-tokens:rawPredict", RD_REQ_TOKENS, GEN, RD_MODEL_IN_BODY, CLAUDE},          \
+    {"POST", PM(V) "anthropic/models/*:rawPredict", RD_REQ_CHAT, GEN, 3, CLAUDE},                                      \
+    {"POST", PM(V) "anthropic/models/*:streamRawPredict", RD_REQ_CHAT, STREAM, 3, CLAUDE},                             \
+    /* Google's models (and any other publisher's) */                                                                  \
+    {"POST", PM(V) "*/models/*:generateContent", RD_REQ_CHAT, GEN, 4, NULL},                                           \
+    {"POST", PM(V) "*/models/*:streamGenerateContent", RD_REQ_CHAT, STREAM, 4, NULL},                                  \
+    {"POST", PM(V) "*/models/*:countTokens", RD_REQ_TOKENS, GEN, 4, NULL},                                             \
+    {"POST", PM(V) "*/models/*:embedContent", RD_REQ_EMBEDDING, GEN, 4, NULL},                                         \
+    {"POST", PM(V) "*/models/*:predict", RD_REQ_EMBEDDING, GEN, 4, NULL},                                              \
+    {"POST", PM(V) "*/models/*:rawPredict", RD_REQ_CHAT, GEN, 4, NULL},                                                \
+    {"POST", PM(V) "*/models/*:streamRawPredict", RD_REQ_CHAT, STREAM, 4, NULL},                                       \
+    /* tuned models and deployed endpoints: the endpoint id is the model */                                            \
+    {"POST", V "/projects/*/locations/*/endpoints/*:generateContent", RD_REQ_CHAT, GEN, 3, NULL},                      \
+    {"POST", V "/projects/*/locations/*/endpoints/*:streamGenerateContent", RD_REQ_CHAT, STREAM, 3, NULL},             \
+    /* models.get and models.list of @google/genai in Vertex mode */                                                   \
+    {"GET", V "/publishers/google/models", RD_REQ_MODELS, GEN, RD_MODEL_IN_BODY, NULL},                                \
+    {"GET", V "/publishers/*/models/*", RD_REQ_MODELS, GEN, 2, NULL}
+/* clang-format on */
 
 static const struct rd_route routes[] = {
     VERTEX_ROUTES("/v1beta1"),

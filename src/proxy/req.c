@@ -384,9 +384,18 @@ void rd_req_server_error(struct rd_req_env *env, struct rd_proxy_snap *snap, con
     snprintf(req->client_ip, sizeof req->client_ip, "%s", e->client_ip ? e->client_ip : "");
     struct rd_error_spec spec = {.status = e->status, .message = e->message, .request_id = rd_req_id(req),
                                  .retry_after_s = -1};
+    /* A route of another dialect (Claude on Vertex) answers in that
+     * dialect's format even when the server refuses the request before it
+     * is handled (413 for a body too large, 408, ...), as far as the method
+     * and path were read. */
+    if (e->req && e->req->method && e->req->path) {
+        const struct rd_route *r = rd_provider_route(req->provider, e->req->method, e->req->path, &req->match);
+        if (r && r->dialect)
+            req->dialect = r->dialect;
+    }
     /* The server adds Content-Type itself: render into a scratch list and
      * copy the others (the id string must outlive this request: hdrs' arena). */
-    rd_provider_error(req->provider, &spec, &req->resp_hdrs, body);
+    rd_provider_error(req->dialect, &spec, &req->resp_hdrs, body);
     for (size_t i = 0; i < req->resp_hdrs.n; i++) {
         const struct rd_hdr *h = &req->resp_hdrs.v[i];
         if (rd_hdr_name_eq(h->name, h->name_len, "content-type"))

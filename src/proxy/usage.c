@@ -219,6 +219,8 @@ struct json_object *rd_proxy_usage_json(struct rd_proxy_usage *u, int64_t proxy_
         struct json_object *price = NULL;
         if (b->price) {
             price = json_object_new_object();
+            /* the row's provider: another than the proxy's when it resells (Claude on Vertex) */
+            json_object_object_add(price, "provider", json_object_new_string(b->price->provider));
             json_object_object_add(price, "family", json_object_new_string(b->price->family));
             json_object_object_add(price, "input_per_mtok", json_object_new_double(b->price->input));
             json_object_object_add(price, "cached_input_per_mtok", json_object_new_double(b->price->cached_input));

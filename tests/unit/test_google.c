@@ -346,6 +346,13 @@ static void test_body_usage(void **state)
     assert_usage(body_usage("{\"usageMetadata\":{\"promptTokenCount\":1"), U(-1, -1, -1, -1, -1));
     assert_usage(body_usage("[{\"usageMetadata\":"), U(-1, -1, -1, -1, -1));
     assert_usage(body_usage(""), U(-1, -1, -1, -1, -1));
+    /* cached above the input (promptTokenCount missing): cut to the input,
+     * never more than it (found by fuzz/fuzz_google.c) */
+    assert_usage(body_usage("{\"usageMetadata\":{\"candidatesTokenCount\":3,\"cachedContentTokenCount\":4}}"),
+                 U(0, 3, 0, -1, 0));
+    assert_usage(body_usage("{\"usageMetadata\":{\"promptTokenCount\":2,\"toolUsePromptTokenCount\":1,"
+                            "\"cachedContentTokenCount\":9}}"),
+                 U(3, 0, 3, -1, 0));
     /* huge counts saturate instead of overflowing */
     struct rd_usage big = body_usage("{\"usageMetadata\":{\"promptTokenCount\":9223372036854775807,"
                                      "\"toolUsePromptTokenCount\":5}}");

@@ -83,7 +83,6 @@ static void test_coverage(void **state)
         {"gemini", "gemini-2.5-flash-lite"},
         {"gemini", "gemini-2.0-flash"},
         {"vertex_ai", "gemini-2.5-flash"},
-        {"vertex_ai", "claude-sonnet-4"},
         {"deepseek", "deepseek-chat"},
         {"deepseek", "deepseek-reasoner"},
     };
@@ -125,7 +124,6 @@ static void test_family_matching(void **state)
     assert_string_equal(family("bedrock", "meta.llama3-3-70b-instruct-v1:0"), "meta.llama3-3-70b-instruct");
     assert_string_equal(family("bedrock", "meta.llama3-70b-instruct-v1:0"), "meta.llama3-70b-instruct");
     /* Vertex: '@' dates; Gemini: models/ prefix and preview builds */
-    assert_string_equal(family("vertex_ai", "claude-sonnet-4@20250514"), "claude-sonnet-4");
     assert_string_equal(family("vertex_ai", "gemini-2.5-flash-001"), "gemini-2.5-flash");
     assert_string_equal(family("gemini", "models/gemini-2.5-flash"), "gemini-2.5-flash");
     assert_string_equal(family("gemini", "gemini-2.5-flash-preview-05-20"), "gemini-2.5-flash");
@@ -133,6 +131,61 @@ static void test_family_matching(void **state)
     assert_string_equal(family("gemini", "gemini-3-pro-preview"), "gemini-3-pro");
     /* the provider decides: the same name under another provider is another row */
     assert_ptr_not_equal(rd_pricing_lookup("openai", "gpt-4o"), rd_pricing_lookup("azure_openai", "gpt-4o"));
+}
+
+/* Claude on Vertex AI ("name@date", the model from the rawPredict path) is
+ * priced by the anthropic rows; Vertex's own rows (Gemini) stay its own. */
+static void test_vertex_claude_priced_as_anthropic(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"claude-3-5-sonnet-v2@20241022", "claude-3-5-sonnet"},
+        {"claude-3-5-sonnet@20240620", "claude-3-5-sonnet"},
+        {"claude-sonnet-4@20250514", "claude-sonnet-4"},
+        {"claude-sonnet-4-5@20250929", "claude-sonnet-4-5"}, /* never claude-sonnet-4 */
+        {"claude-3-haiku@20240307", "claude-3-haiku"},
+        {"claude-3-5-haiku@20241022", "claude-3-5-haiku"},
+        {"claude-opus-4-1@20250805", "claude-opus-4-1"},
+        {"claude-opus-4@20250514", "claude-opus-4"},
+        {"claude-haiku-4-5@20251001", "claude-haiku-4-5"},
+        {"claude-3-7-sonnet@20250219", "claude-3-7-sonnet"},
+        {"claude-sonnet-4-5", "claude-sonnet-4-5"}, /* an undated alias */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct rd_price *v = rd_pricing_lookup("vertex_ai", cases[i][0]);
+        if (v == NULL || strcmp(v->provider, "anthropic") != 0 || strcmp(v->family, cases[i][1]) != 0) {
+            print_error("vertex_ai %s: %s %s\n", cases[i][0], v ? v->provider : "-", v ? v->family : "-");
+            fail();
+        }
+    }
+    /* the same figures as Anthropic's dated id */
+    assert_ptr_equal(rd_pricing_lookup("vertex_ai", "claude-3-haiku@20240307"),
+                     rd_pricing_lookup("anthropic", "claude-3-haiku-20240307"));
+    assert_close(rd_pricing_lookup("vertex_ai", "claude-3-haiku@20240307")->input, 0.25);
+    /* Gemini on Vertex keeps Vertex's rows */
+    assert_string_equal(rd_pricing_lookup("vertex_ai", "gemini-2.5-flash")->provider, "vertex_ai");
+    /* near misses stay unknown; only vertex_ai resells, and only claude- names */
+    static const char *const none[][2] = {
+        {"vertex_ai", "claude-sonnet-4-9@20260101"}, {"vertex_ai", "claude"},   {"vertex_ai", "claude-"},
+        {"vertex_ai", "claude-sonnet-4x@20250514"},  {"vertex_ai", "gpt-4o"},   {"gemini", "claude-sonnet-4@20250514"},
+        {"bedrock", "claude-sonnet-4@20250514"},     {"vertex_ai", "Claude-sonnet-4@20250514"},
+    };
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
+        const char *f = family(none[i][0], none[i][1]);
+        if (f != NULL) {
+            print_error("%s %s matched %s\n", none[i][0], none[i][1], f);
+            fail();
+        }
+    }
+    /* a row of Vertex's own (a regional premium, say) wins over Anthropic's */
+    static const char text[] = "anthropic\tclaude-x\t3\t-\t-\t15\t2026-12-02\thttps://e\n"
+                               "vertex_ai\tclaude-x\t3.3\t-\t-\t16.5\t2026-12-02\thttps://e\n";
+    struct rd_price_table t;
+    assert_int_equal(rd_price_table_parse(text, sizeof text - 1, &t, NULL, 0), 0);
+    assert_string_equal(rd_price_table_lookup(&t, "vertex_ai", "claude-x@20250101")->provider, "vertex_ai");
+    assert_string_equal(rd_price_table_lookup(&t, "anthropic", "claude-x-20250101")->provider, "anthropic");
+    assert_null(rd_price_table_lookup(&t, "vertex_ai", "claude-y@20250101"));
+    rd_price_table_free(&t);
 }
 
 /* Near-misses are unknown, never a wrong neighbour. */
@@ -266,7 +319,7 @@ int main(void)
         cmocka_unit_test(test_builtin_table_parses), cmocka_unit_test(test_coverage),
         cmocka_unit_test(test_family_matching),      cmocka_unit_test(test_unknown_is_null),
         cmocka_unit_test(test_cost_arithmetic),      cmocka_unit_test(test_dash_means_input_price),
-        cmocka_unit_test(test_bad_rows_rejected),
+        cmocka_unit_test(test_bad_rows_rejected),    cmocka_unit_test(test_vertex_claude_priced_as_anthropic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

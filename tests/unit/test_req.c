@@ -417,6 +417,96 @@ static void test_server_error_is_a_request(void **state)
     fx_free(&fx);
 }
 
+/* Claude on Vertex: the engine takes usage, the end of the stream and the
+ * error format from the route's dialect (Anthropic's), the model from the
+ * path, while the proxy stays vertex_ai. */
+#define CLAUDE_PATH "/v1/projects/duck/locations/us-east5/publishers/anthropic/models/claude-sonnet-4@20250514"
+
+static void test_vertex_claude_speaks_anthropic(void **state)
+{
+    (void)state;
+    struct fx fx;
+    fx_init(&fx, snap_for("vertex_ai", "emulator", NULL));
+    struct fake f;
+    fake_init(&f, "POST", CLAUDE_PATH ":streamRawPredict",
+              "{\"anthropic_version\":\"vertex-2023-10-16\",\"max_tokens\":32,\"stream\":true,"
+              "\"messages\":[{\"role\":\"user\",\"content\":\"quack\"}]}");
+    rd_req_handle(&fx.env, &f.x, fx.snap);
+    run_until_seen(&fx, 1);
+    assert_int_equal(f.status, 200);
+    assert_true(f.writes > 2);
+    assert_non_null(strstr(f.out.data, "event: message_stop"));
+    assert_true(fx.seen.stream);
+    assert_true(fx.seen.stream_ended); /* Anthropic's message_stop, not Google's finishReason */
+    assert_true(fx.seen.usage.input > 0 && fx.seen.usage.output > 0);
+    assert_string_equal(fx.seen.model, "claude-sonnet-4@20250514");
+    assert_string_equal(rd_hdrs_get(&f.resp_hdrs, "request-id"), fx.seen.id);
+    fake_free(&f);
+
+    /* non-streamed: usage read from the Anthropic body */
+    fake_init(&f, "POST", CLAUDE_PATH ":rawPredict",
+              "{\"anthropic_version\":\"vertex-2023-10-16\",\"max_tokens\":32,"
+              "\"messages\":[{\"role\":\"user\",\"content\":\"quack\"}]}");
+    rd_req_handle(&fx.env, &f.x, fx.snap);
+    run_until_seen(&fx, 2);
+    assert_int_equal(f.status, 200);
+    assert_false(fx.seen.stream);
+    assert_true(fx.seen.usage.input > 0 && fx.seen.usage.output > 0);
+    fake_free(&f);
+
+    /* an error the server answers itself, on a Claude route: Anthropic's shape */
+    struct rd_arena a;
+    rd_arena_init(&a);
+    struct rd_hdrs hdrs;
+    rd_hdrs_init(&hdrs, &a);
+    struct rd_buf body;
+    rd_buf_init(&body, 0);
+    const char *ctype = NULL;
+    struct rd_http_request hr = {.method = "POST", .path = CLAUDE_PATH ":rawPredict"};
+    struct rd_http_error e = {.status = 413, .message = "request body too large", .client_ip = "10.0.0.1", .req = &hr};
+    rd_req_server_error(&fx.env, fx.snap, &e, &hdrs, &body, &ctype);
+    assert_int_equal(fx.seen.n, 3);
+    assert_non_null(strstr(body.data, "\"type\":\"error\""));
+    assert_non_null(strstr(body.data, "\"request_too_large\""));
+    assert_string_equal(rd_hdrs_get(&hdrs, "request-id"), fx.seen.id);
+    /* the same error on a Gemini route of the proxy is Google's */
+    rd_buf_reset(&body);
+    hr.path = "/v1/projects/duck/locations/us-east5/publishers/google/models/gemini-2.0-flash:generateContent";
+    rd_req_server_error(&fx.env, fx.snap, &e, &hdrs, &body, &ctype);
+    assert_non_null(strstr(body.data, "\"status\":\"UNKNOWN\""));
+    assert_null(strstr(body.data, "\"type\":\"error\""));
+    rd_hdrs_free(&hdrs);
+    rd_arena_free(&a);
+    rd_buf_free(&body);
+    fx_free(&fx);
+}
+
+/* An upstream that cannot be reached, on a Claude route: Anthropic's 502. */
+static void test_vertex_claude_upstream_error(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    socklen_t len = sizeof sa;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", ntohs(sa.sin_port));
+    close(fd);
+    struct fx fx;
+    fx_init(&fx, snap_for("vertex_ai", url, NULL));
+    struct fake f;
+    fake_init(&f, "POST", CLAUDE_PATH ":rawPredict", "{}");
+    rd_req_handle(&fx.env, &f.x, fx.snap);
+    run_until_seen(&fx, 1);
+    assert_int_equal(f.status, 502);
+    assert_non_null(strstr(f.out.data, "{\"type\":\"error\",\"error\":{\"type\":\"api_error\""));
+    assert_string_equal(rd_hdrs_get(&f.resp_hdrs, "request-id"), fx.seen.id);
+    fake_free(&f);
+    fx_free(&fx);
+}
+
 /* Pooled request objects come back clean: a second request on a reused
  * object sees nothing of the first. */
 static void test_pool_reuse_is_clean(void **state)
@@ -458,6 +548,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_upstream_refused_generic_502),
         cmocka_unit_test(test_server_error_is_a_request),
         cmocka_unit_test(test_pool_reuse_is_clean),
+        cmocka_unit_test(test_vertex_claude_speaks_anthropic),
+        cmocka_unit_test(test_vertex_claude_upstream_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

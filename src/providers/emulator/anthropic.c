@@ -337,6 +337,19 @@ static void count_tokens(const struct rd_emu_request *req, struct rd_emu_reply *
 
 /* ---- entry point -------------------------------------------------------- */
 
+/* The model a route names in its path (Claude on Vertex AI:
+ * .../publishers/anthropic/models/{model}:rawPredict, whose body has no
+ * "model"), as a printable copy the caller frees; NULL when the route takes
+ * it from the body. */
+static char *path_model(const struct rd_emu_request *req)
+{
+    const struct rd_route_match *m = req->match;
+    unsigned from = m && m->route ? m->route->model_from : RD_MODEL_IN_BODY;
+    if (from == RD_MODEL_IN_BODY || from > m->ncap)
+        return NULL;
+    return printable(m->cap[from - 1].p, m->cap[from - 1].n);
+}
+
 /* "stream" is found with the scanner (no second tree: the builder parses
  * the body); a value that is not a boolean is the API's 400. A malformed
  * body is left to the builder, which reports it. */
@@ -354,7 +367,9 @@ static void messages(const struct rd_emu_request *req, struct rd_emu_reply *out)
             return;
         }
     }
-    rd_emu_anthropic_messages(req, NULL, stream, NULL, NULL, out);
+    char *model = path_model(req);
+    rd_emu_anthropic_messages(req, model, stream, NULL, NULL, out);
+    free(model);
 }
 
 int rd_emu_anthropic(const struct rd_emu_dialect *d, const struct rd_emu_request *req, struct rd_emu_reply *out)

@@ -420,8 +420,14 @@ static int emulate(const struct rd_gemu_flavour *f, const struct rd_emu_dialect 
     memset(out, 0, sizeof *out);
     const struct rd_route_match *m = req->match;
     const struct rd_route *r = m ? m->route : NULL;
+    if (r != NULL && r->dialect != NULL && r->dialect->emulate != NULL) {
+        /* A route that speaks another provider's dialect (Claude on Vertex:
+         * Anthropic's Messages API behind rawPredict) is answered by that
+         * provider's emulator, which reads the model from the route's
+         * capture when the route names it in the path. */
+        return r->dialect->emulate(r->dialect->emulator, req, out);
+    }
     if (r == NULL || r->dialect != NULL) {
-        /* Routes of another dialect (Claude on Vertex) are not emulated here. */
         not_found(req, out);
         return 0;
     }
