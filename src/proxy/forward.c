@@ -152,6 +152,7 @@ static int on_head(void *ud, int status, const struct rd_hdrs *hdrs)
         const struct rd_hdr *h = &req->add_hdrs.v[i];
         rd_hdrs_add_refn(&req->resp_hdrs, h->name, h->name_len, h->value, h->value_len);
     }
+    rd_pipeline_head(req, status, &req->resp_hdrs);
     req->content_length = content_length;
     pick_decoder(req, ct, ce);
     req->head_sent = true;

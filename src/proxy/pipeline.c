@@ -147,6 +147,17 @@ int rd_pipeline_compile(struct json_object *doc, const struct rd_provider *p, st
         if (configured[id] && table[id]->run)
             out->run[out->n++] = (struct rd_pipeline_step){table[id], out->state[id]};
     }
+    for (int id = 0; id < RD_STAGE_COUNT; id++) {
+        if (!configured[id])
+            continue;
+        const struct rd_pipeline_step step = {table[id], out->state[id]};
+        if (table[id]->on_head)
+            out->head[out->nhead++] = step;
+        if (table[id]->on_done)
+            out->done[out->ndone++] = step;
+        if (id != RD_STAGE_UPSTREAM)
+            out->active = true;
+    }
     return 0;
 }
 
@@ -188,4 +199,18 @@ void rd_pipeline_start(struct rd_req *req)
 void rd_pipeline_resume(struct rd_req *req)
 {
     run_from(req, req->stage_next);
+}
+
+void rd_pipeline_head(struct rd_req *req, int status, struct rd_hdrs *hdrs)
+{
+    const struct rd_pipeline *pl = &req->snap->pipeline;
+    for (size_t i = 0; i < pl->nhead; i++)
+        pl->head[i].stage->on_head(req, pl->head[i].state, status, hdrs);
+}
+
+void rd_pipeline_done(struct rd_req *req)
+{
+    const struct rd_pipeline *pl = &req->snap->pipeline;
+    for (size_t i = 0; i < pl->ndone; i++)
+        pl->done[i].stage->on_done(req, pl->done[i].state);
 }

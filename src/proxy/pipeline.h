@@ -70,6 +70,18 @@ struct rd_stage {
     void (*release)(void *state); /* frees a compiled state; NULL when compile allocates nothing */
     /* Request side: NULL for a response-only stage. */
     enum rd_stage_rc (*run)(struct rd_req *req, const void *state);
+    /* Response side (each NULL when the stage has none), called for every
+     * configured stage, in stage-table order:
+     * on_head: just before a response head goes out (the source's, or a
+     * native error's): may add headers to hdrs (strings in the request's
+     * arena or static); status is the one being sent. */
+    void (*on_head)(struct rd_req *req, const void *state, int status, struct rd_hdrs *hdrs);
+    /* on_done: the request is over (answered, failed or abandoned by the
+     * client), everything on it final, just before it is released: for
+     * what a stage settles afterwards (tokens charged to a rate limit).
+     * Called for every request released, also those the HTTP server
+     * answered itself (400, 413, ...) before any stage ran. */
+    void (*on_done)(struct rd_req *req, const void *state);
 };
 
 /* A proxy's compiled pipeline (in its snapshot; immutable once built). */
@@ -83,6 +95,12 @@ struct rd_pipeline {
      * for the response-side hooks and for stages that read another's. */
     void *state[RD_STAGE_COUNT];
     bool enabled[RD_STAGE_COUNT]; /* kept by middleware_pipeline (all by default) */
+    /* Configured stages with response-side hooks, in table order. */
+    size_t nhead, ndone;
+    struct rd_pipeline_step head[RD_STAGE_COUNT], done[RD_STAGE_COUNT];
+    /* Some configured stage besides the upstream: requests then take a
+     * sequence number (struct rd_req.seq) for nth matching and seeded draws. */
+    bool active;
 };
 
 /* The stage table, indexed by enum rd_stage_id. */
@@ -102,5 +120,8 @@ int rd_pipeline_check(struct json_object *doc, const struct rd_provider *p, stru
 void rd_pipeline_start(struct rd_req *req);
 /* Continues after a stage that returned SUSPEND, with the stage after it. */
 void rd_pipeline_resume(struct rd_req *req);
+/* The response-side hooks (see struct rd_stage); cheap when none. */
+void rd_pipeline_head(struct rd_req *req, int status, struct rd_hdrs *hdrs);
+void rd_pipeline_done(struct rd_req *req);
 
 #endif

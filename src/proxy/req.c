@@ -106,6 +106,7 @@ static void req_release(struct rd_req *req)
     req->deadline.at = 0; /* the timer may stay armed; it finds nothing to do */
     if (req->snap->usage)
         rd_proxy_usage_add(req->snap->usage, env->index, req->provider, req->model, rd_req_usage(req));
+    rd_pipeline_done(req);
     if (env->observe)
         env->observe(req, env->observe_ud);
     rd_proxy_snap_unref(req->snap);
@@ -308,6 +309,7 @@ void rd_req_fail_spec(struct rd_req *req, const struct rd_error_spec *spec)
         const struct rd_hdr *h = &req->add_hdrs.v[i];
         rd_hdrs_add_refn(&req->resp_hdrs, h->name, h->name_len, h->value, h->value_len);
     }
+    rd_pipeline_head(req, e.status, &req->resp_hdrs);
     int status = e.status;
     req->status_sent = status;
     req->bytes_out = body.len;
@@ -369,6 +371,8 @@ void rd_req_handle(struct rd_req_env *env, struct rd_http_exch *x, struct rd_pro
     x->user = req;
     rd_http_set_callbacks(x, on_drain, on_gone, req);
     classify(req);
+    if (snap->pipeline.active)
+        req->seq = atomic_fetch_add_explicit(&snap->req_seq, 1, memory_order_relaxed) + 1;
     rd_pipeline_start(req);
 }
 

@@ -59,6 +59,30 @@ enum rd_failure {
     RD_FAIL_DELAYED,
 };
 
+/* Stream faults a scenario or request override may ask for. */
+enum rd_stream_fault {
+    RD_SFAULT_NONE,
+    RD_SFAULT_CUT,       /* connection closed after N events, without the end */
+    RD_SFAULT_STALL,     /* nothing for stall_ms after N events */
+    RD_SFAULT_ERROR,     /* the provider's mid-stream error after N events */
+    RD_SFAULT_MALFORMED, /* one malformed event after N events */
+    RD_SFAULT_DUPLICATE, /* event N sent twice */
+};
+
+/* An outcome decided for this request ahead of the stages that produce it:
+ * the scenario stage and X-Rubberduck-Fault overrides fill it, the timeout,
+ * error_injection and stream_faults stages carry it out (instead of their
+ * own draws when set). */
+struct rd_fault_plan {
+    bool set;
+    int status;        /* > 0: answer the provider's native error with this status */
+    uint64_t delay_ms; /* > 0: wait this long first */
+    bool hang;         /* never answer */
+    enum rd_stream_fault stream_fault;
+    uint32_t after_events;
+    uint64_t stall_ms;
+};
+
 /* Cache outcome, filled by the cache stage (a later issue). */
 enum rd_req_cache { RD_CACHE_NONE, RD_CACHE_BYPASS, RD_CACHE_MISS, RD_CACHE_HIT };
 
@@ -116,6 +140,9 @@ struct rd_req {
     const struct rd_provider *dialect;
     uint64_t id;
     char id_text[24]; /* "req_" + 16 hex digits, rendered on first use */
+    /* The proxy's request number under its current configuration, from 1
+     * (0 when no stage needs it: snap->pipeline.active false). */
+    uint64_t seq;
 
     const char *method; /* static (the parser's) */
     const char *path;   /* copy in the arena: valid after the exchange ended */
@@ -142,6 +169,7 @@ struct rd_req {
     /* what later stages attach */
     enum rd_req_cache cache;
     enum rd_failure failure; /* the simulated outcome, RD_FAIL_NONE for none */
+    struct rd_fault_plan plan; /* decided by scenario / overrides, carried out by later stages */
     struct rd_usage usage; /* from the body or the stream events */
     char trace_id[33];     /* W3C trace id (observability issue); "" until set */
     char span_id[17];

@@ -38,6 +38,11 @@ struct rd_proxy_snap {
     struct rd_emu_setup emu; /* RD_SNAP_SRC_EMULATOR: the emulator source's context */
     struct json_object *config; /* owned, never modified after creation */
     struct rd_pipeline pipeline; /* the stages compiled from config (proxy/pipeline.h) */
+    /* Requests this snapshot has numbered (pipeline.active only): from 1,
+     * shared by all workers, so "the nth request" and seeded draws do not
+     * depend on which worker took a request. Starts again with each new
+     * configuration. */
+    atomic_uint_fast64_t req_seq;
     /* The proxy's usage totals (one reference, set by the manager after
      * creation; NULL when built outside a manager): requests add to it as
      * they are released. */

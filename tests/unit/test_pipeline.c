@@ -57,6 +57,10 @@ static void test_default_order(void **state)
     assert_string_equal(names, "upstream");
     for (int id = 0; id < RD_STAGE_COUNT; id++)
         assert_true(pl.enabled[id]);
+    /* nothing but the upstream: requests are not numbered, no hooks run */
+    assert_false(pl.active);
+    assert_int_equal(pl.nhead, 0);
+    assert_int_equal(pl.ndone, 0);
     rd_pipeline_free(&pl);
     json_object_put(d);
 }
