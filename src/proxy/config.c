@@ -194,8 +194,14 @@ static const struct field aws_fields[] = {
     END,
 };
 
+/* failure: how simulated outcomes show (proxy/failure.h). */
+static const struct field failure_fields[] = {BOOL("reveal"), BOOL("request_overrides"), END};
+
 static const struct field blocks[] = {
     OBJ("limits", limits_fields),
+    /* seed: every random decision of the failure simulation (proxy/failure.h) */
+    INT("seed", 0, SEED_MAX),
+    OBJ("failure", failure_fields),
     {.name = "timeout_config", .type = T_OBJECT, .members = timeout_fields, .rule = rule_rates_sum},
     {.name = "error_injection", .type = T_OBJECT, .max = 201, .members = error_fields, .item = &rate_value,
      .key_ok = is_status_rate_key, .keys_desc = "\"<status>_rate\" with a status from 400 to 599",

@@ -206,6 +206,13 @@ void rd_req_wait(struct rd_req *req, uint64_t ms, void (*fn)(struct rd_req *req)
     set_deadline(req, ms ? ms : 1);
 }
 
+void rd_req_hold(struct rd_req *req)
+{
+    req->wait_fn = NULL;
+    rd_req_set_state(req, RD_REQ_WAIT);
+    req->deadline.at = 0; /* an armed timer finds nothing to do */
+}
+
 static void on_timer(uv_timer_t *t)
 {
     struct rd_req *req = t->data;

@@ -212,6 +212,9 @@ void rd_req_server_error(struct rd_req_env *env, struct rd_proxy_snap *snap, con
 void rd_req_set_state(struct rd_req *req, enum rd_req_state s);
 /* Suspends req in WAIT until ms have passed, then calls fn(req). */
 void rd_req_wait(struct rd_req *req, uint64_t ms, void (*fn)(struct rd_req *req));
+/* Suspends req in WAIT with no deadline: only the client's disconnect (or a
+ * forced stop, which aborts the exchange) ends it. */
+void rd_req_hold(struct rd_req *req);
 /* The token usage of the response: from the stream events as they passed,
  * or read from the kept body on the first call (bodies are not parsed on the
  * relay path unless someone asks). Fields are -1 when not reported. */

@@ -64,6 +64,7 @@ struct rd_proxy_snap *rd_proxy_snap_new(const struct rd_proxy_rec *rec, uint64_t
     }
     s->config = cfg;
     s->pipeline = pl;
+    rd_failure_cfg_read(cfg, &s->failure);
     rd_config_limits(cfg, &s->limits);
     s->emu_tps = rd_config_emulator_tps(cfg);
     s->force_curl = rd_config_upstream_curl(cfg);

@@ -13,6 +13,7 @@
 
 #include "providers/provider.h"
 #include "proxy/config.h"
+#include "proxy/failure.h"
 #include "proxy/pipeline.h"
 #include "proxy/usage.h"
 #include "store/store.h"
@@ -38,6 +39,7 @@ struct rd_proxy_snap {
     struct rd_emu_setup emu; /* RD_SNAP_SRC_EMULATOR: the emulator source's context */
     struct json_object *config; /* owned, never modified after creation */
     struct rd_pipeline pipeline; /* the stages compiled from config (proxy/pipeline.h) */
+    struct rd_failure_cfg failure; /* seed and failure block (proxy/failure.h) */
     /* Requests this snapshot has numbered (pipeline.active only): from 1,
      * shared by all workers, so "the nth request" and seeded draws do not
      * depend on which worker took a request. Starts again with each new

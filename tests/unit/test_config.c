@@ -145,6 +145,13 @@ static const struct vcase cases[] = {
     BAD("{'foo': {}}", "foo", "unknown configuration block 'foo'"),
     BAD("{'limits': {}, 'Limits': {}}", "Limits", "unknown configuration block 'Limits'"),
     BAD("{'limits': []}", "limits", "limits must be an object"),
+    /* seed and failure (proxy/failure.h) */
+    OK("{'seed': 0, 'failure': {'reveal': false, 'request_overrides': true}}"),
+    OK("{'seed': 9007199254740991}"),
+    BAD("{'seed': -1}", "seed", "seed must be an integer between 0 and 9007199254740991"),
+    BAD("{'seed': 1.5}", "seed", "seed must be an integer between 0 and 9007199254740991"),
+    BAD("{'failure': {'reveal': 'no'}}", "failure.reveal", "failure.reveal must be true or false"),
+    BAD("{'failure': {'hide': true}}", "failure.hide", "unknown field 'failure.hide': expected one of reveal, request_overrides"),
     BAD("{'emulator': null}", "emulator", "must be an object"),
     /* limits */
     OK("{'limits': {'max_body_bytes': 1, 'connect_timeout_ms': 1, 'upstream_timeout_ms': 1, 'idle_timeout_ms': 1}}"),

@@ -1,0 +1,43 @@
+/* See failure.h. */
+#include "proxy/failure.h"
+
+#include "proxy/req.h"
+#include "util/json.h"
+#include "util/log.h"
+
+void rd_failure_cfg_read(struct json_object *doc, struct rd_failure_cfg *out)
+{
+    struct json_object *seed = rd_json_get(doc, "seed");
+    struct json_object *f = rd_json_get(doc, "failure");
+    out->seeded = seed != NULL;
+    out->seed = seed ? (uint64_t)json_object_get_int64(seed) : 0;
+    if (!out->seeded && rd_rng_seed_random(&out->seed) != 0)
+        out->seed = (uint64_t)(uintptr_t)out; /* no system randomness: still varies between configurations */
+    out->reveal = rd_json_get_bool(f, "reveal", true);
+    out->request_overrides = rd_json_get_bool(f, "request_overrides", false);
+}
+
+void rd_req_rng(const struct rd_req *req, uint64_t label, struct rd_rng *out)
+{
+    rd_rng_init(out, req->snap->failure.seed, req->seq, label);
+}
+
+void rd_req_simulated(struct rd_req *req, enum rd_failure type)
+{
+    req->failure = type;
+    if (req->snap->failure.reveal)
+        rd_hdrs_add_ref(&req->add_hdrs, "X-Rubberduck-Failure", rd_failure_name(type));
+}
+
+void rd_req_simulate_error(struct rd_req *req, enum rd_failure type, const struct rd_error_spec *e)
+{
+    rd_req_simulated(req, type);
+    rd_debug("proxy %s: %s: simulated %s: %d", req->snap->name, rd_req_id(req), rd_failure_name(type), e->status);
+    rd_req_fail_spec(req, e);
+}
+
+void rd_req_hang(struct rd_req *req)
+{
+    rd_req_simulated(req, RD_FAIL_HANG);
+    rd_req_hold(req);
+}
