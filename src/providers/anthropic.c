@@ -103,15 +103,8 @@ void rd_provider_error_anthropic(const struct rd_provider *p, const struct rd_er
     (void)rd_buf_append(body, s, len);
     json_object_put(root);
 
-    rd_hdrs_add_ref(hdrs, "Content-Type", "application/json");
-    const char *idh = p && p->request_id_header ? p->request_id_header : "request-id";
-    if (e->request_id)
-        rd_hdrs_add_ref(hdrs, idh, e->request_id);
-    if (e->retry_after_s >= 0) {
-        char v[24];
-        int n = snprintf(v, sizeof v, "%d", e->retry_after_s);
-        rd_hdrs_add(hdrs, "Retry-After", 11, v, (size_t)n);
-    }
+    rd_provider_error_headers("application/json", p && p->request_id_header ? p->request_id_header : "request-id", e,
+                              hdrs);
 }
 
 /* ---- usage -------------------------------------------------------------- */

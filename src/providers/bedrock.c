@@ -18,6 +18,7 @@
 #include "util/err.h"
 #include "util/eventstream.h"
 #include "util/json.h"
+#include "util/hash.h"
 
 #define STREAM (RD_ROUTE_CACHEABLE | RD_ROUTE_STREAMABLE)
 
@@ -35,10 +36,6 @@ static const char *const auth_headers[] = {"authorization", "x-amz-security-toke
 
 /* ---- model -------------------------------------------------------------- */
 
-static int hexval(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
 
 size_t rd_bedrock_model_decode(const char *p, size_t n, char *out, size_t cap)
 {
@@ -50,7 +47,7 @@ size_t rd_bedrock_model_decode(const char *p, size_t n, char *out, size_t cap)
         if (c == '%') {
             if (i + 2 >= n)
                 goto bad;
-            int hi = hexval(p[i + 1]), lo = hexval(p[i + 2]);
+            int hi = rd_hex_value(p[i + 1]), lo = rd_hex_value(p[i + 2]);
             if (hi < 0 || lo < 0)
                 goto bad;
             c = (char)(hi * 16 + lo);
@@ -124,15 +121,8 @@ static void bedrock_error(const struct rd_provider *p, const struct rd_error_spe
                           struct rd_buf *body)
 {
     rd_bedrock_error_json(e->message, body);
-    rd_hdrs_add_ref(hdrs, "Content-Type", "application/json");
     rd_hdrs_add_ref(hdrs, "x-amzn-ErrorType", rd_bedrock_error_type(e->status));
-    if (e->request_id)
-        rd_hdrs_add_ref(hdrs, p->request_id_header, e->request_id);
-    if (e->retry_after_s >= 0) {
-        char v[24];
-        int n = snprintf(v, sizeof v, "%d", e->retry_after_s);
-        rd_hdrs_add(hdrs, "Retry-After", 11, v, (size_t)n);
-    }
+    rd_provider_error_headers("application/json", p->request_id_header, e, hdrs);
 }
 
 int rd_bedrock_stream_error(const struct rd_error_spec *e, struct rd_buf *out)

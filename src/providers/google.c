@@ -58,14 +58,7 @@ void rd_provider_error_google(const struct rd_provider *p, const struct rd_error
                               struct rd_buf *body)
 {
     rd_google_error_json(e, body);
-    rd_hdrs_add_ref(hdrs, "Content-Type", "application/json; charset=UTF-8");
-    if (e->request_id && p->request_id_header)
-        rd_hdrs_add_ref(hdrs, p->request_id_header, e->request_id);
-    if (e->retry_after_s >= 0) {
-        char v[24];
-        int n = snprintf(v, sizeof v, "%d", e->retry_after_s);
-        rd_hdrs_add(hdrs, "Retry-After", 11, v, (size_t)n);
-    }
+    rd_provider_error_headers("application/json; charset=UTF-8", p->request_id_header, e, hdrs);
 }
 
 void rd_google_stream_error(const struct rd_error_spec *e, struct rd_buf *out)

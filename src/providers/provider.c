@@ -9,6 +9,7 @@
 #include "util/json_scan.h"
 
 #include "util/json.h"
+#include "util/hash.h"
 
 extern const struct rd_provider rd_provider_openai;
 extern const struct rd_provider rd_provider_deepseek;
@@ -188,12 +189,12 @@ static void openai_type_code(int status, const char **type, const char **code)
     }
 }
 
-/* The headers every native error carries: JSON, the request id, Retry-After. */
-static void error_headers(const struct rd_provider *p, const struct rd_error_spec *e, struct rd_hdrs *hdrs)
+void rd_provider_error_headers(const char *content_type, const char *id_header, const struct rd_error_spec *e,
+                               struct rd_hdrs *hdrs)
 {
-    rd_hdrs_add_ref(hdrs, "Content-Type", "application/json");
-    if (e->request_id && p->request_id_header)
-        rd_hdrs_add_ref(hdrs, p->request_id_header, e->request_id);
+    rd_hdrs_add_ref(hdrs, "Content-Type", content_type);
+    if (e->request_id && id_header)
+        rd_hdrs_add_ref(hdrs, id_header, e->request_id);
     if (e->retry_after_s >= 0) {
         char v[24];
         int n = snprintf(v, sizeof v, "%d", e->retry_after_s);
@@ -217,7 +218,7 @@ void rd_provider_error_openai(const struct rd_provider *p, const struct rd_error
     const char *s = rd_json_str(root, &len);
     (void)rd_buf_append(body, s, len);
     json_object_put(root);
-    error_headers(p, e, hdrs);
+    rd_provider_error_headers("application/json", p->request_id_header, e, hdrs);
 }
 
 /* Reads an OpenAI usage object (chat/completions or responses naming) in
@@ -312,10 +313,6 @@ void rd_provider_body_usage_openai(const struct rd_provider *p, const char *body
     find_usage(body, len, usage); /* one pass: usage is in almost every body */
 }
 
-static int hexval(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
 
 /* The name of a query parameter p[0..n), percent-decoded (an upstream
  * decodes it before it looks for "key"), compared with want. */
@@ -324,8 +321,8 @@ static bool param_name_is(const char *p, size_t n, const char *want)
     size_t w = 0, wl = strlen(want);
     for (size_t i = 0; i < n; i++, w++) {
         char c = p[i];
-        if (c == '%' && i + 2 < n && hexval(p[i + 1]) >= 0 && hexval(p[i + 2]) >= 0) {
-            c = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
+        if (c == '%' && i + 2 < n && rd_hex_value(p[i + 1]) >= 0 && rd_hex_value(p[i + 2]) >= 0) {
+            c = (char)(rd_hex_value(p[i + 1]) * 16 + rd_hex_value(p[i + 2]));
             i += 2;
         } else if (c == '+') {
             c = ' ';

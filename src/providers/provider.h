@@ -216,6 +216,10 @@ size_t rd_provider_model_default(const struct rd_provider *p, const struct rd_pr
 /* base + path + ("?" query): the request goes where it was sent. */
 int rd_provider_prepare_passthrough(const struct rd_provider *p, const struct rd_provider_req *r,
                                     struct rd_upstream_prep *up);
+/* The headers every native error carries: content_type, the request id
+ * in id_header (none when either is NULL) and Retry-After when set. */
+void rd_provider_error_headers(const char *content_type, const char *id_header, const struct rd_error_spec *e,
+                               struct rd_hdrs *hdrs);
 /* OpenAI's error shape with the provider's request-id header. */
 void rd_provider_error_openai(const struct rd_provider *p, const struct rd_error_spec *e, struct rd_hdrs *hdrs,
                               struct rd_buf *body);

@@ -31,16 +31,6 @@ void rd_secrets_set_key(const uint8_t k[RD_SEAL_KEY_LEN])
     have_key = true;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 static int read_key(int fd, const char *path, uint8_t out[RD_SEAL_KEY_LEN], char *why, size_t cap)
 {
@@ -51,7 +41,7 @@ static int read_key(int fd, const char *path, uint8_t out[RD_SEAL_KEY_LEN], char
         len--;
     bool ok = len == 2 * RD_SEAL_KEY_LEN;
     for (size_t i = 0; ok && i < RD_SEAL_KEY_LEN; i++) {
-        int hi = hexval(text[2 * i]), lo = hexval(text[2 * i + 1]);
+        int hi = rd_hex_value(text[2 * i]), lo = rd_hex_value(text[2 * i + 1]);
         ok = hi >= 0 && lo >= 0;
         out[i] = (uint8_t)(ok ? hi << 4 | lo : 0);
     }

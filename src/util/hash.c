@@ -30,3 +30,14 @@ int rd_random_bytes(void *buf, size_t n)
         return RD_EINVAL;
     return RAND_bytes(buf, (int)n) == 1 ? 0 : RD_EINVAL;
 }
+
+int rd_hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}

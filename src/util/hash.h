@@ -10,6 +10,8 @@
 void rd_sha256(const void *data, size_t len, uint8_t out[RD_SHA256_LEN]);
 /* Lower-case hex of n bytes; out must hold 2n+1 bytes. */
 void rd_hex(const uint8_t *in, size_t n, char *out);
+/* The value of hex digit c (either case), or -1. Pure. */
+int rd_hex_value(char c);
 /* Fills buf with cryptographically secure random bytes. Returns 0 or RD_EINVAL. */
 int rd_random_bytes(void *buf, size_t n);
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "util/err.h"
+#include "util/hash.h"
 #include "util/mem.h"
 
 /* A 128-bit key, most significant bit first: bit 0 is the top bit of hi. */
@@ -230,16 +231,6 @@ static bool is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-static int hex_value(char c)
-{
-    if (is_digit(c))
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Describes byte c for a message: "'x'" or "byte 0x1f". */
 static const char *show(char c, char *buf, size_t cap)
@@ -370,8 +361,8 @@ static int parse_v6(const char *p, size_t n, size_t base, uint8_t out[16], char 
     while (i < n) {
         size_t start = i;
         unsigned v = 0;
-        while (i < n && hex_value(p[i]) >= 0 && i - start < 5) {
-            v = v * 16 + (unsigned)hex_value(p[i]);
+        while (i < n && rd_hex_value(p[i]) >= 0 && i - start < 5) {
+            v = v * 16 + (unsigned)rd_hex_value(p[i]);
             i++;
         }
         if (i < n && p[i] == '.') {

@@ -39,16 +39,6 @@ static int encode(struct rd_buf *out, const char *p, size_t n, bool keep_slash)
     return rc < 0 ? RD_ETOOBIG : 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Decodes %XX in p[0..n) into out (a '%' not followed by two hex digits
  * stays as it is). */
@@ -58,7 +48,7 @@ static int decode_into(struct rd_buf *out, const char *p, size_t n)
     for (size_t i = 0; i < n; i++) {
         char c = p[i];
         if (c == '%' && i + 2 < n) {
-            int hi = hexval(p[i + 1]), lo = hexval(p[i + 2]);
+            int hi = rd_hex_value(p[i + 1]), lo = rd_hex_value(p[i + 2]);
             if (hi >= 0 && lo >= 0) {
                 char v = (char)(hi << 4 | lo);
                 rc |= rd_buf_append(out, &v, 1);

@@ -39,14 +39,7 @@ const struct rd_emu_dialect rd_emu_dialect_anthropic = {
 
 void rd_emu_anth_json(struct rd_emu_reply *out, struct json_object *obj, uint32_t tokens)
 {
-    size_t len = 0;
-    const char *s = rd_json_str(obj, &len);
-    rd_emu_reply_free(out);
-    out->status = 200;
-    out->content_type = rd_strdup("application/json");
-    out->stream = false;
-    rd_emu_reply_add(out, s, len, tokens);
-    json_object_put(obj);
+    rd_emu_reply_json(out, obj, "application/json", tokens);
 }
 
 void rd_emu_anthropic_error(struct rd_emu_reply *out, int status, const char *fmt, ...)

@@ -101,6 +101,9 @@ int rd_emu_openai(const struct rd_emu_dialect *d, const struct rd_emu_request *r
 /* Appends a chunk (copies data). */
 void rd_emu_reply_add(struct rd_emu_reply *r, const char *data, size_t len, uint32_t tokens);
 void rd_emu_reply_free(struct rd_emu_reply *r); /* NULL-safe; leaves *r empty */
+/* Replaces out with a 200 non-streamed reply of content_type whose one chunk
+ * is obj serialised (obj consumed), tagged with tokens for pacing. */
+void rd_emu_reply_json(struct rd_emu_reply *out, struct json_object *obj, const char *content_type, uint32_t tokens);
 /* Adds a response header (copies both); more than RD_EMU_REPLY_MAX_HEADERS
  * is a dialect bug and aborts. */
 void rd_emu_reply_header(struct rd_emu_reply *r, const char *name, const char *value);

@@ -67,14 +67,7 @@ static void add(struct json_object *o, const char *k, struct json_object *v)
 
 void rd_gemu_json(struct rd_emu_reply *out, struct json_object *obj, uint32_t tokens)
 {
-    size_t len = 0;
-    const char *s = rd_json_str(obj, &len);
-    rd_emu_reply_free(out);
-    out->status = 200;
-    out->content_type = rd_strdup("application/json; charset=UTF-8");
-    out->stream = false;
-    rd_emu_reply_add(out, s, len, tokens);
-    json_object_put(obj);
+    rd_emu_reply_json(out, obj, "application/json; charset=UTF-8", tokens);
 }
 
 void rd_gemu_error(struct rd_emu_reply *out, int status, const char *fmt, ...)

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "providers/emulator/emulator.h"
+#include "util/json.h"
 #include "util/mem.h"
 
 void rd_emu_reply_add(struct rd_emu_reply *r, const char *data, size_t len, uint32_t tokens)
@@ -18,6 +19,18 @@ void rd_emu_reply_add(struct rd_emu_reply *r, const char *data, size_t len, uint
         memcpy(copy, data, len);
     copy[len] = '\0';
     r->chunks[r->n++] = (struct rd_emu_chunk){.data = copy, .len = len, .tokens = tokens};
+}
+
+void rd_emu_reply_json(struct rd_emu_reply *out, struct json_object *obj, const char *content_type, uint32_t tokens)
+{
+    size_t len = 0;
+    const char *s = rd_json_str(obj, &len);
+    rd_emu_reply_free(out);
+    out->status = 200;
+    out->content_type = rd_strdup(content_type);
+    out->stream = false;
+    rd_emu_reply_add(out, s, len, tokens);
+    json_object_put(obj);
 }
 
 void rd_emu_reply_free(struct rd_emu_reply *r)
