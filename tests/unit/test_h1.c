@@ -915,6 +915,43 @@ static void test_abort_mid_body(void **state)
     assert_int_equal(f->srv.accepts, 2);
 }
 
+static void abort_in_callback(struct fx *f, struct cli *c)
+{
+    (void)f;
+    rd_h1_abort(c->h); /* what the proxy does when the client is gone mid-write */
+    c->h = NULL;
+}
+
+static void reply_chunked_whole(struct fx *f, struct sconn *sc)
+{
+    (void)f;
+    sc_writes(sc, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+}
+
+/* The caller aborts the request from inside on_data while the rest of the
+ * response (more chunks and its end) sits in the same read: parsing stops
+ * there; nothing touches the released request or pools the connection. */
+static void test_abort_inside_on_data(void **state)
+{
+    struct fx *f = *state;
+    void (*replies[])(struct fx *, struct sconn *) = {reply_hello, reply_chunked_whole};
+    for (size_t i = 0; i < 2; i++) {
+        struct cli *c = &f->cli[i];
+        f->srv.on_req = replies[i];
+        f->on_data_hook = abort_in_callback;
+        struct reqspec s = {0};
+        start(f, c, &s);
+        RUN_UNTIL(f, f->srv.eofs == (int)i + 1);
+        assert_int_equal(c->ndata, 1);
+        assert_int_equal(c->ndone, 0);
+    }
+    f->on_data_hook = NULL;
+    /* the aborted connections were closed, not pooled */
+    f->srv.on_req = reply_hello;
+    get_ok(f, &f->cli[2]);
+    assert_int_equal(f->srv.accepts, 3);
+}
+
 static void test_abort_while_paused_and_connecting(void **state)
 {
     struct fx *f = *state;
@@ -1235,6 +1272,7 @@ int main(void)
         T(test_pause_on_last_bytes),
         T(test_pause_inside_partial_chunk),
         T(test_abort_mid_body),
+        T(test_abort_inside_on_data),
         T(test_abort_while_paused_and_connecting),
         T(test_on_head_refusal),
         T(test_large_body_queued_write),
