@@ -111,11 +111,7 @@ struct run {
 static int on_event(void *ud, const struct rd_sse_event *ev)
 {
     struct run *r = ud;
-    struct rd_stream_event se = {.type = RD_STREAM_MSG_EVENT,
-                                 .name = ev->event,
-                                 .name_len = ev->event_len,
-                                 .data = ev->data,
-                                 .data_len = ev->data_len};
+    struct rd_stream_event se = rd_stream_event_of_sse(ev);
     r->ended += rd_provider_stream_event_anthropic(&rd_provider_anthropic, &se, &r->u);
     return 0;
 }

@@ -23,14 +23,8 @@
 
 #include "util/err.h"
 #include "util/eventstream.h"
+#include "check.h"
 
-#define CHECK(cond)                                                                                                    \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond);                                   \
-            __builtin_trap();                                                                                          \
-        }                                                                                                              \
-    } while (0)
 
 enum feed_mode { FEED_ALL, FEED_SPLIT, FEED_RANDOM, FEED_BYTES };
 

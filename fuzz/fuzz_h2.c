@@ -19,12 +19,8 @@
 
 #include "http/h2.h"
 #include "util/buf.h"
+#include "check.h"
 
-#define CHECK(cond)                                                                                                    \
-    do {                                                                                                               \
-        if (!(cond))                                                                                                   \
-            __builtin_trap();                                                                                          \
-    } while (0)
 
 #define MAX_HELD 8
 

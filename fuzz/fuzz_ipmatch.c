@@ -29,14 +29,8 @@
 
 #include "util/err.h"
 #include "util/ipmatch.h"
+#include "check.h"
 
-#define CHECK(cond)                                                                                                    \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond);                                   \
-            __builtin_trap();                                                                                          \
-        }                                                                                                              \
-    } while (0)
 
 #define MAX_ENTRIES 128
 #define MAX_PROBES 256

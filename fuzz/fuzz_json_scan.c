@@ -31,16 +31,8 @@
 #include "util/err.h"
 #include "util/json.h"
 #include "util/json_scan.h"
+#include "check.h"
 
-/* Says which invariant broke before trapping (inlined helpers share one
- * trap, so the stack alone does not tell). */
-#define CHECK(cond)                                                                                                    \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond);                                   \
-            __builtin_trap();                                                                                          \
-        }                                                                                                              \
-    } while (0)
 
 #define MAX_PATH 4
 

@@ -19,6 +19,7 @@
 
 #include "http/parser.h"
 #include "util/err.h"
+#include "check.h"
 
 #define FUZZ_MAX_HEAD 1024u
 #define FUZZ_MAX_BODY 4096u
@@ -33,11 +34,6 @@ struct outcome {
     bool in_message;
 };
 
-#define CHECK(cond)                                                                                                    \
-    do {                                                                                                               \
-        if (!(cond))                                                                                                   \
-            __builtin_trap();                                                                                          \
-    } while (0)
 
 static uint64_t mix(uint64_t h, const void *p, size_t n)
 {

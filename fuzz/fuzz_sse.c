@@ -26,16 +26,8 @@
 
 #include "http/sse.h"
 #include "util/buf.h"
+#include "check.h"
 
-/* Says which invariant broke before trapping (inlined helpers share one
- * trap, so the stack alone does not tell). */
-#define CHECK(cond)                                                                                                    \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond);                                   \
-            __builtin_trap();                                                                                          \
-        }                                                                                                              \
-    } while (0)
 
 enum feed_mode { FEED_ALL, FEED_SPLIT, FEED_RANDOM, FEED_BYTES };
 

@@ -11,6 +11,7 @@
 
 #include "providers/emulator/emulator.h"
 #include "http/headers.h"
+#include "http/sse.h"
 #include "util/buf.h"
 
 struct json_object;
@@ -118,6 +119,16 @@ struct rd_stream_event {
     const char *data; /* SSE data lines joined with LF; event-stream payload */
     size_t data_len;
 };
+
+/* The stream event of one SSE event (borrowed from ev). */
+static inline struct rd_stream_event rd_stream_event_of_sse(const struct rd_sse_event *ev)
+{
+    return (struct rd_stream_event){.type = RD_STREAM_MSG_EVENT,
+                                    .name = ev->event,
+                                    .name_len = ev->event_len,
+                                    .data = ev->data,
+                                    .data_len = ev->data_len};
+}
 
 /* How a provider frames streamed responses. */
 enum rd_framing {

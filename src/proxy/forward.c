@@ -19,7 +19,7 @@ static int on_sse_event(void *ud, const struct rd_sse_event *ev)
 {
     struct rd_req *req = ud;
     const struct rd_provider *p = req->dialect;
-    struct rd_stream_event se = {.type = RD_STREAM_MSG_EVENT, .name = ev->event, .name_len = ev->event_len, .data = ev->data, .data_len = ev->data_len};
+    struct rd_stream_event se = rd_stream_event_of_sse(ev);
     if (p->stream_event && p->stream_event(p, &se, &req->usage) == 1)
         req->stream_ended = true;
     return 0;

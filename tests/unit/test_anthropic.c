@@ -292,11 +292,7 @@ static int on_event(void *ud, const struct rd_sse_event *ev)
 {
     struct feed *f = ud;
     const struct rd_provider *p = &rd_provider_anthropic;
-    struct rd_stream_event se = {.type = RD_STREAM_MSG_EVENT,
-                                 .name = ev->event,
-                                 .name_len = ev->event_len,
-                                 .data = ev->data,
-                                 .data_len = ev->data_len};
+    struct rd_stream_event se = rd_stream_event_of_sse(ev);
     f->ended += p->stream_event(p, &se, &f->u);
     f->events++;
     return 0;

@@ -381,8 +381,7 @@ struct feed {
 static int on_event(void *ud, const struct rd_sse_event *ev)
 {
     struct feed *f = ud;
-    struct rd_stream_event se = {.type = RD_STREAM_MSG_EVENT, .name = ev->event, .name_len = ev->event_len,
-                                 .data = ev->data, .data_len = ev->data_len};
+    struct rd_stream_event se = rd_stream_event_of_sse(ev);
     if (gemini()->stream_event(gemini(), &se, &f->u) == 1 && f->ended++ == 0)
         f->ended_at = f->events;
     f->events++;
