@@ -91,7 +91,7 @@ static int on_headers_complete(llhttp_t *ll)
     }
     r->head_done = true;
     int rc = r->cbs->on_head(r->ud, status, &r->hdrs);
-    if (c->req == NULL)
+    if (c->state == C_CLOSING)
         return -1; /* the caller aborted the request in its callback: c is closing, r released */
     if (rc < 0) {
         stop(c, RD_EABORTED, "response refused by the caller");
@@ -110,7 +110,7 @@ static int on_body(llhttp_t *ll, const char *at, size_t n)
     if (n == 0)
         return 0;
     int rc = r->cbs->on_data(r->ud, at, n);
-    if (c->req == NULL)
+    if (c->state == C_CLOSING)
         return -1; /* aborted in the callback (the client went away): stop parsing */
     if (rc == RD_SOURCE_PAUSE) {
         c->hold_at = at;
@@ -184,7 +184,7 @@ enum feed_result h1_feed(struct conn *c, const char *p, size_t n, bool from_save
 {
     struct rd_h1 *r = c->req;
     llhttp_errno_t e = llhttp_execute(&c->ll, p, n);
-    if (c->req == NULL)
+    if (c->state == C_CLOSING)
         return FEED_DONE; /* a callback aborted the request: c is closing, nothing more to do */
     if (e == HPE_OK)
         return FEED_MORE;
