@@ -30,12 +30,16 @@ void rd_hdrs_add(struct rd_hdrs *h, const char *name, size_t name_len, const cha
     }
     while (value_len && (value[value_len - 1] == ' ' || value[value_len - 1] == '\t'))
         value_len--;
-    struct rd_hdr hdr = {
-        .name = rd_arena_strndup(h->arena, name, name_len),
-        .name_len = name_len,
-        .value = rd_arena_strndup(h->arena, value, value_len),
-        .value_len = value_len,
-    };
+    /* One allocation for both strings: this runs for every field twice per
+     * proxied request (parsed, then the upstream's). */
+    char *s = rd_arena_alloc(h->arena, name_len + value_len + 2);
+    memcpy(s, name, name_len);
+    s[name_len] = '\0';
+    char *v = s + name_len + 1;
+    if (value_len)
+        memcpy(v, value, value_len);
+    v[value_len] = '\0';
+    struct rd_hdr hdr = {.name = s, .name_len = name_len, .value = v, .value_len = value_len};
     push(h, hdr);
 }
 
@@ -102,10 +106,21 @@ void rd_hdrs_free(struct rd_hdrs *h)
 
 bool rd_hdr_is_hop_by_hop(const char *name, size_t len)
 {
-    static const char *const hop[] = {"connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade"};
-    for (size_t i = 0; i < sizeof hop / sizeof hop[0]; i++)
-        if (rd_hdr_name_eq(name, len, hop[i]))
+    /* By length: it runs for every field of every message, and most fields
+     * have a length no hop-by-hop name has, so one compare at most. */
+    switch (len) {
+    case 2: return rd_hdr_name_eq(name, len, "te");
+    case 7: return rd_hdr_name_eq(name, len, "trailer") || rd_hdr_name_eq(name, len, "upgrade");
+    case 10:
+        if (rd_hdr_name_eq(name, len, "connection") || rd_hdr_name_eq(name, len, "keep-alive"))
             return true;
+        break;
+    case 17:
+        if (rd_hdr_name_eq(name, len, "transfer-encoding"))
+            return true;
+        break;
+    default: break;
+    }
     return len >= 6 && strncasecmp(name, "proxy-", 6) == 0;
 }
 

@@ -31,7 +31,7 @@ static int reserve(struct rd_buf *b, size_t extra)
     return 0;
 }
 
-int rd_buf_append(struct rd_buf *b, const void *p, size_t n)
+int rd_buf_append_grow(struct rd_buf *b, const void *p, size_t n)
 {
     int rc = reserve(b, n);
     if (rc < 0)

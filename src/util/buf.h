@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct rd_buf {
     char *data;   /* owned; NULL until the first append */
@@ -16,8 +17,23 @@ struct rd_buf {
 
 /* Initialises an empty buffer with the given cap (0 means SIZE_MAX / 2). */
 void rd_buf_init(struct rd_buf *b, size_t max);
-/* Appends n bytes. Returns 0 or RD_ETOOBIG (buffer unchanged). */
-int rd_buf_append(struct rd_buf *b, const void *p, size_t n);
+/* Appends n bytes. Returns 0 or RD_ETOOBIG (buffer unchanged). Inline for
+ * the case where the bytes fit the storage already there: heads and bodies
+ * are built from many small pieces on every request, and a call plus a
+ * library memcpy per piece was a tenth of the proxy's instructions. */
+int rd_buf_append_grow(struct rd_buf *b, const void *p, size_t n);
+static inline int rd_buf_append(struct rd_buf *b, const void *p, size_t n)
+{
+    /* cap > len + n also proves len + n does not overflow */
+    if (n < b->cap - b->len && b->len + n <= b->max) {
+        if (n)
+            memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return 0;
+    }
+    return rd_buf_append_grow(b, p, n);
+}
 int rd_buf_appends(struct rd_buf *b, const char *s);
 int rd_buf_printf(struct rd_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends v in decimal (or hexadecimal, lower case) without printf: head
