@@ -25,6 +25,8 @@ void rd_req_rng(const struct rd_req *req, uint64_t label, struct rd_rng *out)
 void rd_req_simulated(struct rd_req *req, enum rd_failure type)
 {
     req->failure = type;
+    if (req->snap->failstats)
+        rd_failstats_count(req->snap->failstats, req->env->index, (int)type);
     if (req->snap->failure.reveal)
         rd_hdrs_add_ref(&req->add_hdrs, "X-Rubberduck-Failure", rd_failure_name(type));
 }

@@ -165,6 +165,10 @@ struct rd_req {
     uint64_t bytes_in;   /* request body bytes */
     uint64_t bytes_out;  /* response body bytes relayed */
     int err;             /* source error (RD_E*) or 0 */
+    /* A simulated outcome was sent with Retry-After: retry_after_ms from the
+     * moment it was sent (noted in the proxy's retry audit). */
+    bool retry_advertised;
+    uint64_t retry_after_ms;
 
     /* what later stages attach */
     enum rd_req_cache cache;
