@@ -19,7 +19,7 @@ struct rd_failstats {
     atomic_int refs;
     int64_t since_ms;
     unsigned nslots;
-    struct slot *slots; /* owned array of nslots */
+    struct slot *slots;           /* owned array of nslots */
     struct rd_retry_audit *audit; /* owned */
 };
 

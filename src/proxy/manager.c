@@ -690,7 +690,6 @@ void rd_manager_delete(struct rd_manager *m, struct rd_proxy_entry *e, rd_manage
 static void on_temp_expired(uv_timer_t *t)
 {
     struct rd_proxy_entry *e = t->data;
-    rd_info("proxy %s: temporary configuration expired, back to the permanent one", e->rec.name);
     rd_manager_end_temp(e->m, e);
 }
 
@@ -732,6 +731,7 @@ void rd_manager_end_temp(struct rd_manager *m, struct rd_proxy_entry *e)
     free(e->temp_config);
     e->temp_config = NULL;
     e->temp_until_ms = 0;
+    rd_info("proxy %s: temporary configuration ended, the permanent one runs", e->rec.name);
     if (e->rt) {
         const char *why = NULL;
         struct rd_proxy_snap *snap = build_snap(m, e, &why);

@@ -35,7 +35,7 @@ struct rd_retry_audit_counts {
     uint64_t retries;    /* next requests after one: early + honoured */
     uint64_t early;
     uint64_t honoured;
-    uint64_t expired;    /* entries dropped without a next request (kept too long, or evicted) */
+    uint64_t expired;      /* entries dropped without a next request (kept too long, or evicted) */
     uint64_t early_ms_max; /* the earliest retry: how long before the advertised time it came */
 };
 

@@ -52,7 +52,7 @@ static void test_early_and_honoured_at_the_edge(void **state)
 
     rd_retry_audit_note(a, 7, T0 + 3000, 1000);
     assert_int_equal(rd_retry_audit_arrive(a, 7, T0 + 4000), RD_AUDIT_HONOURED); /* exactly on time */
-    rd_retry_audit_note(a, 7, T0 + 5000, 0);                                      /* Retry-After: 0 */
+    rd_retry_audit_note(a, 7, T0 + 5000, 0);                                     /* Retry-After: 0 */
     assert_int_equal(rd_retry_audit_arrive(a, 7, T0 + 5000), RD_AUDIT_HONOURED);
 
     struct rd_retry_audit_counts c = counts(a);
