@@ -395,8 +395,8 @@ static void patch_proxy(struct rd_api *api, struct rd_http_exch *x, const char *
                           "%s", fe.message);
     else if (!check_upstream_required(&rec, &fe))
         rd_api_send_error(x, 400, "invalid_field", fe.field, "%s", fe.message);
-    else
-        update(api, x, e, &rec, REPLY_PROXY);
+    else if (update(api, x, e, &rec, REPLY_PROXY) == 0 && json_object_object_get_ex(body, "config", NULL))
+        rd_manager_end_temp(api->manager, e); /* a permanent configuration, like PUT .../config */
     rd_proxy_rec_free(&rec);
     json_object_put(body);
 }
@@ -528,13 +528,14 @@ static void get_config(struct rd_api *api, struct rd_http_exch *x, const char *p
 /* ?ttl_s=N: 0 when absent, N in 1..TTL_S_MAX, or -1 with the 400 sent. */
 static long long ttl_param(struct rd_http_exch *x)
 {
-    char buf[24];
+    char buf[32];
     const char *v = rd_api_query(x, "ttl_s", buf, sizeof buf);
     if (v == NULL)
         return 0;
     char *end = NULL;
     long long ttl = strtoll(v, &end, 10);
-    if (end == v || *end != '\0' || ttl < 1 || ttl > TTL_S_MAX) {
+    /* A value that filled buf may have been cut short: refused, not guessed. */
+    if (strlen(v) > 12 || end == v || *end != '\0' || ttl < 1 || ttl > TTL_S_MAX) {
         rd_api_send_error(x, 400, "invalid_field", "ttl_s", "ttl_s must be an integer from 1 to %d (seconds)",
                           TTL_S_MAX);
         return -1;

@@ -173,6 +173,7 @@ struct rd_req {
     /* what later stages attach */
     enum rd_req_cache cache;
     enum rd_failure failure; /* the simulated outcome, RD_FAIL_NONE for none */
+    uint32_t failures_seen;  /* bit (1 << type) of every outcome simulated: each counted once (failstats.h) */
     struct rd_fault_plan plan; /* decided by scenario / overrides, carried out by later stages */
     struct rd_usage usage; /* from the body or the stream events */
     char trace_id[33];     /* W3C trace id (observability issue); "" until set */

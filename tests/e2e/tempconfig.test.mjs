@@ -92,11 +92,20 @@ describe('temporary configuration', () => {
     assert.equal(back.status, 200, back.text);
     assert.deepEqual(back.json, DELAY(35));
     assert.equal(await delayOf(p), 35);
+    // A config in PATCH /api/v1/proxies/{id} is permanent too; other fields keep the temporary one.
+    await srv.api('PUT', cfgUrl(p, '?ttl_s=60'), DELAY(55));
+    let r2 = await srv.api('PATCH', `/api/v1/proxies/${p.id}`, { description: 'x' });
+    assert.ok(r2.json.temporary_until);
+    assert.equal(await delayOf(p), 55);
+    r2 = await srv.api('PATCH', `/api/v1/proxies/${p.id}`, { config: DELAY(15) });
+    assert.equal(r2.status, 200);
+    assert.equal(r2.json.temporary_until, null);
+    assert.equal(await delayOf(p), 15);
   });
 
   test('ttl_s must be an integer from 1 to 86400 (400 naming ttl_s); a bad document with ttl_s is 400 too', async () => {
     const p = await proxy('tc-bad', {});
-    for (const q of ['0', '86401', '-1', 'abc', '1.5', '', '99999999999999999999']) {
+    for (const q of ['0', '86401', '-1', 'abc', '1.5', '', '99999999999999999999', '0000000000000000000000000000005x', '5%20']) {
       for (const method of ['PUT', 'PATCH']) {
         const r = await srv.api(method, cfgUrl(p, `?ttl_s=${q}`), DELAY(10));
         assert.equal(r.status, 400, `${method} ttl_s=${q}: ${r.text}`);
