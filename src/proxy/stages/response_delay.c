@@ -57,9 +57,13 @@ bool rd_response_delay_hold(struct rd_req *req, void (*then)(struct rd_req *req)
     struct rd_rng rng;
     rd_req_rng(req, c->label, &rng);
     uint64_t ms = rd_rng_range(&rng, c->min_ms, c->max_ms);
-    char *v = rd_arena_alloc(&req->arena, 24);
-    snprintf(v, 24, "%llu", (unsigned long long)ms);
-    rd_hdrs_add_ref(&req->add_hdrs, "X-Response-Delay-Ms", v);
+    /* failure.reveal false hides this header too: with cache_only it would
+     * tell cache hits apart, the very thing the delay is there to hide. */
+    if (req->snap->failure.reveal) {
+        char *v = rd_arena_alloc(&req->arena, 24);
+        snprintf(v, 24, "%llu", (unsigned long long)ms);
+        rd_hdrs_add_ref(&req->add_hdrs, "X-Response-Delay-Ms", v);
+    }
     if (ms == 0)
         return false; /* reported, but nothing was simulated */
     rd_req_simulated(req, RD_FAIL_DELAYED);
