@@ -54,7 +54,7 @@ describe('response_delay', () => {
       const ms = Number(r.headers['x-response-delay-ms']);
       assert.ok(Number.isInteger(ms) && ms >= 100 && ms <= 250, `delay ${r.headers['x-response-delay-ms']}`);
       assert.ok(r.ms >= ms - 2, `answered after ${r.ms} ms, announced ${ms}`);
-      assert.ok(r.ms < ms + 400, `answered after ${r.ms} ms, announced ${ms}`);
+      assert.ok(r.ms < ms + 600, `answered after ${r.ms} ms, announced ${ms}`);
       assert.equal(r.headers['x-rubberduck-failure'], 'delayed');
       seen.push(ms);
     }
@@ -117,9 +117,9 @@ describe('response_delay', () => {
 
   test('not delayed: enabled false, cache_only (no cache yet), response_processing dropped, min 0 max 0', async () => {
     const cases = [
-      { response_delay: { enabled: false, min_ms: 500, max_ms: 500 } },
-      { response_delay: { cache_only: true, min_ms: 500, max_ms: 500 } },
-      { response_delay: { min_ms: 500, max_ms: 500 },
+      { response_delay: { enabled: false, min_ms: 2000, max_ms: 2000 } },
+      { response_delay: { cache_only: true, min_ms: 2000, max_ms: 2000 } },
+      { response_delay: { min_ms: 2000, max_ms: 2000 },
         middleware_pipeline: ['rate_limiting', 'failure_simulation', 'provider_forwarding'] },
     ];
     const p = await emulatorProxy('rd-off', {});
@@ -128,7 +128,7 @@ describe('response_delay', () => {
       const r = await timedChat(p.base);
       assert.equal(r.status, 200);
       assert.equal(r.headers['x-response-delay-ms'], undefined, JSON.stringify(c));
-      assert.ok(r.ms < 450, `${JSON.stringify(c)}: ${r.ms} ms`);
+      assert.ok(r.ms < 1500, `${JSON.stringify(c)}: ${r.ms} ms`);
     }
     await srv.putConfig(p.id, { response_delay: { min_ms: 0, max_ms: 0 } });
     const r = await timedChat(p.base);
