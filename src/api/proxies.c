@@ -38,6 +38,24 @@ static struct json_object *str_or_null(const char *s)
     return s ? json_object_new_string(s) : NULL;
 }
 
+static struct json_object *temp_until_json(const struct rd_proxy_entry *e)
+{
+    char ts[32];
+    return e->temp_config ? json_object_new_string(rd_time_format(e->temp_until_ms, ts, sizeof ts)) : NULL;
+}
+
+/* The configuration the proxy runs: the temporary one while there is one,
+ * with "temporary_until" (which PUT and PATCH ignore, so the document can
+ * be sent back), else the permanent one. */
+static struct json_object *effective_config_out(const struct rd_proxy_entry *e)
+{
+    if (e->temp_config == NULL)
+        return config_out(e->rec.config_json);
+    struct json_object *o = config_out(e->temp_config);
+    json_object_object_add(o, "temporary_until", temp_until_json(e));
+    return o;
+}
+
 static struct json_object *proxy_json(const struct rd_proxy_entry *e)
 {
     const struct rd_proxy_rec *r = &e->rec;
@@ -61,6 +79,8 @@ static struct json_object *proxy_json(const struct rd_proxy_entry *e)
     json_object_object_add(o, "tags", parse_or(r->tags_json, json_object_new_array()));
     json_object_object_add(o, "model", str_or_null(r->model));
     json_object_object_add(o, "config", config_out(r->config_json));
+    /* config is the permanent document; GET .../config shows the one running. */
+    json_object_object_add(o, "temporary_until", temp_until_json(e));
     json_object_object_add(o, "created_at", json_object_new_string(rd_time_format(r->created_at, ts, sizeof ts)));
     json_object_object_add(o, "updated_at", json_object_new_string(rd_time_format(r->updated_at, ts, sizeof ts)));
     json_object_object_add(o, "last_error", str_or_null(r->last_error));
@@ -285,7 +305,7 @@ static struct rd_proxy_entry *find_or_404(struct rd_api *api, struct rd_http_exc
 /* What an API call that completes later answers with. */
 enum pending_reply { REPLY_PROXY, REPLY_CONFIG, REPLY_DELETED };
 
-static void update(struct rd_api *api, struct rd_http_exch *x, struct rd_proxy_entry *e, struct rd_proxy_rec *rec,
+static int update(struct rd_api *api, struct rd_http_exch *x, struct rd_proxy_entry *e, struct rd_proxy_rec *rec,
                    enum pending_reply reply);
 
 static void send_mgr_err(struct rd_http_exch *x, const struct rd_mgr_err *err)
@@ -375,8 +395,8 @@ static void patch_proxy(struct rd_api *api, struct rd_http_exch *x, const char *
                           "%s", fe.message);
     else if (!check_upstream_required(&rec, &fe))
         rd_api_send_error(x, 400, "invalid_field", fe.field, "%s", fe.message);
-    else
-        update(api, x, e, &rec, REPLY_PROXY);
+    else if (update(api, x, e, &rec, REPLY_PROXY) == 0 && json_object_object_get_ex(body, "config", NULL))
+        rd_manager_end_temp(api->manager, e); /* a permanent configuration, like PUT .../config */
     rd_proxy_rec_free(&rec);
     json_object_put(body);
 }
@@ -410,7 +430,7 @@ static void pending_done(void *ud, const struct rd_mgr_err *err)
         else if (p->reply == REPLY_DELETED)
             rd_api_send_json(p->x, 204, NULL);
         else if (e && p->reply == REPLY_CONFIG)
-            rd_api_send_json(p->x, 200, config_out(e->rec.config_json));
+            rd_api_send_json(p->x, 200, effective_config_out(e));
         else if (e)
             rd_api_send_json(p->x, 200, proxy_json(e));
         else
@@ -431,17 +451,20 @@ static struct pending *pending_new(struct rd_api *api, struct rd_http_exch *x, i
     return p;
 }
 
-/* Applies rec; the answer comes once the change is in effect. */
-static void update(struct rd_api *api, struct rd_http_exch *x, struct rd_proxy_entry *e, struct rd_proxy_rec *rec,
-                   enum pending_reply reply)
+/* Applies rec; the answer comes once the change is in effect. Returns 0
+ * when the change was accepted (else the error is sent). */
+static int update(struct rd_api *api, struct rd_http_exch *x, struct rd_proxy_entry *e, struct rd_proxy_rec *rec,
+                  enum pending_reply reply)
 {
     struct rd_mgr_err err;
     struct pending *p = pending_new(api, x, e->rec.id, reply);
-    if (rd_manager_update(api->manager, e, rec, &err, pending_done, p) != 0) {
+    int rc = rd_manager_update(api->manager, e, rec, &err, pending_done, p);
+    if (rc != 0) {
         rd_http_set_callbacks(x, NULL, NULL, NULL);
         free(p);
         send_mgr_err(x, &err);
     }
+    return rc;
 }
 
 static void stop_proxy(struct rd_api *api, struct rd_http_exch *x, const char *param)
@@ -497,7 +520,56 @@ static void get_config(struct rd_api *api, struct rd_http_exch *x, const char *p
 {
     struct rd_proxy_entry *e = find_or_404(api, x, param);
     if (e)
-        rd_api_send_json(x, 200, config_out(e->rec.config_json));
+        rd_api_send_json(x, 200, effective_config_out(e));
+}
+
+#define TTL_S_MAX 86400
+
+/* ?ttl_s=N: 0 when absent, N in 1..TTL_S_MAX, or -1 with the 400 sent. */
+static long long ttl_param(struct rd_http_exch *x)
+{
+    char buf[32];
+    const char *v = rd_api_query(x, "ttl_s", buf, sizeof buf);
+    if (v == NULL)
+        return 0;
+    char *end = NULL;
+    long long ttl = strtoll(v, &end, 10);
+    /* A value that filled buf may have been cut short: refused, not guessed. */
+    if (strlen(v) > 12 || end == v || *end != '\0' || ttl < 1 || ttl > TTL_S_MAX) {
+        rd_api_send_error(x, 400, "invalid_field", "ttl_s", "ttl_s must be an integer from 1 to %d (seconds)",
+                          TTL_S_MAX);
+        return -1;
+    }
+    return ttl;
+}
+
+/* Validates doc as the proxy's configuration (secrets of base restored and
+ * sealed, as PUT stores them) and applies it: for ttl_s seconds when
+ * ttl_s > 0 (then reverting to the permanent one), else for good, which
+ * also ends a temporary one. Answers the call. */
+static void apply_doc(struct rd_api *api, struct rd_http_exch *x, struct rd_proxy_entry *e, struct json_object *doc,
+                      const char *base, long long ttl_s)
+{
+    json_object_object_del(doc, "temporary_until"); /* shown by GET, read-only */
+    struct rd_proxy_rec rec;
+    rd_proxy_rec_copy(&rec, &e->rec);
+    replace(&rec.config_json, base);
+    struct field_err fe = {0};
+    if (!apply_config(doc, &rec, &fe)) {
+        rd_api_send_error(x, 400, "invalid_config", fe.field, "%s", fe.message);
+    } else if (ttl_s > 0) {
+        struct rd_mgr_err err;
+        if (rd_manager_set_temp(api->manager, e, rec.config_json, (uint64_t)ttl_s * 1000u, &err) == 0) {
+            rec.config_json = NULL; /* taken over */
+            rd_api_send_json(x, 200, effective_config_out(e));
+        } else {
+            send_mgr_err(x, &err);
+        }
+    } else {
+        if (update(api, x, e, &rec, REPLY_CONFIG) == 0)
+            rd_manager_end_temp(api->manager, e);
+    }
+    rd_proxy_rec_free(&rec);
 }
 
 static void put_config(struct rd_api *api, struct rd_http_exch *x, const char *param)
@@ -505,18 +577,52 @@ static void put_config(struct rd_api *api, struct rd_http_exch *x, const char *p
     struct rd_proxy_entry *e = find_or_404(api, x, param);
     if (e == NULL)
         return;
+    long long ttl_s = ttl_param(x);
+    if (ttl_s < 0)
+        return;
     struct json_object *body = rd_api_body_object(x);
     if (body == NULL)
         return;
-    struct rd_proxy_rec rec;
-    rd_proxy_rec_copy(&rec, &e->rec);
-    struct field_err fe = {0};
-    if (!apply_config(body, &rec, &fe))
-        rd_api_send_error(x, 400, "invalid_config", fe.field, "%s", fe.message);
-    else
-        update(api, x, e, &rec, REPLY_CONFIG);
-    rd_proxy_rec_free(&rec);
+    /* Secrets sent back redacted are those of the permanent document. */
+    apply_doc(api, x, e, body, e->rec.config_json, ttl_s);
     json_object_put(body);
+}
+
+/* PATCH: each top-level block of the body replaces that block of the
+ * current document (null removes it); the others are kept. With ttl_s the
+ * current document is the one running (a temporary one stacks), without it
+ * the permanent one. */
+static void patch_config(struct rd_api *api, struct rd_http_exch *x, const char *param)
+{
+    struct rd_proxy_entry *e = find_or_404(api, x, param);
+    if (e == NULL)
+        return;
+    long long ttl_s = ttl_param(x);
+    if (ttl_s < 0)
+        return;
+    struct json_object *body = rd_api_body_object(x);
+    if (body == NULL)
+        return;
+    const char *base = ttl_s > 0 && e->temp_config ? e->temp_config : e->rec.config_json;
+    struct json_object *doc = parse_or(base, json_object_new_object());
+    json_object_object_foreach(body, key, v)
+    {
+        if (v == NULL)
+            json_object_object_del(doc, key);
+        else
+            json_object_object_add(doc, key, json_object_get(v));
+    }
+    apply_doc(api, x, e, doc, base, ttl_s);
+    json_object_put(doc);
+    json_object_put(body);
+}
+
+/* Simulated outcomes by type and the retry audit (proxy/failstats.h). */
+static void get_failures(struct rd_api *api, struct rd_http_exch *x, const char *param)
+{
+    struct rd_proxy_entry *e = find_or_404(api, x, param);
+    if (e)
+        rd_api_send_json(x, 200, rd_failstats_json(e->failstats, e->rec.id));
 }
 
 /* Token and cost totals by model since the proxy was loaded (proxy/usage.h). */
@@ -537,6 +643,8 @@ const struct rd_api_route rd_api_proxy_routes[] = {
     {"POST", "/api/v1/proxies/{id}/stop", stop_proxy, true},
     {"GET", "/api/v1/proxies/{id}/config", get_config, true},
     {"PUT", "/api/v1/proxies/{id}/config", put_config, true},
+    {"PATCH", "/api/v1/proxies/{id}/config", patch_config, true},
+    {"GET", "/api/v1/proxies/{id}/failures", get_failures, true},
     {"GET", "/api/v1/proxies/{id}/usage", get_usage, true},
 };
 const size_t rd_api_proxy_nroutes = sizeof rd_api_proxy_routes / sizeof rd_api_proxy_routes[0];

@@ -82,6 +82,7 @@ static const char *check_aws_region(const char *s, size_t len);
 static const char *check_aws_secret(const char *s, size_t len);
 static int rule_rates_sum(struct ctx *c, struct json_object *obj);
 static int rule_allowlist(struct ctx *c, struct json_object *obj);
+static int rule_min_max(struct ctx *c, struct json_object *obj);
 
 /* limits: the one block the engine reads today. One list generates both the
  * schema rows and the struct rd_limits slots, so they cannot drift apart. */
@@ -194,6 +195,12 @@ static const struct field aws_fields[] = {
     END,
 };
 
+/* response_delay (stages/response_delay.c): a uniform delay in [min_ms, max_ms]. */
+#define DELAY_MAX INT64_C(600000)
+static const struct field response_delay_fields[] = {
+    BOOL("enabled"), INT("min_ms", 0, DELAY_MAX), INT("max_ms", 0, DELAY_MAX), BOOL("cache_only"), END,
+};
+
 /* failure: how simulated outcomes show (proxy/failure.h). */
 static const struct field failure_fields[] = {BOOL("reveal"), BOOL("request_overrides"), END};
 
@@ -207,6 +214,7 @@ static const struct field blocks[] = {
      .key_ok = is_status_rate_key, .keys_desc = "\"<status>_rate\" with a status from 400 to 599",
      .rule = rule_rates_sum},
     OBJ("rate_limiting", ratelimit_fields),
+    {.name = "response_delay", .type = T_OBJECT, .members = response_delay_fields, .rule = rule_min_max},
     {.name = "ip_filtering", .type = T_OBJECT, .members = ipfilter_fields, .rule = rule_allowlist},
     OBJ("cache_ttl", cache_ttl_fields),
     OBJ("memory_limits", memory_fields),
@@ -456,6 +464,18 @@ static int check_value(struct ctx *c, const struct field *f, struct json_object 
 /* One random draw picks at most one outcome per request, so the
  * probabilities of the outcomes of a block (its *_rate members) must add up
  * to at most 1. */
+/* response_delay: an empty range is a mistake, not "no delay". */
+static int rule_min_max(struct ctx *c, struct json_object *obj)
+{
+    struct json_object *lo = rd_json_get(obj, "min_ms"), *hi = rd_json_get(obj, "max_ms");
+    if (lo == NULL || hi == NULL || json_object_get_int64(lo) <= json_object_get_int64(hi))
+        return 0;
+    size_t mark = path_push_key(c, "max_ms");
+    int rc = fail(c, "must be at least min_ms (%" PRId64 ")", json_object_get_int64(lo));
+    path_pop(c, mark);
+    return rc;
+}
+
 static int rule_rates_sum(struct ctx *c, struct json_object *obj)
 {
     double sum = 0;

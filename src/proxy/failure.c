@@ -25,6 +25,11 @@ void rd_req_rng(const struct rd_req *req, uint64_t label, struct rd_rng *out)
 void rd_req_simulated(struct rd_req *req, enum rd_failure type)
 {
     req->failure = type;
+    /* Counted once per request and type, however many times a stage says so. */
+    uint32_t bit = (uint32_t)1 << ((unsigned)type & 31u);
+    if (req->snap->failstats && !(req->failures_seen & bit))
+        rd_failstats_count(req->snap->failstats, req->env->index, (int)type);
+    req->failures_seen |= bit;
     if (req->snap->failure.reveal)
         rd_hdrs_add_ref(&req->add_hdrs, "X-Rubberduck-Failure", rd_failure_name(type));
 }

@@ -108,14 +108,20 @@ static struct rd_proxy_entry *entry_new(struct rd_manager *m, struct rd_proxy_re
     e->status = RD_PROXY_STOPPED;
     e->goal = RD_PROXY_GOAL_STOPPED;
     e->usage = rd_proxy_usage_new((unsigned)m->nworkers, rd_time_wall_ms());
+    e->failstats = rd_failstats_new((unsigned)m->nworkers, rd_time_wall_ms());
     uv_timer_init(m->loop, &e->kick);
     e->kick.data = e;
+    uv_timer_init(m->loop, &e->temp_timer);
+    e->temp_timer.data = e;
+    e->open_handles = 2;
     return e;
 }
 
 static void on_entry_closed(uv_handle_t *h)
 {
     struct rd_proxy_entry *e = h->data;
+    if (--e->open_handles > 0)
+        return;
     /* Waiters left here are calls whose answer no longer matters (the
      * process is exiting; their connections are gone). */
     while (e->waiters) {
@@ -126,6 +132,8 @@ static void on_entry_closed(uv_handle_t *h)
     rd_proxy_rec_free(&e->rec);
     rd_proxy_rt_unref(e->rt);
     rd_proxy_usage_unref(e->usage);
+    rd_failstats_unref(e->failstats);
+    free(e->temp_config);
     free(e->live_bind);
     free(e);
 }
@@ -134,6 +142,7 @@ static void on_entry_closed(uv_handle_t *h)
 static void entry_free(struct rd_proxy_entry *e)
 {
     uv_close((uv_handle_t *)&e->kick, on_entry_closed);
+    uv_close((uv_handle_t *)&e->temp_timer, on_entry_closed);
 }
 
 /* Runs the driver on the next loop turn, so no callback fires inside a call
@@ -330,19 +339,33 @@ static int bind_all(struct rd_manager *m, const struct rd_proxy_rec *rec, int *f
     return 0;
 }
 
+/* The snapshot e runs: its record, with the temporary configuration in
+ * place of the permanent one while there is one, sharing e's counters. */
+static struct rd_proxy_snap *build_snap(struct rd_manager *m, struct rd_proxy_entry *e, const char **why)
+{
+    struct rd_proxy_rec r = e->rec; /* borrowed fields: snap_new copies what it keeps */
+    if (e->temp_config)
+        r.config_json = e->temp_config;
+    struct rd_proxy_snap *snap = rd_proxy_snap_new(&r, m->header_timeout_ms, why);
+    if (snap) {
+        snap->usage = rd_proxy_usage_ref(e->usage);
+        snap->failstats = rd_failstats_ref(e->failstats);
+    }
+    return snap;
+}
+
 /* STOPPED, ERROR or the end of a move -> RUNNING, or ERROR with err filled. */
 static int start_entry(struct rd_manager *m, struct rd_proxy_entry *e, struct rd_mgr_err *err)
 {
     const char *why = NULL;
     int rc = 0;
     int *fds = NULL;
-    struct rd_proxy_snap *snap = rd_proxy_snap_new(&e->rec, m->header_timeout_ms, &why);
+    struct rd_proxy_snap *snap = build_snap(m, e, &why);
     if (snap == NULL) {
         set_err(err, 409, "start_failed", NULL, "cannot start proxy '%s': %s", e->rec.name, why);
         rc = RD_EINVAL;
         goto out;
     }
-    snap->usage = rd_proxy_usage_ref(e->usage);
     fds = rd_calloc((size_t)m->nworkers, sizeof *fds);
     rc = bind_all(m, &e->rec, fds);
     if (rc < 0) {
@@ -605,6 +628,7 @@ void rd_manager_start(struct rd_manager *m, struct rd_proxy_entry *e, rd_manager
 void rd_manager_stop(struct rd_manager *m, struct rd_proxy_entry *e, enum rd_http_stop_mode mode,
                      uint64_t timeout_ms, bool persist_state, rd_manager_done_fn done, void *ud)
 {
+    rd_manager_end_temp(m, e); /* a stop (restart, shutdown) ends a chaos run */
     if (e->goal != RD_PROXY_GOAL_DELETED)
         e->goal = RD_PROXY_GOAL_STOPPED;
     if (persist_state)
@@ -640,11 +664,9 @@ int rd_manager_update(struct rd_manager *m, struct rd_proxy_entry *e, struct rd_
      * next request; a move or a later start builds its own snapshot. */
     if (e->rt) {
         const char *why = NULL;
-        struct rd_proxy_snap *snap = rd_proxy_snap_new(&e->rec, m->header_timeout_ms, &why);
-        if (snap) {
-            snap->usage = rd_proxy_usage_ref(e->usage);
+        struct rd_proxy_snap *snap = build_snap(m, e, &why);
+        if (snap)
             rd_proxy_rt_swap(e->rt, snap);
-        }
     }
     /* A proxy that failed to start gets another chance on its new address. */
     if (e->status == RD_PROXY_ERROR && moved && e->goal == RD_PROXY_GOAL_STOPPED && e->stop == RD_PROXY_STOP_NONE)
@@ -656,10 +678,68 @@ int rd_manager_update(struct rd_manager *m, struct rd_proxy_entry *e, struct rd_
 
 void rd_manager_delete(struct rd_manager *m, struct rd_proxy_entry *e, rd_manager_done_fn done, void *ud)
 {
+    rd_manager_end_temp(m, e);
     e->goal = RD_PROXY_GOAL_DELETED;
     request_stop(m, e, RD_HTTP_STOP_FORCE, 0);
     add_waiter(e, RD_MGR_OP_DELETE, done, ud);
     kick(e);
+}
+
+/* ---- temporary configuration ---- */
+
+static void on_temp_expired(uv_timer_t *t)
+{
+    struct rd_proxy_entry *e = t->data;
+    rd_manager_end_temp(e->m, e);
+}
+
+int rd_manager_set_temp(struct rd_manager *m, struct rd_proxy_entry *e, char *config_json, uint64_t ttl_ms,
+                        struct rd_mgr_err *err)
+{
+    if (e->rt == NULL || e->status != RD_PROXY_RUNNING || e->goal != RD_PROXY_GOAL_RUNNING ||
+        e->stop != RD_PROXY_STOP_NONE) {
+        set_err(err, 409, "not_running", NULL,
+                "proxy '%s' is %s: a temporary configuration applies to a running proxy (a stop ends it)",
+                e->rec.name, rd_proxy_status_name(e));
+        return RD_ECONFLICT;
+    }
+    char *old = e->temp_config;
+    e->temp_config = config_json;
+    const char *why = NULL;
+    struct rd_proxy_snap *snap = build_snap(m, e, &why);
+    if (snap == NULL) {
+        e->temp_config = old;
+        set_err(err, 400, "invalid_config", NULL, "the configuration cannot run: %s", why);
+        return RD_EINVAL;
+    }
+    free(old);
+    rd_proxy_rt_swap(e->rt, snap);
+    e->temp_until_ms = rd_time_wall_ms() + (int64_t)ttl_ms;
+    /* Not a reason to keep the loop alive: shutdown stops the proxies,
+     * which ends it, and the entry's close releases the handle. */
+    uv_timer_start(&e->temp_timer, on_temp_expired, ttl_ms, 0);
+    uv_unref((uv_handle_t *)&e->temp_timer);
+    rd_info("proxy %s: temporary configuration for %llu s", e->rec.name, (unsigned long long)(ttl_ms / 1000u));
+    return 0;
+}
+
+void rd_manager_end_temp(struct rd_manager *m, struct rd_proxy_entry *e)
+{
+    if (e->temp_config == NULL)
+        return;
+    uv_timer_stop(&e->temp_timer);
+    free(e->temp_config);
+    e->temp_config = NULL;
+    e->temp_until_ms = 0;
+    rd_info("proxy %s: temporary configuration ended, the permanent one runs", e->rec.name);
+    if (e->rt) {
+        const char *why = NULL;
+        struct rd_proxy_snap *snap = build_snap(m, e, &why);
+        if (snap)
+            rd_proxy_rt_swap(e->rt, snap);
+        else /* the permanent document was accepted when stored: not expected */
+            rd_error("proxy %s: cannot rebuild the permanent configuration: %s", e->rec.name, why);
+    }
 }
 
 /* ---- shutdown ---- */

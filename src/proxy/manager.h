@@ -74,6 +74,14 @@ struct rd_proxy_entry {
     struct rd_waiter *waiters; /* owned list, in arrival order */
     uv_timer_t kick;           /* runs the driver on the next loop turn */
     struct rd_proxy_usage *usage; /* totals since the entry was loaded or created; every snapshot holds a reference */
+    struct rd_failstats *failstats; /* simulated outcomes and retry audit, like usage */
+    /* A temporary configuration (PUT/PATCH .../config?ttl_s=N): the document
+     * the running snapshot is built from instead of rec.config_json until
+     * temp_timer fires. In memory only: a restart runs the permanent one. */
+    char *temp_config;     /* owned, sealed like rec.config_json; NULL when none */
+    int64_t temp_until_ms; /* wall clock at which it reverts */
+    uv_timer_t temp_timer;
+    int open_handles;      /* kick and temp_timer: the entry is freed when both are closed */
 };
 
 struct rd_manager {
@@ -138,6 +146,20 @@ void rd_manager_stop(struct rd_manager *m, struct rd_proxy_entry *e, enum rd_htt
  * on its new address only; a stopping one has stopped). */
 int rd_manager_update(struct rd_manager *m, struct rd_proxy_entry *e, struct rd_proxy_rec *rec,
                       struct rd_mgr_err *err, rd_manager_done_fn done, void *ud);
+/* Runs config_json (a validated, sealed document; taken over on success)
+ * instead of the permanent configuration for ttl_ms, then reverts to the
+ * permanent one by itself. A second call replaces the first (new document,
+ * new deadline; it still reverts to the permanent one). Only for a running
+ * proxy: returns 0, or a negative code with err filled (409 not_running,
+ * 400 if the document does not build). The change applies to the next
+ * request, before the call returns. */
+int rd_manager_set_temp(struct rd_manager *m, struct rd_proxy_entry *e, char *config_json, uint64_t ttl_ms,
+                        struct rd_mgr_err *err);
+/* Ends the temporary configuration now, if there is one: the running
+ * snapshot is rebuilt from the permanent one. Stops, deletes and shutdown
+ * call it; the API calls it after a permanent configuration change. */
+void rd_manager_end_temp(struct rd_manager *m, struct rd_proxy_entry *e);
+
 /* Force-stops (escalating a stop in progress) and deletes; the entry
  * disappears from rd_manager_find at once and is freed after done fired. */
 void rd_manager_delete(struct rd_manager *m, struct rd_proxy_entry *e, rd_manager_done_fn done, void *ud);

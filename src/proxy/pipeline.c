@@ -14,6 +14,7 @@
  * (cache, record, ...): until then it is never in a run list. */
 static const struct rd_stage *const table[RD_STAGE_COUNT] = {
     [RD_STAGE_UPSTREAM] = &rd_stage_upstream,
+    [RD_STAGE_RESPONSE_DELAY] = &rd_stage_response_delay,
 };
 
 const struct rd_stage *rd_stage_get(enum rd_stage_id id)

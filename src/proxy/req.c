@@ -293,6 +293,27 @@ void rd_req_fail(struct rd_req *req, int status, const char *message)
     rd_req_fail_spec(req, &e);
 }
 
+/* The retry audit (proxy/retry_audit.h): a simulated outcome whose
+ * response carries Retry-After (from the error spec, a stage's added
+ * headers or a configured rate-limit response) tells this client when to
+ * come back. Only integer seconds are read (an HTTP-date is not audited). */
+static void note_retry_after(struct rd_req *req)
+{
+    if (req->failure == RD_FAIL_NONE || req->snap->failstats == NULL || req->x == NULL)
+        return;
+    const char *v = rd_hdrs_get(&req->resp_hdrs, "retry-after");
+    if (v == NULL)
+        return;
+    char *end = NULL;
+    long long s = strtoll(v, &end, 10);
+    if (end == v || *end != '\0' || s < 0 || s > 86400LL * 365)
+        return;
+    req->retry_advertised = true;
+    req->retry_after_ms = (uint64_t)s * 1000u;
+    uint64_t key = rd_failstats_client_key(req->client_ip, &req->x->req->headers);
+    rd_retry_audit_note(rd_failstats_audit(req->snap->failstats), key, rd_req_now_us() / 1000u, req->retry_after_ms);
+}
+
 void rd_req_fail_spec(struct rd_req *req, const struct rd_error_spec *spec)
 {
     struct rd_http_exch *x = req->x;
@@ -317,6 +338,7 @@ void rd_req_fail_spec(struct rd_req *req, const struct rd_error_spec *spec)
         rd_hdrs_add_refn(&req->resp_hdrs, h->name, h->name_len, h->value, h->value_len);
     }
     rd_pipeline_head(req, e.status, &req->resp_hdrs);
+    note_retry_after(req);
     int status = e.status;
     req->status_sent = status;
     req->bytes_out = body.len;
@@ -378,6 +400,12 @@ void rd_req_handle(struct rd_req_env *env, struct rd_http_exch *x, struct rd_pro
     x->user = req;
     rd_http_set_callbacks(x, on_drain, on_gone, req);
     classify(req);
+    /* The retry audit settles this client's advertised retry, if it has
+     * one: a relaxed load when nobody has one. */
+    if (snap->failstats && rd_retry_audit_pending(rd_failstats_audit(snap->failstats)))
+        (void)rd_retry_audit_arrive(rd_failstats_audit(snap->failstats),
+                                    rd_failstats_client_key(req->client_ip, &x->req->headers),
+                                    rd_req_now_us() / 1000u);
     if (snap->pipeline.active)
         req->seq = atomic_fetch_add_explicit(&snap->req_seq, 1, memory_order_relaxed) + 1;
     rd_pipeline_start(req);

@@ -165,10 +165,15 @@ struct rd_req {
     uint64_t bytes_in;   /* request body bytes */
     uint64_t bytes_out;  /* response body bytes relayed */
     int err;             /* source error (RD_E*) or 0 */
+    /* A simulated outcome was sent with Retry-After: retry_after_ms from the
+     * moment it was sent (noted in the proxy's retry audit). */
+    bool retry_advertised;
+    uint64_t retry_after_ms;
 
     /* what later stages attach */
     enum rd_req_cache cache;
     enum rd_failure failure; /* the simulated outcome, RD_FAIL_NONE for none */
+    uint32_t failures_seen;  /* bit (1 << type) of every outcome simulated: each counted once (failstats.h) */
     struct rd_fault_plan plan; /* decided by scenario / overrides, carried out by later stages */
     struct rd_usage usage; /* from the body or the stream events */
     char trace_id[33];     /* W3C trace id (observability issue); "" until set */

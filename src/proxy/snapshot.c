@@ -102,6 +102,7 @@ void rd_proxy_snap_unref(struct rd_proxy_snap *s)
     rd_pipeline_free(&s->pipeline);
     json_object_put(s->config);
     rd_proxy_usage_unref(s->usage);
+    rd_failstats_unref(s->failstats);
     free(s);
 }
 

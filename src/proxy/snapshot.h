@@ -13,6 +13,7 @@
 
 #include "providers/provider.h"
 #include "proxy/config.h"
+#include "proxy/failstats.h"
 #include "proxy/failure.h"
 #include "proxy/pipeline.h"
 #include "proxy/usage.h"
@@ -49,6 +50,9 @@ struct rd_proxy_snap {
      * creation; NULL when built outside a manager): requests add to it as
      * they are released. */
     struct rd_proxy_usage *usage;
+    /* The proxy's simulated-outcome counts and retry audit (one reference,
+     * set like usage; NULL outside a manager). */
+    struct rd_failstats *failstats;
 };
 
 /* Builds a snapshot from a record (borrowed; everything kept is copied).

@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "http/server.h"
+#include "proxy/failure.h"
 #include "proxy/req.h"
 #include "proxy/snapshot.h"
 #include "upstream/upstream.h"
@@ -535,6 +536,117 @@ static void test_pool_reuse_is_clean(void **state)
     fx_free(&fx);
 }
 
+/* ---- the retry audit's hooks (rd_req_fail_spec notes, rd_req_handle settles) ---- */
+
+/* A stand-in for a failure stage: answers 429 with the Retry-After of
+ * test_retry_after_s (-1: none in the spec, but one among the added
+ * headers when test_added_header), or lets the request through. */
+static int test_retry_after_s = -1;
+static bool test_added_header, test_let_through;
+
+static enum rd_stage_rc limit_run(struct rd_req *req, const void *state)
+{
+    (void)state;
+    if (test_let_through)
+        return RD_STAGE_NEXT;
+    if (test_added_header)
+        rd_hdrs_add_ref(&req->add_hdrs, "Retry-After", "3");
+    struct rd_error_spec e = {.status = 429, .message = "slow down", .retry_after_s = test_retry_after_s};
+    rd_req_simulate_error(req, RD_FAIL_RATE_LIMITED, &e);
+    return RD_STAGE_DONE;
+}
+
+static const struct rd_stage limit_stage = {.name = "test_limit", .run = limit_run};
+
+static struct json_object *audit_of(struct rd_failstats *fs)
+{
+    struct json_object *j = rd_failstats_json(fs, 1);
+    struct json_object *a = json_object_get(json_object_object_get(j, "retry_audit"));
+    json_object_put(j);
+    return a;
+}
+
+static int64_t audit_n(struct rd_failstats *fs, const char *what)
+{
+    struct json_object *a = audit_of(fs);
+    int64_t n = json_object_get_int64(json_object_object_get(a, what));
+    json_object_put(a);
+    return n;
+}
+
+static void one_request(struct fx *fx, const char *auth)
+{
+    struct fake f;
+    fake_init(&f, "POST", "/v1/chat/completions", "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+    if (auth)
+        rd_hdrs_add_ref(&f.req.headers, "Authorization", auth);
+    int n = fx->seen.n;
+    rd_req_handle(&fx->env, &f.x, fx->snap);
+    run_until_seen(fx, n + 1);
+    fake_free(&f);
+}
+
+static void test_retry_audit_hooks(void **state)
+{
+    (void)state;
+    struct fx fx;
+    struct rd_proxy_snap *snap = snap_for("openai", "emulator", NULL);
+    struct rd_failstats *fs = rd_failstats_new(1, 0);
+    snap->failstats = rd_failstats_ref(fs);
+    /* The test's stage runs before the upstream one. */
+    snap->pipeline.run[1] = snap->pipeline.run[0];
+    snap->pipeline.run[0] = (struct rd_pipeline_step){&limit_stage, NULL};
+    snap->pipeline.n = 2;
+    fx_init(&fx, snap);
+
+    test_retry_after_s = 2;
+    one_request(&fx, "Bearer sk-a"); /* 429, Retry-After: 2 */
+    assert_int_equal(fx.seen.status_sent, 429);
+    assert_int_equal(audit_n(fs, "advertised"), 1);
+    one_request(&fx, "Bearer sk-b"); /* another client: its own advertisement, no retry */
+    assert_int_equal(audit_n(fs, "advertised"), 2);
+    assert_int_equal(audit_n(fs, "retries_total"), 0);
+    one_request(&fx, "Bearer sk-a"); /* sk-a back at once: early, and told again */
+    assert_int_equal(audit_n(fs, "retries_total"), 1);
+    assert_int_equal(audit_n(fs, "early_retries"), 1);
+    assert_true(audit_n(fs, "earliest_retry_ms_before") > 1000);
+
+    test_let_through = true; /* a plain answer advertises nothing */
+    one_request(&fx, "Bearer sk-b");
+    assert_int_equal(fx.seen.status_sent, 200);
+    assert_int_equal(audit_n(fs, "early_retries"), 2);
+    one_request(&fx, "Bearer sk-b"); /* settled: no retry any more */
+    assert_int_equal(audit_n(fs, "retries_total"), 2);
+
+    test_let_through = false;
+    test_retry_after_s = 0; /* Retry-After: 0: coming back at once honours it */
+    one_request(&fx, NULL);
+    test_let_through = true;
+    one_request(&fx, NULL);
+    assert_int_equal(audit_n(fs, "honoured"), 1);
+
+    /* Retry-After from the stage's added headers (a configured rate-limit
+     * response) counts as well; no Retry-After at all notes nothing. */
+    test_let_through = false;
+    test_retry_after_s = -1;
+    test_added_header = true;
+    one_request(&fx, "Bearer sk-c");
+    assert_int_equal(audit_n(fs, "advertised"), 5);
+    test_added_header = false;
+    one_request(&fx, "Bearer sk-d");
+    assert_int_equal(audit_n(fs, "advertised"), 5);
+    test_let_through = true;
+    one_request(&fx, "Bearer sk-c");
+    assert_int_equal(audit_n(fs, "early_retries"), 3);
+
+    struct json_object *j = rd_failstats_json(fs, 1);
+    assert_int_equal(json_object_get_int64(json_object_object_get(json_object_object_get(j, "failures"), "rate_limited")), 6);
+    json_object_put(j);
+    test_let_through = false;
+    fx_free(&fx);
+    rd_failstats_unref(fs);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1)
@@ -548,6 +660,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_upstream_refused_generic_502),
         cmocka_unit_test(test_server_error_is_a_request),
         cmocka_unit_test(test_pool_reuse_is_clean),
+        cmocka_unit_test(test_retry_audit_hooks),
         cmocka_unit_test(test_vertex_claude_speaks_anthropic),
         cmocka_unit_test(test_vertex_claude_upstream_error),
     };

@@ -8,4 +8,15 @@
  * relays the answer (proxy/forward.c). Always configured; always DONE. */
 extern const struct rd_stage rd_stage_upstream;
 
+/* response_delay (stages/response_delay.c): compiled state only, no run. */
+extern const struct rd_stage rd_stage_response_delay;
+/* If req's proxy has a response delay for this request (all of them, or
+ * cache hits only with cache_only), draws it, adds X-Response-Delay-Ms
+ * (unless failure.reveal is false), records "delayed" and suspends req; then(req) runs once the delay is
+ * over (never if the client left first: the request is released). Returns
+ * false, having done nothing else than the header for a 0 ms draw, when
+ * the caller goes on at once. For a stage about to answer or to hand req to
+ * its source. Worker loop. */
+bool rd_response_delay_hold(struct rd_req *req, void (*then)(struct rd_req *req));
+
 #endif
