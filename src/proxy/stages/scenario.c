@@ -386,7 +386,7 @@ __attribute__((format(printf, 3, 4))) static int perr(struct fault_parse *fp, si
 {
     char where[48] = "";
     if (pos > 0 && fp->nfields > 1)
-        snprintf(where, sizeof where, " (header line %zu, position %zu)", fp->field, pos);
+        snprintf(where, sizeof where, " (line %zu, position %zu)", fp->field, pos);
     else if (pos > 0)
         snprintf(where, sizeof where, " (position %zu)", pos);
     char what[224];
@@ -394,7 +394,7 @@ __attribute__((format(printf, 3, 4))) static int perr(struct fault_parse *fp, si
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    snprintf(fp->msg, fp->cap, "Invalid " RD_FAULT_HEADER " header: %s%s.", what, where);
+    snprintf(fp->msg, fp->cap, "Invalid " RD_FAULT_HEADER " header%s: %s.", where, what);
     return RD_EINVAL;
 }
 
