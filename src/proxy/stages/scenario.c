@@ -613,7 +613,7 @@ static enum rd_stage_rc run(struct rd_req *req, const void *state)
 {
     const struct state *st = state;
     const struct rd_hdrs *hdrs = &req->x->req->headers;
-    struct rd_fault_plan override;
+    struct rd_fault_plan override = {0};
     int have_override = 0;
     if (st->overrides) {
         /* Read first: a request refused for its header is no request a
@@ -625,7 +625,7 @@ static enum rd_stage_rc run(struct rd_req *req, const void *state)
             return RD_STAGE_DONE;
         }
     }
-    struct rd_fault_plan plan;
+    struct rd_fault_plan plan = {0};
     const struct rd_scenario_input in = {.method = req->method, .path = req->path, .model = req->model,
                                          .headers = hdrs};
     bool matched = rd_scenario_match(st->set, &in, &plan) >= 0;
