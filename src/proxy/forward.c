@@ -206,7 +206,8 @@ static const struct rd_source_cbs source_cbs = {.on_head = on_head, .on_data = o
 static bool is_rubberduck_header(const struct rd_hdr *h)
 {
     static const char prefix[] = "x-rubberduck-";
-    return h->name_len >= sizeof prefix - 1 && strncasecmp(h->name, prefix, sizeof prefix - 1) == 0;
+    return h->name_len >= sizeof prefix - 1 && (h->name[0] | 0x20) == 'x' &&
+           strncasecmp(h->name, prefix, sizeof prefix - 1) == 0;
 }
 
 static bool skip_request_header(const struct rd_hdrs *in, bool conn_lists, const struct rd_hdr *h)

@@ -141,6 +141,32 @@ describe('scenario list', () => {
     assert.equal(models.status, 200);
   });
 
+  test('the Anthropic SDK retries a scripted 529 (nth 1) and gets the 2nd attempt', async () => {
+    const port = await freePort();
+    await srv.createProxy({
+      name: 'scn-anthropic-retry',
+      provider: 'anthropic',
+      upstream_url: 'emulator',
+      port,
+      config: { scenario: [{ match: { nth: 1 }, respond: { status: 529 } }] },
+    });
+    const statuses = [];
+    const ai = new Anthropic({
+      baseURL: `http://127.0.0.1:${port}`,
+      apiKey: 'sk-ant-test',
+      maxRetries: 1,
+      timeout: 10000,
+      fetch: async (url, init) => {
+        const r = await fetch(url, init);
+        statuses.push(r.status);
+        return r;
+      },
+    });
+    const msg = await ai.messages.create({ model: 'claude-haiku-4-5', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] });
+    assert.equal(msg.type, 'message');
+    assert.deepEqual(statuses, [529, 200]);
+  });
+
   test('Bedrock and Gemini SDKs get their native errors', async () => {
     const brPort = await freePort();
     await srv.createProxy({
@@ -279,6 +305,15 @@ describe('scenario list', () => {
     // header names case-insensitive; the first entry wins over the later ones
     assert.equal(await status('/v1/chat/completions', chat('gpt-4o-mini'), { 'x-test-case': 'boom' }), 500);
     assert.equal(await status('/v1/chat/completions', chat('gpt-4o-mini'), { 'x-test-case': 'Boom' }), 429);
+  });
+
+  test('failure.reveal false: the scripted error carries nothing that tells it from the provider\'s', async () => {
+    const p = await openaiProxy('scn-hidden', { failure: { reveal: false }, scenario: [{ respond: { status: 503 } }] });
+    const r = await post(p.base, '/v1/chat/completions', chat());
+    assert.equal(r.status, 503);
+    assert.equal(r.headers['retry-after'], '1');
+    assert.equal(r.headers['x-rubberduck-failure'], undefined);
+    assert.deepEqual(Object.keys(r.headers).filter((h) => /rubberduck/i.test(h)), []);
   });
 
   test('a configuration PUT starts nth again', async () => {
