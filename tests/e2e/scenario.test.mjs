@@ -27,7 +27,7 @@ const chat = (model = 'gpt-4o') => ({ model, messages: [{ role: 'user', content:
 let srv;
 let up;
 before(async () => {
-  srv = await startServer({ workers: 2 });
+  srv = await startServer({ workers: 2, args: ['--log-level', 'debug'] });
   up = await startUpstream(reply.json(COMPLETION));
 });
 after(async () => {
@@ -323,6 +323,8 @@ describe('scenario list', () => {
     assert.deepEqual([await s(), await s(), await s()], [503, 200, 200]);
     await srv.putConfig(p.id, doc);
     assert.deepEqual([await s(), await s()], [503, 200]);
+    // the debug log names the entry that decided
+    await srv.waitForStderr(/proxy scn-reset: req_[0-9a-f]+: scenario\[0\]: status 503/);
   });
 
   test('with 2 workers, nth counts the proxy\'s requests, not a worker\'s', async () => {

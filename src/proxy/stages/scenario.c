@@ -17,6 +17,7 @@
 #include "proxy/stages/stages.h"
 #include "util/err.h"
 #include "util/json.h"
+#include "util/log.h"
 #include "util/mem.h"
 
 #define DEFAULT_AFTER_EVENTS 1u
@@ -628,11 +629,21 @@ static enum rd_stage_rc run(struct rd_req *req, const void *state)
     struct rd_fault_plan plan = {0};
     const struct rd_scenario_input in = {.method = req->method, .path = req->path, .model = req->model,
                                          .headers = hdrs};
-    bool matched = rd_scenario_match(st->set, &in, &plan) >= 0;
+    int entry = rd_scenario_match(st->set, &in, &plan);
     if (have_override) /* the request's own ask wins over the script */
         plan = override;
-    else if (!matched)
+    else if (entry < 0)
         return RD_STAGE_NEXT;
+    if (rd_log_enabled(RD_LOG_DEBUG)) {
+        char from[48];
+        if (have_override)
+            snprintf(from, sizeof from, RD_FAULT_HEADER);
+        else
+            snprintf(from, sizeof from, "scenario[%d]", entry);
+        rd_debug("proxy %s: %s: %s: status %d, delay %llu ms%s, stream fault %d after %u events", req->snap->name,
+                 rd_req_id(req), from, plan.status, (unsigned long long)plan.delay_ms, plan.hang ? ", hang" : "",
+                 (int)plan.stream_fault, plan.after_events);
+    }
     req->plan = plan;
     if (plan.hang) {
         rd_req_hang(req);
