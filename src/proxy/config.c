@@ -27,6 +27,7 @@ enum ftype {
     T_SIZE,   /* "10MB"-style string or integer byte count, in [min, max] bytes */
     T_OBJECT, /* members by name, plus keys accepted by key_ok checked against item */
     T_ARRAY,  /* at most max elements, each checked against item */
+    T_CUSTOM, /* any JSON value, checked by rule alone (a field of two shapes) */
 };
 
 struct ctx;
@@ -50,7 +51,7 @@ struct field {
     key_ok_fn key_ok;            /* T_OBJECT: which other keys are allowed */
     const char *keys_desc;       /* T_OBJECT with key_ok: those keys, for messages */
     bool unique;                 /* T_ARRAY: no element twice */
-    rule_fn rule;                /* T_OBJECT: cross-member rule run once the members pass */
+    rule_fn rule;                /* T_OBJECT: cross-member rule run once the members pass; T_CUSTOM: the check */
 };
 
 #define END {.name = NULL}
@@ -82,6 +83,12 @@ static const char *check_aws_region(const char *s, size_t len);
 static const char *check_aws_secret(const char *s, size_t len);
 static int rule_rates_sum(struct ctx *c, struct json_object *obj);
 static int rule_allowlist(struct ctx *c, struct json_object *obj);
+static int rule_nth(struct ctx *c, struct json_object *v);
+static int rule_respond(struct ctx *c, struct json_object *obj);
+static bool is_header_name(const char *s, size_t len);
+static bool is_header_name_key(const char *key);
+static const char *check_path_glob(const char *s, size_t len);
+static const char *check_method(const char *s, size_t len);
 static int rule_min_max(struct ctx *c, struct json_object *obj);
 
 /* limits: the one block the engine reads today. One list generates both the
@@ -204,11 +211,45 @@ static const struct field response_delay_fields[] = {
 /* failure: how simulated outcomes show (proxy/failure.h). */
 static const struct field failure_fields[] = {BOOL("reveal"), BOOL("request_overrides"), END};
 
+/* scenario: scripted outcomes, first matching entry wins
+ * (proxy/stages/scenario.h; the list's cap is RD_SCENARIO_MAX there). */
+#define SCENARIO_MAX 256
+#define SCENARIO_NTH_MAX 64
+static const char *const stream_fault_choices[] = {"cut", "stall", "error", "malformed", "duplicate", NULL};
+static const struct field scenario_match_fields[] = {
+    {.name = "nth", .type = T_CUSTOM, .rule = rule_nth},
+    {.name = "model", .type = T_STRING, .min = 1, .max = 256, .check = check_model_value},
+    {.name = "path", .type = T_STRING, .min = 1, .max = 1024, .check = check_path_glob},
+    {.name = "method", .type = T_STRING, .min = 1, .max = 16, .check = check_method},
+    {.name = "header", .type = T_OBJECT, .max = 16, .item = &header_value, .key_ok = is_header_name_key,
+     .keys_desc = "header names (HTTP tokens of at most 64 characters)"},
+    END,
+};
+static const struct field scenario_respond_fields[] = {
+    INT("status", 400, 599),
+    {.name = "message", .type = T_STRING, .min = 1, .max = 1024, .check = check_header_value},
+    INT("retry_after_s", 0, 86400),
+    INT("delay_ms", 0, 3600000),
+    BOOL("hang"),
+    ENUM("stream_fault", stream_fault_choices),
+    INT("after_events", 0, 1000000),
+    INT("stall_ms", 0, 3600000),
+    END,
+};
+static const struct field scenario_entry_fields[] = {
+    OBJ("match", scenario_match_fields),
+    {.name = "respond", .type = T_OBJECT, .required = true, .members = scenario_respond_fields,
+     .rule = rule_respond},
+    END,
+};
+static const struct field scenario_item = {.type = T_OBJECT, .members = scenario_entry_fields};
+
 static const struct field blocks[] = {
     OBJ("limits", limits_fields),
     /* seed: every random decision of the failure simulation (proxy/failure.h) */
     INT("seed", 0, SEED_MAX),
     OBJ("failure", failure_fields),
+    {.name = "scenario", .type = T_ARRAY, .max = SCENARIO_MAX, .item = &scenario_item},
     {.name = "timeout_config", .type = T_OBJECT, .members = timeout_fields, .rule = rule_rates_sum},
     {.name = "error_injection", .type = T_OBJECT, .max = 201, .members = error_fields, .item = &rate_value,
      .key_ok = is_status_rate_key, .keys_desc = "\"<status>_rate\" with a status from 400 to 599",
@@ -455,6 +496,7 @@ static int check_value(struct ctx *c, const struct field *f, struct json_object 
     case T_SIZE: return check_size(c, f, v);
     case T_OBJECT: return check_object(c, f, v);
     case T_ARRAY: return check_array(c, f, v);
+    case T_CUSTOM: return f->rule(c, v);
     }
     return fail(c, "has an unsupported schema type"); /* unreachable: the switch is exhaustive */
 }
@@ -506,6 +548,92 @@ static int rule_allowlist(struct ctx *c, struct json_object *obj)
     int rc = fail(c, "must list at least one entry when mode is \"allowlist\" (an empty allowlist blocks every client)");
     path_pop(c, mark);
     return rc;
+}
+
+/* scenario[i].match.nth: one request number or a list of them, from 1. */
+static int rule_nth(struct ctx *c, struct json_object *v)
+{
+    static const struct field n = INT(NULL, 1, SEED_MAX);
+    if (rd_json_is_int(v))
+        return int_in_range(&n, v) ? 0 : fail(c, "must be an integer between 1 and %" PRId64, n.max);
+    if (!json_object_is_type(v, json_type_array))
+        return fail(c, "must be a request number (from 1) or a list of request numbers");
+    size_t len = json_object_array_length(v);
+    if (len == 0 || len > SCENARIO_NTH_MAX)
+        return fail(c, "must list 1 to %d request numbers", SCENARIO_NTH_MAX);
+    for (size_t i = 0; i < len; i++) {
+        size_t mark = path_push(c, "[%zu]", i);
+        int rc = check_value(c, &n, json_object_array_get_idx(v, i));
+        path_pop(c, mark);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Fails naming member key of the object at the current path. */
+__attribute__((format(printf, 3, 4))) static int fail_member(struct ctx *c, const char *key, const char *fmt, ...)
+{
+    size_t mark = path_push_key(c, key);
+    char msg[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    int rc = fail(c, "%s", msg);
+    path_pop(c, mark);
+    return rc;
+}
+
+/* scenario[i].respond: one outcome the stages can carry out together. A
+ * hang never answers, so nothing else can happen to it; an error status is
+ * no stream, so it cannot carry a stream fault; the details of an outcome
+ * need the outcome. */
+static int rule_respond(struct ctx *c, struct json_object *obj)
+{
+    bool status = rd_json_get(obj, "status") != NULL;
+    bool delay = rd_json_get_int(obj, "delay_ms", 0) > 0;
+    bool hang = rd_json_get_bool(obj, "hang", false);
+    const char *sf = rd_json_get_str(obj, "stream_fault");
+    if (hang && (status || delay || sf))
+        return fail_member(c, "hang", "cannot be combined with status, delay_ms or stream_fault: a hanging request "
+                                      "never answers");
+    if (status && sf)
+        return fail_member(c, "stream_fault", "cannot be combined with status: an error response has no stream");
+    if (!status && rd_json_get(obj, "message"))
+        return fail_member(c, "message", "requires status");
+    if (!status && rd_json_get(obj, "retry_after_s"))
+        return fail_member(c, "retry_after_s", "requires status");
+    if (!sf && rd_json_get(obj, "after_events"))
+        return fail_member(c, "after_events", "requires stream_fault");
+    if ((!sf || strcmp(sf, "stall") != 0) && rd_json_get(obj, "stall_ms"))
+        return fail_member(c, "stall_ms", "requires stream_fault \"stall\"");
+    if (!status && !delay && !hang && !sf)
+        return fail(c, "must ask for an outcome: status, delay_ms (above 0), hang or stream_fault");
+    return 0;
+}
+
+/* scenario[i].match.header: names are matched case-insensitively. */
+static bool is_header_name_key(const char *key)
+{
+    return is_header_name(key, strlen(key));
+}
+
+/* A path glob: matched against the request path (without the query), so
+ * it starts like one (or with '*'); no spaces or control characters. */
+static const char *check_path_glob(const char *s, size_t len)
+{
+    if (s[0] != '/' && s[0] != '*')
+        return "must start with '/' or '*' (it is matched against the request path, e.g. \"/v1/chat/*\")";
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f)
+            return "must not contain spaces or control characters";
+    return NULL;
+}
+
+static const char *check_method(const char *s, size_t len)
+{
+    return rd_http_is_token(s, len) ? NULL : "must be an HTTP method such as \"POST\"";
 }
 
 /* "<status>_rate" with a status from 400 to 599, e.g. "429_rate". */

@@ -1,6 +1,7 @@
 /* See failure.h. */
 #include "proxy/failure.h"
 
+#include "http/server.h"
 #include "proxy/req.h"
 #include "util/json.h"
 #include "util/log.h"
@@ -45,4 +46,25 @@ void rd_req_hang(struct rd_req *req)
 {
     rd_req_simulated(req, RD_FAIL_HANG);
     rd_req_hold(req);
+}
+
+const char *rd_failure_message(int status)
+{
+    switch (status) {
+    case 400: return "The request is invalid.";
+    case 401: return "Invalid authentication credentials.";
+    case 403: return "You are not allowed to make this request.";
+    case 404: return "The requested resource was not found.";
+    case 408: return "The request timed out.";
+    case 409: return "The request conflicts with the current state of the resource.";
+    case 413: return "The request is too large.";
+    case 422: return "The request could not be processed.";
+    case 429: return "Rate limit reached for requests. Please try again later.";
+    case 500: return "The server had an error while processing your request.";
+    case 502: return "Bad gateway.";
+    case 503: return "The server is overloaded or not ready yet.";
+    case 504: return "The server did not answer in time.";
+    case 529: return "Overloaded";
+    default: return rd_http_reason(status);
+    }
 }

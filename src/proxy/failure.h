@@ -45,4 +45,8 @@ void rd_req_simulate_error(struct rd_req *req, enum rd_failure type, const struc
  * the client's disconnect or a forced stop releases it. */
 void rd_req_hang(struct rd_req *req);
 
+/* The message of a simulated error with the given status when the
+ * configuration names none: close to what the providers say (static). */
+const char *rd_failure_message(int status);
+
 #endif

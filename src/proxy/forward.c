@@ -200,9 +200,19 @@ static const struct rd_source_cbs source_cbs = {.on_head = on_head, .on_data = o
 
 /* ---- start ---- */
 
+/* X-Rubberduck-* fields are addressed to the proxy (X-Rubberduck-Fault, ...):
+ * never forwarded, whether or not the proxy honours them, so a test's
+ * instructions never reach a real provider. */
+static bool is_rubberduck_header(const struct rd_hdr *h)
+{
+    static const char prefix[] = "x-rubberduck-";
+    return h->name_len >= sizeof prefix - 1 && (h->name[0] | 0x20) == 'x' &&
+           strncasecmp(h->name, prefix, sizeof prefix - 1) == 0;
+}
+
 static bool skip_request_header(const struct rd_hdrs *in, bool conn_lists, const struct rd_hdr *h)
 {
-    return rd_hdr_is_hop_by_hop(h->name, h->name_len) ||
+    return rd_hdr_is_hop_by_hop(h->name, h->name_len) || is_rubberduck_header(h) ||
            (conn_lists && rd_hdrs_connection_lists(in, h->name, h->name_len)) ||
            rd_hdr_name_eq(h->name, h->name_len, "host") || rd_hdr_name_eq(h->name, h->name_len, "content-length") ||
            rd_hdr_name_eq(h->name, h->name_len, "expect") ||

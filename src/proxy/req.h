@@ -81,6 +81,11 @@ struct rd_fault_plan {
     enum rd_stream_fault stream_fault;
     uint32_t after_events;
     uint64_t stall_ms;
+    /* With status: the error's message (NULL: the default text for the
+     * status, rd_failure_message) and Retry-After (-1: none). Whoever sets
+     * the plan sets both; message is borrowed from the snapshot. */
+    const char *message;
+    int32_t retry_after_s;
 };
 
 /* Cache outcome, filled by the cache stage (a later issue). */

@@ -7,6 +7,8 @@
 /* Hands the request to its source (upstream, libcurl or the emulator) and
  * relays the answer (proxy/forward.c). Always configured; always DONE. */
 extern const struct rd_stage rd_stage_upstream;
+/* Scenarios and X-Rubberduck-Fault overrides (stages/scenario.h). */
+extern const struct rd_stage rd_stage_scenario;
 
 /* response_delay (stages/response_delay.c): compiled state only, no run. */
 extern const struct rd_stage rd_stage_response_delay;
