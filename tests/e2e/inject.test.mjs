@@ -364,6 +364,16 @@ describe('timeouts and hangs', () => {
     assert.ok(now() - t0 < 5000);
     assert.ok(results.every((r) => r.err), `every held request is cut: ${JSON.stringify(results.slice(0, 3))}`);
     assert.equal((await srv.api('POST', `/api/v1/proxies/${p.id}/start`)).status, 200);
+    // a graceful stop waits for its drain timeout, then cuts the hangs
+    const held = [];
+    for (let i = 0; i < 5; i++) held.push(chat(base, { timeoutMs: 20000 }).then(() => 'answered', () => 'cut'));
+    await new Promise((res) => setTimeout(res, 300));
+    const t1 = now();
+    assert.equal((await srv.api('POST', `/api/v1/proxies/${p.id}/stop?mode=graceful&timeout_s=1`)).status, 200);
+    assert.deepEqual(await Promise.all(held), ['cut', 'cut', 'cut', 'cut', 'cut']);
+    const drained = now() - t1;
+    assert.ok(drained >= 900 && drained < 5000, `cut after ${drained} ms`);
+    assert.equal((await srv.api('POST', `/api/v1/proxies/${p.id}/start`)).status, 200);
     await srv.putConfig(p.id, {});
     assert.equal((await chat(base)).status, 200);
     assert.equal((await srv.api('DELETE', `/api/v1/proxies/${p.id}`)).status, 204);
