@@ -213,21 +213,24 @@ describe('Bedrock and Gemini SDKs get their native errors', () => {
     gem = await srv.createProxy({ name: 'gem', provider: 'gemini', upstream_url: 'emulator', port: await freePort(),
       config: { error_injection: { '429_rate': 1 } } });
   });
-  const converse = (port) => {
+  // h1: NodeHttpHandler (HTTP/1.1); otherwise the SDK's default handler (HTTP/2, prior knowledge)
+  const converse = (port, h1 = true) => {
     const c = new BedrockRuntimeClient({ region: 'us-west-2', endpoint: `http://127.0.0.1:${port}`, maxAttempts: 1,
-      credentials: { accessKeyId: 'AKIDCLIENT', secretAccessKey: 'secret' }, requestHandler: new NodeHttpHandler() });
+      credentials: { accessKeyId: 'AKIDCLIENT', secretAccessKey: 'secret' }, ...(h1 ? { requestHandler: new NodeHttpHandler() } : {}) });
     return c.send(new ConverseCommand({ modelId: 'amazon.nova-pro-v1:0', messages: [{ role: 'user', content: [{ text: 'hi' }] }] }))
       .finally(() => c.destroy());
   };
 
   test('Bedrock: ThrottlingException for 429, ServiceUnavailableException for 503', async () => {
-    await assert.rejects(converse(br.port), (e) => {
-      assert.ok(e instanceof ThrottlingException, `${e.name}: ${e.message}`);
-      assert.equal(e.$metadata.httpStatusCode, 429);
-      assert.match(e.$metadata.requestId, /^req_/);
-      assert.match(e.message, /Rate limit reached/);
-      return true;
-    });
+    for (const h1 of [true, false]) {
+      await assert.rejects(converse(br.port, h1), (e) => {
+        assert.ok(e instanceof ThrottlingException, `${e.name}: ${e.message}`);
+        assert.equal(e.$metadata.httpStatusCode, 429);
+        assert.match(e.$metadata.requestId, /^req_/);
+        assert.match(e.message, /Rate limit reached/);
+        return true;
+      });
+    }
     await srv.putConfig(br.id, { error_injection: { '503_rate': 1 } });
     await assert.rejects(converse(br.port), (e) => e instanceof ServiceUnavailableException && e.$metadata.httpStatusCode === 503);
     await srv.putConfig(br.id, {});

@@ -12,6 +12,8 @@
 #include "proxy/config.h"
 #include "proxy/inject.h"
 #include "proxy/pipeline.h"
+#include "proxy/req.h"
+#include "proxy/stages/stages.h"
 #include "util/json.h"
 
 static struct json_object *doc(const char *text)
@@ -298,6 +300,32 @@ static void test_pipeline_run_list(void **state)
              "upstream");
 }
 
+/* A request whose outcome a scenario or an override decided (plan.set) is
+ * left to them: neither stage draws or answers; both go on at once. (A
+ * draw would read req->snap, NULL here.) */
+static void test_plan_set_skips_draws(void **state)
+{
+    (void)state;
+    struct json_object *d = doc("{\"error_injection\": {\"500_rate\": 1}, \"timeout_config\": {\"hang_rate\": 1}}");
+    struct rd_stage_env env = {.doc = d, .provider = NULL};
+    struct rd_config_err err;
+    const struct rd_stage *stages[] = {&rd_stage_timeout, &rd_stage_error_injection};
+    for (size_t i = 0; i < 2; i++) {
+        void *st = NULL;
+        assert_int_equal(stages[i]->compile(&env, &st, &err), 0);
+        assert_non_null(st);
+        struct rd_req req;
+        memset(&req, 0, sizeof req);
+        req.plan.set = true;
+        req.plan.status = 503;
+        assert_int_equal(stages[i]->run(&req, st), RD_STAGE_NEXT);
+        assert_int_equal(req.failure, RD_FAIL_NONE);
+        assert_int_equal(req.state, RD_REQ_NEW);
+        stages[i]->release(st);
+    }
+    json_object_put(d);
+}
+
 static void test_messages(void **state)
 {
     (void)state;
@@ -313,7 +341,8 @@ int main(void)
         cmocka_unit_test(test_table_matches_rule), cmocka_unit_test(test_table_edges),
         cmocka_unit_test(test_timeout_rates_combine), cmocka_unit_test(test_timeout_compile),
         cmocka_unit_test(test_inject_compile), cmocka_unit_test(test_seed_reproducible),
-        cmocka_unit_test(test_pipeline_run_list), cmocka_unit_test(test_messages),
+        cmocka_unit_test(test_pipeline_run_list), cmocka_unit_test(test_plan_set_skips_draws),
+        cmocka_unit_test(test_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
