@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import { BedrockRuntimeClient, ConverseCommand, ServiceUnavailableException, ThrottlingException } from '@aws-sdk/client-bedrock-runtime';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { NodeHttp2Handler, NodeHttpHandler } from '@smithy/node-http-handler';
 import { ApiError, GoogleGenAI } from '@google/genai';
 import { httpRequest, jsonOf, now, waitFor } from './lib/http.mjs';
 import { freePort, startServer } from './lib/server.mjs';
@@ -236,6 +236,26 @@ describe('Bedrock and Gemini SDKs get their native errors', () => {
     await srv.putConfig(br.id, {});
     const ok = await converse(br.port);
     assert.ok(ok.output.message.content[0].text.length > 0);
+  });
+
+  test('Bedrock over HTTP/2: the SDK\'s requestTimeout ends a hang; the stream is released, the connection serves on', async () => {
+    await srv.putConfig(br.id, { timeout_config: { hang_rate: 1 } });
+    const before = await usageRequests(br.id);
+    const handler = new NodeHttp2Handler({ requestTimeout: 500 });
+    const c = new BedrockRuntimeClient({ region: 'us-west-2', endpoint: `http://127.0.0.1:${br.port}`, maxAttempts: 1,
+      credentials: { accessKeyId: 'AKIDCLIENT', secretAccessKey: 'secret' }, requestHandler: handler });
+    const say = { modelId: 'amazon.nova-pro-v1:0', messages: [{ role: 'user', content: [{ text: 'hi' }] }] };
+    try {
+      const t0 = now();
+      await assert.rejects(c.send(new ConverseCommand(say)), (e) => e.name === 'TimeoutError' || /timed? ?out/i.test(e.message));
+      assert.ok(now() - t0 >= 480);
+      await waitFor(async () => (await usageRequests(br.id)) === before + 1, 3000, 'the hung h2 stream released');
+      await srv.putConfig(br.id, {});
+      const ok = await c.send(new ConverseCommand(say));
+      assert.ok(ok.output.message.content[0].text.length > 0);
+    } finally {
+      c.destroy();
+    }
   });
 
   test('Gemini: ApiError with Google\'s status and the RetryInfo delay', async () => {
