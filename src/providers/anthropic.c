@@ -27,6 +27,13 @@ static const struct rd_route routes[] = {
 
 static const char *const auth_headers[] = {"x-api-key", "authorization", NULL};
 
+static const struct rd_ratelimit_names ratelimit_names = {
+    .limit = "anthropic-ratelimit-requests-limit",
+    .remaining = "anthropic-ratelimit-requests-remaining",
+    .reset = "anthropic-ratelimit-requests-reset",
+    .reset_style = RD_RESET_RFC3339,
+};
+
 const struct rd_provider rd_provider_anthropic = {
     .name = "anthropic",
     .display_name = "Anthropic",
@@ -39,6 +46,7 @@ const struct rd_provider rd_provider_anthropic = {
     .nroutes = sizeof routes / sizeof routes[0],
     .request_id_header = "request-id",
     .error_style = RD_ERRSTYLE_ANTHROPIC,
+    .ratelimit_headers = &ratelimit_names,
     .framing = RD_FRAMING_SSE,
     .emulator = &rd_emu_dialect_anthropic,
     .emulate = rd_emu_anthropic,

@@ -81,5 +81,6 @@ const struct rd_provider rd_provider_azure_openai = {
     .emulator = &rd_emu_dialect_azure_openai,
     .model = azure_model,
     .error = azure_error,
+    .ratelimit_headers = &rd_ratelimit_names_openai,
     RD_OAI_COMPAT_MEMBERS,
 };

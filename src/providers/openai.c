@@ -36,6 +36,7 @@ const struct rd_provider rd_provider_openai = {
     .nroutes = RD_OPENAI_ROUTES_V1,
     .request_id_header = "x-request-id",
     .error_style = RD_ERRSTYLE_OPENAI,
+    .ratelimit_headers = &rd_ratelimit_names_openai,
     .framing = RD_FRAMING_SSE,
     .emulator = &rd_emu_dialect_openai,
     .emulate = rd_emu_openai,

@@ -65,6 +65,7 @@ const struct rd_provider rd_provider_groq = {
     .routes = groq_routes,
     .nroutes = RD_NROUTES(groq_routes),
     .emulator = &rd_emu_dialect_groq,
+    .ratelimit_headers = &rd_ratelimit_names_openai, /* Groq documents OpenAI's x-ratelimit-* names */
     PRESET_HOOKS,
     RD_OAI_COMPAT_MEMBERS,
 };

@@ -10,6 +10,7 @@
 
 #include "util/json.h"
 #include "util/hash.h"
+#include "util/time.h"
 
 extern const struct rd_provider rd_provider_openai;
 extern const struct rd_provider rd_provider_deepseek;
@@ -170,7 +171,10 @@ int rd_provider_prepare_passthrough(const struct rd_provider *p, const struct rd
     return rc < 0 ? RD_ETOOBIG : 0;
 }
 
-/* OpenAI's type/code vocabulary for the statuses Rubberduck produces. */
+/* OpenAI's type/code vocabulary for the statuses Rubberduck produces (and
+ * injects): a 429 for a request rate is type "requests" with code
+ * rate_limit_exceeded, server errors are "server_error", as the API sends
+ * them. */
 static void openai_type_code(int status, const char **type, const char **code)
 {
     switch (status) {
@@ -180,12 +184,12 @@ static void openai_type_code(int status, const char **type, const char **code)
     case 404: *type = "invalid_request_error"; *code = NULL; break;
     case 408: *type = "invalid_request_error"; *code = "request_timeout"; break;
     case 413: *type = "invalid_request_error"; *code = "request_too_large"; break;
-    case 429: *type = "rate_limit_exceeded"; *code = "rate_limit_exceeded"; break;
+    case 429: *type = "requests"; *code = "rate_limit_exceeded"; break;
     case 431: *type = "invalid_request_error"; *code = "headers_too_large"; break;
-    case 502: *type = "api_error"; *code = "bad_gateway"; break;
-    case 503: *type = "api_error"; *code = "service_unavailable"; break;
-    case 504: *type = "api_error"; *code = "gateway_timeout"; break;
-    default: *type = status >= 500 ? "api_error" : "invalid_request_error"; *code = NULL; break;
+    case 502: *type = "server_error"; *code = "bad_gateway"; break;
+    case 503: *type = "server_error"; *code = "service_unavailable"; break;
+    case 504: *type = "server_error"; *code = "gateway_timeout"; break;
+    default: *type = status >= 500 ? "server_error" : "invalid_request_error"; *code = NULL; break;
     }
 }
 
@@ -200,6 +204,56 @@ void rd_provider_error_headers(const char *content_type, const char *id_header, 
         int n = snprintf(v, sizeof v, "%d", e->retry_after_s);
         rd_hdrs_add(hdrs, "Retry-After", 11, v, (size_t)n);
     }
+}
+
+const struct rd_ratelimit_names rd_ratelimit_names_openai = {
+    .limit = "x-ratelimit-limit-requests",
+    .remaining = "x-ratelimit-remaining-requests",
+    .reset = "x-ratelimit-reset-requests",
+    .reset_style = RD_RESET_DURATION,
+};
+
+/* Seconds as Go's time.Duration prints whole seconds ("0s", "59s",
+ * "6m0s", "1h2m3s"), which is how OpenAI writes its reset times. */
+static int go_duration(uint64_t s, char *out, size_t cap)
+{
+    if (s < 60)
+        return snprintf(out, cap, "%llus", (unsigned long long)s);
+    if (s < 3600)
+        return snprintf(out, cap, "%llum%llus", (unsigned long long)(s / 60), (unsigned long long)(s % 60));
+    return snprintf(out, cap, "%lluh%llum%llus", (unsigned long long)(s / 3600), (unsigned long long)(s / 60 % 60),
+                    (unsigned long long)(s % 60));
+}
+
+static void add_u64(struct rd_hdrs *hdrs, const char *name, uint64_t v)
+{
+    char text[24];
+    int n = snprintf(text, sizeof text, "%llu", (unsigned long long)v);
+    rd_hdrs_add(hdrs, name, strlen(name), text, (size_t)n);
+}
+
+void rd_provider_ratelimit_headers(const struct rd_provider *p, uint64_t limit, uint64_t remaining, uint64_t reset_s,
+                                   int64_t now_ms, struct rd_hdrs *hdrs)
+{
+    const struct rd_ratelimit_names *names = p ? p->ratelimit_headers : NULL;
+    if (names == NULL)
+        return;
+    add_u64(hdrs, names->limit, limit);
+    add_u64(hdrs, names->remaining, remaining);
+    char text[40];
+    int n;
+    if (names->reset_style == RD_RESET_DURATION) {
+        n = go_duration(reset_s, text, sizeof text);
+    } else {
+        /* whole seconds, as Anthropic writes them ("2026-12-02T18:00:00Z") */
+        int64_t at_s = now_ms / 1000 + (int64_t)(reset_s > INT32_MAX ? INT32_MAX : reset_s);
+        rd_time_format(at_s * 1000, text, sizeof text);
+        char *dot = strchr(text, '.');
+        if (dot)
+            memcpy(dot, "Z", 2);
+        n = (int)strlen(text);
+    }
+    rd_hdrs_add(hdrs, names->reset, strlen(names->reset), text, (size_t)n);
 }
 
 void rd_provider_error_openai(const struct rd_provider *p, const struct rd_error_spec *e, struct rd_hdrs *hdrs,

@@ -143,6 +143,22 @@ enum rd_error_style {
     RD_ERRSTYLE_BEDROCK,   /* {"message"} with the x-amzn-ErrorType header */
 };
 
+/* The names and formats of a provider's request rate-limit headers, which
+ * its 429s carry (and, for some providers, every response): data, so one
+ * renderer (rd_provider_ratelimit_headers) serves every provider. */
+enum rd_reset_style {
+    RD_RESET_DURATION, /* Go-style duration until the reset: "1s", "6m0s" (OpenAI) */
+    RD_RESET_RFC3339,  /* the reset's wall-clock time: "2026-12-02T18:00:00Z" (Anthropic) */
+};
+struct rd_ratelimit_names {
+    const char *limit;     /* "x-ratelimit-limit-requests" */
+    const char *remaining; /* "x-ratelimit-remaining-requests" */
+    const char *reset;     /* "x-ratelimit-reset-requests" */
+    enum rd_reset_style reset_style;
+};
+/* OpenAI's names (also Azure OpenAI's, DeepSeek's and Groq's). */
+extern const struct rd_ratelimit_names rd_ratelimit_names_openai;
+
 struct rd_provider {
     const char *name;             /* "openai" */
     const char *display_name;     /* "OpenAI" */
@@ -164,6 +180,9 @@ struct rd_provider {
     const struct rd_route *routes; /* shared by the forwarder and the emulator */
     size_t nroutes;
     enum rd_error_style error_style;
+    /* The provider's request rate-limit headers; NULL: it sends none
+     * (Bedrock, Google: Retry-After or the body's RetryInfo only). */
+    const struct rd_ratelimit_names *ratelimit_headers;
     enum rd_framing framing;
     const struct rd_emu_dialect *emulator; /* dialect data for the emulate function */
     int (*emulate)(const struct rd_emu_dialect *d, const struct rd_emu_request *req, struct rd_emu_reply *out);
@@ -231,6 +250,12 @@ int rd_provider_prepare_passthrough(const struct rd_provider *p, const struct rd
  * in id_header (none when either is NULL) and Retry-After when set. */
 void rd_provider_error_headers(const char *content_type, const char *id_header, const struct rd_error_spec *e,
                                struct rd_hdrs *hdrs);
+/* Appends p's rate-limit headers (none when p->ratelimit_headers is NULL):
+ * limit and remaining requests, and the reset reset_s seconds after now_ms
+ * (wall clock, epoch milliseconds) in the provider's format. Strings are
+ * copied into hdrs->arena. */
+void rd_provider_ratelimit_headers(const struct rd_provider *p, uint64_t limit, uint64_t remaining, uint64_t reset_s,
+                                   int64_t now_ms, struct rd_hdrs *hdrs);
 /* OpenAI's error shape with the provider's request-id header. */
 void rd_provider_error_openai(const struct rd_provider *p, const struct rd_error_spec *e, struct rd_hdrs *hdrs,
                               struct rd_buf *body);

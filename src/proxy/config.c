@@ -104,12 +104,13 @@ static int rule_min_max(struct ctx *c, struct json_object *obj);
 static const struct field limits_fields[] = {LIMIT_FIELDS(LIMIT_ROW) END};
 static const size_t limit_slots[] = {LIMIT_FIELDS(LIMIT_SLOT)};
 
+/* proxy/inject.h: how the rates combine and what delay_ms means. */
 static const struct field timeout_fields[] = {
-    BOOL("enabled"),         INT("delay_ms", 0, 3600000),      NUM("timeout_rate", 0, 1),
-    NUM("hang_rate", 0, 1),  INT("timeout_ms", 1, 3600000),    END,
+    BOOL("enabled"), INT("delay_ms", 0, 3600000), NUM("timeout_rate", 0, 1), NUM("hang_rate", 0, 1), END,
 };
 
-static const struct field error_fields[] = {BOOL("enabled"), END};
+/* retry_after_s: the Retry-After of injected 429s and 503s. */
+static const struct field error_fields[] = {BOOL("enabled"), INT("retry_after_s", 0, 86400), END};
 static const struct field rate_value = NUM(NULL, 0, 1);
 
 static const char *const window_choices[] = {"fixed", "sliding", NULL};

@@ -25,6 +25,10 @@ void rd_req_rng(const struct rd_req *req, uint64_t label, struct rd_rng *out)
 
 void rd_req_simulated(struct rd_req *req, enum rd_failure type)
 {
+    /* A request has one outcome: a later stage's (an error injected after
+     * a plain delay) replaces an earlier one, in the record and the header. */
+    if (req->failure != RD_FAIL_NONE)
+        rd_hdrs_remove(&req->add_hdrs, "X-Rubberduck-Failure");
     req->failure = type;
     /* Counted once per request and type, however many times a stage says so. */
     uint32_t bit = (uint32_t)1 << ((unsigned)type & 31u);

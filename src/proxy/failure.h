@@ -36,7 +36,8 @@ void rd_req_rng(const struct rd_req *req, uint64_t label, struct rd_rng *out);
 
 /* Records a simulated outcome on req (for the request log) and, unless
  * failure.reveal is false, adds X-Rubberduck-Failure: <type> to its
- * response. */
+ * response. A second call replaces the first outcome (one type per
+ * request: the last stage's). */
 void rd_req_simulated(struct rd_req *req, enum rd_failure type);
 /* Answers req with the provider's native error e as simulated outcome type
  * (rd_req_simulated, then rd_req_fail_spec). Releases req. */

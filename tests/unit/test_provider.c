@@ -413,12 +413,13 @@ static void test_error_openai_body(void **state)
         {403, "invalid_request_error", "forbidden"},
         {404, "invalid_request_error", NULL},
         {413, "invalid_request_error", "request_too_large"},
-        {429, "rate_limit_exceeded", "rate_limit_exceeded"},
+        {429, "requests", "rate_limit_exceeded"},
         {431, "invalid_request_error", "headers_too_large"},
-        {502, "api_error", "bad_gateway"},
-        {503, "api_error", "service_unavailable"},
-        {504, "api_error", "gateway_timeout"},
-        {500, "api_error", NULL},
+        {502, "server_error", "bad_gateway"},
+        {503, "server_error", "service_unavailable"},
+        {504, "server_error", "gateway_timeout"},
+        {500, "server_error", NULL},
+        {599, "server_error", NULL},
         {418, "invalid_request_error", NULL},
     };
     assert_ptr_equal(openai()->error, rd_provider_error_openai);
@@ -470,6 +471,57 @@ static void test_error_openai_headers(void **state)
         assert_string_equal(rd_hdrs_get(&o.h, "Retry-After"), "0");
         err_free(&o);
     }
+}
+
+/* Rate-limit headers are provider data: OpenAI's x-ratelimit-* (also
+ * Azure's, DeepSeek's, Groq's) with a Go-style duration, Anthropic's
+ * anthropic-ratelimit-* with an RFC 3339 time, none for Bedrock and Google. */
+static void test_ratelimit_headers(void **state)
+{
+    (void)state;
+    static const struct {
+        uint64_t reset_s;
+        const char *text;
+    } durations[] = {{0, "0s"}, {1, "1s"}, {59, "59s"}, {60, "1m0s"}, {360, "6m0s"}, {3723, "1h2m3s"}};
+    const char *oai[] = {"openai", "azure_openai", "deepseek", "groq"};
+    for (size_t k = 0; k < sizeof oai / sizeof oai[0]; k++) {
+        const struct rd_provider *p = rd_provider_find(oai[k]);
+        assert_non_null(p);
+        for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++) {
+            struct rd_arena a;
+            rd_arena_init(&a);
+            struct rd_hdrs h;
+            rd_hdrs_init(&h, &a);
+            rd_provider_ratelimit_headers(p, 120, 0, durations[i].reset_s, 0, &h);
+            assert_int_equal(h.n, 3);
+            assert_string_equal(rd_hdrs_get(&h, "x-ratelimit-limit-requests"), "120");
+            assert_string_equal(rd_hdrs_get(&h, "x-ratelimit-remaining-requests"), "0");
+            assert_string_equal(rd_hdrs_get(&h, "x-ratelimit-reset-requests"), durations[i].text);
+            rd_hdrs_free(&h);
+            rd_arena_free(&a);
+        }
+    }
+    struct rd_arena a;
+    rd_arena_init(&a);
+    struct rd_hdrs h;
+    rd_hdrs_init(&h, &a);
+    /* 2026-12-02T18:00:00.750Z plus 30 s, in whole seconds */
+    rd_provider_ratelimit_headers(rd_provider_find("anthropic"), 60, 5, 30, INT64_C(1796234400750), &h);
+    assert_int_equal(h.n, 3);
+    assert_string_equal(rd_hdrs_get(&h, "anthropic-ratelimit-requests-limit"), "60");
+    assert_string_equal(rd_hdrs_get(&h, "anthropic-ratelimit-requests-remaining"), "5");
+    assert_string_equal(rd_hdrs_get(&h, "anthropic-ratelimit-requests-reset"), "2026-12-02T18:00:30Z");
+    rd_hdrs_clear(&h);
+    const char *none[] = {"bedrock", "gemini", "vertex_ai"};
+    for (size_t k = 0; k < sizeof none / sizeof none[0]; k++) {
+        assert_non_null(rd_provider_find(none[k]));
+        rd_provider_ratelimit_headers(rd_provider_find(none[k]), 60, 0, 1, 0, &h);
+        assert_int_equal(h.n, 0);
+    }
+    rd_provider_ratelimit_headers(NULL, 60, 0, 1, 0, &h);
+    assert_int_equal(h.n, 0);
+    rd_hdrs_free(&h);
+    rd_arena_free(&a);
 }
 
 /* ---- usage ---- */
@@ -693,6 +745,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_prepare_passthrough),
         cmocka_unit_test(test_error_openai_body),
         cmocka_unit_test(test_error_openai_headers),
+        cmocka_unit_test(test_ratelimit_headers),
         cmocka_unit_test(test_stream_chat_usage),
         cmocka_unit_test(test_stream_usage_partial_and_malformed),
         cmocka_unit_test(test_usage_parsed_strictly),

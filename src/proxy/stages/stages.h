@@ -20,5 +20,9 @@ extern const struct rd_stage rd_stage_response_delay;
  * the caller goes on at once. For a stage about to answer or to hand req to
  * its source. Worker loop. */
 bool rd_response_delay_hold(struct rd_req *req, void (*then)(struct rd_req *req));
+/* timeout_config: hangs, simulated 504 timeouts, delays (timeout.c). */
+extern const struct rd_stage rd_stage_timeout;
+/* error_injection: native errors by seeded draw (error_injection.c). */
+extern const struct rd_stage rd_stage_error_injection;
 
 #endif
