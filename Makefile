@@ -8,7 +8,7 @@
 
 BUILD    ?= release
 OUT      := build/$(BUILD)
-PKGS     := libuv libcurl json-c sqlite3 openssl libnghttp2 zlib
+PKGS     := libuv libcurl json-c sqlite3 openssl libnghttp2 zlib geoip
 LLHTTP   := /usr/share/llhttp
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 # make V=1 shows full command lines

@@ -13,6 +13,7 @@
 /* Indexed by enum rd_stage_id. A NULL row is a stage a later issue builds
  * (cache, record, ...): until then it is never in a run list. */
 static const struct rd_stage *const table[RD_STAGE_COUNT] = {
+    [RD_STAGE_IP_FILTER] = &rd_stage_ip_filter,
     [RD_STAGE_UPSTREAM] = &rd_stage_upstream,
 };
 

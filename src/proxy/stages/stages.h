@@ -7,5 +7,7 @@
 /* Hands the request to its source (upstream, libcurl or the emulator) and
  * relays the answer (proxy/forward.c). Always configured; always DONE. */
 extern const struct rd_stage rd_stage_upstream;
+/* Client address and IP/country filtering (stages/ip_filter.c). */
+extern const struct rd_stage rd_stage_ip_filter;
 
 #endif
