@@ -261,7 +261,7 @@ static const struct vcase cases[] = {
        " '192.168.*.*', '*.*.*.*', '10.0.0.0/32', '0.0.0.0/0', '2001:db8::/128', '::/0', '255.255.255.*',"
        " '::ffff:10.0.0.1']}}"),
     /* the matcher's syntax: trailing wildcards may be short */
-    OK("{'ip_filtering': {'mode': 'blocklist', 'blocked_ips': ['10.0.*', '192.168.*', '172.16.5.*', '10.1.2.3/8']}}"),
+    OK("{'ip_filtering': {'mode': 'blocklist', 'blocked_ips': ['10.0.*', '192.168.*', '172.16.5.*', '10.1.2.3/8', '10.*']}}"),
     OK("{'ip_filtering': {'mode': 'allowlist', 'countries_allowed': ['US', 'DE', 'EU'], 'trusted_proxies': ['10.0.0.0/8',"
        " '::1'], 'geoip_database': '/usr/share/GeoIP/GeoIP.dat', 'geoip_database_v6': '/x/v6.dat'}}"),
     OK("{'ip_filtering': {'mode': 'blocklist', 'countries_blocked': ['KP'], 'allowed_ips': ['1.2.3.4']}}"),
@@ -290,6 +290,8 @@ static const struct vcase cases[] = {
         "must be a string"),
     BAD("{'ip_filtering': {'mode': 'allowlist', 'allowed_ips': ['10.0.0.1', '10.0.0.2', '10.0.0.3', '300.1.1.1']}}",
         "ip_filtering.allowed_ips[3]", "ip_filtering.allowed_ips[3] must be an IPv4 or IPv6 address"),
+    BAD("{'ip_filtering': {'mode': 'allowlist', 'allowed_ips': ['300.1.1.1']}}", "ip_filtering.allowed_ips[0]",
+        "or a wildcard pattern such as \"192.168.*.*\": octet 300 at position 1 is over 255"),
     BAD("{'ip_filtering': {'mode': 'blocklist', 'blocked_ips': ['10.0.0.1', '10.0.0.0/33']}}",
         "ip_filtering.blocked_ips[1]", "prefix length /33 at position 10 is over 32"),
     BAD("{'ip_filtering': {'mode': 'blocklist', 'blocked_ips': ['2001:db8::/129']}}", "ip_filtering.blocked_ips[0]",
