@@ -40,14 +40,19 @@ enum rd_geoip_family { RD_GEOIP_V4, RD_GEOIP_V6 };
 
 /* Opens the country database at path, which must be of the country edition
  * for family (IPv4: "GeoIP Country Edition", IPv6: "GeoIP Country V6
- * Edition"), and reads it into memory. Returns 0 with *out set (free with
- * rd_geoip_close), RD_ENOTFOUND when the file cannot be read, RD_EINVAL
- * when it is not such a database; err[0..errcap) says why. Blocks on file
- * I/O: never call on an I/O thread. */
+ * Edition"), and reads it into memory. Opening a file that is open already
+ * and unchanged on disk (same device, inode, size and modification time)
+ * shares the copy in memory (reference counted). Returns 0 with *out set
+ * (release with rd_geoip_close), RD_ENOTFOUND when the file cannot be read,
+ * RD_EINVAL when it is not such a database; err[0..errcap) says why. Blocks
+ * on file I/O: never call on an I/O thread. Thread-safe. */
 int rd_geoip_open(const char *path, enum rd_geoip_family family, struct rd_geoip **out, char *err, size_t errcap);
 
-/* NULL-safe. */
+/* Drops one reference; the last frees the database. NULL-safe, thread-safe. */
 void rd_geoip_close(struct rd_geoip *g);
+
+/* Databases in memory now (distinct files), for tests. */
+size_t rd_geoip_open_count(void);
 
 /* The country number of a (0 when the database has no country for it, e.g.
  * private and loopback ranges, or when db is NULL). An IPv4 (v4-mapped)

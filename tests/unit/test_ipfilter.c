@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -339,6 +341,52 @@ static void test_geoip_open_errors(void **state)
     unlink(path);
 }
 
+/* Configurations naming the same unchanged file share one copy; a changed
+ * file is read again while the old copy serves those that hold it. */
+static void test_geoip_shared(void **state)
+{
+    (void)state;
+    have_db();
+    char err[256];
+    size_t base = rd_geoip_open_count();
+    struct rd_geoip *a = NULL, *b = NULL, *c = NULL;
+    assert_int_equal(rd_geoip_open(RD_GEOIP_DEFAULT_V4, RD_GEOIP_V4, &a, err, sizeof err), 0);
+    assert_int_equal(rd_geoip_open(RD_GEOIP_DEFAULT_V4, RD_GEOIP_V4, &b, err, sizeof err), 0);
+    assert_ptr_equal(a, b);
+    assert_int_equal(rd_geoip_open_count(), base + 1);
+    /* the same file asked for as the other family is still refused */
+    assert_int_equal(rd_geoip_open(RD_GEOIP_DEFAULT_V4, RD_GEOIP_V6, &c, err, sizeof err), RD_EINVAL);
+    rd_geoip_close(a);
+    assert_int_equal(rd_geoip_open_count(), base + 1);
+    struct rd_ipaddr us = addr(US_V4);
+    assert_string_equal(rd_country_code(rd_geoip_country(b, NULL, &us)), "US");
+    rd_geoip_close(b);
+    assert_int_equal(rd_geoip_open_count(), base);
+
+    /* a copy of the file, then the copy changed on disk */
+    char path[] = "/tmp/rd_geoip_copy_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *in = fopen(RD_GEOIP_DEFAULT_V4, "rb");
+    assert_non_null(in);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        assert_int_equal(write(fd, buf, n), (ssize_t)n);
+    fclose(in);
+    assert_int_equal(rd_geoip_open(path, RD_GEOIP_V4, &a, err, sizeof err), 0);
+    struct timespec times[2] = {{.tv_sec = 1000000000, .tv_nsec = 0}, {.tv_sec = 1000000000, .tv_nsec = 0}};
+    assert_int_equal(futimens(fd, times), 0);
+    close(fd);
+    assert_int_equal(rd_geoip_open(path, RD_GEOIP_V4, &b, err, sizeof err), 0);
+    assert_ptr_not_equal(a, b);
+    assert_int_equal(rd_geoip_open_count(), base + 2);
+    rd_geoip_close(a);
+    rd_geoip_close(b);
+    assert_int_equal(rd_geoip_open_count(), base);
+    unlink(path);
+}
+
 static void test_countries(void **state)
 {
     (void)state;
@@ -475,6 +523,7 @@ int main(void)
         cmocka_unit_test(test_malformed_forwarded),
         cmocka_unit_test(test_geoip_lookup),
         cmocka_unit_test(test_geoip_open_errors),
+        cmocka_unit_test(test_geoip_shared),
         cmocka_unit_test(test_countries),
         cmocka_unit_test(test_concurrent_lookups),
         cmocka_unit_test(test_large_list),
