@@ -331,6 +331,24 @@ describe('runtime updates', () => {
     assert.ok(seen[200] > 0 && seen[403] > 0, JSON.stringify(seen));
   });
 
+  test('with other blocks: failure.reveal false hides the failure type; middleware_pipeline can drop the stage', async () => {
+    const p = await proxy('ipf-combo', 'openai', { mode: 'allowlist', allowed_ips: ['127.0.0.1'] });
+    await srv.putConfig(p.id, { ip_filtering: { mode: 'allowlist', allowed_ips: ['127.0.0.1'] }, failure: { reveal: false },
+      limits: { max_body_bytes: 4096 } });
+    const hidden = await send({ port: p.port, from: '127.0.0.2' });
+    assert.equal(hidden.status, 403);
+    assert.equal(hidden.headers['x-rubberduck-failure'], undefined, 'nothing tells it from a real 403');
+    assertOpenAIError(assert, hidden.json);
+    await srv.putConfig(p.id, { ip_filtering: { mode: 'allowlist', allowed_ips: ['127.0.0.1'] },
+      middleware_pipeline: ['rate_limiting', 'provider_forwarding'] });
+    const before = up.requests.length;
+    assert.equal((await send({ port: p.port, from: '127.0.0.2' })).status, 200, 'stage dropped: everyone gets in');
+    assert.equal(up.requests.length, before + 1);
+    await srv.putConfig(p.id, { ip_filtering: { mode: 'allowlist', allowed_ips: ['127.0.0.1'] },
+      middleware_pipeline: ['authentication', 'provider_forwarding'] });
+    assertDenied(await send({ port: p.port, from: '127.0.0.2' }), '"authentication" stands for the ip_filter stage');
+  });
+
   test('a 10,000-entry blocklist: applied and enforced', async () => {
     const blocked_ips = [];
     for (let i = 0; i < 10000; i++) blocked_ips.push(`10.${i >> 8}.${i & 255}.0/24`);
