@@ -256,8 +256,9 @@ static enum rd_stage_rc run(struct rd_req *req, const void *state)
     const struct rd_ipfilter *f = state;
     struct rd_ipaddr peer;
     if (rd_ipaddr_parse(req->x->client_ip, strlen(req->x->client_ip), &peer, NULL, 0) != 0) {
-        /* Not an IP peer (cannot happen on a TCP listener): nothing to
-         * match, so nothing an allowlist can admit. */
+        /* Not an IP peer (cannot happen on a TCP listener): no rule can be
+         * checked against it, so it is refused in both modes, as a
+         * malformed forwarded address is. */
         rd_warn("proxy %s: %s: ip_filter: peer address \"%s\" is not an IP address", req->snap->name,
                 rd_req_id(req), req->x->client_ip);
         struct rd_error_spec e = {.status = 403, .message = deny_message(RD_IPF_DENY_ADDRESS), .retry_after_s = -1};
