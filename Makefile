@@ -8,7 +8,7 @@
 
 BUILD    ?= release
 OUT      := build/$(BUILD)
-PKGS     := libuv libcurl json-c sqlite3 openssl libnghttp2 zlib
+PKGS     := libuv libcurl json-c sqlite3 openssl libnghttp2 zlib geoip
 LLHTTP   := /usr/share/llhttp
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 # make V=1 shows full command lines
@@ -45,7 +45,7 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
 FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
 # Unit tests of code shared between threads, also built and run under TSan.
-TSAN_UNITS := test_mailbox test_snapshot test_server test_manager test_ratelimit test_retry_audit test_scenario
+TSAN_UNITS := test_mailbox test_snapshot test_server test_manager test_ratelimit test_retry_audit test_scenario test_ipfilter
 
 .PHONY: all run test unit e2e fuzz fuzz-replay bench lint clean deps test-deps
 .DEFAULT_GOAL := all

@@ -9,10 +9,10 @@ cd "$(dirname "$0")/.."
 what=${1:-build}
 pkgs=(build-essential pkg-config ca-certificates
       libuv1-dev node-llhttp libcurl4-openssl-dev libssl-dev libnghttp2-dev zlib1g-dev
-      libjson-c-dev libsqlite3-dev libsodium-dev)
+      libjson-c-dev libsqlite3-dev libsodium-dev libgeoip-dev)
 case "$what" in
   build) ;;
-  test)  pkgs+=(libcmocka-dev clang libclang-rt-14-dev nodejs npm sqlite3 cppcheck) ;;
+  test)  pkgs+=(libcmocka-dev clang libclang-rt-14-dev nodejs npm sqlite3 cppcheck geoip-database) ;;
   bench) pkgs+=(wrk nghttp2-client nginx-light util-linux) ;;
   *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
 esac

@@ -7,10 +7,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "proxy/config.h"
 #include "util/json.h"
 #include "util/log.h"
 
-#define API_MAX_BODY (1024u * 1024u)
+#define API_MAX_BODY RD_CONFIG_MAX_DOC_BYTES /* a configuration document is the largest body */
 
 void rd_api_send_json(struct rd_http_exch *x, int status, struct json_object *obj)
 {

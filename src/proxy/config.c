@@ -1,6 +1,5 @@
 #include "proxy/config.h"
 
-#include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -11,6 +10,7 @@
 
 #include "http/headers.h"
 #include "util/err.h"
+#include "util/ipmatch.h"
 #include "util/json.h"
 
 /* The schema is data: every known block and field is a row in the tables
@@ -78,6 +78,8 @@ static bool is_settable_header(const char *key);
 static const char *check_ratelimit_key(const char *s, size_t len);
 static const char *check_header_value(const char *s, size_t len);
 static const char *check_ip_pattern(const char *s, size_t len);
+static const char *check_country(const char *s, size_t len);
+static const char *check_path(const char *s, size_t len);
 static const char *check_model_value(const char *s, size_t len);
 static const char *check_aws_region(const char *s, size_t len);
 static const char *check_aws_secret(const char *s, size_t len);
@@ -132,12 +134,22 @@ static const struct field ratelimit_fields[] = {
 };
 
 static const char *const ipmode_choices[] = {"allowlist", "blocklist", NULL};
-static const struct field ip_item = {.type = T_STRING, .min = 1, .max = 64, .check = check_ip_pattern};
+static const struct field ip_item = {.type = T_STRING, .min = 1, .max = RD_IP_MAX_TEXT, .check = check_ip_pattern};
+static const struct field country_item = {.type = T_STRING, .min = 2, .max = 2, .check = check_country};
+/* A list takes as many patterns as one address set holds (util/ipmatch.h). */
+#define IP_LIST(n) {.name = n, .type = T_ARRAY, .max = RD_IPSET_MAX_ENTRIES, .item = &ip_item}
+#define COUNTRY_LIST(n) {.name = n, .type = T_ARRAY, .max = 256, .item = &country_item}
 static const struct field ipfilter_fields[] = {
     BOOL("enabled"),
     ENUM_REQ("mode", ipmode_choices),
-    {.name = "allowed_ips", .type = T_ARRAY, .max = 1024, .item = &ip_item},
-    {.name = "blocked_ips", .type = T_ARRAY, .max = 1024, .item = &ip_item},
+    IP_LIST("allowed_ips"),
+    IP_LIST("blocked_ips"),
+    IP_LIST("trusted_proxies"),
+    COUNTRY_LIST("countries_allowed"),
+    COUNTRY_LIST("countries_blocked"),
+    /* legacy GeoIP country databases (util/geoip.h); opened by the stage */
+    {.name = "geoip_database", .type = T_STRING, .min = 1, .max = 4096, .check = check_path},
+    {.name = "geoip_database_v6", .type = T_STRING, .min = 1, .max = 4096, .check = check_path},
     END,
 };
 
@@ -536,17 +548,20 @@ static int rule_rates_sum(struct ctx *c, struct json_object *obj)
 }
 
 /* An enabled allowlist with no entries would refuse every client, which is
- * never what the user meant. */
+ * never what the user meant: it needs an address or a country to let in. */
 static int rule_allowlist(struct ctx *c, struct json_object *obj)
 {
     const char *mode = rd_json_get_str(obj, "mode");
     struct json_object *list = rd_json_get(obj, "allowed_ips");
+    struct json_object *countries = rd_json_get(obj, "countries_allowed");
     if (!rd_json_get_bool(obj, "enabled", true) || mode == NULL || strcmp(mode, "allowlist") != 0)
         return 0;
-    if (list != NULL && json_object_array_length(list) > 0)
+    if ((list != NULL && json_object_array_length(list) > 0) ||
+        (countries != NULL && json_object_array_length(countries) > 0))
         return 0;
     size_t mark = path_push_key(c, "allowed_ips");
-    int rc = fail(c, "must list at least one entry when mode is \"allowlist\" (an empty allowlist blocks every client)");
+    int rc = fail(c, "must list at least one entry when mode is \"allowlist\" and countries_allowed is empty (an "
+                     "empty allowlist blocks every client)");
     path_pop(c, mark);
     return rc;
 }
@@ -721,73 +736,50 @@ static const char *check_aws_secret(const char *s, size_t len)
     return NULL;
 }
 
-/* Four dot-separated parts, each "*" or a decimal 0..255 without leading
- * zeros, at least one "*": "192.168.*.*". */
-static bool is_ipv4_wildcard(const char *s, size_t len)
-{
-    size_t i = 0;
-    bool star = false;
-    for (int part = 0; part < 4; part++) {
-        if (part > 0) {
-            if (i >= len || s[i] != '.')
-                return false;
-            i++;
-        }
-        if (i < len && s[i] == '*') {
-            star = true;
-            i++;
-            continue;
-        }
-        size_t start = i;
-        unsigned val = 0;
-        while (i < len && i - start < 3 && s[i] >= '0' && s[i] <= '9')
-            val = val * 10 + (unsigned)(s[i++] - '0');
-        if (i == start || val > 255 || (s[start] == '0' && i - start > 1))
-            return false;
-    }
-    return star && i == len;
-}
-
-/* Returns the maximum prefix length of the address family of s (32 or 128),
- * or 0 when s is not an IPv4 or IPv6 address. */
-static int addr_bits(const char *s, size_t len)
-{
-    char buf[INET6_ADDRSTRLEN];
-    unsigned char bin[16];
-    if (len == 0 || len >= sizeof buf)
-        return 0;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    if (inet_pton(AF_INET, buf, bin) == 1)
-        return 32;
-    if (inet_pton(AF_INET6, buf, bin) == 1)
-        return 128;
-    return 0;
-}
-
+/* The pattern syntax is the matcher's own (util/ipmatch.h), so that what
+ * the schema accepts is exactly what the ip_filter stage can compile; the
+ * message says what is wrong and where. */
 static const char *check_ip_pattern(const char *s, size_t len)
 {
-    static const char expected[] = "must be an IPv4 or IPv6 address, a CIDR block such as \"10.0.0.0/8\", "
-                                   "a wildcard pattern such as \"192.168.*.*\", or \"*\"";
-    const char *slash = memchr(s, '/', len);
-    if (len == 1 && s[0] == '*')
+    static _Thread_local char msg[320];
+    char why[200];
+    if (rd_ip_pattern_check(s, len, why, sizeof why) >= 0)
         return NULL;
-    if (slash == NULL)
-        return addr_bits(s, len) || is_ipv4_wildcard(s, len) ? NULL : expected;
-    int bits = addr_bits(s, (size_t)(slash - s));
-    const char *p = slash + 1;
-    size_t plen = len - (size_t)(p - s);
-    if (bits == 0 || plen == 0 || plen > 3 || (p[0] == '0' && plen > 1))
-        return expected;
-    int prefix = 0;
-    for (size_t i = 0; i < plen; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return expected;
-        prefix = prefix * 10 + (p[i] - '0');
-    }
-    if (prefix > bits)
-        return bits == 32 ? "has a CIDR prefix length above 32 for an IPv4 address"
-                          : "has a CIDR prefix length above 128 for an IPv6 address";
+    snprintf(msg, sizeof msg,
+             "must be an IPv4 or IPv6 address, a CIDR block such as \"10.0.0.0/8\" or a wildcard pattern such as "
+             "\"192.168.*.*\": %s",
+             why);
+    return msg;
+}
+
+/* ISO 3166-1 alpha-2 codes officially assigned, sorted, then "EU" and "AP",
+ * which GeoIP databases report for ranges assigned to Europe or
+ * Asia/Pacific as a whole. */
+static const char country_codes[] =
+    "ADAEAFAGAIALAMAOAQARASATAUAWAXAZBABBBDBEBFBGBHBIBJBLBMBNBOBQBRBSBTBVBWBYBZCACCCDCFCGCHCICKCLCMCNCOCRCUCVCWCXCY"
+    "CZDEDJDKDMDODZECEEEGEHERESETFIFJFKFMFOFRGAGBGDGEGFGGGHGIGLGMGNGPGQGRGSGTGUGWGYHKHMHNHRHTHUIDIEILIMINIOIQIRISIT"
+    "JEJMJOJPKEKGKHKIKMKNKPKRKWKYKZLALBLCLILKLRLSLTLULVLYMAMCMDMEMFMGMHMKMLMMMNMOMPMQMRMSMTMUMVMWMXMYMZNANCNENFNGNI"
+    "NLNONPNRNUNZOMPAPEPFPGPHPKPLPMPNPRPSPTPWPYQARERORSRURWSASBSCSDSESGSHSISJSKSLSMSNSOSRSSSTSVSXSYSZTCTDTFTGTHTJTK"
+    "TLTMTNTOTRTTTVTWTZUAUGUMUSUYUZVAVCVEVGVIVNVUWFWSYEYTZAZMZW"
+    "EUAP";
+
+static const char *check_country(const char *s, size_t len)
+{
+    if (len == 2 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z')
+        for (size_t i = 0; i + 1 < sizeof country_codes; i += 2)
+            if (country_codes[i] == s[0] && country_codes[i + 1] == s[1])
+                return NULL;
+    return "must be an ISO 3166-1 alpha-2 country code in capitals, such as \"US\" or \"DE\"";
+}
+
+/* A file path: absolute, no control characters (it ends up in messages). */
+static const char *check_path(const char *s, size_t len)
+{
+    if (s[0] != '/')
+        return "must be an absolute file path";
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return "must not contain control characters";
     return NULL;
 }
 

@@ -39,8 +39,9 @@ int rd_config_validate(struct json_object *doc, struct rd_config_err *err);
 void rd_config_limits(struct json_object *doc, struct rd_limits *out);
 
 /* Largest configuration document callers should accept: pass it as max_len to
- * rd_json_parse before rd_config_validate. */
-#define RD_CONFIG_MAX_DOC_BYTES 65536
+ * rd_json_parse before rd_config_validate. 16 MiB: room for IP lists of
+ * RD_IPSET_MAX_ENTRIES patterns (ip_filtering). */
+#define RD_CONFIG_MAX_DOC_BYTES (16u * 1024u * 1024u)
 
 /* emulator.tokens_per_second of doc, or 0 (no pacing) when doc is NULL, the
  * block or field is absent, or the value is not a number in 0..100000.

@@ -16,6 +16,7 @@ static const struct rd_stage *const table[RD_STAGE_COUNT] = {
     [RD_STAGE_SCENARIO] = &rd_stage_scenario,
     [RD_STAGE_TIMEOUT] = &rd_stage_timeout,
     [RD_STAGE_ERROR_INJECTION] = &rd_stage_error_injection,
+    [RD_STAGE_IP_FILTER] = &rd_stage_ip_filter,
     [RD_STAGE_UPSTREAM] = &rd_stage_upstream,
     [RD_STAGE_RESPONSE_DELAY] = &rd_stage_response_delay,
 };

@@ -517,13 +517,32 @@ static int parse_prefix(const char *p, size_t n, size_t base, unsigned max, unsi
     return 0;
 }
 
-int rd_ipset_add(struct rd_ipset *s, const char *pattern, char *err, size_t errcap)
+/* Parses pattern[0..n) (n <= RD_IP_MAX_TEXT, n > 0) into the address a and
+ * the count of fixed bits in the 128-bit space. */
+static int parse_pattern(const char *pattern, size_t n, struct rd_ipaddr *a, unsigned *bits, char *err, size_t errcap)
 {
-    if (s->frozen) {
-        rd_seterr(err, errcap, "the address set is frozen");
-        return RD_ESTATE;
+    const char *slash = memchr(pattern, '/', n);
+    size_t alen = slash ? (size_t)(slash - pattern) : n;
+    bool v6 = has_byte(pattern, alen, ':');
+    if (slash && has_byte(pattern, alen, '*')) {
+        rd_seterr(err, errcap, "a wildcard pattern takes no /prefix (position %zu)", alen + 1);
+        return RD_EINVAL;
     }
-    size_t n = strnlen(pattern, RD_IP_MAX_TEXT + 1);
+    int rc = parse_addr(pattern, alen, 0, !v6, a, bits, err, errcap);
+    if (rc < 0)
+        return rc;
+    if (slash) {
+        unsigned plen;
+        rc = parse_prefix(slash + 1, n - alen - 1, alen + 1, v6 ? 128 : 32, &plen, err, errcap);
+        if (rc < 0)
+            return rc;
+        *bits = v6 ? plen : 96 + plen;
+    }
+    return 0;
+}
+
+static int check_length(size_t n, char *err, size_t errcap)
+{
     if (n > RD_IP_MAX_TEXT) {
         rd_seterr(err, errcap, "pattern longer than %u bytes", RD_IP_MAX_TEXT);
         return RD_EINVAL;
@@ -532,29 +551,47 @@ int rd_ipset_add(struct rd_ipset *s, const char *pattern, char *err, size_t errc
         rd_seterr(err, errcap, "empty pattern");
         return RD_EINVAL;
     }
-    if (s->count >= RD_IPSET_MAX_ENTRIES) {
-        rd_seterr(err, errcap, "more than %u entries", RD_IPSET_MAX_ENTRIES);
-        return RD_ETOOBIG;
-    }
-    const char *slash = memchr(pattern, '/', n);
-    size_t alen = slash ? (size_t)(slash - pattern) : n;
-    bool v6 = has_byte(pattern, alen, ':');
-    if (slash && has_byte(pattern, alen, '*')) {
-        rd_seterr(err, errcap, "a wildcard pattern takes no /prefix (position %zu)", alen + 1);
+    return 0;
+}
+
+int rd_ip_pattern_check(const char *pattern, size_t len, char *err, size_t errcap)
+{
+    int rc = check_length(len, err, errcap);
+    if (rc < 0)
+        return rc;
+    if (memchr(pattern, '\0', len) != NULL) {
+        rd_seterr(err, errcap, "pattern contains a NUL byte");
         return RD_EINVAL;
     }
     struct rd_ipaddr a;
     unsigned bits;
-    int rc = parse_addr(pattern, alen, 0, !v6, &a, &bits, err, errcap);
+    rc = parse_pattern(pattern, len, &a, &bits, err, errcap);
     if (rc < 0)
         return rc;
-    if (slash) {
-        unsigned plen;
-        rc = parse_prefix(slash + 1, n - alen - 1, alen + 1, v6 ? 128 : 32, &plen, err, errcap);
-        if (rc < 0)
-            return rc;
-        bits = v6 ? plen : 96 + plen;
+    struct key k = key_of(&a);
+    struct key m = key_mask(k, bits);
+    return m.hi != k.hi || m.lo != k.lo ? 1 : 0;
+}
+
+int rd_ipset_add(struct rd_ipset *s, const char *pattern, char *err, size_t errcap)
+{
+    if (s->frozen) {
+        rd_seterr(err, errcap, "the address set is frozen");
+        return RD_ESTATE;
     }
+    size_t n = strnlen(pattern, RD_IP_MAX_TEXT + 1);
+    int rc = check_length(n, err, errcap);
+    if (rc < 0)
+        return rc;
+    if (s->count >= RD_IPSET_MAX_ENTRIES) {
+        rd_seterr(err, errcap, "more than %u entries", RD_IPSET_MAX_ENTRIES);
+        return RD_ETOOBIG;
+    }
+    struct rd_ipaddr a;
+    unsigned bits;
+    rc = parse_pattern(pattern, n, &a, &bits, err, errcap);
+    if (rc < 0)
+        return rc;
     struct key k = key_of(&a);
     struct key m = key_mask(k, bits);
     trie_insert(s, m, bits);
@@ -756,6 +793,13 @@ int rd_ip_client(const struct sockaddr *peer, const struct rd_ipset *trusted, co
         rd_seterr(err, errcap, "peer is not an IPv4 or IPv6 socket address");
         return RD_EINVAL;
     }
+    return rd_ip_client_addr(&p, trusted, xff, xff_len, xrip, xrip_len, out, err, errcap);
+}
+
+int rd_ip_client_addr(const struct rd_ipaddr *peer, const struct rd_ipset *trusted, const char *xff, size_t xff_len,
+                      const char *xrip, size_t xrip_len, struct rd_ipaddr *out, char *err, size_t errcap)
+{
+    const struct rd_ipaddr p = *peer;
     *out = p;
     if (trusted == NULL || !rd_ipset_contains_addr(trusted, &p))
         return RD_IP_SOURCE_PEER;

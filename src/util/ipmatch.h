@@ -56,6 +56,11 @@ void rd_ipset_free(struct rd_ipset *s);
  * (1-based), and s is unchanged. Not thread-safe: build before sharing. */
 int rd_ipset_add(struct rd_ipset *s, const char *pattern, char *err, size_t errcap);
 
+/* Checks pattern[0..len) against rd_ipset_add's syntax without a set (for
+ * the configuration schema). Returns 0, 1 when host bits would be cleared,
+ * or RD_EINVAL with err as rd_ipset_add gives it. Pure. */
+int rd_ip_pattern_check(const char *pattern, size_t len, char *err, size_t errcap);
+
 /* Ends building: trims the storage and makes later rd_ipset_add calls fail
  * with RD_ESTATE. After this s may be read by any thread without a lock. */
 void rd_ipset_freeze(struct rd_ipset *s);
@@ -129,5 +134,9 @@ enum rd_ip_source {
  * Pure. */
 int rd_ip_client(const struct sockaddr *peer, const struct rd_ipset *trusted, const char *xff, size_t xff_len,
                  const char *xrip, size_t xrip_len, struct rd_ipaddr *out, char *err, size_t errcap);
+
+/* rd_ip_client for a peer already read as an address. */
+int rd_ip_client_addr(const struct rd_ipaddr *peer, const struct rd_ipset *trusted, const char *xff, size_t xff_len,
+                      const char *xrip, size_t xrip_len, struct rd_ipaddr *out, char *err, size_t errcap);
 
 #endif

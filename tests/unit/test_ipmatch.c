@@ -611,6 +611,34 @@ static void test_real_ip_and_client(void **state)
     rd_ipset_free(t);
 }
 
+/* rd_ip_pattern_check (the schema's check) agrees with rd_ipset_add on
+ * every verdict and message, reads only its length, and reports host bits. */
+static void test_pattern_check(void **state)
+{
+    (void)state;
+    static const char *const pats[] = {
+        "10.1.2.3", "10.0.0.0/8", "10.1.2.3/8", "10.0.*", "*", "*.*.*.*", "::1", "2001:db8::/32", "2001:db8::1/32",
+        "::ffff:10.0.0.0/104", "10.*.1.2", "10.0.0.0/33", "010.0.0.1", "fe80::1%eth0", "", "10.0", "1.2.3.4 ",
+        "2001:db8::*", "10.0.*/16", "300.1.1.1", "::/0", "0.0.0.0/0",
+    };
+    for (size_t i = 0; i < sizeof pats / sizeof pats[0]; i++) {
+        char e1[160] = "", e2[160] = "";
+        struct rd_ipset *s = rd_ipset_new();
+        int a = rd_ipset_add(s, pats[i], e1, sizeof e1);
+        int b = rd_ip_pattern_check(pats[i], strlen(pats[i]), e2, sizeof e2);
+        if (a != b || strcmp(e1, e2) != 0)
+            fail_msg("%s: add %d '%s', check %d '%s'", pats[i], a, e1, b, e2);
+        rd_ipset_free(s);
+    }
+    assert_int_equal(rd_ip_pattern_check("10.1.2.3/8", 10, NULL, 0), 1);
+    assert_int_equal(rd_ip_pattern_check("10.0.0.0/8", 10, NULL, 0), 0);
+    /* only len bytes are read: a longer buffer's tail is not part of it */
+    assert_int_equal(rd_ip_pattern_check("10.0.0.1garbage", 8, NULL, 0), 0);
+    char err[160];
+    assert_int_equal(rd_ip_pattern_check("10.0.0.1\0x", 10, err, sizeof err), RD_EINVAL);
+    assert_non_null(strstr(err, "NUL"));
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -627,6 +655,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_overlaps),
         cmocka_unit_test(test_forwarded),
         cmocka_unit_test(test_real_ip_and_client),
+        cmocka_unit_test(test_pattern_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

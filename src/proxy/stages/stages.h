@@ -24,5 +24,7 @@ bool rd_response_delay_hold(struct rd_req *req, void (*then)(struct rd_req *req)
 extern const struct rd_stage rd_stage_timeout;
 /* error_injection: native errors by seeded draw (error_injection.c). */
 extern const struct rd_stage rd_stage_error_injection;
+/* Client address and IP/country filtering (stages/ip_filter.c). */
+extern const struct rd_stage rd_stage_ip_filter;
 
 #endif
