@@ -13,6 +13,7 @@
 /* Indexed by enum rd_stage_id. A NULL row is a stage a later issue builds
  * (cache, record, ...): until then it is never in a run list. */
 static const struct rd_stage *const table[RD_STAGE_COUNT] = {
+    [RD_STAGE_RATE_LIMIT] = &rd_stage_rate_limit,
     [RD_STAGE_UPSTREAM] = &rd_stage_upstream,
 };
 
@@ -168,6 +169,13 @@ int rd_pipeline_check(struct json_object *doc, const struct rd_provider *p, stru
     if (rc == 0)
         rd_pipeline_free(&pl);
     return rc;
+}
+
+void rd_pipeline_inherit(struct rd_pipeline *pl, const struct rd_pipeline *prev)
+{
+    for (int id = 0; id < RD_STAGE_COUNT; id++)
+        if (table[id] && table[id]->inherit && pl->state[id] && prev->state[id])
+            table[id]->inherit(pl->state[id], prev->state[id]);
 }
 
 static void run_from(struct rd_req *req, size_t i)

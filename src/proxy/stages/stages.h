@@ -7,5 +7,8 @@
 /* Hands the request to its source (upstream, libcurl or the emulator) and
  * relays the answer (proxy/forward.c). Always configured; always DONE. */
 extern const struct rd_stage rd_stage_upstream;
+/* rate_limiting: per-key request and token limits (proxy/ratelimit.h),
+ * X-RateLimit-* on every response, the configured refusal. */
+extern const struct rd_stage rd_stage_rate_limit;
 
 #endif
