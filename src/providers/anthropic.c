@@ -26,6 +26,8 @@ static const struct rd_route routes[] = {
 };
 
 static const char *const auth_headers[] = {"x-api-key", "authorization", NULL};
+/* Messages; the legacy /v1/complete names it max_tokens_to_sample. */
+static const char *const max_tokens_fields[] = {"max_tokens", "max_tokens_to_sample", NULL};
 
 static const struct rd_ratelimit_names ratelimit_names = {
     .limit = "anthropic-ratelimit-requests-limit",
@@ -42,6 +44,7 @@ const struct rd_provider rd_provider_anthropic = {
     .dialect_name = "anthropic",
     .sdk_base_path = "", /* the SDK appends /v1/messages itself */
     .model_field = "model",
+    .max_tokens_fields = max_tokens_fields,
     .routes = routes,
     .nroutes = sizeof routes / sizeof routes[0],
     .request_id_header = "request-id",

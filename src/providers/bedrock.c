@@ -33,6 +33,11 @@ static const struct rd_route routes[] = {
 };
 
 static const char *const auth_headers[] = {"authorization", "x-amz-security-token", NULL};
+/* Converse's inferenceConfig, then the model-native bodies of InvokeModel:
+ * Anthropic's (max_tokens, legacy max_tokens_to_sample), Titan's and
+ * Llama's. */
+static const char *const max_tokens_fields[] = {"inferenceConfig.maxTokens", "max_tokens", "max_tokens_to_sample",
+                                                "textGenerationConfig.maxTokenCount", "max_gen_len", NULL};
 
 /* ---- model -------------------------------------------------------------- */
 
@@ -151,6 +156,7 @@ const struct rd_provider rd_provider_bedrock = {
     .sdk_base_path = "", /* the SDK's endpoint; it appends /model/... */
     .auth_headers = auth_headers,
     .model_field = NULL, /* the path names the model */
+    .max_tokens_fields = max_tokens_fields,
     .request_id_header = "x-amzn-RequestId",
     .routes = routes,
     .nroutes = sizeof routes / sizeof routes[0],

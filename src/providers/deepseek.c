@@ -14,6 +14,7 @@ const struct rd_provider rd_provider_deepseek = {
     .dialect_name = "openai",
     .sdk_base_path = "",
     .model_field = "model",
+    .max_tokens_fields = rd_provider_max_tokens_openai,
     .routes = rd_openai_routes,
     .nroutes = RD_OPENAI_ROUTES_ALL,
     .request_id_header = "x-request-id",

@@ -40,6 +40,7 @@ const struct rd_provider rd_provider_gemini = {
     .secret_query_params = secret_query_params,
     .auth_headers = auth_headers,
     .model_field = NULL, /* the model is in the path */
+    .max_tokens_fields = rd_google_max_tokens_fields,
     .request_id_header = "x-request-id",
     .routes = routes,
     .nroutes = sizeof routes / sizeof routes[0],

@@ -21,6 +21,8 @@ static const struct {
     {500, "INTERNAL"},          {501, "NOT_IMPLEMENTED"}, {503, "UNAVAILABLE"},        {504, "DEADLINE_EXCEEDED"},
 };
 
+const char *const rd_google_max_tokens_fields[] = {"generationConfig.maxOutputTokens", NULL};
+
 const char *rd_google_status(int code)
 {
     for (size_t i = 0; i < sizeof STATUSES / sizeof STATUSES[0]; i++)

@@ -13,6 +13,8 @@
 
 extern const struct rd_provider rd_provider_gemini;
 extern const struct rd_provider rd_provider_vertex_ai;
+/* max_tokens_fields of the dialect: generationConfig.maxOutputTokens. */
+extern const char *const rd_google_max_tokens_fields[];
 
 /* The canonical google.rpc status name for an HTTP status: 400
  * INVALID_ARGUMENT, 401 UNAUTHENTICATED, 403 PERMISSION_DENIED, 404

@@ -32,6 +32,7 @@ const struct rd_provider rd_provider_openai = {
     .dialect_name = "openai",
     .sdk_base_path = "/v1",
     .model_field = "model",
+    .max_tokens_fields = rd_provider_max_tokens_openai,
     .routes = rd_openai_routes,
     .nroutes = RD_OPENAI_ROUTES_V1,
     .request_id_header = "x-request-id",

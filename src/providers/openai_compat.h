@@ -40,6 +40,7 @@
  * routes, dialect and its model and error hooks. */
 #define RD_OAI_COMPAT_MEMBERS                                                                                          \
     .dialect_name = "openai", .model_field = "model", .request_id_header = "x-request-id",                             \
+    .max_tokens_fields = rd_provider_max_tokens_openai,                                                                \
     .error_style = RD_ERRSTYLE_OPENAI, .framing = RD_FRAMING_SSE, .emulate = rd_emu_openai,                            \
     .prepare = rd_provider_prepare_passthrough, .stream_event = rd_provider_stream_event_openai,                       \
     .body_usage = rd_provider_body_usage_openai

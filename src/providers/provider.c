@@ -128,6 +128,62 @@ void rd_provider_error(const struct rd_provider *p, const struct rd_error_spec *
                        struct rd_buf *body)
 {
     p->error(p, e, hdrs, body);
+    if (e->body == NULL)
+        return;
+    /* A configured body replaces the native one; the native headers (the
+     * request id, Retry-After, Bedrock's x-amzn-ErrorType) stay. */
+    rd_buf_reset(body);
+    (void)rd_buf_append(body, e->body, e->body_len);
+    rd_hdrs_remove(hdrs, "content-type");
+    rd_hdrs_add_ref(hdrs, "Content-Type", "application/json");
+}
+
+const char *const rd_provider_max_tokens_openai[] = {"max_completion_tokens", "max_tokens", "max_output_tokens", NULL};
+
+/* A JSON integer literal >= 0 (no fraction, no exponent), saturated. */
+static int64_t span_uint(struct rd_json_span v)
+{
+    if (v.n == 0 || v.n > 64 || v.p[0] < '0' || v.p[0] > '9' || (v.p[0] == '0' && v.n > 1))
+        return -1;
+    int64_t n = 0;
+    for (size_t i = 0; i < v.n; i++) {
+        if (v.p[i] < '0' || v.p[i] > '9')
+            return -1;
+        if (__builtin_mul_overflow(n, 10, &n) || __builtin_add_overflow(n, v.p[i] - '0', &n))
+            n = INT64_MAX;
+    }
+    return n;
+}
+
+#define MAX_TOKENS_DEPTH 4 /* keys in one max_tokens_fields path */
+
+int64_t rd_provider_max_tokens(const struct rd_provider *p, const char *body, size_t len)
+{
+    if (p == NULL || p->max_tokens_fields == NULL || body == NULL || len == 0)
+        return -1;
+    for (size_t i = 0; p->max_tokens_fields[i]; i++) {
+        /* "a.b.c" -> {"a", "b", "c", NULL}, in a stack copy. */
+        char buf[128];
+        const char *path[MAX_TOKENS_DEPTH + 1];
+        int n = snprintf(buf, sizeof buf, "%s", p->max_tokens_fields[i]);
+        if (n <= 0 || (size_t)n >= sizeof buf)
+            continue;
+        size_t depth = 0;
+        for (char *k = buf; k && depth < MAX_TOKENS_DEPTH; depth++) {
+            path[depth] = k;
+            k = strchr(k, '.');
+            if (k)
+                *k++ = '\0';
+        }
+        path[depth] = NULL;
+        struct rd_json_span v;
+        if (rd_json_scan_find(body, len, path, &v) != 0)
+            continue;
+        int64_t t = span_uint(v);
+        if (t >= 0)
+            return t;
+    }
+    return -1;
 }
 
 size_t rd_provider_model_default(const struct rd_provider *p, const struct rd_provider_req *r, char *out, size_t cap)

@@ -94,6 +94,11 @@ struct rd_error_spec {
     const char *message;    /* safe for the client: never internal details */
     const char *request_id; /* sent in the provider's request-id header; NULL for none */
     int retry_after_s;      /* >= 0: Retry-After (429, 503, ...) */
+    /* Non-NULL: sent as the body instead of the native one, with
+     * Content-Type application/json (a configured rate-limit response);
+     * the native headers (request id, Retry-After, ...) stay. */
+    const char *body;
+    size_t body_len;
 };
 
 /* Token usage of one response, normalised across providers (-1: not
@@ -176,6 +181,11 @@ struct rd_provider {
     const char *const *secret_query_params;
     const char *const *auth_headers; /* NULL-terminated; never stored or logged */
     const char *model_field;      /* JSON body field naming the model */
+    /* Where a request body gives its output-token cap (max_tokens or the
+     * dialect's equivalent): NULL-terminated dotted paths of object keys
+     * ("generationConfig.maxOutputTokens"), tried in order; read by
+     * rd_provider_max_tokens for the rate limiter's tokens_per_minute. */
+    const char *const *max_tokens_fields;
     const char *request_id_header; /* header carrying the request id in responses ("x-request-id") */
     const struct rd_route *routes; /* shared by the forwarder and the emulator */
     size_t nroutes;
@@ -240,6 +250,14 @@ void rd_provider_error(const struct rd_provider *p, const struct rd_error_spec *
 int rd_provider_redact_query(const struct rd_provider *p, const char *query, struct rd_buf *out);
 
 /* ---- implementations shared by providers (hooks are data too) ---- */
+
+/* The request body's output-token cap: the first of p->max_tokens_fields
+ * holding a non-negative JSON integer (clamped to INT64_MAX), or -1 when
+ * none does (absent, not an integer, malformed body). Pure. */
+int64_t rd_provider_max_tokens(const struct rd_provider *p, const char *body, size_t len);
+/* max_tokens_fields of the OpenAI dialect (chat and legacy completions,
+ * the newer max_completion_tokens, the responses API's max_output_tokens). */
+extern const char *const rd_provider_max_tokens_openai[];
 
 /* Model from the route's capture or the body's model_field. */
 size_t rd_provider_model_default(const struct rd_provider *p, const struct rd_provider_req *r, char *out, size_t cap);

@@ -64,6 +64,7 @@ const struct rd_provider rd_provider_vertex_ai = {
     .secret_query_params = secret_query_params,
     .auth_headers = auth_headers,
     .model_field = "model", /* count-tokens:rawPredict names it in the body */
+    .max_tokens_fields = rd_google_max_tokens_fields,
     .request_id_header = "x-request-id",
     .routes = routes,
     .nroutes = sizeof routes / sizeof routes[0],

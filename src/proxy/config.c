@@ -28,6 +28,7 @@ enum ftype {
     T_OBJECT, /* members by name, plus keys accepted by key_ok checked against item */
     T_ARRAY,  /* at most max elements, each checked against item */
     T_CUSTOM, /* any JSON value, checked by rule alone (a field of two shapes) */
+    T_JSON,   /* any JSON value; a string of at most max bytes, anything else at most max bytes serialised */
 };
 
 struct ctx;
@@ -92,6 +93,7 @@ static bool is_header_name_key(const char *key);
 static const char *check_path_glob(const char *s, size_t len);
 static const char *check_method(const char *s, size_t len);
 static int rule_min_max(struct ctx *c, struct json_object *obj);
+static int rule_ratelimit(struct ctx *c, struct json_object *obj);
 
 /* limits: the one block the engine reads today. One list generates both the
  * schema rows and the struct rd_limits slots, so they cannot drift apart. */
@@ -115,20 +117,30 @@ static const struct field timeout_fields[] = {
 static const struct field error_fields[] = {BOOL("enabled"), INT("retry_after_s", 0, 86400), END};
 static const struct field rate_value = NUM(NULL, 0, 1);
 
-static const char *const window_choices[] = {"fixed", "sliding", NULL};
+/* The limits mirror proxy/ratelimit.h: RD_RL_CEILING_MAX for tokens, and
+ * RD_RL_WINDOW_CEILING_MAX for a sliding window's rate plus burst
+ * (rule_ratelimit). */
+#define RL_WINDOW_CEILING_MAX INT64_C(1000000)
+#define RL_TOKENS_MAX INT64_C(100000000)
+#define RL_BODY_MAX INT64_C(16384)
+static const char *const rl_algorithm_choices[] = {"sliding_window", "token_bucket", NULL};
 static const struct field header_value = {.type = T_STRING, .min = 0, .max = 1024, .check = check_header_value};
 static const struct field rl_response_fields[] = {
     INT("status_code", 400, 599),
     {.name = "headers", .type = T_OBJECT, .max = 32, .item = &header_value, .key_ok = is_settable_header,
      .keys_desc = "header names (HTTP tokens other than Content-Length and hop-by-hop fields)"},
+    /* sent instead of the provider's native error body: a string as is, any
+     * other JSON value serialised */
+    {.name = "body", .type = T_JSON, .max = RL_BODY_MAX},
     END,
 };
 static const struct field ratelimit_fields[] = {
     BOOL("enabled"),
     INT_REQ("requests_per_minute", 1, 1000000),
     INT("burst_allowance", 0, 1000000),
+    INT("tokens_per_minute", 1, RL_TOKENS_MAX),
+    ENUM("algorithm", rl_algorithm_choices),
     {.name = "key", .type = T_STRING, .min = 1, .max = 128, .check = check_ratelimit_key},
-    ENUM("window", window_choices),
     OBJ("rate_limit_response", rl_response_fields),
     END,
 };
@@ -267,8 +279,8 @@ static const struct field blocks[] = {
     {.name = "error_injection", .type = T_OBJECT, .max = 201, .members = error_fields, .item = &rate_value,
      .key_ok = is_status_rate_key, .keys_desc = "\"<status>_rate\" with a status from 400 to 599",
      .rule = rule_rates_sum},
-    OBJ("rate_limiting", ratelimit_fields),
     {.name = "response_delay", .type = T_OBJECT, .members = response_delay_fields, .rule = rule_min_max},
+    {.name = "rate_limiting", .type = T_OBJECT, .members = ratelimit_fields, .rule = rule_ratelimit},
     {.name = "ip_filtering", .type = T_OBJECT, .members = ipfilter_fields, .rule = rule_allowlist},
     OBJ("cache_ttl", cache_ttl_fields),
     OBJ("memory_limits", memory_fields),
@@ -510,6 +522,14 @@ static int check_value(struct ctx *c, const struct field *f, struct json_object 
     case T_OBJECT: return check_object(c, f, v);
     case T_ARRAY: return check_array(c, f, v);
     case T_CUSTOM: return f->rule(c, v);
+    case T_JSON: {
+        size_t len = 0;
+        if (json_object_is_type(v, json_type_string))
+            len = (size_t)json_object_get_string_len(v);
+        else
+            (void)rd_json_str(v, &len);
+        return len <= (size_t)f->max ? 0 : fail(c, "must be at most %" PRId64 " bytes", f->max);
+    }
     }
     return fail(c, "has an unsupported schema type"); /* unreachable: the switch is exhaustive */
 }
@@ -597,6 +617,19 @@ __attribute__((format(printf, 3, 4))) static int fail_member(struct ctx *c, cons
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     int rc = fail(c, "%s", msg);
+/* A sliding window keeps one timestamp per admission in the window, so its
+ * rate plus burst is capped lower than a bucket's (proxy/ratelimit.h). */
+static int rule_ratelimit(struct ctx *c, struct json_object *obj)
+{
+    const char *alg = rd_json_get_str(obj, "algorithm");
+    int64_t ceiling = rd_json_get_int(obj, "requests_per_minute", 0) + rd_json_get_int(obj, "burst_allowance", 0);
+    if ((alg != NULL && strcmp(alg, "token_bucket") == 0) || ceiling <= RL_WINDOW_CEILING_MAX)
+        return 0;
+    size_t mark = path_push_key(c, "burst_allowance");
+    int rc = fail(c, "plus requests_per_minute must be at most %" PRId64
+                     " with the sliding_window algorithm (it keeps one timestamp per request in the window): "
+                     "use \"algorithm\": \"token_bucket\" for more",
+                  RL_WINDOW_CEILING_MAX);
     path_pop(c, mark);
     return rc;
 }
@@ -697,11 +730,11 @@ static bool is_settable_header(const char *key)
 
 static const char *check_ratelimit_key(const char *s, size_t len)
 {
-    if (strcmp(s, "ip") == 0 || strcmp(s, "global") == 0)
+    if (strcmp(s, "proxy") == 0 || strcmp(s, "ip") == 0)
         return NULL;
     if (len > 7 && strncmp(s, "header:", 7) == 0 && is_header_name(s + 7, len - 7))
         return NULL;
-    return "must be \"ip\", \"global\" or \"header:<name>\" with an HTTP header name";
+    return "must be \"proxy\", \"ip\" or \"header:<name>\" with an HTTP header name";
 }
 
 /* A CR or LF in a configured value would let the configuration inject

@@ -17,6 +17,7 @@ static const struct rd_stage *const table[RD_STAGE_COUNT] = {
     [RD_STAGE_TIMEOUT] = &rd_stage_timeout,
     [RD_STAGE_ERROR_INJECTION] = &rd_stage_error_injection,
     [RD_STAGE_IP_FILTER] = &rd_stage_ip_filter,
+    [RD_STAGE_RATE_LIMIT] = &rd_stage_rate_limit,
     [RD_STAGE_UPSTREAM] = &rd_stage_upstream,
     [RD_STAGE_RESPONSE_DELAY] = &rd_stage_response_delay,
 };
@@ -173,6 +174,13 @@ int rd_pipeline_check(struct json_object *doc, const struct rd_provider *p, stru
     if (rc == 0)
         rd_pipeline_free(&pl);
     return rc;
+}
+
+void rd_pipeline_inherit(struct rd_pipeline *pl, const struct rd_pipeline *prev)
+{
+    for (int id = 0; id < RD_STAGE_COUNT; id++)
+        if (table[id] && table[id]->inherit && pl->state[id] && prev->state[id])
+            table[id]->inherit(pl->state[id], prev->state[id]);
 }
 
 static void run_from(struct rd_req *req, size_t i)

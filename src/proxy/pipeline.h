@@ -82,6 +82,12 @@ struct rd_stage {
      * Called for every request released, also those the HTTP server
      * answered itself (400, 413, ...) before any stage ran. */
     void (*on_done)(struct rd_req *req, const void *state);
+    /* A new configuration of the same proxy replaces one whose compiled
+     * state of this stage was prev (both non-NULL): called on the control
+     * thread before the new snapshot is published, so the stage may carry
+     * over what must outlive a configuration change (the rate limit keeps
+     * its windows while its limits are unchanged). NULL: nothing carried. */
+    void (*inherit)(void *state, const void *prev);
 };
 
 /* A proxy's compiled pipeline (in its snapshot; immutable once built). */
@@ -115,6 +121,11 @@ int rd_pipeline_compile(struct json_object *doc, const struct rd_provider *p, st
 void rd_pipeline_free(struct rd_pipeline *pl);
 /* Compiles and frees: the API's check before it stores a document. */
 int rd_pipeline_check(struct json_object *doc, const struct rd_provider *p, struct rd_config_err *err);
+
+/* Lets each stage of pl carry state over from prev, the pipeline of the
+ * configuration pl replaces for the same proxy (struct rd_stage.inherit).
+ * pl must not be in use by requests yet. */
+void rd_pipeline_inherit(struct rd_pipeline *pl, const struct rd_pipeline *prev);
 
 /* Runs req's request-side stages from the first. */
 void rd_pipeline_start(struct rd_req *req);

@@ -333,6 +333,11 @@ void rd_req_fail_spec(struct rd_req *req, const struct rd_error_spec *spec)
     if (e.request_id == NULL)
         e.request_id = rd_req_id(req);
     rd_provider_error(req->dialect, &e, &req->resp_hdrs, &body);
+    /* What the stages add replaces the native header of the same name: a
+     * configured rate-limit response may pin Retry-After or Content-Type.
+     * Names in add_hdrs are NUL-terminated (arena copies or literals). */
+    for (size_t i = 0; i < req->add_hdrs.n; i++)
+        rd_hdrs_remove(&req->resp_hdrs, req->add_hdrs.v[i].name);
     for (size_t i = 0; i < req->add_hdrs.n; i++) {
         const struct rd_hdr *h = &req->add_hdrs.v[i];
         rd_hdrs_add_refn(&req->resp_hdrs, h->name, h->name_len, h->value, h->value_len);

@@ -186,6 +186,9 @@ struct rd_req {
 
     void (*wait_fn)(struct rd_req *req); /* WAIT: called when the wait is over */
     uint8_t stage_next;                  /* the pipeline stage rd_pipeline_resume runs */
+    /* Each stage's request-scoped data by enum rd_stage_id (in the arena),
+     * NULL until the stage sets it: what its on_done hook settles later. */
+    void *stage_data[RD_STAGE_COUNT];
 
     /* relay */
     struct rd_source src;

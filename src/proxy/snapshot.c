@@ -143,6 +143,9 @@ struct rd_proxy_snap *rd_proxy_rt_acquire(struct rd_proxy_rt *rt)
 
 void rd_proxy_rt_swap(struct rd_proxy_rt *rt, struct rd_proxy_snap *snap)
 {
+    /* Only the control thread swaps, so rt->snap is stable here without the
+     * lock; snap is not published yet, so its stages may still change. */
+    rd_pipeline_inherit(&snap->pipeline, &rt->snap->pipeline);
     pthread_mutex_lock(&rt->mu);
     struct rd_proxy_snap *old = rt->snap;
     rt->snap = snap;

@@ -80,7 +80,9 @@ struct rd_proxy_rt *rd_proxy_rt_ref(struct rd_proxy_rt *rt);
 void rd_proxy_rt_unref(struct rd_proxy_rt *rt);
 /* Any thread: the current snapshot with a reference the caller releases. */
 struct rd_proxy_snap *rd_proxy_rt_acquire(struct rd_proxy_rt *rt);
-/* Installs snap (ownership taken) and releases the previous one. */
+/* Installs snap (ownership taken) and releases the previous one, after its
+ * stages carried over what outlives a configuration change
+ * (rd_pipeline_inherit: rate-limit windows). Control thread. */
 void rd_proxy_rt_swap(struct rd_proxy_rt *rt, struct rd_proxy_snap *snap);
 
 #endif

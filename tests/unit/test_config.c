@@ -216,9 +216,25 @@ static const struct vcase cases[] = {
         "error_injection rates must add up to at most 1 (they add up to 1.1)"),
     /* rate_limiting */
     OK("{'rate_limiting': {'enabled': true, 'requests_per_minute': 1, 'burst_allowance': 0, 'key': 'ip',"
-       " 'window': 'fixed'}}"),
-    OK("{'rate_limiting': {'requests_per_minute': 1000000, 'burst_allowance': 1000000, 'key': 'global',"
-       " 'window': 'sliding'}}"),
+       " 'algorithm': 'sliding_window'}}"),
+    OK("{'rate_limiting': {'requests_per_minute': 1000000, 'burst_allowance': 1000000, 'key': 'proxy',"
+       " 'algorithm': 'token_bucket', 'tokens_per_minute': 100000000}}"),
+    OK("{'rate_limiting': {'requests_per_minute': 999999, 'burst_allowance': 1}}"),
+    BAD("{'rate_limiting': {'requests_per_minute': 999999, 'burst_allowance': 2}}", "rate_limiting.burst_allowance",
+        "rate_limiting.burst_allowance plus requests_per_minute must be at most 1000000 with the sliding_window"),
+    BAD("{'rate_limiting': {'requests_per_minute': 1000000, 'burst_allowance': 1, 'algorithm': 'sliding_window'}}",
+        "rate_limiting.burst_allowance", "use \"algorithm\": \"token_bucket\""),
+    BAD("{'rate_limiting': {'requests_per_minute': 5, 'tokens_per_minute': 0}}", "rate_limiting.tokens_per_minute",
+        "between 1 and 100000000"),
+    BAD("{'rate_limiting': {'requests_per_minute': 5, 'tokens_per_minute': 100000001}}",
+        "rate_limiting.tokens_per_minute", "between 1 and 100000000"),
+    BAD("{'rate_limiting': {'requests_per_minute': 5, 'window': 'sliding'}}", "rate_limiting.window",
+        "unknown field 'rate_limiting.window'"),
+    BAD("{'rate_limiting': {'requests_per_minute': 5, 'key': 'global'}}", "rate_limiting.key",
+        "must be \"proxy\", \"ip\" or \"header:<name>\""),
+    OK("{'rate_limiting': {'requests_per_minute': 5, 'rate_limit_response': {'body': {'error': 'slow down'}}}}"),
+    OK("{'rate_limiting': {'requests_per_minute': 5, 'rate_limit_response': {'body': 'plain text'}}}"),
+    OK("{'rate_limiting': {'requests_per_minute': 5, 'rate_limit_response': {'body': [1, null, true]}}}"),
     OK("{'rate_limiting': {'requests_per_minute': 5, 'key': 'header:X-User-Id'}}"),
     OK("{'rate_limiting': {'requests_per_minute': 5, 'rate_limit_response': {'status_code': 400, 'headers': {}}}}"),
     OK("{'rate_limiting': {'requests_per_minute': 5, 'rate_limit_response': {'status_code': 599}}}"),
@@ -237,8 +253,8 @@ static const struct vcase cases[] = {
         "header:<name>"),
     BAD("{'rate_limiting': {'requests_per_minute': 5, 'key': 'cookie'}}", "rate_limiting.key", "header:<name>"),
     BAD("{'rate_limiting': {'requests_per_minute': 5, 'key': 5}}", "rate_limiting.key", "must be a string"),
-    BAD("{'rate_limiting': {'requests_per_minute': 5, 'window': 'rolling'}}", "rate_limiting.window",
-        "must be one of: fixed, sliding"),
+    BAD("{'rate_limiting': {'requests_per_minute': 5, 'algorithm': 'rolling'}}", "rate_limiting.algorithm",
+        "must be one of: sliding_window, token_bucket"),
     BAD("{'rate_limiting': {'requests_per_minute': 5, 'rate_limit_response': {'status_code': 399}}}",
         "rate_limiting.rate_limit_response.status_code", "between 400 and 599"),
     BAD("{'rate_limiting': {'requests_per_minute': 5, 'rate_limit_response': {'status_code': 600}}}",
@@ -258,8 +274,8 @@ static const struct vcase cases[] = {
         "rate_limiting.rate_limit_response.headers.Content-Length", M_UNKNOWN),
     BAD("{'rate_limiting': {'requests_per_minute': 5, 'rate_limit_response': {'headers': {'transfer-encoding': 'x'}}}}",
         "rate_limiting.rate_limit_response.headers.transfer-encoding", M_UNKNOWN),
-    BAD("{'rate_limiting': {'requests_per_minute': 5, 'rate_limit_response': {'body': 'x'}}}",
-        "rate_limiting.rate_limit_response.body", "expected one of status_code, headers"),
+    BAD("{'rate_limiting': {'requests_per_minute': 5, 'rate_limit_response': {'text': 'x'}}}",
+        "rate_limiting.rate_limit_response.text", "expected one of status_code, headers, body"),
     BAD("{'rate_limiting': {'requests_per_minute': 5, 'per_ip': true}}", "rate_limiting.per_ip",
         "unknown field 'rate_limiting.per_ip'"),
     /* ip_filtering */
@@ -450,6 +466,47 @@ static void test_old_failure_config_rejected(void **state)
     assert_string_equal(err.field, "timeout_enabled");
     assert_string_equal(err.message, "unknown configuration block 'timeout_enabled'");
     json_object_put(obj);
+}
+
+/* rate_limit_response.body: a string of at most 16 KiB, or any other JSON
+ * value whose serialisation is at most 16 KiB. */
+static void test_ratelimit_body_cap(void **state)
+{
+    (void)state;
+    for (int big = 0; big < 2; big++) {
+        for (int as_string = 0; as_string < 2; as_string++) {
+            struct json_object *rl = json_object_new_object();
+            json_object_object_add(rl, "requests_per_minute", json_object_new_int(5));
+            struct json_object *resp = json_object_new_object();
+            /* a string is counted as is; an array of it serialises with
+             * brackets and quotes: 4 bytes more */
+            size_t n = as_string ? 16384 + (size_t)big : 16380 + (size_t)big;
+            char *text = malloc(n + 1);
+            memset(text, 'a', n);
+            text[n] = '\0';
+            struct json_object *body = json_object_new_string(text);
+            if (!as_string) {
+                struct json_object *arr = json_object_new_array();
+                json_object_array_add(arr, body);
+                body = arr;
+            }
+            json_object_object_add(resp, "body", body);
+            json_object_object_add(rl, "rate_limit_response", resp);
+            struct json_object *d = json_object_new_object();
+            json_object_object_add(d, "rate_limiting", rl);
+            struct rd_config_err err;
+            int rc = rd_config_validate(d, &err);
+            if (big) {
+                assert_int_equal(rc, RD_EINVAL);
+                assert_string_equal(err.field, "rate_limiting.rate_limit_response.body");
+                assert_string_equal(err.message, "rate_limiting.rate_limit_response.body must be at most 16384 bytes");
+            } else {
+                assert_int_equal(rc, 0);
+            }
+            json_object_put(d);
+            free(text);
+        }
+    }
 }
 
 static void test_not_an_object(void **state)
@@ -722,6 +779,7 @@ int main(void)
         cmocka_unit_test(test_cases),
         cmocka_unit_test(test_seed_blocks_valid),
         cmocka_unit_test(test_old_failure_config_rejected),
+        cmocka_unit_test(test_ratelimit_body_cap),
         cmocka_unit_test(test_not_an_object),
         cmocka_unit_test(test_non_finite_numbers),
         cmocka_unit_test(test_long_path_truncated),

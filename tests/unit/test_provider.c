@@ -729,12 +729,67 @@ static void test_body_usage(void **state)
     }
 }
 
+/* max_tokens as each dialect names it (max_tokens_fields data), first
+ * field present wins; anything but a non-negative integer is absent. */
+static void test_max_tokens(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *provider, *body;
+        int64_t want;
+    } cases[] = {
+        {"openai", "{\"model\":\"m\",\"max_tokens\":128}", 128},
+        {"openai", "{\"max_completion_tokens\":64,\"max_tokens\":128}", 64},
+        {"openai", "{\"max_tokens\":128,\"max_completion_tokens\":64}", 64},
+        {"openai", "{\"input\":\"x\",\"max_output_tokens\":9}", 9},
+        {"openai", "{\"model\":\"m\"}", -1},
+        {"openai", "{\"max_tokens\":null}", -1},
+        {"openai", "{\"max_tokens\":-5}", -1},
+        {"openai", "{\"max_tokens\":1.5}", -1},
+        {"openai", "{\"max_tokens\":1e3}", -1},
+        {"openai", "{\"max_tokens\":\"12\"}", -1},
+        {"openai", "{\"max_tokens\":007}", -1},
+        {"openai", "{\"max_tokens\":0}", 0},
+        {"openai", "{\"max_tokens\":99999999999999999999999}", INT64_MAX},
+        {"openai", "{\"messages\":[{\"max_tokens\":5}]}", -1}, /* only the top level */
+        {"openai", "{\"max_tokens\":", -1},
+        {"openai", "not json", -1},
+        {"groq", "{\"max_tokens\":7}", 7},
+        {"azure_openai", "{\"max_completion_tokens\":7}", 7},
+        {"deepseek", "{\"max_tokens\":7}", 7},
+        {"anthropic", "{\"model\":\"c\",\"max_tokens\":1024,\"messages\":[]}", 1024},
+        {"anthropic", "{\"prompt\":\"x\",\"max_tokens_to_sample\":300}", 300},
+        {"gemini", "{\"contents\":[],\"generationConfig\":{\"temperature\":0,\"maxOutputTokens\":256}}", 256},
+        {"gemini", "{\"maxOutputTokens\":256}", -1},
+        {"vertex_ai", "{\"generationConfig\":{\"maxOutputTokens\":32}}", 32},
+        {"bedrock", "{\"messages\":[],\"inferenceConfig\":{\"maxTokens\":512}}", 512},
+        {"bedrock", "{\"anthropic_version\":\"bedrock-2023-05-31\",\"max_tokens\":200}", 200},
+        {"bedrock", "{\"inputText\":\"x\",\"textGenerationConfig\":{\"maxTokenCount\":50}}", 50},
+        {"bedrock", "{\"prompt\":\"x\",\"max_gen_len\":77}", 77},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct rd_provider *p = rd_provider_find(cases[i].provider);
+        assert_non_null(p);
+        int64_t got = rd_provider_max_tokens(p, cases[i].body, strlen(cases[i].body));
+        if (got != cases[i].want)
+            fail_msg("case %zu (%s %s): got %lld, want %lld", i, cases[i].provider, cases[i].body, (long long)got,
+                     (long long)cases[i].want);
+    }
+    assert_int_equal(rd_provider_max_tokens(rd_provider_find("openai"), NULL, 0), -1);
+    /* every provider names where its dialect puts the cap */
+    size_t n = 0;
+    const struct rd_provider *const *all = rd_provider_all(&n);
+    for (size_t i = 0; i < n; i++)
+        assert_non_null(all[i]->max_tokens_fields);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_max_tokens),
         cmocka_unit_test(test_pattern_star),
         cmocka_unit_test(test_pattern_literal_after_star),
         cmocka_unit_test(test_pattern_several_captures),

@@ -26,5 +26,8 @@ extern const struct rd_stage rd_stage_timeout;
 extern const struct rd_stage rd_stage_error_injection;
 /* Client address and IP/country filtering (stages/ip_filter.c). */
 extern const struct rd_stage rd_stage_ip_filter;
+/* rate_limiting: per-key request and token limits (proxy/ratelimit.h),
+ * X-RateLimit-* on every response, the configured refusal. */
+extern const struct rd_stage rd_stage_rate_limit;
 
 #endif
