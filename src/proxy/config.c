@@ -617,6 +617,10 @@ __attribute__((format(printf, 3, 4))) static int fail_member(struct ctx *c, cons
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     int rc = fail(c, "%s", msg);
+    path_pop(c, mark);
+    return rc;
+}
+
 /* A sliding window keeps one timestamp per admission in the window, so its
  * rate plus burst is capped lower than a bucket's (proxy/ratelimit.h). */
 static int rule_ratelimit(struct ctx *c, struct json_object *obj)
