@@ -194,6 +194,34 @@ static const struct field aws_fields[] = {
     END,
 };
 
+/* stream_faults and stream_timing (proxy/stages/stream.h). An after-events
+ * count or a stall past the transfer deadline is accepted: the deadline
+ * (limits.upstream_timeout_ms) then cuts the stream first. */
+#define EVENTS_MAX INT64_C(1000000)
+static const struct field stream_faults_fields[] = {
+    BOOL("enabled"),
+    NUM("cut_rate", 0, 1),
+    INT("cut_after_events", 0, EVENTS_MAX),
+    NUM("stall_rate", 0, 1),
+    INT("stall_after_events", 0, EVENTS_MAX),
+    INT("stall_ms", 1, 3600000),
+    NUM("error_rate", 0, 1),
+    INT("error_after_events", 0, EVENTS_MAX),
+    INT("error_status", 400, 599),
+    NUM("malformed_rate", 0, 1),
+    INT("malformed_after_events", 0, EVENTS_MAX),
+    NUM("duplicate_rate", 0, 1),
+    INT("duplicate_after_events", 0, EVENTS_MAX),
+    END,
+};
+static const struct field stream_timing_fields[] = {
+    BOOL("enabled"),
+    INT("ttft_ms", 0, 600000),
+    NUM("tokens_per_second", 0, 100000),
+    INT("jitter_ms", 0, 60000),
+    END,
+};
+
 /* failure: how simulated outcomes show (proxy/failure.h). */
 static const struct field failure_fields[] = {BOOL("reveal"), BOOL("request_overrides"), END};
 
@@ -206,6 +234,8 @@ static const struct field blocks[] = {
     {.name = "error_injection", .type = T_OBJECT, .max = 201, .members = error_fields, .item = &rate_value,
      .key_ok = is_status_rate_key, .keys_desc = "\"<status>_rate\" with a status from 400 to 599",
      .rule = rule_rates_sum},
+    {.name = "stream_faults", .type = T_OBJECT, .members = stream_faults_fields, .rule = rule_rates_sum},
+    OBJ("stream_timing", stream_timing_fields),
     OBJ("rate_limiting", ratelimit_fields),
     {.name = "ip_filtering", .type = T_OBJECT, .members = ipfilter_fields, .rule = rule_allowlist},
     OBJ("cache_ttl", cache_ttl_fields),

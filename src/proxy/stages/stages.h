@@ -7,5 +7,8 @@
 /* Hands the request to its source (upstream, libcurl or the emulator) and
  * relays the answer (proxy/forward.c). Always configured; always DONE. */
 extern const struct rd_stage rd_stage_upstream;
+/* Response side, through the event seam (stages/stream.h). */
+extern const struct rd_stage rd_stage_stream_faults;
+extern const struct rd_stage rd_stage_stream_timing;
 
 #endif
