@@ -250,11 +250,15 @@ static void test_timing(void **state)
     /* events that arrive at once: the first 500 ms after the head, then one per 50 ms */
     assert_int_equal(at(&s, 0, 1001, 1), 1500);
     assert_int_equal(at(&s, 1, 1500, 1), 1550);
-    assert_int_equal(at(&s, 2, 1551, 1), 1600); /* a late timer does not drift the schedule */
+    assert_int_equal(at(&s, 2, 1551, 1), 1600);
+    s.prev_ms = 1601; /* its timer fired a millisecond late: no drift */
+    assert_int_equal(at(&s, 3, 1601, 1), 1650);
+    s.prev_ms = 1800; /* held longer than a step by something else (a stall): from there */
+    assert_int_equal(at(&s, 4, 1800, 1), 1850);
     /* a late event (the upstream slower than the rate) goes at once and the
      * schedule goes on from it, without a burst */
-    assert_int_equal(at(&s, 3, 2000, 1), 0);
-    assert_int_equal(at(&s, 4, 2001, 1), 2050);
+    assert_int_equal(at(&s, 5, 2000, 1), 0);
+    assert_int_equal(at(&s, 6, 2001, 1), 2050);
     /* a rate that is no whole number of milliseconds keeps its average */
     struct sched r = {.c = {.tokens_per_second = 300, .label = 1}, .prev_ms = 1000};
     uint64_t last = 0;

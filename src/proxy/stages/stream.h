@@ -68,7 +68,7 @@ struct rd_stream_timing_cfg {
 bool rd_stream_timing_read(struct json_object *doc, struct rd_stream_timing_cfg *out);
 /* When event v may leave (out->at_ms): the first ttft_ms after the head,
  * each next one 1/tokens_per_second after the previous one's scheduled
- * time, plus a uniform jitter in [-jitter_ms, +jitter_ms] drawn from rng;
+ * time (after the time it left, when something held it longer), plus a uniform jitter in [-jitter_ms, +jitter_ms] drawn from rng;
  * never before it arrived, and a late event (the upstream slower than the
  * rate) passes at once and the schedule goes on from it. *v->scratch keeps
  * the schedule in microseconds between events (0 before the first). */

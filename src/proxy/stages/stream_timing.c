@@ -38,8 +38,12 @@ void rd_stream_timing_verdict(const struct rd_stream_timing_cfg *c, const struct
     if (v->index == 0 || *v->scratch == 0) {
         sched = (v->head_ms + c->ttft_ms) * 1000;
     } else {
-        double step = c->tokens_per_second > 0 ? 1e6 / c->tokens_per_second : 0;
-        sched = *v->scratch + (uint64_t)llround(step);
+        uint64_t step = c->tokens_per_second > 0 ? (uint64_t)llround(1e6 / c->tokens_per_second) : 0;
+        /* From the previous event's schedule, so timer lateness does not
+         * add up; but from when it actually left if something held it
+         * longer than a step (a stall, a slow client). */
+        uint64_t prev_us = v->prev_ms * 1000;
+        sched = (prev_us > *v->scratch + step ? prev_us : *v->scratch) + step;
     }
     /* Late (the upstream is slower than the rate): it goes now, and the
      * schedule goes on from here rather than catching up in a burst. */
