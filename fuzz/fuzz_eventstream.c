@@ -13,7 +13,9 @@
  *    headers rd_es_header_next read, to exactly the bytes it was decoded
  *    from (a message the decoder accepts is one the encoder could write);
  *  - a message passes the cap or a header iterates past its block;
- *  - the decoder accepts anything after an error. */
+ *  - the decoder accepts anything after an error;
+ *  - stopping the feed after every message and going on from the end it
+ *    reports (rd_es_decoder.end) gives other messages (the event seam). */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,7 +28,7 @@
 #include "check.h"
 
 
-enum feed_mode { FEED_ALL, FEED_SPLIT, FEED_RANDOM, FEED_BYTES };
+enum feed_mode { FEED_ALL, FEED_SPLIT, FEED_RANDOM, FEED_BYTES, FEED_STOP_EACH };
 
 struct outcome {
     uint64_t digest;
@@ -38,6 +40,11 @@ struct outcome {
 struct sink {
     struct outcome *out;
     size_t cap;
+    /* FEED_STOP_EACH: every message stops the feed, which goes on from the
+     * message's end (the relay's event seam): same messages as without. */
+    bool stop_each;
+    const struct rd_es_decoder *d;
+    size_t piece_len;
 };
 
 static uint64_t mix(uint64_t h, const void *p, size_t n)
@@ -91,7 +98,8 @@ static int on_msg(void *ud, const struct rd_es_msg *m)
     }
     for (size_t i = 0; i < nh; i++)
         free((void *)in[i].name);
-    return 0;
+    CHECK(k->d->end >= 1 && k->d->end <= k->piece_len);
+    return k->stop_each ? 1 : 0;
 }
 
 static int feed_piece(struct rd_es_decoder *d, const uint8_t *p, size_t n, struct sink *k)
@@ -99,7 +107,17 @@ static int feed_piece(struct rd_es_decoder *d, const uint8_t *p, size_t n, struc
     uint8_t *copy = malloc(n ? n : 1);
     if (n)
         memcpy(copy, p, n);
-    int rc = rd_es_decoder_feed(d, copy, n, on_msg, k);
+    size_t at = 0;
+    int rc;
+    for (;;) {
+        k->piece_len = n - at;
+        rc = rd_es_decoder_feed(d, copy + at, n - at, on_msg, k);
+        if (rc != 1)
+            break;
+        CHECK(k->stop_each);
+        at += d->end;
+        CHECK(at <= n);
+    }
     free(copy);
     return rc;
 }
@@ -107,9 +125,9 @@ static int feed_piece(struct rd_es_decoder *d, const uint8_t *p, size_t n, struc
 static struct outcome run(size_t cap, const uint8_t *p, size_t n, enum feed_mode mode, size_t split, uint32_t seed)
 {
     struct outcome out = {.digest = 14695981039346656037u};
-    struct sink k = {.out = &out, .cap = cap};
     struct rd_es_decoder d;
     rd_es_decoder_init(&d, cap);
+    struct sink k = {.out = &out, .cap = cap, .stop_each = mode == FEED_STOP_EACH, .d = &d};
     int err = 0;
     size_t i = 0;
     bool first = true;
@@ -164,5 +182,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(same(all, run(eff_cap, p, n, FEED_RANDOM, 0, seed)));
     if (n <= 8192)
         CHECK(same(all, run(eff_cap, p, n, FEED_BYTES, 0, seed)));
+    CHECK(same(all, run(eff_cap, p, n, FEED_STOP_EACH, 0, seed)));
     return 0;
 }

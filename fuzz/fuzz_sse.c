@@ -16,7 +16,10 @@
  *    max_event, no CR or LF in a name or id, no CR in data, no NUL in an id;
  *  - a callback's non-zero return is not what the feed returns, or events
  *    keep coming after it;
- *  - rd_sse_reset does not give a scanner that behaves like a new one. */
+ *  - rd_sse_reset does not give a scanner that behaves like a new one;
+ *  - stopping the feed after every event and going on from the end it
+ *    reports (rd_sse.end) gives other events, or an end outside the piece
+ *    (the relay's event seam depends on both). */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,7 +32,7 @@
 #include "check.h"
 
 
-enum feed_mode { FEED_ALL, FEED_SPLIT, FEED_RANDOM, FEED_BYTES };
+enum feed_mode { FEED_ALL, FEED_SPLIT, FEED_RANDOM, FEED_BYTES, FEED_STOP_EACH };
 
 struct outcome {
     uint64_t digest; /* over every event, in order */
@@ -42,6 +45,9 @@ struct sink {
     size_t max_event;
     uint64_t stop_at; /* return 1 from this event (1-based); 0: never */
     bool stopped;
+    bool stop_each;   /* return 1 from every event (the event seam's way) */
+    const struct rd_sse *scanner;
+    size_t piece_len;
 };
 
 static uint64_t mix(uint64_t h, const void *p, size_t n)
@@ -82,6 +88,11 @@ static int on_event(void *ud, const struct rd_sse_event *ev)
     CHECK(memchr(ev->data, '\r', ev->data_len) == NULL);
     s->out->digest = mix_event(s->out->digest, ev->event, ev->event_len, ev->data, ev->data_len, ev->id, ev->id_len);
     s->out->seen++;
+    /* The event's end in the piece: past at least its blank line's
+     * terminator, within the piece. */
+    CHECK(s->scanner == NULL || (s->scanner->end >= 1 && s->scanner->end <= s->piece_len));
+    if (s->stop_each)
+        return 1;
     if (s->stop_at && s->out->seen == s->stop_at) {
         s->stopped = true;
         return 1;
@@ -106,18 +117,31 @@ static struct outcome feed(struct rd_sse *s, size_t max_event, const uint8_t *p,
                            size_t split, uint32_t seed)
 {
     struct outcome out = {.digest = 14695981039346656037u};
-    struct sink sink = {.out = &out, .max_event = max_event};
+    struct sink sink = {.out = &out, .max_event = max_event, .scanner = s, .stop_each = mode == FEED_STOP_EACH};
     uint32_t rng = seed | 1u;
     size_t off = 0;
     while (off < n) {
-        size_t step = next_step(mode, &rng, off, split, n - off);
+        size_t step = next_step(mode == FEED_STOP_EACH ? FEED_RANDOM : mode, &rng, off, split, n - off);
         char *piece = malloc(step);
         CHECK(piece != NULL);
         memcpy(piece, p + off, step);
-        CHECK(rd_sse_feed(s, piece, step, on_event, &sink) == 0);
+        /* FEED_STOP_EACH: every event stops the feed, which goes on from
+         * the event's end (what the relay's event seam does): the events
+         * must be the same as without stops. */
+        size_t at = 0;
+        for (;;) {
+            sink.piece_len = step - at;
+            int rc = rd_sse_feed(s, piece + at, step - at, on_event, &sink);
+            if (rc == 0)
+                break;
+            CHECK(rc == 1 && sink.stop_each);
+            at += s->end;
+            CHECK(at <= step);
+        }
         free(piece);
         off += step;
     }
+    sink.scanner = NULL;
     CHECK(rd_sse_feed(s, NULL, 0, on_event, &sink) == 0); /* an empty read changes nothing */
     out.events = s->events;
     out.dropped = s->dropped;
@@ -219,6 +243,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(same(all, run(max_event, p, n, FEED_RANDOM, 0, seed)));
     if (n <= 8192)
         CHECK(same(all, run(max_event, p, n, FEED_BYTES, 0, seed)));
+    CHECK(same(all, run(max_event, p, n, FEED_STOP_EACH, 0, seed)));
 
     if (!(data[0] & 0x80)) {
         struct outcome ref = reference((const char *)p, n);

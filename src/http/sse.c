@@ -198,6 +198,10 @@ int rd_sse_feed(struct rd_sse *s, const char *p, size_t n, rd_sse_event_fn fn, v
             return 0;
         }
         int rc = 0;
+        /* Where this line ends, its terminator included: the event a blank
+         * line dispatches ends there (a CR last in the piece pairs with an LF
+         * that the next piece skips). */
+        s->end = p[j] == '\r' && j + 1 < n && p[j + 1] == '\n' ? j + 2 : j + 1;
         if (s->skip_line) {
             s->skip_line = false; /* the end of a line too long to keep: dropped with its event */
         } else if (s->line.len) {

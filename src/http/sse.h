@@ -49,6 +49,12 @@ struct rd_sse {
     const char *ref;
     size_t ref_len;
     bool ref_on;
+    /* While fn runs: the offset in the piece being fed just past the line
+     * that dispatched the event (its blank line, terminator included), so
+     * a caller knows where the event ends in the bytes it relays. A stop
+     * (fn returning non-zero) leaves the feed having consumed exactly
+     * that much. */
+    size_t end;
 };
 
 /* max_event caps one event's data + name (0: 1 MiB). */

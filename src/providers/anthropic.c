@@ -58,6 +58,7 @@ const struct rd_provider rd_provider_anthropic = {
     .error = rd_provider_error_anthropic,
     .stream_event = rd_provider_stream_event_anthropic,
     .body_usage = rd_provider_body_usage_anthropic,
+    .stream_error_event = "error", /* event: error, then the error body */
 };
 
 /* ---- errors ------------------------------------------------------------- */

@@ -146,6 +146,12 @@ int rd_bedrock_stream_error(const struct rd_error_spec *e, struct rd_buf *out)
     return rc;
 }
 
+static int bedrock_stream_error(const struct rd_provider *p, const struct rd_error_spec *e, struct rd_buf *out)
+{
+    (void)p;
+    return rd_bedrock_stream_error(e, out);
+}
+
 const struct rd_provider rd_provider_bedrock = {
     .name = "bedrock",
     .display_name = "AWS Bedrock",
@@ -169,4 +175,5 @@ const struct rd_provider rd_provider_bedrock = {
     .error = bedrock_error,
     .stream_event = rd_bedrock_stream_event,
     .body_usage = rd_bedrock_body_usage,
+    .stream_error = bedrock_stream_error, /* an exception frame */
 };

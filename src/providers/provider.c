@@ -9,6 +9,7 @@
 #include "util/json_scan.h"
 
 #include "util/json.h"
+#include "util/arena.h"
 #include "util/hash.h"
 #include "util/time.h"
 
@@ -184,6 +185,39 @@ int64_t rd_provider_max_tokens(const struct rd_provider *p, const char *body, si
             return t;
     }
     return -1;
+}
+
+int rd_provider_stream_error_sse(const struct rd_provider *p, const struct rd_error_spec *e, struct rd_buf *out)
+{
+    struct rd_arena arena;
+    struct rd_hdrs hdrs;
+    struct rd_buf body;
+    rd_arena_init(&arena);
+    rd_hdrs_init(&hdrs, &arena);
+    rd_buf_init(&body, 0);
+    p->error(p, e, &hdrs, &body);
+    int rc = 0;
+    if (p->stream_error_event)
+        rc = rd_buf_printf(out, "event: %s\n", p->stream_error_event);
+    /* The error hooks print JSON compactly, on one line; a data field must
+     * not hold a raw line break, so one would be a bug here. */
+    if (rc == 0 && memchr(body.data ? body.data : "", '\n', body.len) != NULL)
+        rc = RD_EINVAL;
+    if (rc == 0)
+        rc = rd_buf_appends(out, "data: ");
+    if (rc == 0)
+        rc = rd_buf_append(out, body.data, body.len);
+    if (rc == 0)
+        rc = rd_buf_appends(out, "\n\n");
+    rd_buf_free(&body);
+    rd_hdrs_free(&hdrs);
+    rd_arena_free(&arena);
+    return rc;
+}
+
+int rd_provider_stream_error(const struct rd_provider *p, const struct rd_error_spec *e, struct rd_buf *out)
+{
+    return p->stream_error ? p->stream_error(p, e, out) : rd_provider_stream_error_sse(p, e, out);
 }
 
 size_t rd_provider_model_default(const struct rd_provider *p, const struct rd_provider_req *r, char *out, size_t cap)

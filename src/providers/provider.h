@@ -219,6 +219,15 @@ struct rd_provider {
     int (*stream_event)(const struct rd_provider *p, const struct rd_stream_event *ev, struct rd_usage *usage);
     /* Usage from a complete non-streamed response body. */
     void (*body_usage)(const struct rd_provider *p, const char *body, size_t len, struct rd_usage *usage);
+    /* The provider's mid-stream error, as its stream carries it when it
+     * fails after the head (stream faults): appended to out; returns 0 or
+     * a negative code. NULL: rd_provider_stream_error_sse, the error hook's
+     * body as one SSE event named stream_error_event ("error" for
+     * Anthropic's "event: error"; NULL: a data-only event, OpenAI's error
+     * chunk and Google's error object). Bedrock's is an event-stream
+     * exception frame. */
+    int (*stream_error)(const struct rd_provider *p, const struct rd_error_spec *e, struct rd_buf *out);
+    const char *stream_error_event;
 };
 
 /* Registry lookups. */
@@ -239,6 +248,14 @@ bool rd_route_pattern_match(const char *pattern, const char *path, struct rd_rou
  * error hook. */
 void rd_provider_error(const struct rd_provider *p, const struct rd_error_spec *e, struct rd_hdrs *hdrs,
                        struct rd_buf *body);
+
+/* The mid-stream error of p for e (its stream_error hook, or the SSE
+ * default below), appended to out. Returns 0 or a negative code (out's
+ * cap, an encoding error). */
+int rd_provider_stream_error(const struct rd_provider *p, const struct rd_error_spec *e, struct rd_buf *out);
+/* "event: <stream_error_event>\n" (when set) "data: <error body>\n\n",
+ * the body from p's error hook on one line (JSON has no raw newlines). */
+int rd_provider_stream_error_sse(const struct rd_provider *p, const struct rd_error_spec *e, struct rd_buf *out);
 
 /* What a secret query value is replaced with. */
 #define RD_REDACTED "REDACTED"

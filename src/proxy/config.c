@@ -233,6 +233,34 @@ static const struct field response_delay_fields[] = {
     BOOL("enabled"), INT("min_ms", 0, DELAY_MAX), INT("max_ms", 0, DELAY_MAX), BOOL("cache_only"), END,
 };
 
+/* stream_faults and stream_timing (proxy/stages/stream.h). An after-events
+ * count or a stall past the transfer deadline is accepted: the deadline
+ * (limits.upstream_timeout_ms) then cuts the stream first. */
+#define EVENTS_MAX INT64_C(1000000)
+static const struct field stream_faults_fields[] = {
+    BOOL("enabled"),
+    NUM("cut_rate", 0, 1),
+    INT("cut_after_events", 0, EVENTS_MAX),
+    NUM("stall_rate", 0, 1),
+    INT("stall_after_events", 0, EVENTS_MAX),
+    INT("stall_ms", 1, 3600000),
+    NUM("error_rate", 0, 1),
+    INT("error_after_events", 0, EVENTS_MAX),
+    INT("error_status", 400, 599),
+    NUM("malformed_rate", 0, 1),
+    INT("malformed_after_events", 0, EVENTS_MAX),
+    NUM("duplicate_rate", 0, 1),
+    INT("duplicate_after_events", 0, EVENTS_MAX),
+    END,
+};
+static const struct field stream_timing_fields[] = {
+    BOOL("enabled"),
+    INT("ttft_ms", 0, 600000),
+    NUM("tokens_per_second", 0, 100000),
+    INT("jitter_ms", 0, 60000),
+    END,
+};
+
 /* failure: how simulated outcomes show (proxy/failure.h). */
 static const struct field failure_fields[] = {BOOL("reveal"), BOOL("request_overrides"), END};
 
@@ -281,6 +309,8 @@ static const struct field blocks[] = {
      .rule = rule_rates_sum},
     {.name = "response_delay", .type = T_OBJECT, .members = response_delay_fields, .rule = rule_min_max},
     {.name = "rate_limiting", .type = T_OBJECT, .members = ratelimit_fields, .rule = rule_ratelimit},
+    {.name = "stream_faults", .type = T_OBJECT, .members = stream_faults_fields, .rule = rule_rates_sum},
+    OBJ("stream_timing", stream_timing_fields),
     {.name = "ip_filtering", .type = T_OBJECT, .members = ipfilter_fields, .rule = rule_allowlist},
     OBJ("cache_ttl", cache_ttl_fields),
     OBJ("memory_limits", memory_fields),

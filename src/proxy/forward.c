@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "providers/emulator/emulator.h"
+#include "proxy/shape.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/time.h"
@@ -15,14 +16,23 @@
 
 /* ---- response decoding (usage, end of stream) ---- */
 
+/* One decoded event: usage and the end of stream from the provider's hook,
+ * then, for a shaped stream, the stages' verdict (shape.h), which may stop
+ * the feed after it (1). end: where the event ends in the piece fed. */
+static int on_event(struct rd_req *req, const struct rd_stream_event *se, size_t end)
+{
+    const struct rd_provider *p = req->dialect;
+    bool last = p->stream_event && p->stream_event(p, se, &req->usage) == 1;
+    if (last)
+        req->stream_ended = true;
+    return req->shape ? rd_shape_event(req, se, last, end) : 0;
+}
+
 static int on_sse_event(void *ud, const struct rd_sse_event *ev)
 {
     struct rd_req *req = ud;
-    const struct rd_provider *p = req->dialect;
     struct rd_stream_event se = rd_stream_event_of_sse(ev);
-    if (p->stream_event && p->stream_event(p, &se, &req->usage) == 1)
-        req->stream_ended = true;
-    return 0;
+    return on_event(req, &se, req->sse.end);
 }
 
 /* One event-stream message: its :message-type says event or exception
@@ -31,7 +41,6 @@ static int on_sse_event(void *ud, const struct rd_sse_event *ev)
 static int on_es_msg(void *ud, const struct rd_es_msg *m)
 {
     struct rd_req *req = ud;
-    const struct rd_provider *p = req->dialect;
     const char *mt = NULL, *name = "";
     size_t mt_len = 0, name_len = 0;
     (void)rd_es_header_string(m, ":message-type", &mt, &mt_len);
@@ -46,9 +55,7 @@ static int on_es_msg(void *ud, const struct rd_es_msg *m)
     } else {
         se.name = "";
     }
-    if (p->stream_event && p->stream_event(p, &se, &req->usage) == 1)
-        req->stream_ended = true;
-    return 0;
+    return on_event(req, &se, req->es.end);
 }
 
 static bool ctype_is(const char *v, const char *type)
@@ -83,19 +90,26 @@ static void pick_decoder(struct rd_req *req, const char *ct, const char *ce)
     }
 }
 
-static void decode(struct rd_req *req, const char *p, size_t n)
+size_t rd_forward_decode(struct rd_req *req, const char *p, size_t n)
 {
     switch (req->decode) {
-    case RD_DECODE_SSE: (void)rd_sse_feed(&req->sse, p, n, on_sse_event, req); break;
-    case RD_DECODE_EVENTSTREAM:
+    case RD_DECODE_SSE:
+        if (rd_sse_feed(&req->sse, p, n, on_sse_event, req) == 1)
+            return req->sse.end; /* a shaper stopped after this event */
+        break;
+    case RD_DECODE_EVENTSTREAM: {
+        int rc = rd_es_decoder_feed(&req->es, p, n, on_es_msg, req);
+        if (rc == 1)
+            return req->es.end;
         /* A malformed frame (CRC, lengths, caps) stops the looking, not the
          * relay: the client's SDK sees the same bytes and reports them. */
-        if (rd_es_decoder_feed(&req->es, p, n, on_es_msg, req) < 0) {
+        if (rc < 0) {
             rd_warn("proxy %s: %s: the upstream's event stream is malformed (%s); relayed as is", req->snap->name,
                     rd_req_id(req), rd_strerror(req->es.err));
             req->decode = RD_DECODE_NONE;
         }
         break;
+    }
     case RD_DECODE_BODY:
         /* Kept, not parsed: usage is read from it only when a consumer asks
          * (rd_req_usage), so a plain relay pays a copy, not a scan. */
@@ -106,12 +120,14 @@ static void decode(struct rd_req *req, const char *p, size_t n)
         break;
     case RD_DECODE_NONE: break;
     }
+    return n;
 }
 
-static void decode_end(struct rd_req *req)
+void rd_forward_done(struct rd_req *req)
 {
     req->body_complete = req->decode == RD_DECODE_BODY;
     req->decode = RD_DECODE_NONE;
+    rd_req_finish(req);
 }
 
 /* ---- source callbacks ---- */
@@ -152,9 +168,14 @@ static int on_head(void *ud, int status, const struct rd_hdrs *hdrs)
         const struct rd_hdr *h = &req->add_hdrs.v[i];
         rd_hdrs_add_refn(&req->resp_hdrs, h->name, h->name_len, h->value, h->value_len);
     }
-    rd_pipeline_head(req, status, &req->resp_hdrs);
-    req->content_length = content_length;
     pick_decoder(req, ct, ce);
+    rd_pipeline_head(req, status, &req->resp_hdrs);
+    /* The event seam: a stage that shapes this stream may change its
+     * length, so the head then goes out without Content-Length. */
+    if (req->stream && req->decode != RD_DECODE_NONE && status >= 200 && status < 300 &&
+        rd_pipeline_shapes(&req->snap->pipeline) && rd_shape_begin(req, &req->resp_hdrs))
+        content_length = -1;
+    req->content_length = content_length;
     req->head_sent = true;
     req->status_sent = status;
     rd_req_set_state(req, RD_REQ_RELAY);
@@ -166,10 +187,12 @@ static int on_head(void *ud, int status, const struct rd_hdrs *hdrs)
 static int on_data(void *ud, const char *p, size_t n)
 {
     struct rd_req *req = ud;
+    if (req->shape)
+        return rd_shape_data(req, p, n);
     if (rd_http_pending(req->x) > RD_HTTP_OUT_HIGH)
         return RD_SOURCE_PAUSE; /* the drain callback resumes the source */
     req->bytes_out += n;
-    decode(req, p, n);
+    (void)rd_forward_decode(req, p, n); /* unshaped: nothing stops it */
     /* A failed write means the client is gone; its read side reports that
      * and the exchange is aborted from there. */
     (void)rd_http_write(req->x, p, n);
@@ -181,8 +204,10 @@ static void on_done(void *ud, int err, const char *detail)
     struct rd_req *req = ud;
     req->err = err;
     if (err == 0) {
-        decode_end(req);
-        rd_req_finish(req);
+        if (req->shape)
+            rd_shape_source_done(req); /* what it holds goes out first */
+        else
+            rd_forward_done(req);
         return;
     }
     /* The details (host, port, curl or TLS text) stay in the server log; the

@@ -14,5 +14,13 @@
 /* Starts the upstream relay of req (state NEW or WAIT). The request ends
  * through rd_req_done/rd_req_fail when the response is over. */
 void rd_forward_start(struct rd_req *req);
+/* Feeds p[0..n) of the response body to its decoder (usage, the end of a
+ * stream and, for a shaped stream, rd_shape_event on each event). Returns
+ * the bytes consumed: n, or less when a shaper stopped the feed after an
+ * event (the rest is fed again later). */
+size_t rd_forward_decode(struct rd_req *req, const char *p, size_t n);
+/* The response body is complete and relayed: closes the decoder and ends
+ * the request (rd_req_finish; req is released). */
+void rd_forward_done(struct rd_req *req);
 
 #endif

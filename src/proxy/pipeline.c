@@ -20,6 +20,8 @@ static const struct rd_stage *const table[RD_STAGE_COUNT] = {
     [RD_STAGE_RATE_LIMIT] = &rd_stage_rate_limit,
     [RD_STAGE_UPSTREAM] = &rd_stage_upstream,
     [RD_STAGE_RESPONSE_DELAY] = &rd_stage_response_delay,
+    [RD_STAGE_STREAM_FAULTS] = &rd_stage_stream_faults,
+    [RD_STAGE_STREAM_TIMING] = &rd_stage_stream_timing,
 };
 
 const struct rd_stage *rd_stage_get(enum rd_stage_id id)
@@ -44,7 +46,7 @@ static const struct {
     {"caching", {RD_STAGE_CACHE}, 1},
     {"failure_simulation", {RD_STAGE_SCENARIO, RD_STAGE_TIMEOUT, RD_STAGE_ERROR_INJECTION, RD_STAGE_STREAM_FAULTS}, 4},
     {"provider_forwarding", {RD_STAGE_UPSTREAM}, 1},
-    {"response_processing", {RD_STAGE_RESPONSE_DELAY}, 1},
+    {"response_processing", {RD_STAGE_STREAM_TIMING, RD_STAGE_RESPONSE_DELAY}, 2},
     {"logging", {RD_STAGE_RECORD}, 1},
 };
 
@@ -161,6 +163,8 @@ int rd_pipeline_compile(struct json_object *doc, const struct rd_provider *p, st
             out->head[out->nhead++] = step;
         if (table[id]->on_done)
             out->done[out->ndone++] = step;
+        if (table[id]->on_stream && table[id]->on_event)
+            out->stream[out->nstream++] = step;
         if (id != RD_STAGE_UPSTREAM)
             out->active = true;
     }
@@ -226,4 +230,35 @@ void rd_pipeline_done(struct rd_req *req)
     const struct rd_pipeline *pl = &req->snap->pipeline;
     for (size_t i = 0; i < pl->ndone; i++)
         pl->done[i].stage->on_done(req, pl->done[i].state);
+}
+
+uint32_t rd_pipeline_stream(struct rd_req *req, struct rd_hdrs *hdrs)
+{
+    const struct rd_pipeline *pl = &req->snap->pipeline;
+    uint32_t mask = 0;
+    for (size_t i = 0; i < pl->nstream; i++)
+        if (pl->stream[i].stage->on_stream(req, pl->stream[i].state, hdrs))
+            mask |= 1u << i;
+    return mask;
+}
+
+void rd_pipeline_event(struct rd_req *req, uint32_t mask, const struct rd_stream_view *v,
+                       struct rd_event_verdict *out)
+{
+    const struct rd_pipeline *pl = &req->snap->pipeline;
+    for (size_t i = 0; i < pl->nstream; i++) {
+        if (!(mask & (1u << i)))
+            continue;
+        struct rd_event_verdict mine = {.act = RD_EVENT_PASS};
+        struct rd_stream_view sv = *v;
+        sv.scratch = &v->scratch[i];
+        pl->stream[i].stage->on_event(req, pl->stream[i].state, &sv, &mine);
+        if (mine.act > out->act) {
+            out->act = mine.act;
+            out->error_status = mine.error_status;
+            out->error_message = mine.error_message;
+        }
+        if (mine.at_ms > out->at_ms)
+            out->at_ms = mine.at_ms;
+    }
 }

@@ -4,7 +4,8 @@
  *
  *   ip_filter -> rate_limit -> scenario -> timeout -> error_injection
  *     -> cache -> upstream                       (request side, in order)
- *   stream_faults, response_delay, record        (response side, hooks)
+ *   stream_faults, stream_timing, response_delay, record
+ *                                                (response side, hooks)
  *
  * A stage compiles its configuration block once, into the proxy's snapshot
  * (struct rd_pipeline): the request path parses nothing, and a stage whose
@@ -48,6 +49,7 @@ enum rd_stage_id {
     RD_STAGE_CACHE,
     RD_STAGE_UPSTREAM,
     RD_STAGE_STREAM_FAULTS,
+    RD_STAGE_STREAM_TIMING,
     RD_STAGE_RESPONSE_DELAY,
     RD_STAGE_RECORD,
     RD_STAGE_COUNT
@@ -57,6 +59,48 @@ enum rd_stage_id {
 struct rd_stage_env {
     struct json_object *doc; /* borrowed; outlives the compiled state (the snapshot owns it) */
     const struct rd_provider *provider;
+};
+
+/* ---- the event seam: response-side stages and a relayed stream ----
+ *
+ * A streamed response (an SSE or AWS event-stream body, 2xx, not
+ * content-encoded) is offered to every configured stage with on_stream,
+ * once, as its head goes out. A stage that returns true sees each event
+ * of the stream (on_event) in the provider's framing (one SSE event, one
+ * event-stream frame), however the bytes arrived, before its bytes leave
+ * the proxy, and says what happens to it. The relay then holds at most
+ * one read of the source beyond the event being decided: while an event
+ * waits (a timer, a slow client) the source is paused. When no stage
+ * wants the stream, the relay is the plain zero-copy one (proxy/shape.h). */
+
+/* What becomes of one event; the strongest asked for wins
+ * (CUT > ERROR > MALFORM > DUPLICATE > PASS). */
+enum rd_event_act {
+    RD_EVENT_PASS,      /* relayed as it came */
+    RD_EVENT_DUPLICATE, /* relayed twice */
+    RD_EVENT_MALFORM,   /* replaced by a copy whose JSON is cut short (framing intact) */
+    RD_EVENT_ERROR,     /* replaced, with the rest of the stream, by the provider's
+                         * mid-stream error; then the response ends */
+    RD_EVENT_CUT,       /* dropped with the rest; the connection is closed */
+};
+
+struct rd_event_verdict {
+    enum rd_event_act act; /* PASS on entry */
+    uint64_t at_ms;        /* loop time (uv_now) before which it does not leave; 0 on entry; the latest wins */
+    int error_status;      /* RD_EVENT_ERROR: the status whose error is sent (0: 500) */
+    const char *error_message; /* RD_EVENT_ERROR: its message (static; NULL: a generic one) */
+};
+
+/* One event as on_event sees it (everything borrowed for the call). */
+struct rd_stream_view {
+    const struct rd_stream_event *ev;
+    uint64_t index;   /* events of this stream decided before it (0: the first) */
+    bool last;        /* the provider's end-of-stream event ("[DONE]", message_stop, ...) */
+    uint64_t now_ms;  /* loop time now */
+    uint64_t head_ms; /* loop time the head went out */
+    uint64_t prev_ms; /* loop time the previous event went out (head_ms for the first) */
+    /* Eight bytes of per-stream state for this stage, 0 at the first event. */
+    uint64_t *scratch;
 };
 
 struct rd_stage {
@@ -88,6 +132,13 @@ struct rd_stage {
      * over what must outlive a configuration change (the rate limit keeps
      * its windows while its limits are unchanged). NULL: nothing carried. */
     void (*inherit)(void *state, const void *prev);
+    /* on_stream: a streamed response's head (status 2xx) is about to go
+     * out, after every on_head: may add or replace headers in hdrs as
+     * on_head; returns true to see the stream's events. on_event: one
+     * event, before it leaves (see "the event seam" above): fills out. */
+    bool (*on_stream)(struct rd_req *req, const void *state, struct rd_hdrs *hdrs);
+    void (*on_event)(struct rd_req *req, const void *state, const struct rd_stream_view *v,
+                     struct rd_event_verdict *out);
 };
 
 /* A proxy's compiled pipeline (in its snapshot; immutable once built). */
@@ -102,8 +153,8 @@ struct rd_pipeline {
     void *state[RD_STAGE_COUNT];
     bool enabled[RD_STAGE_COUNT]; /* kept by middleware_pipeline (all by default) */
     /* Configured stages with response-side hooks, in table order. */
-    size_t nhead, ndone;
-    struct rd_pipeline_step head[RD_STAGE_COUNT], done[RD_STAGE_COUNT];
+    size_t nhead, ndone, nstream;
+    struct rd_pipeline_step head[RD_STAGE_COUNT], done[RD_STAGE_COUNT], stream[RD_STAGE_COUNT];
     /* Some configured stage besides the upstream: requests then take a
      * sequence number (struct rd_req.seq) for nth matching and seeded draws. */
     bool active;
@@ -134,5 +185,17 @@ void rd_pipeline_resume(struct rd_req *req);
 /* The response-side hooks (see struct rd_stage); cheap when none. */
 void rd_pipeline_head(struct rd_req *req, int status, struct rd_hdrs *hdrs);
 void rd_pipeline_done(struct rd_req *req);
+/* True if some configured stage has stream hooks (a streamed response is
+ * then offered to them). */
+static inline bool rd_pipeline_shapes(const struct rd_pipeline *pl)
+{
+    return pl->nstream > 0;
+}
+/* Offers a streamed response to the stages with stream hooks; returns the
+ * mask (bit i: pl->stream[i]) of those that want its events, 0: none. */
+uint32_t rd_pipeline_stream(struct rd_req *req, struct rd_hdrs *hdrs);
+/* Asks the stages of mask about one event; out starts as PASS now. */
+void rd_pipeline_event(struct rd_req *req, uint32_t mask, const struct rd_stream_view *v,
+                       struct rd_event_verdict *out);
 
 #endif

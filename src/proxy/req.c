@@ -11,6 +11,7 @@
 
 #include "proxy/forward.h"
 #include "proxy/pipeline.h"
+#include "proxy/shape.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -106,6 +107,7 @@ static void req_release(struct rd_req *req)
     req->deadline.at = 0; /* the timer may stay armed; it finds nothing to do */
     if (req->snap->usage)
         rd_proxy_usage_add(req->snap->usage, env->index, req->provider, req->model, rd_req_usage(req));
+    rd_shape_release(req);
     rd_pipeline_done(req);
     if (env->observe)
         env->observe(req, env->observe_ud);
@@ -158,6 +160,7 @@ const char *rd_failure_name(enum rd_failure f)
         [RD_FAIL_STREAM_ERROR] = "stream_error",
         [RD_FAIL_STREAM_MALFORMED] = "stream_malformed",
         [RD_FAIL_DELAYED] = "delayed",
+        [RD_FAIL_STREAM_DUPLICATE] = "stream_duplicate",
     };
     return (unsigned)f < sizeof names / sizeof names[0] && names[f] ? names[f] : "";
 }
@@ -260,7 +263,10 @@ static void log_done(struct rd_req *req)
 static void on_drain(void *ud)
 {
     struct rd_req *req = ud;
-    rd_source_resume(&req->src);
+    if (req->shape)
+        rd_shape_drain(req); /* it resumes the source when nothing waits */
+    else
+        rd_source_resume(&req->src);
 }
 
 static void on_gone(void *ud)

@@ -57,6 +57,7 @@ enum rd_failure {
     RD_FAIL_STREAM_ERROR,
     RD_FAIL_STREAM_MALFORMED,
     RD_FAIL_DELAYED,
+    RD_FAIL_STREAM_DUPLICATE,
 };
 
 /* Stream faults a scenario or request override may ask for. */
@@ -201,6 +202,9 @@ struct rd_req {
     bool stream;             /* the response is an event stream */
     bool stream_ended;       /* the provider's end-of-stream event was seen */
     bool encoded;            /* the response has a Content-Encoding: not decoded */
+    /* Set when response-side stages shape this stream (proxy/shape.h);
+     * NULL for every other response. Owned; freed on release. */
+    struct rd_shape *shape;
 };
 
 void rd_req_env_init(struct rd_req_env *env, uv_loop_t *loop, struct rd_upstream_ctx *up);

@@ -188,6 +188,7 @@ int rd_es_decoder_feed(struct rd_es_decoder *d, const void *data, size_t n, rd_e
         if (rc < 0)
             return d->err = rc;
         d->messages++;
+        d->end = (size_t)(p - (const uint8_t *)data);
         int stop = fn(ud, &m);
         rd_buf_reset(&d->buf);
         if (stop)
@@ -206,6 +207,7 @@ int rd_es_decoder_feed(struct rd_es_decoder *d, const void *data, size_t n, rd_e
         p += rc;
         n -= (size_t)rc;
         d->messages++;
+        d->end = (size_t)(p - (const uint8_t *)data);
         int stop = fn(ud, &m);
         if (stop)
             return stop;

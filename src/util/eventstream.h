@@ -82,6 +82,10 @@ struct rd_es_decoder {
     size_t max_total;
     uint64_t messages; /* delivered */
     int err;           /* first error (RD_EPROTO, RD_ETOOBIG), 0 while healthy */
+    /* While fn runs: the offset in the piece being fed just past the
+     * message delivered (a stop, fn returning non-zero, leaves the feed
+     * having consumed exactly that much). */
+    size_t end;
 };
 
 /* max_total 0: RD_ES_MAX_TOTAL. */

@@ -24,6 +24,7 @@
 #include "proxy/snapshot.h"
 #include "upstream/upstream.h"
 #include "util/err.h"
+#include "util/json.h"
 #include "util/mem.h"
 
 /* ---- fake exchange ---- */
@@ -647,6 +648,244 @@ static void test_retry_audit_hooks(void **state)
     rd_failstats_unref(fs);
 }
 
+/* ---- shaped streams (the event seam, proxy/shape.h) ---- */
+
+#define STORY "{\"model\":\"gpt-4o\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story\"}]}"
+
+/* SSE events in out: blank-line terminated blocks. */
+static int count_events(const struct rd_buf *out)
+{
+    int n = 0;
+    for (size_t i = 0; i + 1 < out->len; i++)
+        if (out->data[i] == '\n' && out->data[i + 1] == '\n')
+            n++;
+    return n;
+}
+
+/* The i-th event (0-based) of out into ev (NUL-terminated). */
+static void nth_event(const struct rd_buf *out, int i, char *ev, size_t cap)
+{
+    size_t start = 0;
+    for (int k = 0; k < i; k++) {
+        const char *e = memmem(out->data + start, out->len - start, "\n\n", 2);
+        assert_non_null(e);
+        start = (size_t)(e - out->data) + 2;
+    }
+    const char *e = memmem(out->data + start, out->len - start, "\n\n", 2);
+    assert_non_null(e);
+    size_t n = (size_t)(e - out->data) + 2 - start;
+    assert_true(n < cap);
+    memcpy(ev, out->data + start, n);
+    ev[n] = '\0';
+}
+
+/* The unshaped stream of STORY: the reference the faults are measured on. */
+static int baseline_events(void)
+{
+    struct fx fx;
+    fx_init(&fx, snap_for("openai", "emulator", NULL));
+    struct fake f;
+    fake_init(&f, "POST", "/v1/chat/completions", STORY);
+    rd_req_handle(&fx.env, &f.x, fx.snap);
+    run_until_seen(&fx, 1);
+    int n = count_events(&f.out);
+    assert_true(n > 4);
+    fake_free(&f);
+    fx_free(&fx);
+    return n;
+}
+
+static void run_story(struct fx *fx, struct fake *f, const char *provider, const char *path, const char *body,
+                      const char *config)
+{
+    fx_init(fx, snap_for(provider, "emulator", config));
+    fake_init(f, "POST", path, body);
+    rd_req_handle(&fx->env, &f->x, fx->snap);
+    run_until_seen(fx, 1);
+}
+
+static void test_shaped_cut(void **state)
+{
+    (void)state;
+    struct fx fx;
+    struct fake f;
+    run_story(&fx, &f, "openai", "/v1/chat/completions", STORY,
+              "{\"stream_faults\":{\"cut_rate\":1,\"cut_after_events\":3}}");
+    assert_int_equal(f.status, 200);
+    assert_int_equal(f.content_length, -1);
+    assert_string_equal(rd_hdrs_get(&f.resp_hdrs, "X-Rubberduck-Failure"), "stream_cut");
+    assert_int_equal(count_events(&f.out), 3);
+    assert_null(memmem(f.out.data, f.out.len, "[DONE]", 6));
+    assert_int_equal(f.aborts, 1); /* the connection is cut, the response never ends */
+    assert_int_equal(f.finishes, 0);
+    assert_false(fx.seen.stream_ended);
+    assert_int_equal(fx.seen.bytes_out, f.out.len);
+    fake_free(&f);
+    fx_free(&fx);
+}
+
+/* A cut after more events than the stream has still cuts its end. */
+static void test_shaped_cut_short_stream(void **state)
+{
+    (void)state;
+    int n = baseline_events();
+    struct fx fx;
+    struct fake f;
+    run_story(&fx, &f, "openai", "/v1/chat/completions", STORY,
+              "{\"stream_faults\":{\"cut_rate\":1,\"cut_after_events\":100000}}");
+    assert_int_equal(count_events(&f.out), n - 1);
+    assert_null(memmem(f.out.data, f.out.len, "[DONE]", 6));
+    assert_int_equal(f.aborts, 1);
+    fake_free(&f);
+    fx_free(&fx);
+}
+
+static void test_shaped_error_anthropic(void **state)
+{
+    (void)state;
+    struct fx fx;
+    struct fake f;
+    run_story(&fx, &f, "anthropic", "/v1/messages",
+              "{\"model\":\"claude-3-5-sonnet-latest\",\"max_tokens\":50,\"stream\":true,"
+              "\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story\"}]}",
+              "{\"stream_faults\":{\"error_rate\":1,\"error_after_events\":2,\"error_status\":529}}");
+    assert_string_equal(rd_hdrs_get(&f.resp_hdrs, "X-Rubberduck-Failure"), "stream_error");
+    assert_int_equal(count_events(&f.out), 3);
+    char ev[1024];
+    nth_event(&f.out, 2, ev, sizeof ev);
+    assert_true(strncmp(ev, "event: error\ndata: {\"type\":\"error\",", 35) == 0);
+    assert_non_null(strstr(ev, "\"overloaded_error\""));
+    assert_int_equal(f.finishes, 1); /* the error, then a proper end */
+    assert_int_equal(f.aborts, 0);
+    assert_null(memmem(f.out.data, f.out.len, "message_stop", 12));
+    fake_free(&f);
+    fx_free(&fx);
+}
+
+static void test_shaped_duplicate_and_malformed(void **state)
+{
+    (void)state;
+    int n = baseline_events();
+    struct fx fx;
+    struct fake f;
+    run_story(&fx, &f, "openai", "/v1/chat/completions", STORY,
+              "{\"stream_faults\":{\"duplicate_rate\":1,\"duplicate_after_events\":2}}");
+    assert_string_equal(rd_hdrs_get(&f.resp_hdrs, "X-Rubberduck-Failure"), "stream_duplicate");
+    assert_int_equal(count_events(&f.out), n + 1);
+    char a[4096], b[4096], c[4096];
+    nth_event(&f.out, 2, a, sizeof a);
+    nth_event(&f.out, 3, b, sizeof b);
+    nth_event(&f.out, 1, c, sizeof c);
+    assert_string_equal(a, b);
+    assert_string_not_equal(a, c);
+    assert_int_equal(f.finishes, 1);
+    fake_free(&f);
+    fx_free(&fx);
+
+    run_story(&fx, &f, "openai", "/v1/chat/completions", STORY,
+              "{\"stream_faults\":{\"malformed_rate\":1,\"malformed_after_events\":1}}");
+    assert_string_equal(rd_hdrs_get(&f.resp_hdrs, "X-Rubberduck-Failure"), "stream_malformed");
+    assert_int_equal(count_events(&f.out), n);
+    nth_event(&f.out, 1, a, sizeof a);
+    assert_true(strncmp(a, "data: {", 7) == 0);
+    struct json_object *o = NULL;
+    assert_int_not_equal(rd_json_parse(a + 6, strlen(a) - 8, 65536, &o, NULL), 0); /* broken JSON */
+    nth_event(&f.out, 2, b, sizeof b);
+    assert_int_equal(rd_json_parse(b + 6, strlen(b) - 8, 65536, &o, NULL), 0); /* the rest intact */
+    json_object_put(o);
+    assert_true(memmem(f.out.data, f.out.len, "[DONE]", 6) != NULL);
+    fake_free(&f);
+    fx_free(&fx);
+}
+
+/* A stall holds the stream with the source paused: nothing more is
+ * written until stall_ms passed. */
+static void test_shaped_stall(void **state)
+{
+    (void)state;
+    struct fx fx;
+    struct fake f;
+    fx_init(&fx, snap_for("openai", "emulator", "{\"stream_faults\":{\"stall_rate\":1,\"stall_after_events\":2,"
+                                                "\"stall_ms\":200}}"));
+    fake_init(&f, "POST", "/v1/chat/completions", STORY);
+    uint64_t t0 = uv_now(&fx.loop);
+    rd_req_handle(&fx.env, &f.x, fx.snap);
+    while (count_events(&f.out) < 2)
+        uv_run(&fx.loop, UV_RUN_ONCE);
+    for (int i = 0; i < 20; i++)
+        uv_run(&fx.loop, UV_RUN_NOWAIT);
+    assert_int_equal(count_events(&f.out), 2);
+    run_until_seen(&fx, 1);
+    uv_update_time(&fx.loop);
+    assert_true(uv_now(&fx.loop) - t0 >= 200);
+    assert_string_equal(rd_hdrs_get(&f.resp_hdrs, "X-Rubberduck-Failure"), "stream_stall");
+    assert_true(memmem(f.out.data, f.out.len, "[DONE]", 6) != NULL);
+    assert_int_equal(f.finishes, 1);
+    fake_free(&f);
+    fx_free(&fx);
+}
+
+/* The client goes away while an event waits: everything is freed at once
+ * (the loop closes with no handle left: fx_free). */
+static void test_shaped_gone_during_stall(void **state)
+{
+    (void)state;
+    struct fx fx;
+    struct fake f;
+    fx_init(&fx, snap_for("openai", "emulator", "{\"stream_faults\":{\"stall_rate\":1,\"stall_after_events\":1,"
+                                                "\"stall_ms\":60000}}"));
+    fake_init(&f, "POST", "/v1/chat/completions", STORY);
+    rd_req_handle(&fx.env, &f.x, fx.snap);
+    while (count_events(&f.out) < 1)
+        uv_run(&fx.loop, UV_RUN_ONCE);
+    for (int i = 0; i < 10; i++)
+        uv_run(&fx.loop, UV_RUN_NOWAIT);
+    assert_int_equal(fx.seen.n, 0);
+    f.x.gone = true;
+    f.x.on_gone(f.x.cb_ud);
+    assert_int_equal(fx.seen.n, 1);
+    assert_int_equal(fx.seen.err, RD_EABORTED);
+    assert_int_equal(f.aborts, 1);
+    fake_free(&f);
+    fx_free(&fx);
+}
+
+/* stream_timing: the first event ttft_ms after the head, then the rate;
+ * a slow client holds the shaped stream too (backpressure). */
+static void test_shaped_timing_and_backpressure(void **state)
+{
+    (void)state;
+    int n = baseline_events();
+    struct fx fx;
+    struct fake f;
+    fx_init(&fx, snap_for("openai", "emulator", "{\"stream_timing\":{\"ttft_ms\":100,\"tokens_per_second\":100}}"));
+    fake_init(&f, "POST", "/v1/chat/completions", STORY);
+    uint64_t t0 = uv_now(&fx.loop);
+    rd_req_handle(&fx.env, &f.x, fx.snap);
+    while (f.begins == 0)
+        uv_run(&fx.loop, UV_RUN_ONCE);
+    uv_run(&fx.loop, UV_RUN_NOWAIT);
+    assert_int_equal(count_events(&f.out), 0); /* ttft */
+    while (count_events(&f.out) < 2)
+        uv_run(&fx.loop, UV_RUN_ONCE);
+    f.pending = RD_HTTP_OUT_HIGH + 1;
+    int held = count_events(&f.out);
+    uint64_t t1 = uv_now(&fx.loop);
+    while (uv_now(&fx.loop) - t1 < 100)
+        uv_run(&fx.loop, UV_RUN_ONCE);
+    assert_true(count_events(&f.out) <= held + 1); /* at most the event already released */
+    f.pending = 0;
+    f.x.on_drain(f.x.cb_ud);
+    run_until_seen(&fx, 1);
+    assert_int_equal(count_events(&f.out), n);
+    uv_update_time(&fx.loop);
+    /* 100 ms to the first, then n - 1 more at 10 ms, plus the 100 ms held */
+    assert_true(uv_now(&fx.loop) - t0 >= 100 + (uint64_t)(n - 1) * 10);
+    assert_int_equal(f.finishes, 1);
+    fake_free(&f);
+    fx_free(&fx);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1)
@@ -663,6 +902,13 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_retry_audit_hooks),
         cmocka_unit_test(test_vertex_claude_speaks_anthropic),
         cmocka_unit_test(test_vertex_claude_upstream_error),
+        cmocka_unit_test(test_shaped_cut),
+        cmocka_unit_test(test_shaped_cut_short_stream),
+        cmocka_unit_test(test_shaped_error_anthropic),
+        cmocka_unit_test(test_shaped_duplicate_and_malformed),
+        cmocka_unit_test(test_shaped_stall),
+        cmocka_unit_test(test_shaped_gone_during_stall),
+        cmocka_unit_test(test_shaped_timing_and_backpressure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,5 +29,8 @@ extern const struct rd_stage rd_stage_ip_filter;
 /* rate_limiting: per-key request and token limits (proxy/ratelimit.h),
  * X-RateLimit-* on every response, the configured refusal. */
 extern const struct rd_stage rd_stage_rate_limit;
+/* Response side, through the event seam (stages/stream.h). */
+extern const struct rd_stage rd_stage_stream_faults;
+extern const struct rd_stage rd_stage_stream_timing;
 
 #endif
