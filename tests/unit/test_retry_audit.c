@@ -176,7 +176,7 @@ static void test_failure_counts_summed(void **state)
     assert_int_equal(json_object_get_int64(json_object_object_get(types, "delayed")), 2);
     assert_int_equal(json_object_get_int64(json_object_object_get(types, "rate_limited")), 1);
     assert_int_equal(json_object_get_int64(json_object_object_get(types, "ip_blocked")), 0);
-    assert_int_equal(json_object_object_length(types), RD_FAIL_DELAYED); /* every type, "" excluded */
+    assert_int_equal(json_object_object_length(types), RD_FAIL_STREAM_DUPLICATE); /* every type (the last one), "" excluded */
     struct json_object *audit = json_object_object_get(j, "retry_audit");
     assert_int_equal(json_object_get_int64(json_object_object_get(audit, "retries_total")), 1);
     assert_int_equal(json_object_get_int64(json_object_object_get(audit, "early_retries")), 1);
