@@ -70,7 +70,7 @@ describe('response_delay', () => {
     assert.equal(f.failures.delayed, 12);
     for (const [type, n] of Object.entries(f.failures)) if (type !== 'delayed') assert.equal(n, 0, type);
     assert.deepEqual(Object.keys(f.failures).sort(), ['delayed', 'error_injection', 'hang', 'ip_blocked', 'rate_limited',
-      'scenario', 'stream_cut', 'stream_error', 'stream_malformed', 'stream_stall', 'timeout']);
+      'scenario', 'stream_cut', 'stream_duplicate', 'stream_error', 'stream_malformed', 'stream_stall', 'timeout']);
     assert.equal(f.retry_audit.retries_total, 0);
     assert.equal(f.retry_audit.early_retries, 0);
     assert.equal(f.retry_audit.honoured, 0);

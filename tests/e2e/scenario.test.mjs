@@ -100,7 +100,7 @@ describe('scenario list', () => {
     await assert.rejects(ai.chat.completions.create(chat()), (e) => {
       assert.ok(e instanceof OpenAI.InternalServerError);
       assert.equal(e.status, 503);
-      assert.equal(e.error.type, 'api_error');
+      assert.equal(e.error.type, 'server_error');
       assert.equal(e.error.code, 'service_unavailable');
       assert.match(e.message, /overloaded/);
       return true;
@@ -235,7 +235,7 @@ describe('scenario list', () => {
     r = await post(p.base, '/v1/chat/completions', chat('slow-fail'));
     assert.ok(now() - t0 >= 400);
     assert.equal(r.status, 500);
-    assert.equal(jsonOf(r.body).error.type, 'api_error');
+    assert.equal(jsonOf(r.body).error.type, 'server_error');
     assert.equal(r.headers['x-rubberduck-failure'], 'scenario');
     assert.equal(up.requests.length, 2, 'the failed request never reached the upstream');
   });
