@@ -23,8 +23,11 @@
 #   BENCH_SERVER_CPU=0     CPU of the proxies under test, BENCH_CLIENT_CPU=1 for wrk and the
 #                          SSE client, BENCH_UPSTREAM_CPU=$BENCH_SERVER_CPU for both upstreams
 #   BENCH_H2_CLIENTS=4 BENCH_H2_STREAMS=16   h2load -c and -m (h2): 64 concurrent streams
-#   BENCH_SCENARIOS="a b c e h2 d d-direct d-nginx"   subset to run
-#                          (e = added latency with one connection: a, b and c again at -c1)
+#   BENCH_SCENARIOS="a b c p q e h2 hang d d-direct d-nginx"   subset to run
+#                          (e = added latency with one connection: a, b and c again at -c1;
+#                          p = (c) with every pipeline stage configured, none triggering;
+#                          q = (c) with a 10,000-entry IP allowlist; hang = BENCH_HANGS=5000
+#                          concurrent requests held by the timeout stage: RSS and CPU)
 #   BENCH_RD_LOG_LEVEL=warn   Rubberduck's --log-level during the runs
 #   RUBBERDUCK_BIN=build/rubberduck
 set -euo pipefail
@@ -43,7 +46,7 @@ CCPU=${BENCH_CLIENT_CPU:-1}
 UCPU=${BENCH_UPSTREAM_CPU:-$SCPU}
 H2_CLIENTS=${BENCH_H2_CLIENTS:-4}
 H2_STREAMS=${BENCH_H2_STREAMS:-16}
-SCENARIOS=" ${BENCH_SCENARIOS:-a b c e h2 d d-direct d-nginx} "
+SCENARIOS=" ${BENCH_SCENARIOS:-a b c p q e h2 hang d d-direct d-nginx} "
 RD_LOG_LEVEL=${BENCH_RD_LOG_LEVEL:-warn}
 RD_BIN=${RUBBERDUCK_BIN:-$ROOT/build/rubberduck}
 OUT=$ROOT/build/bench
@@ -236,7 +239,50 @@ start_rubberduck() {
     note "$name: creating the proxy failed: $resp"
     return 1
   fi
+  RD_ADMIN=$admin
+  RD_PROXY_ID=$(grep -o '"id":[0-9]*' <<<"$resp" | head -1 | cut -d: -f2)
   wait_tcp "$RD_PORT" "$RD_PID" "$name"
+}
+
+# configure_rubberduck NAME FILE: PUT FILE as the configuration of the proxy start_rubberduck made.
+configure_rubberduck() {
+  local name=$1 file=$2 resp
+  resp=$(curl -s -w '\n%{http_code}' -X PUT -H "Authorization: Bearer $TOKEN" \
+    -H 'Content-Type: application/json' --data-binary "@$file" \
+    "http://127.0.0.1:$RD_ADMIN/api/v1/proxies/$RD_PROXY_ID/config")
+  echo "$resp" >"$LOGS/$name-config.json"
+  [ "${resp##*$'\n'}" = 200 ] || { note "$name: PUT config failed: $(head -c 300 <<<"$resp")"; return 1; }
+}
+
+# The configurations of (p) and (q): every stage of the pipeline configured so that none
+# triggers (rates of 1e-9, a limit far above the load, a scenario on a header nobody sends),
+# and a 10,000-entry IP allowlist that admits 127.0.0.1 (its last entry).
+write_stage_configs() {
+  cat >"$TMP/pipeline.json" <<'JSON'
+{"seed": 7,
+ "failure": {"request_overrides": true},
+ "ip_filtering": {"enabled": true, "mode": "allowlist", "allowed_ips": ["10.0.0.0/8", "192.168.*.*", "2001:db8::/32", "127.0.0.0/8"]},
+ "rate_limiting": {"enabled": true, "requests_per_minute": 1000000, "burst_allowance": 1000000, "algorithm": "token_bucket", "key": "ip"},
+ "scenario": [{"match": {"header": {"x-bench-never": "1"}}, "respond": {"status": 500}}],
+ "timeout_config": {"enabled": true, "delay_ms": 1000, "timeout_rate": 1e-9, "hang_rate": 1e-9},
+ "error_injection": {"500_rate": 1e-9, "429_rate": 1e-9},
+ "stream_faults": {"cut_rate": 1e-9, "cut_after_events": 3},
+ "response_delay": {"enabled": true, "min_ms": 0, "max_ms": 0}}
+JSON
+  python3 - "$TMP/iplist.json" <<'PY'
+import json, sys
+ips = []
+for i in range(9999):
+    k = i % 3
+    if k == 0:
+        ips.append(f"11.{i // 256 % 256}.{i % 256}.1")
+    elif k == 1:
+        ips.append(f"172.{16 + i % 16}.{i // 16 % 256}.0/24")
+    else:
+        ips.append(f"2001:db8:{i:x}::/48")
+ips.append("127.0.0.1")
+json.dump({"ip_filtering": {"enabled": True, "mode": "allowlist", "allowed_ips": ips}}, open(sys.argv[1], "w"))
+PY
 }
 
 # ---------------------------------------------------------------- measurements
@@ -370,14 +416,29 @@ if want c; then
     [ -n "${RD_PID:-}" ] && { stop_pid "$RD_PID"; forget_pid "$RD_PID"; }
   fi
 fi
+# (p) every pipeline stage configured, none triggering; (q) a 10,000-entry IP allowlist.
+write_stage_configs
+for key in p q; do
+  want "$key" || continue
+  RD_PID=
+  cfg=$TMP/pipeline.json; [ "$key" = q ] && cfg=$TMP/iplist.json
+  if start_rubberduck "rd-$key" "http://127.0.0.1:$UP_PORT" && configure_rubberduck "rd-$key" "$cfg"; then
+    printf -v "${key^^}_PID" '%s' "$RD_PID"; printf -v "${key^^}_PORT" '%s' "$RD_PORT"
+  else
+    FAILED+=("$key")
+    [ -n "${RD_PID:-}" ] && { stop_pid "$RD_PID"; forget_pid "$RD_PID"; }
+  fi
+done
 declare -A ROUND_RPS ROUND_P50 ROUND_P99 ROUND_ERR
 for round in $(seq 1 "$ROUNDS"); do
-  for key in a b c; do
+  for key in a b c p q; do
     want "$key" || continue
     case $key in
       a) port=$UP_PORT ;;
       b) [ -n "$NX_PID" ] || continue; port=$NX_PORT ;;
       c) [ -n "${C_PID:-}" ] || continue; port=$C_PORT ;;
+      p) [ -n "${P_PID:-}" ] || continue; port=$P_PORT ;;
+      q) [ -n "${Q_PID:-}" ] || continue; port=$Q_PORT ;;
     esac
     note "($key) round $round/$ROUNDS (127.0.0.1:$port)"
     # Only the first round of each target gets a warm-up run.
@@ -391,7 +452,7 @@ for round in $(seq 1 "$ROUNDS"); do
     WARMUP=$saved_warmup
   done
 done
-for key in a b c; do
+for key in a b c p q; do
   [ -n "${ROUND_RPS[$key]:-}" ] || continue
   # shellcheck disable=SC2086
   RES[$key.rps]=$(median ${ROUND_RPS[$key]}) RES[$key.p50]=$(median ${ROUND_P50[$key]})
@@ -411,9 +472,55 @@ if [ -n "${ROUND_RPS[b]:-}" ] && [ -n "${ROUND_RPS[c]:-}" ]; then
   RES[cb.ratio]=$(median "${ratios[@]}")
   RES[cb.rounds]=$(IFS=/; echo "${ratios[*]}")
 fi
+# ratio_rounds KEY_NUM KEY_DEN OUT: per-round ratios of two targets and their median.
+ratio_rounds() {
+  [ -n "${ROUND_RPS[$1]:-}" ] && [ -n "${ROUND_RPS[$2]:-}" ] || return 0
+  local -a rn rd rs=()
+  read -r -a rn <<<"${ROUND_RPS[$1]}"
+  read -r -a rd <<<"${ROUND_RPS[$2]}"
+  for i in "${!rd[@]}"; do
+    [ -n "${rn[$i]:-}" ] && rs+=("$(awk -v n="${rn[$i]}" -v d="${rd[$i]}" 'BEGIN { printf "%.2f", n / d }')")
+  done
+  RES[$3.ratio]=$(median "${rs[@]}")
+  RES[$3.rounds]=$(IFS=/; echo "${rs[*]}")
+}
+ratio_rounds p c pc
+ratio_rounds q c qc
+for key in p q; do
+  pid_var=${key^^}_PID
+  [ -n "${!pid_var:-}" ] && { stop_pid "${!pid_var}"; forget_pid "${!pid_var}"; }
+done
 if [ -n "${C_PID:-}" ]; then
   RES[c.rss]=$(peak_rss_mb "$C_PID")
   stop_pid "$C_PID"; forget_pid "$C_PID"
+fi
+# (hang): HANGS concurrent requests that the timeout stage holds (hang_rate 1): the server's
+# resident memory in all while they hang, and the CPU time it uses during a 5 s hold.
+HANGS=${BENCH_HANGS:-5000}
+if want hang; then
+  RD_PID=
+  printf '%s' '{"timeout_config": {"enabled": true, "hang_rate": 1}}' >"$TMP/hang.json"
+  if start_rubberduck rd-hang "http://127.0.0.1:$UP_PORT" && configure_rubberduck rd-hang "$TMP/hang.json"; then
+    RES[hang.rss0]=$(awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$RD_PID/status")
+    note "(hang) $HANGS concurrent hanging requests"
+    taskset -c "$CCPU" python3 bench/hang.py "$RD_PORT" "$HANGS" 8 >"$LOGS/hang-client.log" 2>&1 &
+    HC_PID=$!
+    for _ in $(seq 300); do grep -q '^SENT' "$LOGS/hang-client.log" && break; sleep 0.1; done
+    sleep 1 # the last requests parsed and held
+    t0=$(awk '{ print $14 + $15 }' "/proc/$RD_PID/stat")
+    sleep 5
+    t1=$(awk '{ print $14 + $15 }' "/proc/$RD_PID/stat")
+    RES[hang.rss]=$(awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$RD_PID/status")
+    RES[hang.cpu_ms]=$(( (t1 - t0) * 1000 / $(getconf CLK_TCK) ))
+    wait "$HC_PID" || true
+    RES[hang.client]=$(grep '^HANG' "$LOGS/hang-client.log" | cut -d' ' -f2- || echo "no result")
+    RES[hang.n]=$HANGS
+    stop_pid "$RD_PID"; forget_pid "$RD_PID"
+  else
+    FAILED+=(hang)
+    [ -n "${RD_PID:-}" ] && { stop_pid "$RD_PID"; forget_pid "$RD_PID"; }
+  fi
+  RD_PID=
 fi
 [ -n "$NX_PID" ] && { stop_pid "$NX_PID"; forget_pid "$NX_PID"; }
 RD_PID=

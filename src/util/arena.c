@@ -7,6 +7,12 @@
 #include "util/mem.h"
 
 #define CHUNK_SIZE 4096u
+/* An arena's first chunk is small: a request held for a long time (a
+ * simulated hang, a slow client) keeps its arenas, and most requests fit
+ * 1 KiB; one that needs more gets standard chunks, and reset keeps the
+ * largest standard-or-smaller chunk, so a reused arena settles at the size
+ * its requests need and does not allocate again. */
+#define FIRST_CHUNK_SIZE 1024u
 
 struct rd_arena_chunk {
     struct rd_arena_chunk *next;
@@ -28,7 +34,8 @@ void *rd_arena_alloc(struct rd_arena *a, size_t n)
         abort(); /* callers cap input sizes long before this */
     struct rd_arena_chunk *c = a->head;
     if (c == NULL || c->size - c->used < need) {
-        size_t size = need > CHUNK_SIZE ? need : CHUNK_SIZE;
+        size_t std = c == NULL ? FIRST_CHUNK_SIZE : CHUNK_SIZE;
+        size_t size = need > std ? need : std;
         struct rd_arena_chunk *nc = rd_malloc(sizeof *nc + size);
         nc->used = 0;
         nc->size = size;
@@ -60,22 +67,23 @@ char *rd_arena_strndup(struct rd_arena *a, const char *s, size_t n)
 
 void rd_arena_reset(struct rd_arena *a)
 {
-    struct rd_arena_chunk *c = a->head;
-    if (c == NULL)
-        return;
-    /* Keep the last (oldest) chunk if it is a standard one. */
+    /* Keep the largest chunk no bigger than a standard one; free the rest
+     * (big one-off blocks included). */
     struct rd_arena_chunk *keep = NULL;
+    for (struct rd_arena_chunk *c = a->head; c; c = c->next)
+        if (c->size <= CHUNK_SIZE && (keep == NULL || c->size > keep->size))
+            keep = c;
+    struct rd_arena_chunk *c = a->head;
     while (c) {
         struct rd_arena_chunk *next = c->next;
-        if (next == NULL && c->size == CHUNK_SIZE) {
-            keep = c;
-            break;
-        }
-        free(c);
+        if (c != keep)
+            free(c);
         c = next;
     }
-    if (keep)
+    if (keep) {
         keep->used = 0;
+        keep->next = NULL;
+    }
     a->head = keep;
     a->total = 0;
 }

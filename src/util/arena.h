@@ -17,7 +17,7 @@ void rd_arena_init(struct rd_arena *a);
 void *rd_arena_alloc(struct rd_arena *a, size_t n);
 /* Copies s[0..n) and NUL-terminates. */
 char *rd_arena_strndup(struct rd_arena *a, const char *s, size_t n);
-/* Releases everything but the first chunk. */
+/* Releases everything but one chunk (the largest of standard size or less). */
 void rd_arena_reset(struct rd_arena *a);
 /* Releases everything. NULL-safe. */
 void rd_arena_free(struct rd_arena *a);
