@@ -572,15 +572,26 @@ static void apply_doc(struct rd_api *api, struct rd_http_exch *x, struct rd_prox
     rd_proxy_rec_free(&rec);
 }
 
+/* What PUT and PATCH of a configuration read first: the proxy, ttl_s and
+ * the body's object. NULL when one of them has already been answered with
+ * its error. */
+static struct json_object *config_request(struct rd_api *api, struct rd_http_exch *x, const char *param,
+                                          struct rd_proxy_entry **e, long long *ttl_s)
+{
+    *e = find_or_404(api, x, param);
+    if (*e == NULL)
+        return NULL;
+    *ttl_s = ttl_param(x);
+    if (*ttl_s < 0)
+        return NULL;
+    return rd_api_body_object(x);
+}
+
 static void put_config(struct rd_api *api, struct rd_http_exch *x, const char *param)
 {
-    struct rd_proxy_entry *e = find_or_404(api, x, param);
-    if (e == NULL)
-        return;
-    long long ttl_s = ttl_param(x);
-    if (ttl_s < 0)
-        return;
-    struct json_object *body = rd_api_body_object(x);
+    struct rd_proxy_entry *e;
+    long long ttl_s;
+    struct json_object *body = config_request(api, x, param, &e, &ttl_s);
     if (body == NULL)
         return;
     /* Secrets sent back redacted are those of the permanent document. */
@@ -594,13 +605,9 @@ static void put_config(struct rd_api *api, struct rd_http_exch *x, const char *p
  * the permanent one. */
 static void patch_config(struct rd_api *api, struct rd_http_exch *x, const char *param)
 {
-    struct rd_proxy_entry *e = find_or_404(api, x, param);
-    if (e == NULL)
-        return;
-    long long ttl_s = ttl_param(x);
-    if (ttl_s < 0)
-        return;
-    struct json_object *body = rd_api_body_object(x);
+    struct rd_proxy_entry *e;
+    long long ttl_s;
+    struct json_object *body = config_request(api, x, param, &e, &ttl_s);
     if (body == NULL)
         return;
     const char *base = ttl_s > 0 && e->temp_config ? e->temp_config : e->rec.config_json;

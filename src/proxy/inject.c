@@ -103,26 +103,3 @@ int rd_inject_decide(const struct rd_inject_cfg *c, struct rd_rng *r)
     int v = rd_draw_table_pick(&c->draws, r);
     return v < 0 ? 0 : v;
 }
-
-const char *rd_inject_message(int status)
-{
-    switch (status) {
-    case 400: return "The request was invalid.";
-    case 401: return "Invalid authentication credentials.";
-    case 402: return "Your credit balance is too low to access this API.";
-    case 403: return "You do not have permission to access this resource.";
-    case 404: return "The requested resource was not found.";
-    case 408: return "The request timed out.";
-    case 409: return "The request conflicts with another request.";
-    case 413: return "The request is too large.";
-    case 422: return "The request could not be processed.";
-    case 429: return "Rate limit reached for requests. Please try again later.";
-    case 500: return "The server had an error while processing your request.";
-    case 502: return "Bad gateway.";
-    case 503: return "The service is temporarily unavailable. Please try again later.";
-    case 504: return "The server did not respond in time.";
-    case 529: return "Overloaded";
-    default: return status >= 500 ? "The server had an error while processing your request."
-                                  : "The request could not be processed.";
-    }
-}

@@ -90,9 +90,5 @@ struct rd_inject_cfg {
 bool rd_inject_compile(struct json_object *doc, struct rd_inject_cfg *out);
 /* The status injected into one request (one draw from r), or 0 for none. */
 int rd_inject_decide(const struct rd_inject_cfg *c, struct rd_rng *r);
-/* The message of an injected error with this status (static): generic
- * wording close to what the providers send ("The server had an error while
- * processing your request." for 500). */
-const char *rd_inject_message(int status);
 
 #endif

@@ -554,6 +554,20 @@ static int check_length(size_t n, char *err, size_t errcap)
     return 0;
 }
 
+/* Parses a pattern into its network key (the bits past the prefix
+ * cleared) and prefix length. Returns 1 when the pattern had bits set past
+ * its prefix (10.1.2.3/8), 0, or a negative RD_E* with err filled. */
+static int parse_masked(const char *pattern, size_t len, struct key *m, unsigned *bits, char *err, size_t errcap)
+{
+    struct rd_ipaddr a;
+    int rc = parse_pattern(pattern, len, &a, bits, err, errcap);
+    if (rc < 0)
+        return rc;
+    struct key k = key_of(&a);
+    *m = key_mask(k, *bits);
+    return m->hi != k.hi || m->lo != k.lo ? 1 : 0;
+}
+
 int rd_ip_pattern_check(const char *pattern, size_t len, char *err, size_t errcap)
 {
     int rc = check_length(len, err, errcap);
@@ -563,14 +577,9 @@ int rd_ip_pattern_check(const char *pattern, size_t len, char *err, size_t errca
         rd_seterr(err, errcap, "pattern contains a NUL byte");
         return RD_EINVAL;
     }
-    struct rd_ipaddr a;
+    struct key m;
     unsigned bits;
-    rc = parse_pattern(pattern, len, &a, &bits, err, errcap);
-    if (rc < 0)
-        return rc;
-    struct key k = key_of(&a);
-    struct key m = key_mask(k, bits);
-    return m.hi != k.hi || m.lo != k.lo ? 1 : 0;
+    return parse_masked(pattern, len, &m, &bits, err, errcap);
 }
 
 int rd_ipset_add(struct rd_ipset *s, const char *pattern, char *err, size_t errcap)
@@ -587,16 +596,14 @@ int rd_ipset_add(struct rd_ipset *s, const char *pattern, char *err, size_t errc
         rd_seterr(err, errcap, "more than %u entries", RD_IPSET_MAX_ENTRIES);
         return RD_ETOOBIG;
     }
-    struct rd_ipaddr a;
+    struct key m;
     unsigned bits;
-    rc = parse_pattern(pattern, n, &a, &bits, err, errcap);
+    rc = parse_masked(pattern, n, &m, &bits, err, errcap);
     if (rc < 0)
         return rc;
-    struct key k = key_of(&a);
-    struct key m = key_mask(k, bits);
     trie_insert(s, m, bits);
     s->count++;
-    return m.hi != k.hi || m.lo != k.lo ? 1 : 0;
+    return rc;
 }
 
 /* ---- lookups by other address forms ---- */

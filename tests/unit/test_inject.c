@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "proxy/config.h"
+#include "proxy/failure.h"
 #include "proxy/inject.h"
 #include "proxy/pipeline.h"
 #include "proxy/req.h"
@@ -329,10 +330,10 @@ static void test_plan_set_skips_draws(void **state)
 static void test_messages(void **state)
 {
     (void)state;
-    assert_string_equal(rd_inject_message(500), "The server had an error while processing your request.");
-    assert_string_equal(rd_inject_message(529), "Overloaded");
+    assert_string_equal(rd_failure_message(500), "The server had an error while processing your request.");
+    assert_string_equal(rd_failure_message(529), "Overloaded");
     for (int s = RD_INJECT_STATUS_MIN; s <= RD_INJECT_STATUS_MAX; s++)
-        assert_true(rd_inject_message(s)[0] != '\0');
+        assert_true(rd_failure_message(s)[0] != '\0');
 }
 
 int main(void)

@@ -41,7 +41,7 @@ static enum rd_stage_rc run(struct rd_req *req, const void *state)
     int status = rd_inject_decide(c, &r);
     if (status == 0)
         return RD_STAGE_NEXT;
-    struct rd_error_spec e = {.status = status, .message = rd_inject_message(status), .retry_after_s = -1};
+    struct rd_error_spec e = {.status = status, .message = rd_failure_message(status), .retry_after_s = -1};
     if (status == 429 || status == 503)
         e.retry_after_s = c->retry_after_s;
     if (status == 429) /* the limit is spent until the advertised retry time */

@@ -79,19 +79,6 @@ enum rd_failure rd_stream_fault_failure(enum rd_stream_fault f)
     return RD_FAIL_NONE;
 }
 
-/* What the mid-stream error says. The providers' own wording for the
- * usual mid-stream failures; TODO(issue 7): one table with the scenario
- * stage's messages once both are merged. */
-static const char *error_message(int status)
-{
-    switch (status) {
-    case 429: return "Rate limit reached for requests. Please try again later.";
-    case 503: return "The server is overloaded or not ready yet.";
-    case 529: return "Overloaded";
-    default: return status >= 500 ? "The server had an error while processing your request." : "The request failed.";
-    }
-}
-
 void rd_stream_faults_verdict(const struct rd_fault_plan *plan, int error_status, const struct rd_stream_view *v,
                               struct rd_event_verdict *out)
 {
@@ -104,7 +91,7 @@ void rd_stream_faults_verdict(const struct rd_fault_plan *plan, int error_status
     case RD_SFAULT_ERROR:
         out->act = RD_EVENT_ERROR;
         out->error_status = error_status;
-        out->error_message = error_message(error_status);
+        out->error_message = rd_failure_message(error_status);
         break;
     case RD_SFAULT_MALFORMED: out->act = RD_EVENT_MALFORM; break;
     case RD_SFAULT_DUPLICATE: out->act = RD_EVENT_DUPLICATE; break;
