@@ -75,6 +75,10 @@ struct rd_proxy_entry {
     uv_timer_t kick;           /* runs the driver on the next loop turn */
     struct rd_proxy_usage *usage; /* totals since the entry was loaded or created; every snapshot holds a reference */
     struct rd_failstats *failstats; /* simulated outcomes and retry audit, like usage */
+    /* The proxy's response cache (cache/cache.h): one for the entry's
+     * lifetime, so configuration changes, stops and starts keep it warm;
+     * every snapshot holds a reference. Its limits follow memory_limits. */
+    struct rd_cache *cache;
     /* A temporary configuration (PUT/PATCH .../config?ttl_s=N): the document
      * the running snapshot is built from instead of rec.config_json until
      * temp_timer fires. In memory only: a restart runs the permanent one. */
@@ -91,6 +95,9 @@ struct rd_manager {
     int nworkers;
     uint64_t header_timeout_ms;
     struct rd_mailbox mb; /* worker completions */
+    /* Write-behind persistence of the caches (cache/persist.h); NULL when
+     * the process runs without it. Borrowed: main owns it. */
+    struct rd_cache_persist *persist;
     struct rd_proxy_entry *entries;
     bool closing; /* rd_manager_free runs: completions are dropped */
 };
