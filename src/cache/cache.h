@@ -47,6 +47,11 @@
  * more than RD_CACHE_SLOT_BYTES per entry (its hash-table slot). */
 #define RD_CACHE_SLOT_BYTES 16
 
+/* memory_limits defaults (docs/configuration.md). */
+#define RD_CACHE_DEFAULT_MAX_BYTES (1024ull * 1024 * 1024)     /* cache_max_size "1GB" */
+#define RD_CACHE_DEFAULT_MAX_ENTRIES 10000ull                   /* cache_max_entries */
+#define RD_CACHE_DEFAULT_MAX_RESPONSE (10ull * 1024 * 1024)    /* response_buffer_size "10MB" */
+
 enum rd_cache_state {
     RD_CACHE_FILLING,  /* the leader is writing it; joiners follow */
     RD_CACHE_COMPLETE, /* committed: hits are served from it */

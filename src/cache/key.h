@@ -34,6 +34,10 @@ struct rd_cache_key_input {
     const char *const *key_headers; /* configured header names (cache.key_headers), any case */
     size_t nkey_headers;
     bool scope_proxy; /* cache.scope "proxy": no credential in the key */
+    /* The request asks for a stream ("stream": true, which is dropped from
+     * the body as it does not change the answer): hashed as "stream:1" or
+     * "stream:0" NUL before the body, so the two are separate entries. */
+    bool stream;
 };
 
 /* Computes the key into key. Returns 0, or RD_EPROTO when the body is

@@ -18,6 +18,7 @@ static const struct rd_stage *const table[RD_STAGE_COUNT] = {
     [RD_STAGE_ERROR_INJECTION] = &rd_stage_error_injection,
     [RD_STAGE_IP_FILTER] = &rd_stage_ip_filter,
     [RD_STAGE_RATE_LIMIT] = &rd_stage_rate_limit,
+    [RD_STAGE_CACHE] = &rd_stage_cache,
     [RD_STAGE_UPSTREAM] = &rd_stage_upstream,
     [RD_STAGE_RESPONSE_DELAY] = &rd_stage_response_delay,
     [RD_STAGE_STREAM_FAULTS] = &rd_stage_stream_faults,
