@@ -114,7 +114,7 @@ static uint64_t size_of(struct json_object *block, const char *field, uint64_t d
 
 void rd_cache_limits_of(struct json_object *doc, struct rd_cache_limits *out)
 {
-    struct json_object *m = rd_json_get(doc, "memory_limits");
+    struct json_object *m = doc ? rd_json_get(doc, "memory_limits") : NULL;
     out->max_bytes = size_of(m, "cache_max_size", RD_CACHE_DEFAULT_MAX_BYTES);
     out->max_entries = size_of(m, "cache_max_entries", RD_CACHE_DEFAULT_MAX_ENTRIES);
     out->max_response = size_of(m, "response_buffer_size", RD_CACHE_DEFAULT_MAX_RESPONSE);
@@ -302,6 +302,7 @@ static enum rd_stage_rc run(struct rd_req *req, const void *state)
         .key_headers = c->key_headers,
         .nkey_headers = c->nkey_headers,
         .scope_proxy = c->scope_proxy,
+        .cred_provider = req->provider,
         .stream = asks_stream(hr->body.data, hr->body.len),
     };
     struct rd_buf scratch;
