@@ -1011,11 +1011,13 @@ double rd_config_emulator_tps(struct json_object *doc)
  * caller learns that the value it asked for was unusable. */
 int rd_config_size(struct json_object *doc, const char *block, const char *field, uint64_t dflt, uint64_t *out)
 {
-    const struct field *b = block && field ? find_member(&root, block) : NULL;
+    *out = dflt;
+    if (block == NULL || field == NULL)
+        return RD_EINVAL;
+    const struct field *b = find_member(&root, block);
     const struct field *f = b && b->type == T_OBJECT ? find_member(b, field) : NULL;
     struct json_object *v = rd_json_get(rd_json_get(doc, block), field);
     uint64_t bytes = 0;
-    *out = dflt;
     if (f == NULL || f->type != T_SIZE)
         return RD_EINVAL;
     if (v == NULL)
