@@ -62,8 +62,9 @@ struct field {
 #define INT(n, lo, hi) {.name = n, .type = T_INT, .min = (lo), .max = (hi)}
 #define INT_REQ(n, lo, hi) {.name = n, .type = T_INT, .required = true, .min = (lo), .max = (hi)}
 #define NUM(n, lo, hi) {.name = n, .type = T_NUMBER, .dmin = (lo), .dmax = (hi)}
-/* A number in (lo, hi]. */
-#define NUM_ABOVE_REQ(n, lo, hi) {.name = n, .type = T_NUMBER, .required = true, .dmin = (lo), .dmax = (hi), .dmin_open = true}
+/* A required number in (lo, hi]. */
+#define NUM_ABOVE_REQ(n, lo, hi) \
+    {.name = n, .type = T_NUMBER, .required = true, .dmin = (lo), .dmax = (hi), .dmin_open = true}
 #define ENUM(n, ch) {.name = n, .type = T_ENUM, .choices = (ch)}
 #define ENUM_REQ(n, ch) {.name = n, .type = T_ENUM, .required = true, .choices = (ch)}
 #define SIZE(n, lo, hi) {.name = n, .type = T_SIZE, .min = (lo), .max = (hi)}

@@ -401,8 +401,8 @@ static const struct vcase cases[] = {
         "cache_ttl.peak_hours.end must differ from start (\"09:00\"): use \"00:00\" to \"24:00\" for the whole day"),
     BAD("{'cache_ttl': {'peak_hours': {'start': '00:00', 'end': '00:00', 'factor': 0.5}}}", "cache_ttl.peak_hours.end",
         "must differ from start"),
-    BAD("{'cache_ttl': {'peak_hours': {'start': '09:00', 'end': '17:00', 'factor': 0}}}",
-        "cache_ttl.peak_hours.factor", "cache_ttl.peak_hours.factor must be a number above 0 and at most 1"),
+    BAD("{'cache_ttl': {'peak_hours': {'start': '09:00', 'end': '17:00', 'factor': 0}}}", "cache_ttl.peak_hours.factor",
+        "cache_ttl.peak_hours.factor must be a number above 0 and at most 1"),
     BAD("{'cache_ttl': {'peak_hours': {'start': '09:00', 'end': '17:00', 'factor': 1.01}}}",
         "cache_ttl.peak_hours.factor", M_ABOVE0),
     BAD("{'cache_ttl': {'peak_hours': {'start': '09:00', 'end': '17:00', 'factor': -0.5}}}",
@@ -936,9 +936,9 @@ static void test_config_size(void **state)
     json_object_put(d);
     /* an unvalidated document's unusable value: the default, and the caller is told */
     static const char *const bad[] = {
-        "{'memory_limits': {'cache_max_size': 0}}",       "{'memory_limits': {'cache_max_size': '10TB'}}",
+        "{'memory_limits': {'cache_max_size': 0}}",        "{'memory_limits': {'cache_max_size': '10TB'}}",
         "{'memory_limits': {'cache_max_size': '1025GB'}}", "{'memory_limits': {'cache_max_size': -1}}",
-        "{'memory_limits': {'cache_max_size': true}}",    "{'memory_limits': {'cache_max_size': 1.5}}",
+        "{'memory_limits': {'cache_max_size': true}}",     "{'memory_limits': {'cache_max_size': 1.5}}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         d = doc(bad[i]);
@@ -962,11 +962,11 @@ static void test_parse_clock(void **state)
         int rc;
         uint32_t want;
     } tc[] = {
-        {"00:00", 0, 0},          {"09:30", 0, 570},        {"23:59", 0, 1439},       {"24:00", 0, 1440},
-        {"12:05", 0, 725},        {"24:01", RD_EINVAL, 0},  {"25:00", RD_EINVAL, 0},  {"23:60", RD_EINVAL, 0},
-        {"9:00", RD_EINVAL, 0},   {"09:0", RD_EINVAL, 0},   {"09:000", RD_EINVAL, 0}, {"0930", RD_EINVAL, 0},
-        {"09-30", RD_EINVAL, 0},  {"", RD_EINVAL, 0},       {"+9:00", RD_EINVAL, 0},  {"09:3 ", RD_EINVAL, 0},
-        {"0x:30", RD_EINVAL, 0},  {"09:30Z", RD_EINVAL, 0},
+        {"00:00", 0, 0},         {"09:30", 0, 570},        {"23:59", 0, 1439},       {"24:00", 0, 1440},
+        {"12:05", 0, 725},       {"24:01", RD_EINVAL, 0},  {"25:00", RD_EINVAL, 0},  {"23:60", RD_EINVAL, 0},
+        {"9:00", RD_EINVAL, 0},  {"09:0", RD_EINVAL, 0},   {"09:000", RD_EINVAL, 0}, {"0930", RD_EINVAL, 0},
+        {"09-30", RD_EINVAL, 0}, {"", RD_EINVAL, 0},       {"+9:00", RD_EINVAL, 0},  {"09:3 ", RD_EINVAL, 0},
+        {"0x:30", RD_EINVAL, 0}, {"09:30Z", RD_EINVAL, 0},
     };
     for (size_t i = 0; i < sizeof tc / sizeof tc[0]; i++) {
         uint32_t out = 77;
