@@ -71,6 +71,12 @@ int rd_config_parse_size(const char *s, uint64_t *out);
  * size field of the schema. doc is borrowed; pure and thread-safe. */
 int rd_config_size(struct json_object *doc, const char *block, const char *field, uint64_t dflt, uint64_t *out);
 
+/* The cache's defaults for memory_limits (docs/configuration.md): pass them
+ * as dflt. cache_max_entries is an integer field (rd_json_get_int). */
+#define RD_CONFIG_CACHE_MAX_SIZE_DEFAULT (UINT64_C(1) << 30) /* "1GB" */
+#define RD_CONFIG_CACHE_MAX_ENTRIES_DEFAULT 10000
+#define RD_CONFIG_RESPONSE_BUFFER_SIZE_DEFAULT (UINT64_C(10) << 20) /* "10MB" */
+
 /* Parses a UTC time of day "HH:MM" (two digits each) from "00:00" to
  * "24:00" into minutes after midnight (0..1440): cache_ttl.peak_hours.
  * Returns 0, or RD_EINVAL (s NULL or malformed; *minutes untouched). */

@@ -915,14 +915,22 @@ static void test_parse_size(void **state)
 static void test_config_size(void **state)
 {
     (void)state;
-    const uint64_t dflt = UINT64_C(1) << 30;
-    uint64_t out = 0;
+    const uint64_t dflt = RD_CONFIG_CACHE_MAX_SIZE_DEFAULT;
+    uint64_t out = 0, parsed = 0;
+    /* the defaults are the documented strings */
+    assert_int_equal(rd_config_parse_size("1GB", &parsed), 0);
+    assert_true(parsed == RD_CONFIG_CACHE_MAX_SIZE_DEFAULT);
+    assert_int_equal(rd_config_parse_size("10MB", &parsed), 0);
+    assert_true(parsed == RD_CONFIG_RESPONSE_BUFFER_SIZE_DEFAULT);
+    assert_int_equal(RD_CONFIG_CACHE_MAX_ENTRIES_DEFAULT, 10000);
     assert_int_equal(rd_config_size(NULL, "memory_limits", "cache_max_size", dflt, &out), 0);
     assert_true(out == dflt);
     struct json_object *d = doc("{'memory_limits': {'cache_max_size': '512MB', 'response_buffer_size': 4096}}");
     assert_int_equal(rd_config_size(d, "memory_limits", "cache_max_size", dflt, &out), 0);
     assert_true(out == UINT64_C(536870912));
-    assert_int_equal(rd_config_size(d, "memory_limits", "response_buffer_size", 10 * 1048576, &out), 0);
+    assert_int_equal(rd_config_size(d, "memory_limits", "response_buffer_size", RD_CONFIG_RESPONSE_BUFFER_SIZE_DEFAULT,
+                                    &out),
+                     0);
     assert_true(out == 4096);
     assert_int_equal(rd_config_size(d, "memory_limits", "log_buffer_size", 77, &out), 0);
     assert_true(out == 77);
