@@ -11,7 +11,7 @@
 #include "util/log.h"
 
 /* Indexed by enum rd_stage_id. A NULL row is a stage a later issue builds
- * (cache, record, ...): until then it is never in a run list. */
+ * (record, the request log): until then it is never in a run list. */
 static const struct rd_stage *const table[RD_STAGE_COUNT] = {
     [RD_STAGE_SCENARIO] = &rd_stage_scenario,
     [RD_STAGE_TIMEOUT] = &rd_stage_timeout,
