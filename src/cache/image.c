@@ -152,22 +152,12 @@ static const char *check_body(const struct rd_cache_image *im)
     return NULL;
 }
 
-/* Appends the body with a mark at each event's end: rd_cache_fill_mark
- * marks the current length, so data and marks interleave. */
+/* Appends the body, then a mark at each event's end. */
 static int fill_body(struct rd_cache_entry *e, const struct rd_cache_image *im)
 {
-    uint64_t at = 0;
-    int rc = 0;
-    for (size_t i = 0; i < im->nmarks && rc == 0; i++) {
-        uint64_t end = im->marks[i].end;
-        if (end > at)
-            rc = rd_cache_fill_data(e, im->body + at, (size_t)(end - at));
-        if (rc == 0)
-            rc = rd_cache_fill_mark(e, im->marks[i].t_ms);
-        at = end;
-    }
-    if (rc == 0 && at < im->body_len)
-        rc = rd_cache_fill_data(e, im->body + at, (size_t)(im->body_len - at));
+    int rc = im->body_len ? rd_cache_fill_data(e, im->body, im->body_len) : 0;
+    for (size_t i = 0; i < im->nmarks && rc == 0; i++)
+        rc = rd_cache_fill_mark(e, im->marks[i].end, im->marks[i].t_ms);
     return rc;
 }
 

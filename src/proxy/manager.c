@@ -229,15 +229,9 @@ void rd_manager_set_persist(struct rd_manager *m, struct rd_cache_persist *p)
 {
     m->persist = p;
     rd_cache_stage_set_persist(p);
-    for (struct rd_proxy_entry *e = m->entries; p && e; e = e->next) {
-        if (!persists(e->rec.config_json))
-            continue;
-        struct rd_cache_limits lim;
-        struct json_object *doc = json_tokener_parse(e->rec.config_json ? e->rec.config_json : "{}");
-        rd_cache_limits_of(doc, &lim);
-        json_object_put(doc);
-        rd_cache_persist_load(p, e->rec.id, e->cache, &lim);
-    }
+    for (struct rd_proxy_entry *e = m->entries; p && e; e = e->next)
+        if (persists(e->rec.config_json))
+            rd_cache_persist_load(p, e->rec.id, e->cache);
 }
 
 void rd_manager_free(struct rd_manager *m)
