@@ -271,6 +271,16 @@ static void test_other_bodies(void **state)
     rd_buf_free(&out);
     rd_cache_entry_unref(e);
 
+    /* Found by fuzz_cassette: empty events of an empty stream. */
+    const uint64_t zero_ends[] = {0, 0};
+    const uint32_t zero_times[] = {1, 2};
+    struct spec none = {.model = "m", .ctype = "text/event-stream", .stream = true, .body = "", .body_len = 0,
+                        .ends = zero_ends, .times = zero_times, .nmarks = 2};
+    e = mk(&none, 0x59);
+    round_trip(e, &out);
+    rd_buf_free(&out);
+    rd_cache_entry_unref(e);
+
     struct spec empty = {.model = "m", .ctype = "text/plain", .body = "", .body_len = 0};
     e = mk(&empty, 0x57);
     round_trip(e, &out);
@@ -332,6 +342,8 @@ static void test_malformed_lines(void **state)
         {"{\"key\":\"m:666666666666666666666666666666666666666666666666666666666666666g\",\"model\":\"m\"}",
          "key: not"},
         {"{" GOOD_HEAD "\"stream\":false,\"created\":\"2026-02-30T10:00:00.000Z\"}", "created: not a UTC time"},
+        /* Found by fuzz_cassette: a time before 1970 read, but wrote back as another. */
+        {"{" GOOD_HEAD "\"stream\":false,\"created\":\"0651-12-02T10:00:00.000Z\"}", "created: not a UTC time"},
         {"{" GOOD_HEAD GOOD_META "\"stream\":true,\"body_text\":\"x\"}", "body_text: events and frames go with"},
         {"{" GOOD_HEAD GOOD_META "\"stream\":false,\"body_base64\":\"eA=\"}", "body_base64: not base64"},
         {"{" GOOD_HEAD GOOD_META "\"stream\":false,\"body_base64\":\"e A=\"}", "body_base64: not base64"},
