@@ -330,8 +330,8 @@ static bool get_str(struct reading *r, struct json_object *o, const char *name, 
     return true;
 }
 
-static bool get_int(struct reading *r, struct json_object *o, const char *name, bool required, int64_t lo,
-                    int64_t hi, int64_t *out)
+static bool get_int(struct reading *r, struct json_object *o, const char *name, bool required, int64_t lo, int64_t hi,
+                    int64_t *out)
 {
     struct json_object *v = rd_json_get(o, name);
     if (v == NULL && !required) {

@@ -11,10 +11,10 @@
 #include <cmocka.h>
 
 #include <ftw.h>
-#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cache/cache.h"
 #include "cache/image.h"
@@ -45,8 +45,13 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
 
 static int64_t add_proxy(struct rd_store *s, char *name, int port)
 {
-    struct rd_proxy_rec r = {.name = name, .provider = "openai", .port = port, .bind = "127.0.0.1",
-                             .tags_json = "[]", .config_json = "{}", .desired_status = "stopped"};
+    struct rd_proxy_rec r = {.name = name,
+                             .provider = "openai",
+                             .port = port,
+                             .bind = "127.0.0.1",
+                             .tags_json = "[]",
+                             .config_json = "{}",
+                             .desired_status = "stopped"};
     assert_int_equal(rd_store_proxy_insert(s, &r), 0);
     return r.id;
 }
