@@ -441,37 +441,35 @@ static void purge(struct rd_cache_persist *p)
         rd_debug("cache persist: %d expired entries purged", rc);
 }
 
-static struct timespec deadline_in(uint64_t ms)
+/* mono_ms (rd_time_mono_ms's clock) as the absolute time the wake
+ * condvar's timed wait takes (it runs on CLOCK_MONOTONIC, see init_sync). */
+static struct timespec mono_ts(uint64_t mono_ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
+    return (struct timespec){.tv_sec = (time_t)(mono_ms / 1000), .tv_nsec = (long)(mono_ms % 1000) * 1000000L};
 }
 
 static void *writer_main(void *arg)
 {
     struct rd_cache_persist *p = arg;
-    struct timespec next_purge = deadline_in(PURGE_EVERY_MS);
+    uint64_t next_purge = rd_time_mono_ms() + PURGE_EVERY_MS;
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        bool purge_due = false;
-        while (p->head == NULL && !p->stopping && !purge_due)
-            purge_due = pthread_cond_timedwait(&p->wake, &p->mu, &next_purge) == ETIMEDOUT;
+        while (p->head == NULL && !p->stopping) {
+            struct timespec ts = mono_ts(next_purge);
+            if (pthread_cond_timedwait(&p->wake, &p->mu, &ts) == ETIMEDOUT)
+                break;
+        }
         if (p->head == NULL && p->stopping)
             break;
         struct op *list = NULL;
         size_t n = take_batch(p, &list);
         pthread_mutex_unlock(&p->mu);
         run_batch(p, list);
-        if (purge_due) {
+        /* Checked after every batch, not only when idle: a queue that never
+         * empties must not stop the purge. */
+        if (rd_time_mono_ms() >= next_purge) {
             purge(p);
-            next_purge = deadline_in(PURGE_EVERY_MS);
+            next_purge = rd_time_mono_ms() + PURGE_EVERY_MS;
         }
         pthread_mutex_lock(&p->mu);
         p->seq_done += n;
