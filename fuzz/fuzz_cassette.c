@@ -17,8 +17,8 @@
 #include <string.h>
 
 #include "cache/cassette.h"
-#include "util/buf.h"
 #include "check.h"
+#include "util/buf.h"
 
 static void check_entry(const struct rd_cache_entry *e)
 {

@@ -121,7 +121,7 @@ static bool digits(const char *s, size_t n, unsigned *out)
 }
 
 /* "YYYY-MM-DDTHH:MM:SS.mmmZ" (what rd_time_format writes; the fraction may
- * be left out) to epoch ms. */
+ * be left out), 1970 or later, to epoch ms. */
 static bool parse_time(const char *s, size_t n, int64_t *out)
 {
     unsigned y, mo, d, h, mi, sec, ms = 0;
@@ -132,7 +132,8 @@ static bool parse_time(const char *s, size_t n, int64_t *out)
         !digits(s + 14, 2, &mi) || !digits(s + 17, 2, &sec) || (n == 24 && !digits(s + 20, 3, &ms)))
         return false;
     static const unsigned mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 59)
+    /* Epoch ms before 1970 are no entry's, and rd_time_format writes only 1970 on. */
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 59)
         return false;
     bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     if (mo == 2 && d == 29 && !leap)
@@ -175,14 +176,15 @@ static void add_stream(struct json_object *line, const struct rd_cache_image *im
     /* AWS event-stream frames are binary; SSE events are text. */
     bool frames = strstr(content_type(im), "vnd.amazon.eventstream") != NULL;
     struct json_object *arr = json_object_new_array();
+    const char *body = im->body ? im->body : ""; /* empty events of an empty body */
     uint64_t at = 0;
     for (size_t i = 0; i < im->nmarks; i++) {
         uint64_t end = im->marks[i].end;
-        json_object_array_add(arr, piece(im->body + at, (size_t)(end - at), &im->marks[i], frames));
+        json_object_array_add(arr, piece(body + at, (size_t)(end - at), &im->marks[i], frames));
         at = end;
     }
     if (at < im->body_len)
-        json_object_array_add(arr, piece(im->body + at, (size_t)(im->body_len - at), NULL, frames));
+        json_object_array_add(arr, piece(body + at, (size_t)(im->body_len - at), NULL, frames));
     json_object_object_add(line, frames ? "frames" : "events", arr);
 }
 
@@ -328,8 +330,8 @@ static bool get_str(struct reading *r, struct json_object *o, const char *name, 
     return true;
 }
 
-static bool get_int(struct reading *r, struct json_object *o, const char *name, bool required, int64_t lo,
-                    int64_t hi, int64_t *out)
+static bool get_int(struct reading *r, struct json_object *o, const char *name, bool required, int64_t lo, int64_t hi,
+                    int64_t *out)
 {
     struct json_object *v = rd_json_get(o, name);
     if (v == NULL && !required) {

@@ -10,7 +10,7 @@
 #include "util/mem.h"
 
 static const char *const kind_names[] = {
-    [RD_REQ_OTHER] = "other",         [RD_REQ_CHAT] = "chat",     [RD_REQ_COMPLETION] = "completion",
+    [RD_REQ_OTHER] = "other",         [RD_REQ_CHAT] = "chat",           [RD_REQ_COMPLETION] = "completion",
     [RD_REQ_EMBEDDING] = "embedding", [RD_REQ_RESPONSES] = "responses", [RD_REQ_MODELS] = "models",
     [RD_REQ_TOKENS] = "tokens",
 };
@@ -119,7 +119,7 @@ static const char *check_head(const struct rd_cache_image *im)
     }
     if (im->upstream_model == NULL || strlen(im->upstream_model) >= RD_CACHE_MODEL_MAX)
         return "upstream_model: longer than 127 bytes";
-    if (im->finish == NULL || strlen(im->finish) >= sizeof ((struct rd_cache_entry *)0)->finish)
+    if (im->finish == NULL || strlen(im->finish) >= sizeof((struct rd_cache_entry *)0)->finish)
         return "finish: longer than 15 bytes";
     return NULL;
 }
@@ -205,8 +205,7 @@ struct json_object *rd_cache_image_hdrs_json(const struct rd_cache_image *im)
     return arr;
 }
 
-int rd_cache_image_hdrs_parse(struct json_object *arr, struct rd_cache_hdr **out, size_t *n, char *err,
-                              size_t errlen)
+int rd_cache_image_hdrs_parse(struct json_object *arr, struct rd_cache_hdr **out, size_t *n, char *err, size_t errlen)
 {
     *out = NULL;
     *n = 0;

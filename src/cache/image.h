@@ -69,7 +69,6 @@ struct json_object *rd_cache_image_hdrs_json(const struct rd_cache_image *im);
  * pointing into arr's strings (arr must outlive it). Checks the shape and
  * RD_CACHE_IMAGE_MAX_HDRS only (rd_cache_image_build checks the rest).
  * Returns 0 or RD_EPROTO with the reason in err. */
-int rd_cache_image_hdrs_parse(struct json_object *arr, struct rd_cache_hdr **out, size_t *n, char *err,
-                              size_t errlen);
+int rd_cache_image_hdrs_parse(struct json_object *arr, struct rd_cache_hdr **out, size_t *n, char *err, size_t errlen);
 
 #endif

@@ -44,9 +44,9 @@ struct op {
     struct op *next;
     enum op_kind kind;
     int64_t proxy_id;
-    uint8_t key[RD_CACHE_KEY_LEN];  /* OP_DELETE */
-    struct rd_cache_entry *e;       /* OP_PUT: owned reference */
-    struct rd_cache *c;             /* OP_LOAD: owned reference */
+    uint8_t key[RD_CACHE_KEY_LEN]; /* OP_DELETE */
+    struct rd_cache_entry *e;      /* OP_PUT: owned reference */
+    struct rd_cache *c;            /* OP_LOAD: owned reference */
 };
 
 struct rd_cache_persist {
@@ -299,8 +299,11 @@ static struct rd_cache_entry *from_rec(const struct rd_cache_rec *r, char *err, 
     im.body = r->body;
     im.body_len = r->body_len;
     im.marks = marks;
-    im.usage = (struct rd_usage){.input = r->input_tokens, .output = r->output_tokens, .cached = r->cached_tokens,
-                                 .cache_write = r->cache_write_tokens, .reasoning = r->reasoning_tokens};
+    im.usage = (struct rd_usage){.input = r->input_tokens,
+                                 .output = r->output_tokens,
+                                 .cached = r->cached_tokens,
+                                 .cache_write = r->cache_write_tokens,
+                                 .reasoning = r->reasoning_tokens};
     im.upstream_model = r->upstream_model;
     im.finish = r->finish;
     im.created_ms = r->created_at;
@@ -322,8 +325,7 @@ static int on_row(void *ud, const struct rd_cache_rec *r)
     struct rd_cache_entry *e = from_rec(r, err, sizeof err);
     if (e == NULL) {
         l->skipped++;
-        rd_warn("cache persist: a stored entry of proxy %lld is unusable (%s); skipped", (long long)l->proxy_id,
-                err);
+        rd_warn("cache persist: a stored entry of proxy %lld is unusable (%s); skipped", (long long)l->proxy_id, err);
         return 0;
     }
     if (l->n == l->cap) {
@@ -340,8 +342,7 @@ static void run_load(struct rd_cache_persist *p, struct op *op)
     int rc = rd_store_cache_load(p->store, op->proxy_id, rd_cache_now(op->c), 0, 0, on_row, &l);
     if (rc < 0) {
         atomic_fetch_add(&p->failed, 1);
-        rd_warn("cache persist: loading proxy %lld's entries failed: %s", (long long)op->proxy_id,
-                rd_strerror(rc));
+        rd_warn("cache persist: loading proxy %lld's entries failed: %s", (long long)op->proxy_id, rd_strerror(rc));
     }
     /* Even after a failure part way, what was read is good. */
     size_t loaded = 0;
@@ -374,9 +375,7 @@ static void run_one(struct rd_cache_persist *p, struct op *op)
     case OP_DELETE:
         count_deleted(p, rd_store_cache_delete(p->store, op->proxy_id, op->key), "a deletion", op->proxy_id);
         break;
-    case OP_CLEAR:
-        count_deleted(p, rd_store_cache_clear(p->store, op->proxy_id), "a clear", op->proxy_id);
-        break;
+    case OP_CLEAR: count_deleted(p, rd_store_cache_clear(p->store, op->proxy_id), "a clear", op->proxy_id); break;
     case OP_LOAD: run_load(p, op); break;
     case OP_PUT: break; /* batched by run_batch */
     }
@@ -442,37 +441,35 @@ static void purge(struct rd_cache_persist *p)
         rd_debug("cache persist: %d expired entries purged", rc);
 }
 
-static struct timespec deadline_in(uint64_t ms)
+/* mono_ms (rd_time_mono_ms's clock) as the absolute time the wake
+ * condvar's timed wait takes (it runs on CLOCK_MONOTONIC, see init_sync). */
+static struct timespec mono_ts(uint64_t mono_ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
+    return (struct timespec){.tv_sec = (time_t)(mono_ms / 1000), .tv_nsec = (long)(mono_ms % 1000) * 1000000L};
 }
 
 static void *writer_main(void *arg)
 {
     struct rd_cache_persist *p = arg;
-    struct timespec next_purge = deadline_in(PURGE_EVERY_MS);
+    uint64_t next_purge = rd_time_mono_ms() + PURGE_EVERY_MS;
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        bool purge_due = false;
-        while (p->head == NULL && !p->stopping && !purge_due)
-            purge_due = pthread_cond_timedwait(&p->wake, &p->mu, &next_purge) == ETIMEDOUT;
+        while (p->head == NULL && !p->stopping) {
+            struct timespec ts = mono_ts(next_purge);
+            if (pthread_cond_timedwait(&p->wake, &p->mu, &ts) == ETIMEDOUT)
+                break;
+        }
         if (p->head == NULL && p->stopping)
             break;
         struct op *list = NULL;
         size_t n = take_batch(p, &list);
         pthread_mutex_unlock(&p->mu);
         run_batch(p, list);
-        if (purge_due) {
+        /* Checked after every batch, not only when idle: a queue that never
+         * empties must not stop the purge. */
+        if (rd_time_mono_ms() >= next_purge) {
             purge(p);
-            next_purge = deadline_in(PURGE_EVERY_MS);
+            next_purge = rd_time_mono_ms() + PURGE_EVERY_MS;
         }
         pthread_mutex_lock(&p->mu);
         p->seq_done += n;

@@ -11,10 +11,11 @@
 #include <cmocka.h>
 
 #include <ftw.h>
-#include <sys/stat.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cache/cache.h"
 #include "cache/image.h"
@@ -45,8 +46,13 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
 
 static int64_t add_proxy(struct rd_store *s, char *name, int port)
 {
-    struct rd_proxy_rec r = {.name = name, .provider = "openai", .port = port, .bind = "127.0.0.1",
-                             .tags_json = "[]", .config_json = "{}", .desired_status = "stopped"};
+    struct rd_proxy_rec r = {.name = name,
+                             .provider = "openai",
+                             .port = port,
+                             .bind = "127.0.0.1",
+                             .tags_json = "[]",
+                             .config_json = "{}",
+                             .desired_status = "stopped"};
     assert_int_equal(rd_store_proxy_insert(s, &r), 0);
     return r.id;
 }
@@ -355,6 +361,59 @@ static void test_load_limits_newest_first(void **state)
     rd_cache_unref(c);
 }
 
+struct producer {
+    struct rd_cache_persist *p;
+    int64_t proxy;
+    struct rd_cache_entry *e[8];
+};
+
+static void *produce(void *arg)
+{
+    struct producer *w = arg;
+    for (int round = 0; round < 50; round++) {
+        for (int i = 0; i < 8; i++)
+            rd_cache_persist_put(w->p, w->proxy, w->e[i]);
+        if (round % 10 == 0)
+            rd_cache_persist_flush(w->p);
+    }
+    return NULL;
+}
+
+/* Four threads queue at once (TSan checks the queue): every put is written. */
+static void test_concurrent_producers(void **state)
+{
+    struct fix *f = *state;
+    struct rd_cache *c = new_cache(0, 0);
+    struct producer w[4];
+    struct rd_cache_persist *p = start(f);
+    for (int t = 0; t < 4; t++) {
+        w[t].p = p;
+        w[t].proxy = t % 2 ? f->proxy_b : f->proxy_a;
+        for (int i = 0; i < 8; i++)
+            w[t].e[i] = commit(c, (uint8_t)(8 * t + i + 1), i % 2 == 0, 60);
+    }
+    pthread_t th[4];
+    for (int t = 0; t < 4; t++)
+        assert_int_equal(pthread_create(&th[t], NULL, produce, &w[t]), 0);
+    for (int t = 0; t < 4; t++)
+        assert_int_equal(pthread_join(th[t], NULL), 0);
+    rd_cache_persist_flush(p);
+    uint64_t written, deleted, failed;
+    rd_cache_persist_counts(p, &written, &deleted, &failed);
+    assert_int_equal(written, 4 * 50 * 8);
+    assert_int_equal(failed, 0);
+    rd_cache_persist_stop(p);
+    struct rd_cache *ca = reload(f, f->proxy_a, 0, 0);
+    struct rd_cache_stats st;
+    rd_cache_stats(ca, &st);
+    assert_int_equal(st.entries, 16);
+    rd_cache_unref(ca);
+    for (int t = 0; t < 4; t++)
+        for (int i = 0; i < 8; i++)
+            rd_cache_entry_unref(w[t].e[i]);
+    rd_cache_unref(c);
+}
+
 static void test_start_failure(void **state)
 {
     (void)state;
@@ -372,6 +431,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restart_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_and_clear, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_limits_newest_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_producers, setup, teardown),
         cmocka_unit_test(test_start_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

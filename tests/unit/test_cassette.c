@@ -150,8 +150,8 @@ static void test_json_body_compact_has_no_raw(void **state)
 {
     (void)state;
     static const char body[] = "{\"id\":\"msg_1\",\"content\":[{\"type\":\"text\",\"text\":\"hi/there\"}]}";
-    struct spec s = {.model = "claude-3", .ctype = "application/json; charset=utf-8", .body = body,
-                     .body_len = sizeof body - 1};
+    struct spec s = {
+        .model = "claude-3", .ctype = "application/json; charset=utf-8", .body = body, .body_len = sizeof body - 1};
     struct rd_cache_entry *e = mk(&s, 0x22);
     struct rd_buf out;
     round_trip(e, &out);
@@ -190,8 +190,14 @@ static void test_sse_stream_marks(void **state)
     uint64_t e2 = (uint64_t)(strstr(body, "data: [DONE]") - body);
     const uint64_t ends[] = {e1, e2, sizeof body - 1};
     const uint32_t times[] = {0, 40, 41};
-    struct spec s = {.model = "gpt-4o", .ctype = "text/event-stream", .stream = true, .body = body,
-                     .body_len = sizeof body - 1, .ends = ends, .times = times, .nmarks = 3};
+    struct spec s = {.model = "gpt-4o",
+                     .ctype = "text/event-stream",
+                     .stream = true,
+                     .body = body,
+                     .body_len = sizeof body - 1,
+                     .ends = ends,
+                     .times = times,
+                     .nmarks = 3};
     struct rd_cache_entry *e = mk(&s, 0x33);
     struct rd_buf out;
     round_trip(e, &out);
@@ -209,8 +215,14 @@ static void test_sse_stream_marks(void **state)
     static const char odd[] = "data: \xff\n\ndata: tail";
     const uint64_t oends[] = {9};
     const uint32_t otimes[] = {5};
-    struct spec t = {.model = "gpt-4o", .ctype = "text/event-stream", .stream = true, .body = odd,
-                     .body_len = sizeof odd - 1, .ends = oends, .times = otimes, .nmarks = 1};
+    struct spec t = {.model = "gpt-4o",
+                     .ctype = "text/event-stream",
+                     .stream = true,
+                     .body = odd,
+                     .body_len = sizeof odd - 1,
+                     .ends = oends,
+                     .times = otimes,
+                     .nmarks = 1};
     e = mk(&t, 0x34);
     round_trip(e, &out);
     o = parse_line(&out);
@@ -231,8 +243,14 @@ static void test_eventstream_frames(void **state)
                                "\x00\x00\x00\x10\x00\x00\x00\x00\x12\x34\x56\x78\x9a\xbc";
     const uint64_t ends[] = {22, sizeof body - 1};
     const uint32_t times[] = {3, 250};
-    struct spec s = {.model = "anthropic.claude-3", .ctype = "application/vnd.amazon.eventstream", .stream = true,
-                     .body = body, .body_len = sizeof body - 1, .ends = ends, .times = times, .nmarks = 2};
+    struct spec s = {.model = "anthropic.claude-3",
+                     .ctype = "application/vnd.amazon.eventstream",
+                     .stream = true,
+                     .body = body,
+                     .body_len = sizeof body - 1,
+                     .ends = ends,
+                     .times = times,
+                     .nmarks = 2};
     struct rd_cache_entry *e = mk(&s, 0x44);
     struct rd_buf out;
     round_trip(e, &out);
@@ -255,8 +273,7 @@ static void test_other_bodies(void **state)
     round_trip(e, &out);
     struct json_object *o = parse_line(&out);
     assert_string_equal(rd_json_get_str(o, "body_text"), text);
-    assert_string_equal(rd_json_get_str(o, "key"),
-                        ":5555555555555555555555555555555555555555555555555555555555555555");
+    assert_string_equal(rd_json_get_str(o, "key"), ":5555555555555555555555555555555555555555555555555555555555555555");
     json_object_put(o);
     rd_buf_free(&out);
     rd_cache_entry_unref(e);
@@ -268,6 +285,22 @@ static void test_other_bodies(void **state)
     o = parse_line(&out);
     assert_string_equal(rd_json_get_str(o, "body_base64"), "iVBORw0KGgoAAA==");
     json_object_put(o);
+    rd_buf_free(&out);
+    rd_cache_entry_unref(e);
+
+    /* Found by fuzz_cassette: empty events of an empty stream. */
+    const uint64_t zero_ends[] = {0, 0};
+    const uint32_t zero_times[] = {1, 2};
+    struct spec none = {.model = "m",
+                        .ctype = "text/event-stream",
+                        .stream = true,
+                        .body = "",
+                        .body_len = 0,
+                        .ends = zero_ends,
+                        .times = zero_times,
+                        .nmarks = 2};
+    e = mk(&none, 0x59);
+    round_trip(e, &out);
     rd_buf_free(&out);
     rd_cache_entry_unref(e);
 
@@ -310,10 +343,11 @@ static void test_write_cap(void **state)
     rd_cache_entry_unref(e);
 }
 
-#define GOOD_HEAD                                                                                                  \
-    "\"key\":\"m:6666666666666666666666666666666666666666666666666666666666666666\",\"model\":\"m\","            \
+#define GOOD_HEAD                                                                                                      \
+    "\"key\":\"m:6666666666666666666666666666666666666666666666666666666666666666\",\"model\":\"m\","                  \
     "\"kind\":\"chat\",\"method\":\"POST\",\"path\":\"/v1/x\",\"status\":200,\"headers\":[],"
-#define GOOD_META "\"created\":\"2026-12-02T10:00:00.000Z\",\"expires\":\"2026-12-02T11:00:00Z\",\"ttl_s\":3600,\"usage\":{},"
+#define GOOD_META                                                                                                      \
+    "\"created\":\"2026-12-02T10:00:00.000Z\",\"expires\":\"2026-12-02T11:00:00Z\",\"ttl_s\":3600,\"usage\":{},"
 
 static void test_malformed_lines(void **state)
 {
@@ -332,12 +366,16 @@ static void test_malformed_lines(void **state)
         {"{\"key\":\"m:666666666666666666666666666666666666666666666666666666666666666g\",\"model\":\"m\"}",
          "key: not"},
         {"{" GOOD_HEAD "\"stream\":false,\"created\":\"2026-02-30T10:00:00.000Z\"}", "created: not a UTC time"},
+        /* Found by fuzz_cassette: a time before 1970 read, but wrote back as another. */
+        {"{" GOOD_HEAD "\"stream\":false,\"created\":\"0651-12-02T10:00:00.000Z\"}", "created: not a UTC time"},
         {"{" GOOD_HEAD GOOD_META "\"stream\":true,\"body_text\":\"x\"}", "body_text: events and frames go with"},
         {"{" GOOD_HEAD GOOD_META "\"stream\":false,\"body_base64\":\"eA=\"}", "body_base64: not base64"},
         {"{" GOOD_HEAD GOOD_META "\"stream\":false,\"body_base64\":\"e A=\"}", "body_base64: not base64"},
-        {"{" GOOD_HEAD GOOD_META "\"stream\":true,\"events\":[{\"t_ms\":5,\"text\":\"a\"},{\"t_ms\":4,\"text\":\"b\"}]}",
+        {"{" GOOD_HEAD GOOD_META
+         "\"stream\":true,\"events\":[{\"t_ms\":5,\"text\":\"a\"},{\"t_ms\":4,\"text\":\"b\"}]}",
          "marks: event times go backwards"},
-        {"{" GOOD_HEAD GOOD_META "\"stream\":true,\"events\":[{\"unmarked\":true,\"text\":\"a\"},{\"t_ms\":4,\"text\":\"b\"}]}",
+        {"{" GOOD_HEAD GOOD_META
+         "\"stream\":true,\"events\":[{\"unmarked\":true,\"text\":\"a\"},{\"t_ms\":4,\"text\":\"b\"}]}",
          "events: only the last element may be unmarked"},
         {"{" GOOD_HEAD GOOD_META "\"stream\":true,\"events\":[{\"t_ms\":5}]}", "events: an element needs one string"},
         {"{" GOOD_HEAD GOOD_META "\"stream\":true,\"events\":[{\"t_ms\":4294967296,\"text\":\"a\"}]}",
@@ -368,7 +406,8 @@ static void test_malformed_lines(void **state)
         {"{" GOOD_HEAD "\"stream\":false,\"created\":\"2026-12-02T10:00:00.000Z\",\"expires\":\"2026-12-02T10:00:00Z\","
          "\"ttl_s\":3600,\"usage\":{},\"body_text\":\"\"}",
          "expires: not after created"},
-        {"{" GOOD_HEAD GOOD_META "\"stream\":false,\"ttl_s\":0,\"body_text\":\"\"}", "ttl_s: out of range"}, /* repeated: the last counts */
+        {"{" GOOD_HEAD GOOD_META "\"stream\":false,\"ttl_s\":0,\"body_text\":\"\"}",
+         "ttl_s: out of range"}, /* repeated: the last counts */
         {"{" GOOD_HEAD "\"stream\":false,\"created\":\"2026-12-02T10:00:00.000Z\",\"expires\":\"2026-12-02T11:00:00Z\","
          "\"ttl_s\":3600,\"usage\":{\"input\":-1},\"body_text\":\"\"}",
          "input: out of range"},
@@ -393,10 +432,10 @@ static void test_malformed_lines(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_json_body_pretty),   cmocka_unit_test(test_json_body_compact_has_no_raw),
-        cmocka_unit_test(test_sse_stream_marks),   cmocka_unit_test(test_eventstream_frames),
-        cmocka_unit_test(test_other_bodies),       cmocka_unit_test(test_write_cap),
-        cmocka_unit_test(test_malformed_lines),    cmocka_unit_test(test_deep_json_body),
+        cmocka_unit_test(test_json_body_pretty), cmocka_unit_test(test_json_body_compact_has_no_raw),
+        cmocka_unit_test(test_sse_stream_marks), cmocka_unit_test(test_eventstream_frames),
+        cmocka_unit_test(test_other_bodies),     cmocka_unit_test(test_write_cap),
+        cmocka_unit_test(test_malformed_lines),  cmocka_unit_test(test_deep_json_body),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
