@@ -220,19 +220,23 @@ void rd_cache_entry_append(struct rd_cache_entry *e, const char *p, size_t n)
     rd_cache_entry_unlock(e);
 }
 
-int rd_cache_fill_mark(struct rd_cache_entry *e, uint32_t t_ms)
+int rd_cache_fill_mark(struct rd_cache_entry *e, uint64_t end, uint32_t t_ms)
 {
     rd_cache_entry_lock(e);
     if (e->state != RD_CACHE_FILLING) {
         rd_cache_entry_unlock(e);
         return RD_ESTATE;
     }
+    if (end > e->len || (e->nmarks > 0 && end < e->marks[e->nmarks - 1].end)) {
+        rd_cache_entry_unlock(e);
+        return RD_EINVAL;
+    }
     /* Under e->mu because the array moves when it grows. */
     if (e->nmarks == e->cap_marks) {
         e->cap_marks = e->cap_marks ? e->cap_marks * 2 : 16;
         e->marks = rd_realloc(e->marks, e->cap_marks * sizeof(*e->marks));
     }
-    e->marks[e->nmarks++] = (struct rd_cache_mark){.end = e->len, .t_ms = t_ms};
+    e->marks[e->nmarks++] = (struct rd_cache_mark){.end = end, .t_ms = t_ms};
     rd_cache_entry_unlock(e);
     return 0;
 }

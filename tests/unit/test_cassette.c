@@ -45,7 +45,7 @@ static struct rd_cache_entry *mk(const struct spec *s, uint8_t keybyte)
     uint64_t at = 0;
     for (size_t i = 0; i < s->nmarks; i++) {
         assert_int_equal(rd_cache_fill_data(e, s->body + at, (size_t)(s->ends[i] - at)), 0);
-        assert_int_equal(rd_cache_fill_mark(e, s->times[i]), 0);
+        assert_int_equal(rd_cache_fill_mark(e, s->ends[i], s->times[i]), 0);
         at = s->ends[i];
     }
     if (at < s->body_len)
