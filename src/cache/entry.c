@@ -130,7 +130,7 @@ int rd_cache_fill_head(struct rd_cache_entry *e, int status, const struct rd_cac
     if (!hdr_block_size(hdrs, n, &size))
         return RD_ETOOBIG;
     struct rd_cache_hdr *copy = n ? rd_malloc(size) : NULL;
-    char *at = (char *)(copy + n);
+    char *at = copy ? (char *)(copy + n) : NULL; /* no headers: nothing to copy */
     for (size_t i = 0; i < n; i++) {
         copy[i].name_len = hdrs[i].name_len;
         copy[i].value_len = hdrs[i].value_len;

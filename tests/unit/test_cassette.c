@@ -409,7 +409,7 @@ static void test_malformed_lines(void **state)
         {"{" GOOD_HEAD GOOD_META "\"stream\":false,\"ttl_s\":0,\"body_text\":\"\"}",
          "ttl_s: out of range"}, /* repeated: the last counts */
         {"{" GOOD_HEAD "\"stream\":false,\"created\":\"2026-12-02T10:00:00.000Z\",\"expires\":\"2026-12-02T11:00:00Z\","
-         "\"ttl_s\":3600,\"usage\":{\"input\":-1},\"body_text\":\"\"}",
+         "\"ttl_s\":3600,\"usage\":{\"input\":-2},\"body_text\":\"\"}",
          "input: out of range"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
