@@ -26,10 +26,10 @@
 #include <json-c/json.h>
 
 #include "cache/canon.h"
+#include "check.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/json.h"
-#include "check.h"
 
 static const char *const drop[] = {"stream", "metadata.user_id", "a.*.b", "*", NULL};
 static const char *const round2[] = {"temperature", "top_p", "generationConfig.temperature", "a.*", NULL};
@@ -97,7 +97,8 @@ static void check_same_tree(const uint8_t *data, size_t size, const struct rd_bu
         return;
     if (rc == RD_EPROTO)
         CHECK(!ascii_without_controls(data, size));
-    if (rc == 0 && !has_unequal_escapes(data, size) && rd_json_parse(plain->data, plain->len, SIZE_MAX, &out, NULL) == 0)
+    if (rc == 0 && !has_unequal_escapes(data, size) &&
+        rd_json_parse(plain->data, plain->len, SIZE_MAX, &out, NULL) == 0)
         CHECK(json_object_equal(in, out));
     json_object_put(in);
     json_object_put(out);

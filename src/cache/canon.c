@@ -336,6 +336,14 @@ static int put_rounded(struct canon *c, const char *s, size_t n)
     return put(c, num, (size_t)len);
 }
 
+static int number_value(struct canon *c)
+{
+    const char *num;
+    size_t n;
+    int rc = number_span(c, &num, &n);
+    return rc < 0 ? rc : put(c, num, n);
+}
+
 static int literal(struct canon *c, const char *word)
 {
     size_t n = strlen(word);
@@ -577,9 +585,6 @@ static int value(struct canon *c, unsigned depth, int path_len)
 {
     if (c->p >= c->end)
         return RD_EPROTO;
-    const char *num;
-    size_t n;
-    int rc;
     switch (*c->p) {
     case '{':
     case '[':
@@ -590,9 +595,7 @@ static int value(struct canon *c, unsigned depth, int path_len)
     case 't': return literal(c, "true");
     case 'f': return literal(c, "false");
     case 'n': return literal(c, "null");
-    default:
-        rc = number_span(c, &num, &n);
-        return rc < 0 ? rc : put(c, num, n);
+    default: return number_value(c);
     }
 }
 

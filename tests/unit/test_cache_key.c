@@ -212,8 +212,7 @@ static void test_drop_paths(void **state)
     expect_canon_rules("{\"messages\":[{\"stream\":1}]}", &r, "{\"messages\":[{\"stream\":1}]}");
     expect_canon_rules("[{\"stream\":1}]", &r, "[{\"stream\":1}]");
     /* "*" is any key at its level, exactly one level */
-    expect_canon_rules("{\"a\":{\"p\":{\"b\":1,\"c\":2},\"q\":{\"b\":3}}}", &r,
-                       "{\"a\":{\"p\":{\"c\":2},\"q\":{}}}");
+    expect_canon_rules("{\"a\":{\"p\":{\"b\":1,\"c\":2},\"q\":{\"b\":3}}}", &r, "{\"a\":{\"p\":{\"c\":2},\"q\":{}}}");
     expect_canon_rules("{\"a\":{\"b\":1}}", &r, "{\"a\":{\"b\":1}}");
     expect_canon_rules("{\"a\":{\"p\":{\"q\":{\"b\":1}}}}", &r, "{\"a\":{\"p\":{\"q\":{\"b\":1}}}}");
     /* every duplicate goes; an escaped key is the same key */
@@ -241,22 +240,31 @@ static void test_malformed(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "",           " ",           "{} x",         "{}{}",         "[1]]",      "{\"a\":1}}",
-        "\"abc",      "{\"a\":1",    "[1,2",         "{\"a\"",       "{\"a\":",   "{\"a\" 1}",
-        "[1,]",       "{\"a\":1,}",  "{,}",          "[,1]",         "{1:2}",     "{a:1}",
-        "01",         "1.",          ".5",           "+1",           "-",         "1e",
-        "1e+",        "--1",         "0x1",          "tru",          "nul",       "True",
-        "\"\\x\"",    "\"\\u12\"",   "\"\\u12g4\"",  "\"\\",         "\"\\u",     "'a'",
-        "\"\x01\"",   "\"a\nb\"",    "\"\t\"",       "\xc3\xa9",     "NaN",       "Infinity",
+        "",         " ",        "{} x",      "{}{}",     "[1]]",       "{\"a\":1}}",  "\"abc", "{\"a\":1", "[1,2",
+        "{\"a\"",   "{\"a\":",  "{\"a\" 1}", "[1,]",     "{\"a\":1,}", "{,}",         "[,1]",  "{1:2}",    "{a:1}",
+        "01",       "1.",       ".5",        "+1",       "-",          "1e",          "1e+",   "--1",      "0x1",
+        "tru",      "nul",      "True",      "\"\\x\"",  "\"\\u12\"",  "\"\\u12g4\"", "\"\\",  "\"\\u",    "'a'",
+        "\"\x01\"", "\"a\nb\"", "\"\t\"",    "\xc3\xa9", "NaN",        "Infinity",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         expect_reject(bad[i]);
     /* invalid UTF-8: overlong, raw surrogate, past U+10FFFF, truncated,
      * lone continuation, invalid lead bytes */
     static const char *const utf8[] = {
-        "\"\xc0\x80\"", "\"\xc1\xbf\"", "\"\xe0\x80\xaf\"", "\"\xed\xa0\x80\"", "\"\xed\xbf\xbf\"",
-        "\"\xf0\x80\x80\x80\"", "\"\xf4\x90\x80\x80\"", "\"\xf5\x80\x80\x80\"", "\"\xe2\x82\"", "\"\x80\"",
-        "\"\xff\"", "\"\xe2\x82\xac", "\"\xf0\x9f\x98\"", "{\"\xc3\":1}",
+        "\"\xc0\x80\"",
+        "\"\xc1\xbf\"",
+        "\"\xe0\x80\xaf\"",
+        "\"\xed\xa0\x80\"",
+        "\"\xed\xbf\xbf\"",
+        "\"\xf0\x80\x80\x80\"",
+        "\"\xf4\x90\x80\x80\"",
+        "\"\xf5\x80\x80\x80\"",
+        "\"\xe2\x82\"",
+        "\"\x80\"",
+        "\"\xff\"",
+        "\"\xe2\x82\xac",
+        "\"\xf0\x9f\x98\"",
+        "{\"\xc3\":1}",
     };
     for (size_t i = 0; i < sizeof utf8 / sizeof utf8[0]; i++)
         expect_reject(utf8[i]);
@@ -430,11 +438,13 @@ static void test_key_openai_fields(void **state)
         expect_body(&r, "{" OAI_BASE ",\"temperature\":0.7,\"reasoning_effort\":\"low\"}", false);
         expect_body(&r, "{" OAI_BASE ",\"temperature\":0.8}", false);
         expect_body(&r, "{" OAI_BASE ",\"temperature\":0.71}", false);
-        expect_body(&r, "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
-                        "\"temperature\":0.7}",
+        expect_body(&r,
+                    "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+                    "\"temperature\":0.7}",
                     false);
-        expect_body(&r, "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"hi!\"}],"
-                        "\"temperature\":0.7}",
+        expect_body(&r,
+                    "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"hi!\"}],"
+                    "\"temperature\":0.7}",
                     false);
         /* include_usage adds the usage chunk to a stream: another answer */
         expect_body(&r, "{" OAI_BASE ",\"temperature\":0.7,\"stream_options\":{\"include_usage\":true}}", false);
@@ -445,12 +455,14 @@ static void test_key_openai_fields(void **state)
         expect_body(&r, "{" OAI_BASE ",\"temperature\":0.7,\"store\":true}", true);
         expect_body(&r, "{" OAI_BASE ",\"temperature\":0.701}", true);
         expect_body(&r, "{" OAI_BASE ",\"temperature\":0.70}", true);
-        expect_body(&r, "{\"temperature\":0.7,\"messages\":[{\"content\":\"hi\",\"role\":\"user\"}],"
-                        "\"model\":\"gpt-4o\"}",
+        expect_body(&r,
+                    "{\"temperature\":0.7,\"messages\":[{\"content\":\"hi\",\"role\":\"user\"}],"
+                    "\"model\":\"gpt-4o\"}",
                     true);
         expect_body(&r, "\n{ " OAI_BASE " , \"temperature\" : 7e-1 }\n", true);
-        expect_body(&r, "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"\\u0068i\"}],"
-                        "\"temperature\":0.7}",
+        expect_body(&r,
+                    "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"\\u0068i\"}],"
+                    "\"temperature\":0.7}",
                     true);
     }
 }
@@ -461,10 +473,8 @@ static void test_key_stream_flag(void **state)
     /* the body's "stream" is dropped, so the caller's flag keeps a stream
      * and a plain answer apart; include_obfuscation only pads deltas with
      * random bytes, include_usage adds a chunk */
-    const struct kreq plain = {.provider = "openai",
-                               .path = "/v1/chat/completions",
-                               .headers = OAI_AUTH,
-                               .body = "{" OAI_BASE "}"};
+    const struct kreq plain = {
+        .provider = "openai", .path = "/v1/chat/completions", .headers = OAI_AUTH, .body = "{" OAI_BASE "}"};
     struct kreq stream = plain;
     stream.body = "{" OAI_BASE ",\"stream\":true}";
     stream.stream = true;
@@ -483,7 +493,8 @@ static void test_key_anthropic_fields(void **state)
 {
     (void)state;
     static const char *const auth[] = {"x-api-key", "sk-SECRET-a", "anthropic-version", "2023-06-01", NULL};
-#define ANT_BASE "\"model\":\"claude-sonnet-4-5\",\"max_tokens\":100,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]"
+#define ANT_BASE                                                                                                       \
+    "\"model\":\"claude-sonnet-4-5\",\"max_tokens\":100,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]"
     const struct kreq r = {.provider = "anthropic",
                            .path = "/v1/messages",
                            .headers = auth,
@@ -568,10 +579,8 @@ static void test_key_bedrock_fields(void **state)
                 "{\"messages\":[],\"inferenceConfig\":{\"temperature\":0.301,\"topP\":0.90,"
                 "\"maxTokens\":10},\"requestMetadata\":{\"run\":\"2\"}}",
                 true);
-    expect_body(&r, "{\"messages\":[],\"inferenceConfig\":{\"temperature\":0.3,\"topP\":0.9,\"maxTokens\":10}}",
-                true);
-    expect_body(&r, "{\"messages\":[],\"inferenceConfig\":{\"temperature\":0.3,\"topP\":0.9,\"maxTokens\":11}}",
-                false);
+    expect_body(&r, "{\"messages\":[],\"inferenceConfig\":{\"temperature\":0.3,\"topP\":0.9,\"maxTokens\":10}}", true);
+    expect_body(&r, "{\"messages\":[],\"inferenceConfig\":{\"temperature\":0.3,\"topP\":0.9,\"maxTokens\":11}}", false);
     expect_body(&r,
                 "{\"messages\":[],\"inferenceConfig\":{\"temperature\":0.3,\"topP\":0.9,\"maxTokens\":10},"
                 "\"toolConfig\":{\"tools\":[]}}",
@@ -617,15 +626,14 @@ static void test_key_headers(void **state)
 {
     (void)state;
     static const char *const kh[] = {"Anthropic-Beta", "anthropic-version", NULL};
-    static const char *const h1[] = {"x-api-key", "k", "anthropic-version", "2023-06-01", "anthropic-beta", "a",
-                                     "x-stainless-os", "Linux", NULL};
-    static const char *const h2[] = {"x-api-key", "k", "Anthropic-Version", "2023-06-01", "ANTHROPIC-BETA", "a",
-                                     "x-stainless-os", "MacOS", NULL};
-    static const char *const h3[] = {"x-api-key", "k", "anthropic-version", "2023-06-01", "anthropic-beta", "b",
-                                     NULL};
+    static const char *const h1[] = {
+        "x-api-key", "k", "anthropic-version", "2023-06-01", "anthropic-beta", "a", "x-stainless-os", "Linux", NULL};
+    static const char *const h2[] = {
+        "x-api-key", "k", "Anthropic-Version", "2023-06-01", "ANTHROPIC-BETA", "a", "x-stainless-os", "MacOS", NULL};
+    static const char *const h3[] = {"x-api-key", "k", "anthropic-version", "2023-06-01", "anthropic-beta", "b", NULL};
     static const char *const h4[] = {"x-api-key", "k", "anthropic-version", "2023-06-01", NULL};
-    const struct kreq a = {.provider = "anthropic", .path = "/v1/messages", .headers = h1, .body = "{}",
-                           .key_headers = kh};
+    const struct kreq a = {
+        .provider = "anthropic", .path = "/v1/messages", .headers = h1, .body = "{}", .key_headers = kh};
     struct kreq b = a;
     b.headers = h2; /* name case and unlisted headers do not matter */
     assert_true(same_key(&a, &b));
