@@ -14,9 +14,10 @@
  *  - on a document json-c parses strictly, the canonical form is not one
  *    json-c parses to an equal tree (json-c keeps the last duplicate too);
  *    documents with \u0000 (json-c cuts its keys at a NUL) or surrogate
- *    escapes (json-c replaces a lone one) are left out;
- *  - a pure-ASCII document free of raw control bytes that json-c accepts is
- *    refused as malformed (on such input the two grammars are the same). */
+ *    escapes (json-c replaces a lone one) are left out.
+ * json-c is no judge of what is valid: even in strict mode it takes "1."
+ * and "-0777", which RFC 8259 (and canon.c) refuse; the unit tests hold
+ * the grammar. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -62,26 +63,6 @@ static void check_fixed_point(const struct rd_buf *first, const struct rd_canon_
     free(copy);
 }
 
-static bool ascii_without_controls(const uint8_t *d, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (d[i] >= 0x80 || (d[i] < 0x20 && d[i] != ' ' && d[i] != '\t' && d[i] != '\n' && d[i] != '\r'))
-            return false;
-    /* raw TAB/LF/CR inside a string are malformed JSON */
-    bool in_str = false;
-    for (size_t i = 0; i < n; i++) {
-        if (in_str && d[i] == '\\') {
-            i++;
-            continue;
-        }
-        if (d[i] == '"')
-            in_str = !in_str;
-        else if (in_str && d[i] < 0x20)
-            return false;
-    }
-    return true;
-}
-
 /* Escapes json-c reads its own way: \u0000 (it cuts keys there) and
  * surrogates (canon.h keeps a lone one distinct; json-c replaces it). */
 static bool has_unequal_escapes(const uint8_t *d, size_t n)
@@ -93,12 +74,9 @@ static bool has_unequal_escapes(const uint8_t *d, size_t n)
 static void check_same_tree(const uint8_t *data, size_t size, const struct rd_buf *plain, int rc)
 {
     struct json_object *in = NULL, *out = NULL;
-    if (rd_json_parse((const char *)data, size, SIZE_MAX, &in, NULL) != 0)
+    if (rc != 0 || rd_json_parse((const char *)data, size, SIZE_MAX, &in, NULL) != 0)
         return;
-    if (rc == RD_EPROTO)
-        CHECK(!ascii_without_controls(data, size));
-    if (rc == 0 && !has_unequal_escapes(data, size) &&
-        rd_json_parse(plain->data, plain->len, SIZE_MAX, &out, NULL) == 0)
+    if (!has_unequal_escapes(data, size) && rd_json_parse(plain->data, plain->len, SIZE_MAX, &out, NULL) == 0)
         CHECK(json_object_equal(in, out));
     json_object_put(in);
     json_object_put(out);

@@ -265,7 +265,7 @@ static int string_value(struct canon *c)
 {
     rd_buf_reset(&c->str);
     int rc = string_in(c, &c->str);
-    return rc < 0 ? rc : string_out(c, c->str.data ? c->str.data : "", c->str.len);
+    return rc < 0 ? rc : string_out(c, c->str.data, c->str.len);
 }
 
 /* ---- numbers and literals ----------------------------------------------- */
@@ -543,7 +543,8 @@ static int object(struct canon *c, unsigned depth, int path_len)
         c->p++;
         break;
     }
-    rc = order_members(c, c->mem + base, c->nmem - base, start);
+    /* c->mem is still NULL when no member was kept anywhere yet */
+    rc = c->nmem > base ? order_members(c, c->mem + base, c->nmem - base, start) : 0;
     c->nmem = base;
     c->keys.len = keys_base;
     return rc < 0 ? rc : put(c, "}", 1);
@@ -601,12 +602,17 @@ static int value(struct canon *c, unsigned depth, int path_len)
 
 int rd_canon_json(const char *doc, size_t len, const struct rd_canon_rules *rules, struct rd_buf *out)
 {
+    if (doc == NULL)
+        return RD_EPROTO; /* no document (and no pointer to offset) */
     struct canon c = {.p = doc, .end = doc + len, .rules = rules, .out = out};
     rd_buf_init(&c.keys, 0);
     rd_buf_init(&c.str, 0);
     rd_buf_init(&c.tmp, 0);
-    /* an empty out still gets storage, so a rewrite can truncate it */
+    /* every buffer gets storage up front, so an empty key or an empty out
+     * still has a data pointer to index and truncate */
     int rc = put(&c, "", 0);
+    if (rd_buf_append(&c.keys, "", 0) < 0 || rd_buf_append(&c.str, "", 0) < 0)
+        rc = RD_ETOOBIG;
     if (rc == 0) {
         skip_ws(&c);
         rc = value(&c, 0, 0);

@@ -222,6 +222,12 @@ static void test_drop_paths(void **state)
     const char *bad = "{\"stream\":[1,}";
     assert_null(canon_n(bad, strlen(bad), &r, &rc));
     assert_int_equal(rc, RD_EPROTO);
+    /* found by fuzzing: every member dropped before any was kept, and an
+     * empty key first (buffers that had no storage yet) */
+    const struct rd_canon_rules all = {.drop = RULES("*")};
+    expect_canon_rules("{\"a\":1,\"b\":{\"c\":2}}", &all, "{}");
+    expect_canon_rules("{\"\":{\"b\":1},\"q\":2}", &r, "{\"\":{\"b\":1},\"q\":2}");
+    expect_canon("{\"\":\"\"}", "{\"\":\"\"}");
     /* drop wins over round */
     const struct rd_canon_rules both = {.drop = RULES("t"), .round2 = RULES("t")};
     expect_canon_rules("{\"t\":0.5,\"u\":1}", &both, "{\"u\":1}");
