@@ -67,7 +67,7 @@ static void check_fixed_point(const struct rd_buf *first, const struct rd_canon_
  * surrogates (canon.h keeps a lone one distinct; json-c replaces it). */
 static bool has_unequal_escapes(const uint8_t *d, size_t n)
 {
-    return memmem(d, n, "\\u0000", 6) || memmem(d, n, "\\ud", 4) || memmem(d, n, "\\uD", 4);
+    return memmem(d, n, "\\u0000", 6) || memmem(d, n, "\\ud", 3) || memmem(d, n, "\\uD", 3);
 }
 
 /* The canonical form means what the document means, by json-c's reading. */
