@@ -174,6 +174,13 @@ static size_t utf8_len(const unsigned char *p, const unsigned char *end)
     return n;
 }
 
+/* True for a byte a string holds as it is: printable ASCII but for the
+ * quote and the backslash. */
+static inline bool plain_in(unsigned char ch)
+{
+    return ch >= 0x20 && ch < 0x80 && ch != '"' && ch != '\\';
+}
+
 /* The string at c->p (its opening quote), unescaped into b (appended). */
 static int string_in(struct canon *c, struct rd_buf *b)
 {
@@ -181,8 +188,7 @@ static int string_in(struct canon *c, struct rd_buf *b)
     for (;;) {
         /* copy the run of plain ASCII in one append */
         const char *run = c->p;
-        while (c->p < c->end && (unsigned char)*c->p >= 0x20 && (unsigned char)*c->p < 0x80 && *c->p != '"' &&
-               *c->p != '\\')
+        while (c->p < c->end && plain_in((unsigned char)*c->p))
             c->p++;
         if (c->p > run && rd_buf_append(b, run, (size_t)(c->p - run)) < 0)
             return RD_ETOOBIG;
@@ -241,12 +247,24 @@ static size_t escape_of(const char *s, size_t n, size_t *i, char esc[6])
     return 6;
 }
 
+/* True for a byte written as it is whatever follows (0xED may begin a
+ * lone surrogate, escape_of decides). */
+static inline bool plain_out(unsigned char ch)
+{
+    return ch >= 0x20 && ch != '"' && ch != '\\' && ch != 0xED;
+}
+
 /* Writes s[0..n) (WTF-8) as a JSON string with the one escaping of canon.h. */
 static int string_out(struct canon *c, const char *s, size_t n)
 {
     int rc = put(c, "\"", 1);
     size_t run = 0; /* start of the bytes not yet written */
     for (size_t i = 0; i < n && rc == 0; i++) {
+        /* skip what is surely written as it is (the common case) */
+        while (i < n && plain_out((unsigned char)s[i]))
+            i++;
+        if (i == n)
+            break;
         char esc[6];
         size_t at = i, elen = escape_of(s, n, &i, esc);
         if (elen == 0)
