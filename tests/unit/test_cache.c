@@ -51,8 +51,7 @@ static void key_of(unsigned i, uint8_t key[RD_CACHE_KEY_LEN])
     key[31] = (uint8_t)(i >> 8);
 }
 
-static struct rd_cache *cache_new(uint64_t max_bytes, uint64_t max_entries, uint64_t max_response,
-                                  struct removals *r)
+static struct rd_cache *cache_new(uint64_t max_bytes, uint64_t max_entries, uint64_t max_response, struct removals *r)
 {
     struct rd_cache_limits lim = {max_bytes, max_entries, max_response};
     struct rd_cache_opts o = {.now_ms = test_now, .removed = r ? on_removed : NULL, .removed_ud = r};
@@ -164,10 +163,8 @@ static void test_join_and_wake(void **state)
     uint8_t key[RD_CACHE_KEY_LEN];
     key_of(3, key);
     struct rd_cache_entry *lead = NULL, *join = NULL, *other = NULL;
-    assert_int_equal(rd_cache_lookup(c, key, true, true, "m", RD_REQ_CHAT, "POST", "/p", &lead),
-                     RD_CACHE_LOOKUP_MISS);
-    assert_int_equal(rd_cache_lookup(c, key, true, true, "m", RD_REQ_CHAT, "POST", "/p", &join),
-                     RD_CACHE_LOOKUP_JOIN);
+    assert_int_equal(rd_cache_lookup(c, key, true, true, "m", RD_REQ_CHAT, "POST", "/p", &lead), RD_CACHE_LOOKUP_MISS);
+    assert_int_equal(rd_cache_lookup(c, key, true, true, "m", RD_REQ_CHAT, "POST", "/p", &join), RD_CACHE_LOOKUP_JOIN);
     assert_ptr_equal(join, lead);
     /* Not joining is a miss with a second fill of its own. */
     assert_int_equal(rd_cache_lookup(c, key, false, true, "m", RD_REQ_CHAT, "POST", "/p", &other),
@@ -228,8 +225,7 @@ static void test_abort(void **state)
     key_of(4, key);
     struct rd_cache_entry *lead = NULL, *join = NULL;
     rd_cache_lookup(c, key, true, true, "m", RD_REQ_CHAT, "POST", "/p", &lead);
-    assert_int_equal(rd_cache_lookup(c, key, true, true, "m", RD_REQ_CHAT, "POST", "/p", &join),
-                     RD_CACHE_LOOKUP_JOIN);
+    assert_int_equal(rd_cache_lookup(c, key, true, true, "m", RD_REQ_CHAT, "POST", "/p", &join), RD_CACHE_LOOKUP_JOIN);
     struct waker w = {0};
     struct rd_cache_follow f = {.wake = wake, .ud = &w};
     assert_true(rd_cache_follow(join, &f));
@@ -245,8 +241,7 @@ static void test_abort(void **state)
     rd_cache_entry_unref(lead);
     /* The key is free again: the next request leads a new fill. */
     struct rd_cache_entry *e = NULL;
-    assert_int_equal(rd_cache_lookup(c, key, true, true, "m", RD_REQ_CHAT, "POST", "/p", &e),
-                     RD_CACHE_LOOKUP_MISS);
+    assert_int_equal(rd_cache_lookup(c, key, true, true, "m", RD_REQ_CHAT, "POST", "/p", &e), RD_CACHE_LOOKUP_MISS);
     /* A commit without a head is refused and aborts. */
     assert_int_equal(rd_cache_fill_commit(e, 60), RD_EINVAL);
     rd_cache_peek(e, &st, NULL, NULL);
@@ -400,13 +395,11 @@ static void test_max_response(void **state)
     assert_int_equal(rd_cache_fill_commit(e, 60), RD_ETOOBIG);
     rd_cache_entry_unref(e);
     struct rd_cache_entry *h = NULL;
-    assert_int_equal(rd_cache_lookup(c, key, true, false, "m", RD_REQ_CHAT, "POST", "/p", &h),
-                     RD_CACHE_LOOKUP_MISS);
+    assert_int_equal(rd_cache_lookup(c, key, true, false, "m", RD_REQ_CHAT, "POST", "/p", &h), RD_CACHE_LOOKUP_MISS);
 
     /* Followed: it keeps every byte, the follower sees the end, nothing is stored. */
     e = rd_cache_fill_begin(c, key, "m", RD_REQ_CHAT, "POST", "/p");
-    assert_int_equal(rd_cache_lookup(c, key, true, false, "m", RD_REQ_CHAT, "POST", "/p", &h),
-                     RD_CACHE_LOOKUP_JOIN);
+    assert_int_equal(rd_cache_lookup(c, key, true, false, "m", RD_REQ_CHAT, "POST", "/p", &h), RD_CACHE_LOOKUP_JOIN);
     struct waker w = {0};
     struct rd_cache_follow f = {.wake = wake, .ud = &w};
     assert_true(rd_cache_follow(h, &f));
@@ -669,14 +662,20 @@ static void read_check(struct worker *w, struct rd_cache_entry *e, unsigned k)
     enum rd_cache_state st;
     uint64_t len;
     rd_cache_peek(e, &st, &len, NULL);
+    /* As cache.h tells joiners: bound by the peeked len and each chunk's
+     * cap, follow first and next only below that len. */
     uint64_t at = 0;
-    for (const struct rd_cache_chunk *ch = e->first; ch && at < len; ch = ch->next) {
+    const struct rd_cache_chunk *ch = len ? e->first : NULL;
+    while (ch) {
         size_t n = len - at < ch->cap ? (size_t)(len - at) : ch->cap;
         for (size_t i = 0; i < n; i++)
             if (ch->data[i] != (char)('a' + k % 26))
                 w->bad = true;
         at += n;
+        ch = at < len ? ch->next : NULL;
     }
+    if (st == RD_CACHE_COMPLETE && len != 9000)
+        w->bad = true;
 }
 
 static void lead(struct worker *w, struct rd_cache_entry *e, unsigned k, unsigned r)
@@ -713,8 +712,7 @@ static void *work(void *arg)
             rd_cache_delete_pattern(w->c, "m:0?*");
             rd_cache_purge_expired(w->c);
         } else {
-            enum rd_cache_lookup got =
-                rd_cache_lookup(w->c, key, true, true, "m", RD_REQ_CHAT, "POST", "/p", &e);
+            enum rd_cache_lookup got = rd_cache_lookup(w->c, key, true, true, "m", RD_REQ_CHAT, "POST", "/p", &e);
             if (got == RD_CACHE_LOOKUP_MISS) {
                 lead(w, e, k, r);
             } else {
@@ -766,6 +764,8 @@ static void test_threads(void **state)
     assert_true(s.entries <= 10);
     assert_true(s.bytes <= lim.max_bytes);
     assert_true(s.hits + s.misses > 0);
+    assert_true(s.evictions > 0);           /* the limits were hit */
+    assert_true(atomic_load(&g_wakes) > 0); /* and fills were followed */
     rd_cache_unref(c);
 }
 
