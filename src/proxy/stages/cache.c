@@ -495,7 +495,9 @@ static void commit(struct rd_req *req, const struct cache_cfg *c, struct cache_r
     struct rd_cache_entry *e = cr->fill;
     struct rd_cache *cache = req->snap->cache;
     bool whole = cr->src_ok && req->err == 0 && (!req->stream || req->stream_ended);
-    if (cr->unstorable || !whole) {
+    enum rd_cache_state st;
+    rd_cache_peek(e, &st, NULL, NULL); /* FAILED: dropped past response_buffer_size */
+    if (cr->unstorable || !whole || st != RD_CACHE_FILLING) {
         give_up(cr);
         return;
     }
