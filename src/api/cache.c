@@ -33,9 +33,6 @@
 #define PATTERN_MAX RD_CACHE_KEY_TEXT_MAX
 /* Import errors listed in the answer; the rest are only counted. */
 #define IMPORT_MAX_ERRORS 20
-/* Entries written per turn of an export: a listing takes the shard locks,
- * so it is done in short runs between writes. */
-#define EXPORT_BATCH 64
 /* One exported line: the entry is in memory already, so this only stops a
  * runaway; base64 and JSON escaping make a line a few times its body. */
 #define EXPORT_LINE_MAX (512u * 1024u * 1024u)
@@ -302,59 +299,59 @@ static void delete_all_caches(struct rd_api *api, struct rd_http_exch *x, const 
 
 /* ---- export ---- */
 
-/* An export in progress: entries are listed in key order, a batch at a
- * time, each written as one cassette line; it pauses while the client's
- * output is above the high mark and resumes on drain. The cache is
- * referenced, so deleting the proxy meanwhile does not cut it. */
+/* An export in progress: a snapshot of the cache's entries (references,
+ * taken in key order by one listing when it starts), written one cassette
+ * line each while the client's output stays under the high mark, resumed
+ * on drain. The references keep every entry of the snapshot alive until it
+ * is written, whatever the cache does meanwhile (one listing of the whole
+ * cache, not one per batch: a listing walks every shard). */
 struct export_run {
     struct rd_http_exch *x;
-    struct rd_cache *cache; /* owned reference */
-    struct rd_buf out;      /* the current batch's lines */
-    uint8_t after[RD_CACHE_KEY_LEN];
-    bool has_after;
-    size_t batch; /* entries given to the current batch's callback */
-    int err;      /* RD_ETOOBIG from a line, else 0 */
-    size_t written;
+    struct rd_cache_entry **v; /* owned references */
+    size_t n, cap, next;       /* next: the first not written yet */
+    struct rd_buf line;
 };
 
 static void export_free(struct export_run *ex)
 {
-    rd_buf_free(&ex->out);
-    rd_cache_unref(ex->cache);
+    for (size_t i = ex->next; i < ex->n; i++)
+        rd_cache_entry_unref(ex->v[i]);
+    free(ex->v);
+    rd_buf_free(&ex->line);
     free(ex);
 }
 
-static void export_one(void *ud, const struct rd_cache_entry *ce)
+static void export_pick(void *ud, const struct rd_cache_entry *ce)
 {
     struct export_run *ex = ud;
-    ex->batch++;
-    memcpy(ex->after, ce->key, RD_CACHE_KEY_LEN);
-    ex->has_after = true;
-    if (ex->err == 0)
-        ex->err = rd_cassette_write(ce, &ex->out);
+    if (ex->n == ex->cap) {
+        ex->cap = ex->cap ? 2 * ex->cap : 64;
+        ex->v = rd_realloc(ex->v, ex->cap * sizeof *ex->v);
+    }
+    /* The listing's reference is for the call only: take one of ours. */
+    ex->v[ex->n++] = rd_cache_entry_ref((struct rd_cache_entry *)ce);
 }
 
-/* Writes batches until the cache is exhausted (finish), the client is
- * gone or a line fails (abort: the client sees a truncated body), or the
- * output passes the high mark (wait for on_drain). */
+/* Writes lines until the snapshot is written (finish), the client is gone
+ * or a line fails (abort: the client sees a truncated body), or the output
+ * passes the high mark (on_drain calls again). */
 static void export_pump(struct export_run *ex)
 {
-    while (rd_http_pending(ex->x) < RD_HTTP_OUT_HIGH) {
-        ex->batch = 0;
-        rd_buf_reset(&ex->out);
-        (void)rd_cache_list(ex->cache, NULL, ex->has_after ? ex->after : NULL, EXPORT_BATCH, export_one, ex);
-        if (ex->err != 0) {
+    while (ex->next < ex->n && rd_http_pending(ex->x) < RD_HTTP_OUT_HIGH) {
+        struct rd_cache_entry *ce = ex->v[ex->next++];
+        rd_buf_reset(&ex->line);
+        int rc = rd_cassette_write(ce, &ex->line);
+        rd_cache_entry_unref(ce);
+        if (rc != 0) {
             rd_warn("cache export: an entry does not fit a line of %u bytes; export cut", EXPORT_LINE_MAX);
             goto abort;
         }
-        if (ex->out.len && rd_http_write(ex->x, ex->out.data, ex->out.len) != 0)
+        if (rd_http_write(ex->x, ex->line.data, ex->line.len) != 0)
             goto abort;
-        ex->written += ex->batch;
-        if (ex->batch < EXPORT_BATCH) {
-            rd_http_finish(ex->x);
-            export_free(ex);
-            return;
-        }
+    }
+    if (ex->next == ex->n) {
+        rd_http_finish(ex->x);
+        export_free(ex);
     }
     return;
 abort:
@@ -398,8 +395,8 @@ static void export_cache(struct rd_api *api, struct rd_http_exch *x, const char 
     }
     struct export_run *ex = rd_calloc(1, sizeof *ex);
     ex->x = x;
-    ex->cache = rd_cache_ref(e->cache);
-    rd_buf_init(&ex->out, EXPORT_LINE_MAX);
+    rd_buf_init(&ex->line, EXPORT_LINE_MAX);
+    (void)rd_cache_list(e->cache, NULL, NULL, 0, export_pick, ex);
     rd_http_set_callbacks(x, export_drain, export_gone, ex);
     export_pump(ex);
 }
