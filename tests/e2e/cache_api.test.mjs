@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
+import OpenAI from 'openai';
 import { runCli, sanitizerReports, startServer, tempDir } from './lib/server.mjs';
 
 const RFC3339_MS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
@@ -266,6 +268,33 @@ describe('cache API', () => {
     await clear(a);
   });
 
+  test('a large export to a slow reader arrives whole, line for line', async () => {
+    // ~12 MB of lines: more than the server's output high mark and the
+    // socket buffers, read only after a pause, so the export waits for drains.
+    const big = (i) => chatLine('gpt-4o', 900 + i, { content: `${i}:` + 'x'.repeat(120000) });
+    const lines = Array.from({ length: 100 }, (_, i) => big(i));
+    assert.equal((await importLines(a, lines)).imported, 100);
+    const body = await new Promise((resolve, reject) => {
+      const req = http.get(`${srv.adminUrl}/api/v1/proxies/${a.id}/cache/export`, { headers: { authorization: `Bearer ${srv.token}` }, agent: false }, (res) => {
+        assert.equal(res.statusCode, 200);
+        res.pause();
+        const chunks = [];
+        setTimeout(() => {
+          res.on('data', (c) => chunks.push(c));
+          res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+          res.resume();
+        }, 500);
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+    });
+    const out = body.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    assert.equal(out.length, 100);
+    const want = new Map(lines.map((l) => [JSON.parse(l).key, JSON.parse(l).body.choices[0].message.content]));
+    for (const o of out) assert.equal(o.body.choices[0].message.content, want.get(o.key), o.key);
+    await clear(a);
+  });
+
   test('an empty cache exports an empty body', async () => {
     const r = await api('GET', `/api/v1/proxies/${a.id}/cache/export`);
     assert.equal(r.status, 200);
@@ -345,6 +374,66 @@ describe('cache API', () => {
       const r = await api(m, p, undefined, { auth: null });
       assert.equal(r.status, 401, `${m} ${p}`);
     }
+  });
+});
+
+describe('cache API and the cache stage (OpenAI SDK)', () => {
+  let srv;
+  let p;
+  let ai;
+  const ask = (content) =>
+    ai.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content }], temperature: 0 }).withResponse();
+
+  before(async () => {
+    srv = await startServer();
+    p = await srv.createProxy({ name: 'sdk-cache', provider: 'openai', upstream_url: 'emulator' });
+    ai = new OpenAI({ baseURL: `${p.url}/v1`, apiKey: 'sk-cache-api', maxRetries: 0 });
+  });
+  after(async () => {
+    await srv?.stop();
+  });
+
+  test('a miss then a hit, shown in the stats and the list; deleting its key makes the next one a miss', async () => {
+    const m = await ask('cache me');
+    assert.equal(m.response.headers.get('x-cache'), 'MISS');
+    const h = await ask('cache me');
+    assert.equal(h.response.headers.get('x-cache'), 'HIT');
+    assert.deepEqual(h.data, m.data, 'the hit is the stored answer');
+    const key = h.response.headers.get('x-cache-key');
+    assert.match(key, /^gpt-4o-mini:[0-9a-f]{64}$/);
+
+    const s = (await srv.api('GET', `/api/v1/proxies/${p.id}/cache`)).json;
+    assert.equal(s.entries, 1);
+    assert.equal(s.hits, 1);
+    assert.equal(s.misses, 1);
+    assert.equal(s.hit_rate, 0.5);
+    const list = (await srv.api('GET', `/api/v1/proxies/${p.id}/cache/entries?pattern=gpt-4o-mini:*`)).json.entries;
+    assert.equal(list.length, 1);
+    assert.equal(list[0].key, key);
+    assert.equal(list[0].hits, 1);
+    assert.equal(list[0].stream, false);
+    assert.equal(list[0].path, '/v1/chat/completions');
+
+    const d = await srv.api('DELETE', `/api/v1/proxies/${p.id}/cache/entries/${encodeURIComponent(key)}`);
+    assert.deepEqual(d.json, { deleted: 1 });
+    const again = await ask('cache me');
+    assert.equal(again.response.headers.get('x-cache'), 'MISS');
+    assert.equal((await ask('cache me')).response.headers.get('x-cache'), 'HIT');
+  });
+
+  test('an exported answer, imported into a cleared cache, is served as a hit', async () => {
+    const first = await ask('round trip');
+    assert.notEqual(first.response.headers.get('x-cache'), 'HIT');
+    const exp = await srv.api('GET', `/api/v1/proxies/${p.id}/cache/export`);
+    assert.equal(exp.status, 200);
+    assert.deepEqual((await srv.api('DELETE', '/api/v1/cache')).status, 200);
+    assert.equal((await srv.api('GET', `/api/v1/proxies/${p.id}/cache`)).json.entries, 0);
+    const imp = await srv.api('POST', `/api/v1/proxies/${p.id}/cache/import`, exp.text, { headers: { 'content-type': 'application/x-ndjson' } });
+    assert.equal(imp.json.errors.length, 0, imp.text);
+    assert.ok(imp.json.imported >= 1, imp.text);
+    const hit = await ask('round trip');
+    assert.equal(hit.response.headers.get('x-cache'), 'HIT');
+    assert.deepEqual(hit.data, first.data);
   });
 });
 
