@@ -437,6 +437,33 @@ describe('cache API and the cache stage (OpenAI SDK)', () => {
   });
 });
 
+describe('cache API and the store', () => {
+  test('imports are stored; key, pattern and whole-proxy deletes reach the store across a restart', async () => {
+    const dataDir = tempDir();
+    let srv = await startServer({ dataDir });
+    const p = await srv.createProxy({ name: 'kept', provider: 'openai', upstream_url: 'emulator' });
+    const q = await srv.createProxy({ name: 'cleared', provider: 'openai', upstream_url: 'emulator' });
+    const imp = (proxy, lines) => srv.api('POST', `/api/v1/proxies/${proxy.id}/cache/import`, cassette(lines));
+    assert.equal((await imp(p, [chatLine('gpt-4o', 1001), chatLine('gpt-4o', 1002), chatLine('gpt-4o-mini', 1003), chatLine('gpt-4o-mini', 1004)])).json.imported, 4);
+    assert.equal((await imp(q, [chatLine('gpt-4o', 1005)])).json.imported, 1);
+    assert.equal((await srv.api('DELETE', `/api/v1/proxies/${p.id}/cache/entries/${hexKey(1001)}`)).json.deleted, 1);
+    assert.equal((await srv.api('DELETE', `/api/v1/proxies/${p.id}/cache?pattern=gpt-4o-mini:*${hexKey(1003).slice(0, 8)}*`)).json.deleted, 1);
+    assert.equal((await srv.api('DELETE', `/api/v1/proxies/${q.id}/cache`)).json.deleted, 1);
+    await srv.stop();
+
+    srv = await startServer({ dataDir });
+    const keysOf = async (proxy) =>
+      (await srv.api('GET', `/api/v1/proxies/${proxy.id}/cache/entries`)).json.entries.map((e) => e.key).sort();
+    const want = [`gpt-4o:${hexKey(1002)}`, `gpt-4o-mini:${hexKey(1004)}`].sort();
+    // Stored entries load in the background after the start.
+    let got;
+    for (let i = 0; i < 100 && JSON.stringify((got = await keysOf(p))) !== JSON.stringify(want); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(got, want);
+    assert.deepEqual(await keysOf(q), []);
+    await srv.stop();
+  });
+});
+
 describe('rubberduck cassette', () => {
   let srv;
   let p;
