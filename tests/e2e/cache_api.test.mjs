@@ -520,6 +520,20 @@ describe('rubberduck cassette', () => {
     noSanitizer(r);
   });
 
+  test('a file over the API body limit (16 MiB) goes in several requests; line numbers stay the file\'s', async () => {
+    const file = path.join(dir, 'big.jsonl');
+    const lines = Array.from({ length: 150 }, (_, i) => chatLine('gpt-4o', 2000 + i, { content: 'y'.repeat(120000) }));
+    lines.push('garbage at the end');
+    fs.writeFileSync(file, cassette(lines));
+    assert.ok(fs.statSync(file).size > 16 * 1024 * 1024);
+    const r = await runCli(['cassette', 'import', '--proxy', 'tapes', file], { env: env(), timeoutMs: 60000 });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stdout, /^imported 150 entries into proxy tapes .*\(1 skipped, 1 lines in error\)/);
+    assert.match(r.stderr, new RegExp(`^${file}:151: `, 'm'));
+    noSanitizer(r);
+    assert.equal((await srv.api('GET', `/api/v1/proxies/${p.id}/cache/entries?pattern=gpt-4o:*&limit=1000`)).json.entries.filter((e) => e.size > 120000).length, 150);
+  });
+
   test('an unknown proxy, a refused token, no server and bad usage fail clearly', async () => {
     const file = path.join(dir, 'x.jsonl');
     let r = await runCli(['cassette', 'export', '--proxy', 'nope', file], { env: env() });
