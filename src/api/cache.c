@@ -33,9 +33,8 @@
 #define PATTERN_MAX RD_CACHE_KEY_TEXT_MAX
 /* Import errors listed in the answer; the rest are only counted. */
 #define IMPORT_MAX_ERRORS 20
-/* One exported line: the entry is in memory already, so this only stops a
- * runaway; base64 and JSON escaping make a line a few times its body. */
-#define EXPORT_LINE_MAX (512u * 1024u * 1024u)
+/* One exported line: no longer than an import reads back. */
+#define EXPORT_LINE_MAX RD_CASSETTE_LINE_MAX
 
 /* ---- input ---- */
 
@@ -343,7 +342,7 @@ static void export_pump(struct export_run *ex)
         int rc = rd_cassette_write(ce, &ex->line);
         rd_cache_entry_unref(ce);
         if (rc != 0) {
-            rd_warn("cache export: an entry does not fit a line of %u bytes; export cut", EXPORT_LINE_MAX);
+            rd_warn("cache export: an entry does not fit a line of %zu bytes; export cut", (size_t)EXPORT_LINE_MAX);
             goto abort;
         }
         if (rd_http_write(ex->x, ex->line.data, ex->line.len) != 0)
