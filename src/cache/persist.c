@@ -37,10 +37,6 @@
 #define PURGE_EVERY_MS 60000
 #define MARK_BYTES 12
 #define HDRS_JSON_MAX ((size_t)4 << 20)
-/* What an entry costs in memory besides its stored bytes, as an upper
- * estimate (struct, header array, chunk headers, strings): the load stops
- * while this much still fits, so that it never makes the cache evict. */
-#define LOAD_ENTRY_OVERHEAD (sizeof(struct rd_cache_entry) + RD_CACHE_SLOT_BYTES + 512)
 
 enum op_kind { OP_PUT, OP_DELETE, OP_CLEAR, OP_LOAD };
 
@@ -51,7 +47,6 @@ struct op {
     uint8_t key[RD_CACHE_KEY_LEN];  /* OP_DELETE */
     struct rd_cache_entry *e;       /* OP_PUT: owned reference */
     struct rd_cache *c;             /* OP_LOAD: owned reference */
-    struct rd_cache_limits lim;     /* OP_LOAD */
 };
 
 struct rd_cache_persist {
@@ -126,13 +121,10 @@ void rd_cache_persist_clear(struct rd_cache_persist *p, int64_t proxy_id)
     enqueue(p, new_op(OP_CLEAR, proxy_id));
 }
 
-void rd_cache_persist_load(struct rd_cache_persist *p, int64_t proxy_id, struct rd_cache *c,
-                           const struct rd_cache_limits *lim)
+void rd_cache_persist_load(struct rd_cache_persist *p, int64_t proxy_id, struct rd_cache *c)
 {
     struct op *op = new_op(OP_LOAD, proxy_id);
     op->c = rd_cache_ref(c);
-    if (lim)
-        op->lim = *lim;
     enqueue(p, op);
 }
 
@@ -240,11 +232,13 @@ static void write_puts(struct rd_cache_persist *p, struct op **ops, size_t n)
 
 /* ---- loads (writer thread) ---- */
 
+/* A load collects the entries newest first, then inserts them oldest first
+ * (see persist.h): the cache's LRU then evicts the oldest where they do not
+ * all fit, without this file knowing what the cache charges for an entry. */
 struct load_ctx {
-    struct rd_cache *c;
-    struct rd_cache_limits lim;
     int64_t proxy_id;
-    size_t loaded, skipped;
+    struct rd_cache_entry **list;
+    size_t n, cap, skipped;
 };
 
 static bool unpack_marks(const struct rd_cache_rec *r, struct rd_cache_mark **out, size_t *n)
@@ -321,22 +315,9 @@ out:
     return e;
 }
 
-/* Whether an entry of this row still fits in the cache's limits. */
-static bool fits(struct load_ctx *l, const struct rd_cache_rec *r)
-{
-    struct rd_cache_stats st;
-    rd_cache_stats(l->c, &st);
-    if (l->lim.max_entries && st.entries >= l->lim.max_entries)
-        return false;
-    uint64_t need = (uint64_t)r->body_len + r->headers_len + r->marks_len + LOAD_ENTRY_OVERHEAD;
-    return l->lim.max_bytes == 0 || (st.bytes <= l->lim.max_bytes && need <= l->lim.max_bytes - st.bytes);
-}
-
 static int on_row(void *ud, const struct rd_cache_rec *r)
 {
     struct load_ctx *l = ud;
-    if (!fits(l, r))
-        return 1;
     char err[160] = "";
     struct rd_cache_entry *e = from_rec(r, err, sizeof err);
     if (e == NULL) {
@@ -345,44 +326,34 @@ static int on_row(void *ud, const struct rd_cache_rec *r)
                 err);
         return 0;
     }
-    int rc = rd_cache_insert(l->c, e);
-    rd_cache_entry_unref(e);
-    if (rc == RD_ETOOBIG)
-        return 1;
-    if (rc == 0)
-        l->loaded++;
-    else
-        l->skipped++; /* expired since the query began */
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->list = rd_realloc(l->list, l->cap * sizeof *l->list);
+    }
+    l->list[l->n++] = e;
     return 0;
 }
 
 static void run_load(struct rd_cache_persist *p, struct op *op)
 {
-    struct load_ctx l = {.c = op->c, .lim = op->lim, .proxy_id = op->proxy_id};
-    struct rd_cache_stats st;
-    rd_cache_stats(op->c, &st);
-    /* The store stops on its own measure of rows too (a lower bound of the
-     * charge), so a large table is not read to its end when little fits. */
-    uint64_t max_entries = 0, max_bytes = 0;
-    if (l.lim.max_entries) {
-        if (st.entries >= l.lim.max_entries)
-            return;
-        max_entries = l.lim.max_entries - st.entries;
-    }
-    if (l.lim.max_bytes) {
-        if (st.bytes >= l.lim.max_bytes)
-            return;
-        max_bytes = l.lim.max_bytes - st.bytes;
-    }
-    int rc = rd_store_cache_load(p->store, op->proxy_id, rd_cache_now(op->c), max_entries, max_bytes, on_row, &l);
+    struct load_ctx l = {.proxy_id = op->proxy_id};
+    int rc = rd_store_cache_load(p->store, op->proxy_id, rd_cache_now(op->c), 0, 0, on_row, &l);
     if (rc < 0) {
         atomic_fetch_add(&p->failed, 1);
         rd_warn("cache persist: loading proxy %lld's entries failed: %s", (long long)op->proxy_id,
                 rd_strerror(rc));
-        return;
     }
-    rd_info("cache persist: proxy %lld: %zu entries loaded%s", (long long)op->proxy_id, l.loaded,
-            l.skipped ? " (some skipped, see above)" : "");
+    /* Even after a failure part way, what was read is good. */
+    size_t loaded = 0;
+    for (size_t i = l.n; i-- > 0;) {
+        /* RD_EINVAL: it expired while loading; RD_ETOOBIG: larger than the whole limit. */
+        if (rd_cache_insert(op->c, l.list[i]) == 0)
+            loaded++;
+        rd_cache_entry_unref(l.list[i]);
+    }
+    free(l.list);
+    rd_info("cache persist: proxy %lld: %zu of %zu stored entries inserted%s", (long long)op->proxy_id, loaded, l.n,
+            l.skipped ? " (some unusable, see above)" : "");
 }
 
 /* ---- the writer ---- */
