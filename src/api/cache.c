@@ -438,10 +438,11 @@ static void import_line(struct import *im, size_t lineno, const char *p, size_t 
         import_error(im, lineno, "%s", err[0] ? err : "malformed cassette line");
         return;
     }
-    if (ce->expires_ms <= im->now_ms) {
-        im->skipped++; /* expired: not an error of the file, it just aged */
-        goto out;
-    }
+    /* A cassette is committed next to a test suite and replayed weeks
+     * later: an import starts each entry's TTL (the one it was stored
+     * with) again from now, rather than dropping what merely aged. */
+    if (ce->expires_ms <= im->now_ms)
+        ce->expires_ms = im->now_ms + (int64_t)ce->ttl_s * 1000;
     int rc = rd_cache_insert(im->e->cache, ce);
     if (rc != 0) {
         import_error(im, lineno, "not inserted: %s",

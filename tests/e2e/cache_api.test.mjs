@@ -122,20 +122,25 @@ describe('cache API', () => {
     assert.deepEqual(await entries(a), { entries: [], next_cursor: null });
   });
 
-  test('import inserts live entries, skips expired ones and blank lines', async () => {
+  test('import inserts every entry (an aged one with its TTL started again) and skips blank lines', async () => {
     const lines = [
       chatLine('gpt-4o-mini', 1),
       '',
       chatLine('gpt-4o-mini', 2, { createdAgoS: 20 }),
       chatLine('gpt-4o', 3, { createdAgoS: 30 }),
-      chatLine('gpt-4o', 4, { ttlS: 5, createdAgoS: 60 }), // expired 55 s ago
+      chatLine('gpt-4o', 4, { ttlS: 5, createdAgoS: 60 }), // expired 55 s ago: lives 5 s from the import
       streamLine('gpt-4o-mini', 5),
     ];
+    const t0 = Date.now();
     const r = await importLines(a, lines);
-    assert.deepEqual(r, { imported: 4, skipped: 1, errors: [] });
+    assert.deepEqual(r, { imported: 5, skipped: 0, errors: [] });
+    const aged = (await entries(a)).entries.find((x) => x.model === 'gpt-4o' && Date.parse(x.expires) - Date.parse(x.created) > 50000);
+    assert.ok(aged, 'the aged entry is there');
+    const left = Date.parse(aged.expires) - t0;
+    assert.ok(left > 3000 && left < 8000, `expires ${left} ms after the import`);
 
     const s = (await api('GET', `/api/v1/proxies/${a.id}/cache`)).json;
-    assert.equal(s.entries, 4);
+    assert.equal(s.entries, 5);
     assert.ok(s.bytes > 0, `bytes ${s.bytes}`);
     assert.equal(s.hit_rate, null);
     assert.match(s.oldest, RFC3339_MS);
