@@ -119,7 +119,11 @@ struct rd_cache_entry {
     char upstream_model[RD_CACHE_MODEL_MAX]; /* the model the response named ("" when none) */
     char finish[16]; /* "length" when the answer stopped on its token limit, else "" */
 
-    int64_t created_ms, expires_ms; /* wall clock; expires_ms 0 until committed */
+    int64_t created_ms; /* wall clock */
+    /* Wall clock; 0 until committed. Atomic: rd_cache_extend (usage-based
+     * TTL, under the shard lock) moves it while listings, exports and the
+     * writer thread read it without that lock. */
+    _Atomic int64_t expires_ms;
     uint32_t ttl_s;                 /* the TTL it was stored with (usage-based extension) */
     atomic_uint_fast64_t hits;
     atomic_uint_fast64_t access; /* the cache's access clock at the last hit or commit (LRU) */
