@@ -652,3 +652,52 @@ describe('invalidation API', () => {
     assert.equal(xcache((await ai.messages.create(req).withResponse()).response.headers), 'HIT');
   });
 });
+
+describe('the cache and the other stages', () => {
+  test('a body that is not JSON is not cached (BYPASS)', async () => {
+    const { base } = await proxy('default');
+    const u = upstream();
+    const tag = uniqueTag('not-json');
+    for (let i = 0; i < 2; i++) {
+      const r = await postJson(base + CHAT, `{"model":"gpt-4o","messages":[{"role":"user","content":"${tag}"}]`);
+      assert.equal(xcache(r.headers), 'BYPASS');
+    }
+    assert.equal(u.callsFor(tag), 2);
+  });
+
+  test('failure.reveal false: hits are served but not told apart (no X-Cache, X-Cache-Key, Age)', async () => {
+    const { base } = await proxy('unrevealed', { failure: { reveal: false } });
+    const u = upstream();
+    const tag = uniqueTag('reveal');
+    const a = await postJson(base + CHAT, chat(tag));
+    const b = await postJson(base + CHAT, chat(tag));
+    assert.ok(b.body.equals(a.body));
+    assert.equal(u.callsFor(tag), 1, 'the second request was a hit');
+    for (const r of [a, b]) for (const name of ['x-cache', 'x-cache-key', 'age']) assert.equal(r.headers[name], undefined, name);
+  });
+
+  test('response_delay.cache_only delays hits only', async () => {
+    const { base } = await proxy('slow-hits', { response_delay: { enabled: true, min_ms: 400, max_ms: 400, cache_only: true } });
+    upstream();
+    const tag = uniqueTag('delay');
+    const miss = await postJson(base + CHAT, chat(tag));
+    const hit = await postJson(base + CHAT, chat(tag));
+    assert.ok(miss.ms < 350, `the miss took ${miss.ms.toFixed(0)} ms`);
+    assert.ok(hit.ms >= 380, `the hit took ${hit.ms.toFixed(0)} ms`);
+    assert.ok(hit.body.equals(miss.body));
+  });
+
+  test('hits add nothing to the usage totals', async () => {
+    const { base, id } = await proxy('usage');
+    upstream();
+    const tag = uniqueTag('usage');
+    const model = `usage-model-${tag}`;
+    for (let i = 0; i < 3; i++) await postJson(base + CHAT, { ...chat(tag), model });
+    const r = await srv.api('GET', `/api/v1/proxies/${id}/usage`);
+    assert.equal(r.status, 200);
+    const m = r.json.models.find((x) => x.model === model);
+    assert.ok(m, JSON.stringify(r.json));
+    assert.equal(m.input_tokens, 5, 'the tokens of the one upstream answer');
+    assert.equal(m.output_tokens, 4);
+  });
+});
