@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "api/api.h"
+#include "cache/persist.h"
 #include "http/server.h"
 #include "proxy/manager.h"
 #include "proxy/secrets.h"
@@ -37,6 +38,7 @@ struct app {
     struct opts o;
     uv_loop_t *loop;
     struct rd_store *store;
+    struct rd_cache_persist *persist; /* the caches' write-behind store; NULL if it could not start */
     struct rd_worker **workers;
     struct rd_manager manager;
     struct rd_api api;
@@ -421,6 +423,11 @@ static int serve(int argc, char **argv)
         rd_error("cannot load proxies from the database");
         goto out_workers;
     }
+    /* A second connection for the caches' writer thread: a failure costs
+     * persistence (warned), not the server. */
+    if (rd_cache_persist_start(env_url && env_url[0] ? env_url : dburl, &app->persist, errbuf, sizeof errbuf) != 0)
+        rd_warn("response caches are not persisted: %s", errbuf);
+    rd_manager_set_persist(&app->manager, app->persist);
     app->api = (struct rd_api){.manager = &app->manager, .store = app->store, .admin_token = app->token,
                                .header_timeout_ms = app->o.header_timeout_ms};
     if (start_admin(app) != 0) {
@@ -451,6 +458,9 @@ static int serve(int argc, char **argv)
 out_workers:
     if (workers_started)
         rd_workers_join(app->workers, app->o.workers);
+    /* After the workers and the manager: nothing queues any more; what is
+     * queued is written before this returns. */
+    rd_cache_persist_stop(app->persist);
     if (uv_loop_close(app->loop) != 0)
         rd_warn("event loop closed with handles open");
 out_store:

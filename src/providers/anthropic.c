@@ -28,6 +28,9 @@ static const struct rd_route routes[] = {
 static const char *const auth_headers[] = {"x-api-key", "authorization", NULL};
 /* Messages; the legacy /v1/complete names it max_tokens_to_sample. */
 static const char *const max_tokens_fields[] = {"max_tokens", "max_tokens_to_sample", NULL};
+/* "stream" is the caller's to keep apart (rd_cache_key_input.stream);
+ * metadata.user_id only identifies the end user for abuse detection. */
+static const char *const cache_ignore_fields[] = {"stream", "metadata.user_id", NULL};
 
 static const struct rd_ratelimit_names ratelimit_names = {
     .limit = "anthropic-ratelimit-requests-limit",
@@ -45,6 +48,8 @@ const struct rd_provider rd_provider_anthropic = {
     .sdk_base_path = "", /* the SDK appends /v1/messages itself */
     .model_field = "model",
     .max_tokens_fields = max_tokens_fields,
+    .cache_ignore_fields = cache_ignore_fields,
+    .cache_round_fields = rd_provider_cache_round_top,
     .routes = routes,
     .nroutes = sizeof routes / sizeof routes[0],
     .request_id_header = "request-id",

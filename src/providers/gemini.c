@@ -41,6 +41,10 @@ const struct rd_provider rd_provider_gemini = {
     .auth_headers = auth_headers,
     .model_field = NULL, /* the model is in the path */
     .max_tokens_fields = rd_google_max_tokens_fields,
+    /* nothing in a generateContent body is tracking only; streaming is the
+     * path (streamGenerateContent) */
+    .cache_round_fields = rd_google_cache_round_fields,
+    .cache_query_params = rd_google_cache_query_params,
     .request_id_header = "x-request-id",
     .routes = routes,
     .nroutes = sizeof routes / sizeof routes[0],

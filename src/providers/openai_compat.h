@@ -41,6 +41,7 @@
 #define RD_OAI_COMPAT_MEMBERS                                                                                          \
     .dialect_name = "openai", .model_field = "model", .request_id_header = "x-request-id",                             \
     .max_tokens_fields = rd_provider_max_tokens_openai,                                                                \
+    .cache_ignore_fields = rd_provider_cache_ignore_openai, .cache_round_fields = rd_provider_cache_round_top,          \
     .error_style = RD_ERRSTYLE_OPENAI, .framing = RD_FRAMING_SSE, .emulate = rd_emu_openai,                            \
     .prepare = rd_provider_prepare_passthrough, .stream_event = rd_provider_stream_event_openai,                       \
     .body_usage = rd_provider_body_usage_openai

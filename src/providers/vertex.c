@@ -52,6 +52,9 @@ static const struct rd_route routes[] = {
 
 static const char *const auth_headers[] = {"authorization", "x-goog-api-key", "x-goog-user-project", NULL};
 static const char *const secret_query_params[] = {"key", "access_token", NULL};
+/* "labels" are user metadata "used for billing and reporting only"
+ * (GenerateContentRequest); the answer never depends on them. */
+static const char *const cache_ignore_fields[] = {"labels", NULL};
 
 const struct rd_provider rd_provider_vertex_ai = {
     .name = "vertex_ai",
@@ -65,6 +68,9 @@ const struct rd_provider rd_provider_vertex_ai = {
     .auth_headers = auth_headers,
     .model_field = "model", /* count-tokens:rawPredict names it in the body */
     .max_tokens_fields = rd_google_max_tokens_fields,
+    .cache_ignore_fields = cache_ignore_fields,
+    .cache_round_fields = rd_google_cache_round_fields,
+    .cache_query_params = rd_google_cache_query_params,
     .request_id_header = "x-request-id",
     .routes = routes,
     .nroutes = sizeof routes / sizeof routes[0],
