@@ -376,6 +376,24 @@ enum rd_cache_lookup rd_cache_lookup(struct rd_cache *c, const uint8_t key[RD_CA
     return r;
 }
 
+enum rd_cache_lookup rd_cache_refresh(struct rd_cache *c, const uint8_t key[RD_CACHE_KEY_LEN], bool join,
+                                      const char *model, enum rd_req_kind kind, const char *method, const char *path,
+                                      struct rd_cache_entry **e)
+{
+    struct rd_cache_shard *s = shard_of(c, key);
+    rd_cache_shard_lock(s);
+    struct rd_cache_entry *x = join ? filling_find(s, key) : NULL;
+    enum rd_cache_lookup r = x ? RD_CACHE_LOOKUP_JOIN : RD_CACHE_LOOKUP_MISS;
+    if (x)
+        rd_cache_entry_ref(x);
+    else
+        x = fill_start(c, s, key, model, kind, method, path);
+    rd_cache_shard_unlock(s);
+    atomic_fetch_add(r == RD_CACHE_LOOKUP_MISS ? &c->misses : &c->hits, 1);
+    *e = x;
+    return r;
+}
+
 struct rd_cache_entry *rd_cache_fill_begin(struct rd_cache *c, const uint8_t key[RD_CACHE_KEY_LEN],
                                            const char *model, enum rd_req_kind kind, const char *method,
                                            const char *path)

@@ -174,6 +174,13 @@ static size_t utf8_len(const unsigned char *p, const unsigned char *end)
     return n;
 }
 
+/* True for a byte a string holds as it is: printable ASCII but for the
+ * quote and the backslash. */
+static inline bool plain_in(unsigned char ch)
+{
+    return ch >= 0x20 && ch < 0x80 && ch != '"' && ch != '\\';
+}
+
 /* The string at c->p (its opening quote), unescaped into b (appended). */
 static int string_in(struct canon *c, struct rd_buf *b)
 {
@@ -181,8 +188,7 @@ static int string_in(struct canon *c, struct rd_buf *b)
     for (;;) {
         /* copy the run of plain ASCII in one append */
         const char *run = c->p;
-        while (c->p < c->end && (unsigned char)*c->p >= 0x20 && (unsigned char)*c->p < 0x80 && *c->p != '"' &&
-               *c->p != '\\')
+        while (c->p < c->end && plain_in((unsigned char)*c->p))
             c->p++;
         if (c->p > run && rd_buf_append(b, run, (size_t)(c->p - run)) < 0)
             return RD_ETOOBIG;
@@ -241,12 +247,24 @@ static size_t escape_of(const char *s, size_t n, size_t *i, char esc[6])
     return 6;
 }
 
+/* True for a byte written as it is whatever follows (0xED may begin a
+ * lone surrogate, escape_of decides). */
+static inline bool plain_out(unsigned char ch)
+{
+    return ch >= 0x20 && ch != '"' && ch != '\\' && ch != 0xED;
+}
+
 /* Writes s[0..n) (WTF-8) as a JSON string with the one escaping of canon.h. */
 static int string_out(struct canon *c, const char *s, size_t n)
 {
     int rc = put(c, "\"", 1);
     size_t run = 0; /* start of the bytes not yet written */
     for (size_t i = 0; i < n && rc == 0; i++) {
+        /* skip what is surely written as it is (the common case) */
+        while (i < n && plain_out((unsigned char)s[i]))
+            i++;
+        if (i == n)
+            break;
         char esc[6];
         size_t at = i, elen = escape_of(s, n, &i, esc);
         if (elen == 0)
@@ -265,7 +283,7 @@ static int string_value(struct canon *c)
 {
     rd_buf_reset(&c->str);
     int rc = string_in(c, &c->str);
-    return rc < 0 ? rc : string_out(c, c->str.data ? c->str.data : "", c->str.len);
+    return rc < 0 ? rc : string_out(c, c->str.data, c->str.len);
 }
 
 /* ---- numbers and literals ----------------------------------------------- */
@@ -334,6 +352,14 @@ static int put_rounded(struct canon *c, const char *s, size_t n)
     if (len == 2 && num[0] == '-' && num[1] == '0')
         return put(c, "0", 1);
     return put(c, num, (size_t)len);
+}
+
+static int number_value(struct canon *c)
+{
+    const char *num;
+    size_t n;
+    int rc = number_span(c, &num, &n);
+    return rc < 0 ? rc : put(c, num, n);
 }
 
 static int literal(struct canon *c, const char *word)
@@ -535,7 +561,8 @@ static int object(struct canon *c, unsigned depth, int path_len)
         c->p++;
         break;
     }
-    rc = order_members(c, c->mem + base, c->nmem - base, start);
+    /* c->mem is still NULL when no member was kept anywhere yet */
+    rc = c->nmem > base ? order_members(c, c->mem + base, c->nmem - base, start) : 0;
     c->nmem = base;
     c->keys.len = keys_base;
     return rc < 0 ? rc : put(c, "}", 1);
@@ -577,9 +604,6 @@ static int value(struct canon *c, unsigned depth, int path_len)
 {
     if (c->p >= c->end)
         return RD_EPROTO;
-    const char *num;
-    size_t n;
-    int rc;
     switch (*c->p) {
     case '{':
     case '[':
@@ -590,20 +614,23 @@ static int value(struct canon *c, unsigned depth, int path_len)
     case 't': return literal(c, "true");
     case 'f': return literal(c, "false");
     case 'n': return literal(c, "null");
-    default:
-        rc = number_span(c, &num, &n);
-        return rc < 0 ? rc : put(c, num, n);
+    default: return number_value(c);
     }
 }
 
 int rd_canon_json(const char *doc, size_t len, const struct rd_canon_rules *rules, struct rd_buf *out)
 {
+    if (doc == NULL)
+        return RD_EPROTO; /* no document (and no pointer to offset) */
     struct canon c = {.p = doc, .end = doc + len, .rules = rules, .out = out};
     rd_buf_init(&c.keys, 0);
     rd_buf_init(&c.str, 0);
     rd_buf_init(&c.tmp, 0);
-    /* an empty out still gets storage, so a rewrite can truncate it */
+    /* every buffer gets storage up front, so an empty key or an empty out
+     * still has a data pointer to index and truncate */
     int rc = put(&c, "", 0);
+    if (rd_buf_append(&c.keys, "", 0) < 0 || rd_buf_append(&c.str, "", 0) < 0)
+        rc = RD_ETOOBIG;
     if (rc == 0) {
         skip_ws(&c);
         rc = value(&c, 0, 0);

@@ -408,11 +408,11 @@ static bool read_meta(struct reading *r, struct json_object *o)
     if (!json_object_is_type(u, json_type_object))
         return fail(r, "usage", u ? "not an object" : "missing");
     struct rd_usage *us = &r->im.usage;
-    return get_int(r, u, "input", false, 0, INT64_MAX, &us->input) &&
-           get_int(r, u, "output", false, 0, INT64_MAX, &us->output) &&
-           get_int(r, u, "cached", false, 0, INT64_MAX, &us->cached) &&
-           get_int(r, u, "cache_write", false, 0, INT64_MAX, &us->cache_write) &&
-           get_int(r, u, "reasoning", false, 0, INT64_MAX, &us->reasoning);
+    return get_int(r, u, "input", false, -1, INT64_MAX, &us->input) &&
+           get_int(r, u, "output", false, -1, INT64_MAX, &us->output) &&
+           get_int(r, u, "cached", false, -1, INT64_MAX, &us->cached) &&
+           get_int(r, u, "cache_write", false, -1, INT64_MAX, &us->cache_write) &&
+           get_int(r, u, "reasoning", false, -1, INT64_MAX, &us->reasoning);
 }
 
 /* A string's bytes appended to the body, as text or as base64. */

@@ -130,7 +130,7 @@ int rd_cache_fill_head(struct rd_cache_entry *e, int status, const struct rd_cac
     if (!hdr_block_size(hdrs, n, &size))
         return RD_ETOOBIG;
     struct rd_cache_hdr *copy = n ? rd_malloc(size) : NULL;
-    char *at = (char *)(copy + n);
+    char *at = copy ? (char *)(copy + n) : NULL; /* no headers: nothing to copy */
     for (size_t i = 0; i < n; i++) {
         copy[i].name_len = hdrs[i].name_len;
         copy[i].value_len = hdrs[i].value_len;
@@ -220,19 +220,23 @@ void rd_cache_entry_append(struct rd_cache_entry *e, const char *p, size_t n)
     rd_cache_entry_unlock(e);
 }
 
-int rd_cache_fill_mark(struct rd_cache_entry *e, uint32_t t_ms)
+int rd_cache_fill_mark(struct rd_cache_entry *e, uint64_t end, uint32_t t_ms)
 {
     rd_cache_entry_lock(e);
     if (e->state != RD_CACHE_FILLING) {
         rd_cache_entry_unlock(e);
         return RD_ESTATE;
     }
+    if (end > e->len || (e->nmarks > 0 && end < e->marks[e->nmarks - 1].end)) {
+        rd_cache_entry_unlock(e);
+        return RD_EINVAL;
+    }
     /* Under e->mu because the array moves when it grows. */
     if (e->nmarks == e->cap_marks) {
         e->cap_marks = e->cap_marks ? e->cap_marks * 2 : 16;
         e->marks = rd_realloc(e->marks, e->cap_marks * sizeof(*e->marks));
     }
-    e->marks[e->nmarks++] = (struct rd_cache_mark){.end = e->len, .t_ms = t_ms};
+    e->marks[e->nmarks++] = (struct rd_cache_mark){.end = end, .t_ms = t_ms};
     rd_cache_entry_unlock(e);
     return 0;
 }

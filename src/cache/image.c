@@ -146,9 +146,10 @@ static const char *check_body(const struct rd_cache_image *im)
         return "ttl_s: must be at least 1";
     if (im->expires_ms <= im->created_ms)
         return "expires: not after created";
-    if (im->usage.input < 0 || im->usage.output < 0 || im->usage.cached < 0 || im->usage.cache_write < 0 ||
-        im->usage.reasoning < 0)
-        return "usage: a negative count";
+    /* -1: not reported (struct rd_usage) */
+    if (im->usage.input < -1 || im->usage.output < -1 || im->usage.cached < -1 || im->usage.cache_write < -1 ||
+        im->usage.reasoning < -1)
+        return "usage: a count below -1 (-1 means not reported)";
     return NULL;
 }
 

@@ -44,13 +44,9 @@ static const char *const max_tokens_fields[] = {"inferenceConfig.maxTokens", "ma
 static const char *const cache_ignore_fields[] = {"requestMetadata", NULL};
 /* Converse's inferenceConfig, then the InvokeModel bodies as above
  * (Anthropic's and Llama's top level, Titan's textGenerationConfig). */
-static const char *const cache_round_fields[] = {"inferenceConfig.temperature",
-                                                 "inferenceConfig.topP",
-                                                 "temperature",
-                                                 "top_p",
-                                                 "textGenerationConfig.temperature",
-                                                 "textGenerationConfig.topP",
-                                                 NULL};
+static const char *const cache_round_fields[] = {
+    "inferenceConfig.temperature",      "inferenceConfig.topP",      "temperature", "top_p",
+    "textGenerationConfig.temperature", "textGenerationConfig.topP", NULL};
 
 /* ---- model -------------------------------------------------------------- */
 

@@ -166,7 +166,7 @@ int rd_pipeline_compile(struct json_object *doc, const struct rd_provider *p, st
             out->done[out->ndone++] = step;
         if (table[id]->on_stream && table[id]->on_event)
             out->stream[out->nstream++] = step;
-        if (id != RD_STAGE_UPSTREAM)
+        if (id != RD_STAGE_UPSTREAM && id != RD_STAGE_CACHE) /* neither draws nor counts */
             out->active = true;
     }
     return 0;

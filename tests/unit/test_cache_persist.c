@@ -127,9 +127,11 @@ static struct rd_cache_entry *commit(struct rd_cache *c, uint8_t b, bool stream,
     assert_int_equal(rd_cache_fill_head(e, 200, h, 2, stream), 0);
     if (stream) {
         static const char *const ev[] = {"data: {\"a\":1}\n\n", "data: {\"b\":\"\\u0000\"}\n\n", "data: [DONE]\n\n"};
+        uint64_t end = 0;
         for (uint32_t i = 0; i < 3; i++) {
             assert_int_equal(rd_cache_fill_data(e, ev[i], strlen(ev[i])), 0);
-            assert_int_equal(rd_cache_fill_mark(e, 10 * i + b), 0);
+            end += strlen(ev[i]);
+            assert_int_equal(rd_cache_fill_mark(e, end, 10 * i + b), 0);
         }
     } else {
         char body[64];

@@ -45,7 +45,7 @@ static struct rd_cache_entry *mk(const struct spec *s, uint8_t keybyte)
     uint64_t at = 0;
     for (size_t i = 0; i < s->nmarks; i++) {
         assert_int_equal(rd_cache_fill_data(e, s->body + at, (size_t)(s->ends[i] - at)), 0);
-        assert_int_equal(rd_cache_fill_mark(e, s->times[i]), 0);
+        assert_int_equal(rd_cache_fill_mark(e, s->ends[i], s->times[i]), 0);
         at = s->ends[i];
     }
     if (at < s->body_len)
@@ -409,7 +409,7 @@ static void test_malformed_lines(void **state)
         {"{" GOOD_HEAD GOOD_META "\"stream\":false,\"ttl_s\":0,\"body_text\":\"\"}",
          "ttl_s: out of range"}, /* repeated: the last counts */
         {"{" GOOD_HEAD "\"stream\":false,\"created\":\"2026-12-02T10:00:00.000Z\",\"expires\":\"2026-12-02T11:00:00Z\","
-         "\"ttl_s\":3600,\"usage\":{\"input\":-1},\"body_text\":\"\"}",
+         "\"ttl_s\":3600,\"usage\":{\"input\":-2},\"body_text\":\"\"}",
          "input: out of range"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
