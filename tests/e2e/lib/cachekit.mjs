@@ -269,3 +269,11 @@ export async function waitStats(srv, id, pred, timeoutMs = 5000) {
 
 /** The entries array of a GET .../cache/entries answer. */
 export const entriesOf = (json) => json?.entries ?? json?.data ?? [];
+
+/** The text an OpenAI chat stream spells out (its deltas joined). */
+export function streamedContent(text) {
+  return sseEvents(text)
+    .filter((e) => e.startsWith('data: {'))
+    .map((e) => JSON.parse(e.slice(6)).choices?.[0]?.delta?.content ?? '')
+    .join('');
+}
