@@ -196,7 +196,6 @@ describe('stream faults and replays', () => {
   for (const [fault, label] of [
     ['cut_after=2', 'cut'],
     ['error_after=2', 'mid-stream error'],
-    ['malformed=2', 'malformed event'],
   ]) {
     test(`a stream with a simulated ${label} on a miss is not stored`, async () => {
       const { base } = await proxy('faults', FAULTS);
@@ -210,6 +209,30 @@ describe('stream faults and replays', () => {
       assert.ok(next.raw.includes('[DONE]'), 'the next client gets a whole stream');
       assert.equal(next.headers.get('x-cache'), 'MISS', 'the damaged stream was not stored');
       assert.equal(u.callsFor(tag), 2);
+    });
+  }
+
+  // These faults leave the upstream's stream whole: what was stored while it
+  // was relayed is the upstream's answer, not the damaged copy the client got.
+  for (const [fault, label] of [
+    ['malformed=2', 'malformed event'],
+    ['duplicate=2', 'duplicate event'],
+  ]) {
+    test(`a stream with a simulated ${label} on a miss: the next client gets the upstream's stream intact`, async () => {
+      const { base } = await proxy('faults', FAULTS);
+      upstream({ intervalMs: 5 });
+      const tag = uniqueTag(`fault-intact-${label.replace(/\W/g, '')}`);
+      const first = await readStream(base + CHAT, stream(tag), { headers: { 'X-Rubberduck-Fault': fault } });
+      assert.ok(first.headers.get('x-rubberduck-failure')?.startsWith('stream_'));
+      const plain = await readStream(base + CHAT, stream(tag));
+      const again = await readStream(base + CHAT, stream(tag));
+      assert.equal(again.headers.get('x-cache'), 'HIT');
+      assert.ok(again.raw.equals(plain.raw));
+      const data = plain.events.map((e) => e.text).filter((t) => t.startsWith('data: {'));
+      for (const t of data) JSON.parse(t.slice(6)); // no malformed event was stored
+      assert.equal(new Set(data).size, data.length, 'no duplicated event was stored');
+      assert.ok(plain.raw.includes('[DONE]'));
+      assert.ok(first.events.length !== plain.events.length || !first.raw.equals(plain.raw), 'the first client got the damaged copy');
     });
   }
 });
@@ -290,10 +313,11 @@ describe('persistence', () => {
 });
 
 describe('record and replay', () => {
-  test('record always goes upstream and stores; replay answers offline; a request never recorded gets a native 404 naming the key and the closest entry', async () => {
+  test('record always goes upstream and stores; replay answers offline; a request never recorded gets a native 404 naming the key and the closest entry', async (t) => {
     const up2 = await startUpstream();
     const u2 = llmUpstream({ intervalMs: 5 });
     up2.handle(u2);
+    t.after(() => up2.close().catch(() => {}));
     const oa = await proxy('rec-openai', { cache: { mode: 'record' } }, 'openai', srv, up2.url);
     const an = await proxy('rec-anthropic', { cache: { mode: 'record' } }, 'anthropic', srv, up2.url);
     const tag = uniqueTag('rec');
@@ -346,30 +370,36 @@ describe('record and replay', () => {
     const up3 = await startUpstream();
     const u3 = llmUpstream({ intervalMs: 5 });
     up3.handle(u3);
-    const src = await proxy('cassette-src', { cache: { scope: 'proxy' } }, 'openai', srv, up3.url);
-    const tag = uniqueTag('cassette');
-    const secret = 'sk-cassette-secret-77e1';
-    const j = await postJson(src.base + CHAT, chat(tag), { headers: { authorization: `Bearer ${secret}` } });
-    const s = await postJson(src.base + CHAT, stream(tag), { headers: { authorization: `Bearer ${secret}` } });
-    const exp = await httpRequest(`${srv.adminUrl}/api/v1/proxies/${src.id}/cache/export`, { headers: { authorization: `Bearer ${srv.token}` } });
-    assert.equal(exp.status, 200);
-    const text = exp.body.toString('utf8');
-    const lines = text.split('\n').filter((l) => l.trim());
-    assert.equal(lines.length, 2);
-    for (const l of lines) JSON.parse(l);
-    assert.ok(!text.includes(secret), 'no credential in the cassette');
-    await up3.close();
+    let closed = false;
+    try {
+      const src = await proxy('cassette-src', { cache: { scope: 'proxy' } }, 'openai', srv, up3.url);
+      const tag = uniqueTag('cassette');
+      const secret = 'sk-cassette-secret-77e1';
+      const j = await postJson(src.base + CHAT, chat(tag), { headers: { authorization: `Bearer ${secret}` } });
+      const s = await postJson(src.base + CHAT, stream(tag), { headers: { authorization: `Bearer ${secret}` } });
+      const exp = await httpRequest(`${srv.adminUrl}/api/v1/proxies/${src.id}/cache/export`, { headers: { authorization: `Bearer ${srv.token}` } });
+      assert.equal(exp.status, 200);
+      const text = exp.body.toString('utf8');
+      const lines = text.split('\n').filter((l) => l.trim());
+      assert.equal(lines.length, 2);
+      for (const l of lines) JSON.parse(l);
+      assert.ok(!text.includes(secret), 'no credential in the cassette');
+      await up3.close();
+      closed = true;
 
-    const dst = await proxy('cassette-dst', { cache: { scope: 'proxy', mode: 'replay' } }, 'openai', srv, up3.url);
-    const imp = await srv.api('POST', `/api/v1/proxies/${dst.id}/cache/import`, text, { headers: { 'content-type': 'application/x-ndjson' } });
-    assert.equal(imp.status, 200, imp.text);
-    assert.equal(imp.json.imported, 2);
-    const j2 = await postJson(dst.base + CHAT, chat(tag), { headers: { authorization: 'Bearer sk-someone-else' } });
-    const s2 = await postJson(dst.base + CHAT, stream(tag));
-    assert.equal(xcache(j2.headers), 'HIT');
-    assert.equal(xcache(s2.headers), 'HIT');
-    assert.ok(j2.body.equals(j.body));
-    assert.ok(s2.body.equals(s.body));
-    assert.equal(u3.calls, 2);
+      const dst = await proxy('cassette-dst', { cache: { scope: 'proxy', mode: 'replay' } }, 'openai', srv, up3.url);
+      const imp = await srv.api('POST', `/api/v1/proxies/${dst.id}/cache/import`, text, { headers: { 'content-type': 'application/x-ndjson' } });
+      assert.equal(imp.status, 200, imp.text);
+      assert.equal(imp.json.imported, 2);
+      const j2 = await postJson(dst.base + CHAT, chat(tag), { headers: { authorization: 'Bearer sk-someone-else' } });
+      const s2 = await postJson(dst.base + CHAT, stream(tag));
+      assert.equal(xcache(j2.headers), 'HIT');
+      assert.equal(xcache(s2.headers), 'HIT');
+      assert.ok(j2.body.equals(j.body));
+      assert.ok(s2.body.equals(s.body));
+      assert.equal(u3.calls, 2);
+    } finally {
+      if (!closed) await up3.close();
+    }
   });
 });
