@@ -113,6 +113,20 @@ describe('hits and misses as the client sees them', () => {
     assert.equal(up.requests.filter((r) => r.url === '/v1/models').length - before_, 2);
   });
 
+  test('paginated model lists: every page comes from the upstream (the query is not part of a key)', async () => {
+    const anth = await proxy('anthropic-plain', null, 'anthropic');
+    up.route('/v1/models?', reply.echo());
+    const hdr = { headers: { 'x-api-key': 'sk-ant-k', 'anthropic-version': '2023-06-01' } };
+    const pages = [];
+    for (const q of ['limit=2', 'limit=2&after_id=claude-a', 'limit=2&after_id=claude-b']) {
+      const r = await httpRequest(`${anth.base}/v1/models?${q}`, hdr);
+      assert.equal(r.status, 200);
+      assert.notEqual(xcache(r.headers), 'HIT', q);
+      pages.push(JSON.parse(r.body).url);
+    }
+    assert.deepEqual(pages, ['/v1/models?limit=2', '/v1/models?limit=2&after_id=claude-a', '/v1/models?limit=2&after_id=claude-b']);
+  });
+
   test('cache.enabled false: no lookup, no store, no X-Cache', async () => {
     const { base } = await proxy('disabled', { cache: { enabled: false } });
     const u = upstream();
