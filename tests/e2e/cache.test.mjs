@@ -628,6 +628,49 @@ describe('coalesced misses: the edges', () => {
   });
 });
 
+describe('automatic invalidation', () => {
+  test('invalidate_on_error_rate: enough upstream errors in the window clear the proxy\'s cache', async () => {
+    const { base } = await proxy('error-rate', { cache: { invalidate_on_error_rate: { threshold: 0.5, window_s: 60, min_requests: 4 } } });
+    const tag = uniqueTag('kept');
+    const u = upstream({ status: (n, body) => (body.messages[0].content.startsWith('fail-') ? 500 : 200) });
+    await postJson(base + CHAT, chat(tag));
+    assert.equal(xcache((await postJson(base + CHAT, chat(tag))).headers), 'HIT');
+    for (let i = 0; i < 4; i++) assert.equal((await postJson(base + CHAT, chat(uniqueTag(`fail-${i}`)))).status, 500);
+    const r = await postJson(base + CHAT, chat(tag));
+    assert.equal(xcache(r.headers), 'MISS', '4 errors of 5 upstream requests cleared the cache');
+    assert.equal(u.callsFor(tag), 2);
+  });
+
+  test('simulated failures do not count towards the error rate', async () => {
+    const { base } = await proxy('error-rate-sim', {
+      failure: { request_overrides: true },
+      cache: { invalidate_on_error_rate: { threshold: 0.5, window_s: 60, min_requests: 4 } },
+    });
+    upstream();
+    const tag = uniqueTag('kept-sim');
+    await postJson(base + CHAT, chat(tag));
+    for (let i = 0; i < 6; i++) {
+      const r = await postJson(base + CHAT, chat(uniqueTag('sim-fail')), { headers: { 'X-Rubberduck-Fault': 'status=500' } });
+      assert.equal(r.status, 500);
+    }
+    assert.equal(xcache((await postJson(base + CHAT, chat(tag))).headers), 'HIT');
+  });
+
+  test('invalidate_on_model_change (default on): a new model version from the upstream drops that model\'s entries', async () => {
+    const { base } = await proxy('model-change');
+    const [A, B] = [uniqueTag('v1'), uniqueTag('v2')];
+    const u = upstream({ model: (n, body) => (body.messages[0].content === B ? 'gpt-4o-2024-11-20' : 'gpt-4o-2024-08-06') });
+    const other = uniqueTag('other-model');
+    await postJson(base + CHAT, chat(A));
+    await postJson(base + CHAT, { ...chat(other), model: 'gpt-4o-mini' });
+    assert.equal(xcache((await postJson(base + CHAT, chat(A))).headers), 'HIT', 'the same version: kept');
+    await postJson(base + CHAT, chat(B)); // gpt-4o now answers as another version
+    assert.equal(xcache((await postJson(base + CHAT, chat(A))).headers), 'MISS');
+    assert.equal(xcache((await postJson(base + CHAT, { ...chat(other), model: 'gpt-4o-mini' })).headers), 'HIT', 'other models keep theirs');
+    assert.equal(u.callsFor(A), 2);
+  });
+});
+
 describe('invalidation API', () => {
   test('stats, entries by pattern, delete by key, by pattern, the proxy, every proxy', async () => {
     const { base, id } = await proxy('inval');

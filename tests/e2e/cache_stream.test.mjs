@@ -273,6 +273,9 @@ describe('persistence', () => {
     const s = await postJson(p.base + CHAT, stream(tag), { headers: AUTH });
     assert.equal(xcache(j.headers), 'MISS');
     assert.equal(xcache((await postJson(p.base + CHAT, chat(tag), { headers: AUTH })).headers), 'HIT');
+    const np = await proxy('no-persist', { cache: { persist: false } }, 'openai', s1);
+    await postJson(np.base + CHAT, chat(tag), { headers: AUTH });
+    assert.equal(xcache((await postJson(np.base + CHAT, chat(tag), { headers: AUTH })).headers), 'HIT');
     await s1.stop();
 
     let s2 = await startServer({ dataDir });
@@ -284,7 +287,9 @@ describe('persistence', () => {
       assert.equal(xcache(st2.headers), 'HIT');
       assert.ok(j2.body.equals(j.body), 'the stored answer, byte for byte');
       assert.ok(st2.body.equals(s.body), 'the stored stream, byte for byte');
-      assert.equal(u.callsFor(tag), 2);
+      assert.equal(u.callsFor(tag), 3);
+      assert.equal((await s2.api('GET', `/api/v1/proxies/${np.id}/cache`)).json.entries, 0);
+      assert.equal(xcache((await postJson(np.base + CHAT, chat(tag), { headers: AUTH })).headers), 'MISS', 'persist false: nothing kept');
 
       // written behind while running: a kill -9 some time after the miss keeps it
       const tag2 = uniqueTag('persist-kill');

@@ -104,6 +104,7 @@ export function anthropicStreamEvents(n, model, text, { stop = true } = {}) {
  *   done        end OpenAI streams with [DONE] / Anthropic with message_stop (default true)
  *   cutAfter    destroy the connection after that many SSE events
  *   bodyPad     characters of filler appended to the answer text
+ *   model       the model the answer names (default: the request's)
  * h.calls counts the calls; h.callsFor(tag) those whose body contains tag.
  */
 export function llmUpstream(opts = {}) {
@@ -121,7 +122,7 @@ export function llmUpstream(opts = {}) {
       const done = val(opts.done, n, body, rec) ?? true;
       const cutAfter = val(opts.cutAfter, n, body, rec);
       const pad = val(opts.bodyPad, n, body, rec) ?? 0;
-      const model = body.model ?? 'unknown-model';
+      const model = val(opts.model, n, body, rec) ?? body.model ?? 'unknown-model';
       const text = `answer ${n} to ${lastUser(body)}${pad ? ' ' + 'x'.repeat(pad) : ''}`;
       const anthropic = req.url.split('?')[0].endsWith('/messages');
       const send = () => {
