@@ -198,8 +198,7 @@ static void filling_remove(struct rd_cache_shard *s, struct rd_cache_entry *e)
 /* A new fill in the shard's in-flight list: one reference for the list,
  * one for the leader, and one on the cache for the fill. */
 static struct rd_cache_entry *fill_start(struct rd_cache *c, struct rd_cache_shard *s, const uint8_t *key,
-                                         const char *model, enum rd_req_kind kind, const char *method,
-                                         const char *path)
+                                         const char *model, enum rd_req_kind kind, const char *method, const char *path)
 {
     struct rd_cache_entry *e = rd_cache_entry_new(key, model, kind, method, path);
     e->owner = rd_cache_ref(c);
@@ -394,9 +393,8 @@ enum rd_cache_lookup rd_cache_refresh(struct rd_cache *c, const uint8_t key[RD_C
     return r;
 }
 
-struct rd_cache_entry *rd_cache_fill_begin(struct rd_cache *c, const uint8_t key[RD_CACHE_KEY_LEN],
-                                           const char *model, enum rd_req_kind kind, const char *method,
-                                           const char *path)
+struct rd_cache_entry *rd_cache_fill_begin(struct rd_cache *c, const uint8_t key[RD_CACHE_KEY_LEN], const char *model,
+                                           enum rd_req_kind kind, const char *method, const char *path)
 {
     struct rd_cache_shard *s = shard_of(c, key);
     rd_cache_shard_lock(s);

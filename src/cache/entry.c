@@ -45,8 +45,8 @@ static void copy_model(char *dst, const char *src)
     dst[n] = '\0';
 }
 
-struct rd_cache_entry *rd_cache_entry_new(const uint8_t key[RD_CACHE_KEY_LEN], const char *model,
-                                          enum rd_req_kind kind, const char *method, const char *path)
+struct rd_cache_entry *rd_cache_entry_new(const uint8_t key[RD_CACHE_KEY_LEN], const char *model, enum rd_req_kind kind,
+                                          const char *method, const char *path)
 {
     struct rd_cache_entry *e = rd_calloc(1, sizeof(*e));
     atomic_init(&e->refs, 1);
@@ -121,22 +121,28 @@ static const char *copy_str(char **at, const char *s, uint32_t len)
     return dst;
 }
 
-int rd_cache_fill_head(struct rd_cache_entry *e, int status, const struct rd_cache_hdr *hdrs, size_t n,
-                       bool stream)
+/* One block of size bytes: the n headers, then their strings. */
+static struct rd_cache_hdr *hdrs_copy(const struct rd_cache_hdr *hdrs, size_t n, size_t size)
 {
-    size_t size;
-    if (n && !hdrs)
-        return RD_EINVAL;
-    if (!hdr_block_size(hdrs, n, &size))
-        return RD_ETOOBIG;
-    struct rd_cache_hdr *copy = n ? rd_malloc(size) : NULL;
-    char *at = copy ? (char *)(copy + n) : NULL; /* no headers: nothing to copy */
+    struct rd_cache_hdr *copy = rd_malloc(size);
+    char *at = (char *)(copy + n);
     for (size_t i = 0; i < n; i++) {
         copy[i].name_len = hdrs[i].name_len;
         copy[i].value_len = hdrs[i].value_len;
         copy[i].name = copy_str(&at, hdrs[i].name, hdrs[i].name_len);
         copy[i].value = copy_str(&at, hdrs[i].value, hdrs[i].value_len);
     }
+    return copy;
+}
+
+int rd_cache_fill_head(struct rd_cache_entry *e, int status, const struct rd_cache_hdr *hdrs, size_t n, bool stream)
+{
+    size_t size;
+    if (n && !hdrs)
+        return RD_EINVAL;
+    if (!hdr_block_size(hdrs, n, &size))
+        return RD_ETOOBIG;
+    struct rd_cache_hdr *copy = n ? hdrs_copy(hdrs, n, size) : NULL;
     rd_cache_entry_lock(e);
     if (e->has_head || e->state != RD_CACHE_FILLING) {
         rd_cache_entry_unlock(e);

@@ -19,9 +19,9 @@
 /* The emulator answers by this table too (rd_emu_anthropic). */
 static const struct rd_route routes[] = {
     {"POST", "/v1/messages", RD_REQ_CHAT, CHAT_FLAGS, RD_MODEL_IN_BODY, NULL},
-    {"POST", "/v1/messages/count_tokens", RD_REQ_TOKENS, RD_ROUTE_CACHEABLE, RD_MODEL_IN_BODY, NULL},
-    {"GET", "/v1/models", RD_REQ_MODELS, RD_ROUTE_CACHEABLE, RD_MODEL_IN_BODY, NULL},
-    {"GET", "/v1/models/*", RD_REQ_MODELS, RD_ROUTE_CACHEABLE, 1, NULL},
+    {"POST", "/v1/messages/count_tokens", RD_REQ_TOKENS, 0, RD_MODEL_IN_BODY, NULL},
+    {"GET", "/v1/models", RD_REQ_MODELS, 0, RD_MODEL_IN_BODY, NULL},
+    {"GET", "/v1/models/*", RD_REQ_MODELS, 0, 1, NULL},
     {"POST", "/v1/complete", RD_REQ_COMPLETION, CHAT_FLAGS, RD_MODEL_IN_BODY, NULL},
 };
 

@@ -13,11 +13,11 @@
 #define GEMINI_ROUTES(V)                                                                                               \
     {"POST", V "/models/*:generateContent", RD_REQ_CHAT, GEN, 1, NULL},                                                \
         {"POST", V "/models/*:streamGenerateContent", RD_REQ_CHAT, STREAM, 1, NULL},                                   \
-        {"POST", V "/models/*:countTokens", RD_REQ_TOKENS, GEN, 1, NULL},                                              \
+        {"POST", V "/models/*:countTokens", RD_REQ_TOKENS, 0, 1, NULL},                                              \
         {"POST", V "/models/*:embedContent", RD_REQ_EMBEDDING, GEN, 1, NULL},                                          \
         {"POST", V "/models/*:batchEmbedContents", RD_REQ_EMBEDDING, GEN, 1, NULL},                                    \
-        {"GET", V "/models", RD_REQ_MODELS, GEN, RD_MODEL_IN_BODY, NULL},                                              \
-        {"GET", V "/models/*", RD_REQ_MODELS, GEN, 1, NULL},                                                           \
+        {"GET", V "/models", RD_REQ_MODELS, 0, RD_MODEL_IN_BODY, NULL},                                              \
+        {"GET", V "/models/*", RD_REQ_MODELS, 0, 1, NULL},                                                           \
         {"POST", V "/tunedModels/*:generateContent", RD_REQ_CHAT, GEN, 1, NULL},                                       \
     {                                                                                                                  \
         "POST", V "/tunedModels/*:streamGenerateContent", RD_REQ_CHAT, STREAM, 1, NULL                                 \

@@ -27,7 +27,10 @@ enum rd_req_kind {
     RD_REQ_TOKENS, /* token counting (count_tokens, countTokens) */
 };
 
-#define RD_ROUTE_CACHEABLE 0x1  /* deterministic given the body: may be cached */
+/* Generation and embeddings: deterministic given the body, billed, so the
+ * cache looks them up (docs/caching.md). Model lists and token counting
+ * are not (they answer by query, cost nothing and change upstream). */
+#define RD_ROUTE_CACHEABLE 0x1
 #define RD_ROUTE_STREAMABLE 0x2 /* may answer as a stream ("stream": true) */
 
 /* Where a route's model comes from. */

@@ -427,12 +427,22 @@ bool rd_cache_rejoin(struct rd_req *req)
     struct cache_req *cr = req->stage_data[RD_STAGE_CACHE];
     if (cr == NULL || req->cache != RD_CACHE_HIT || req->head_sent)
         return false;
-    /* The request it followed failed before its head: this one goes
-     * upstream itself, uncached (its answer may be the same failure). */
+    /* The request it followed failed before its head: this one looks up
+     * again, so the joiners of a failed fill coalesce among themselves (one
+     * leads a new fill, which is stored if it succeeds; the rest join it).
+     * Each round costs one upstream call, so N joiners cost at most the N
+     * calls they would have made alone. */
     rd_cache_entry_unref(cr->fill);
     cr->fill = NULL;
-    req->cache = RD_CACHE_MISS;
-    rd_forward_start(req);
+    req->stage_data[RD_STAGE_CACHE] = NULL;
+    req->cache = RD_CACHE_NONE;
+    rd_hdrs_remove(&req->add_hdrs, "X-Cache");
+    rd_hdrs_remove(&req->add_hdrs, "X-Cache-Key");
+    rd_hdrs_remove(&req->add_hdrs, "Age");
+    const void *state = req->snap->pipeline.state[RD_STAGE_CACHE];
+    rd_req_set_state(req, RD_REQ_NEW);
+    if (run(req, state) == RD_STAGE_NEXT)
+        rd_pipeline_resume(req); /* stage_next is still the stage after this one */
     return true;
 }
 
@@ -485,7 +495,9 @@ static void commit(struct rd_req *req, const struct cache_cfg *c, struct cache_r
     struct rd_cache_entry *e = cr->fill;
     struct rd_cache *cache = req->snap->cache;
     bool whole = cr->src_ok && req->err == 0 && (!req->stream || req->stream_ended);
-    if (cr->unstorable || !whole) {
+    enum rd_cache_state st;
+    rd_cache_peek(e, &st, NULL, NULL); /* FAILED: dropped past response_buffer_size */
+    if (cr->unstorable || !whole || st != RD_CACHE_FILLING) {
         give_up(cr);
         return;
     }
