@@ -531,6 +531,21 @@ describe('TTL and limits', () => {
     assert.ok(stats.json.evictions >= 2, JSON.stringify(stats.json));
   });
 
+  test('memory_limits.cache_max_size: the bytes stay under the limit, the oldest entries go first', async () => {
+    const { base, id } = await proxy('max-size', { memory_limits: { cache_max_size: '8KB' } });
+    const u = upstream({ bodyPad: 1500 }); // about 2 KB charged per entry
+    const tags = Array.from({ length: 8 }, (_, i) => uniqueTag(`size${i}`));
+    for (const t of tags) assert.equal(xcache((await postJson(base + CHAT, chat(t))).headers), 'MISS');
+    assert.equal(xcache((await postJson(base + CHAT, chat(tags.at(-1)))).headers), 'HIT', 'the newest entry is kept');
+    assert.equal(xcache((await postJson(base + CHAT, chat(tags[0]))).headers), 'MISS', 'the oldest was evicted');
+    const st = await srv.api('GET', `/api/v1/proxies/${id}/cache`);
+    assert.equal(st.status, 200);
+    assert.ok(st.json.bytes <= 8192, `bytes ${st.json.bytes} over cache_max_size`);
+    assert.ok(st.json.entries >= 1 && st.json.entries < 8, `entries ${st.json.entries}`);
+    assert.ok(st.json.evictions >= 1);
+    assert.equal(u.callsFor(tags[0]), 2);
+  });
+
   test('memory_limits.response_buffer_size: a larger response is relayed in full but not cached', async () => {
     const { base } = await proxy('small-buffer', { memory_limits: { response_buffer_size: '1KB' } });
     const tag = uniqueTag('big');
