@@ -17,11 +17,12 @@ import {
   ConverseCommand,
   ConverseStreamCommand,
   InvokeModelCommand,
+  InvokeModelWithResponseStreamCommand,
 } from '@aws-sdk/client-bedrock-runtime';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { freePort, startServer } from './lib/server.mjs';
 import { startUpstream } from './lib/upstream.mjs';
-import { KEY_RE, header, uniqueTag, xcache } from './lib/cachekit.mjs';
+import { KEY_RE, header, postJson, uniqueTag, xcache } from './lib/cachekit.mjs';
 
 const BEDROCK_MODEL = 'anthropic.claude-3-5-sonnet-20240620-v1:0';
 const GEMINI_MODEL = 'gemini-2.0-flash';
@@ -204,6 +205,18 @@ describe('every provider on the emulator: a miss, then a hit with the same parse
         const ib = await br.send(new InvokeModelCommand({ modelId: BEDROCK_MODEL, body, contentType: 'application/json' }));
         assertMissHit(br.heads[4], br.heads[5], BEDROCK_MODEL);
         assert.equal(Buffer.from(ib.body).toString(), Buffer.from(ia.body).toString());
+
+        const chunks = async (res) => {
+          const out = [];
+          for await (const ev of res.body) out.push(JSON.parse(Buffer.from(ev.chunk.bytes).toString('utf8')));
+          return out;
+        };
+        const sbody = JSON.stringify({ anthropic_version: 'bedrock-2023-05-31', max_tokens: 100, messages: [{ role: 'user', content: uniqueTag('invoke-stream') }] });
+        const xa = await chunks(await br.send(new InvokeModelWithResponseStreamCommand({ modelId: BEDROCK_MODEL, body: sbody, contentType: 'application/json' })));
+        const xb = await chunks(await br.send(new InvokeModelWithResponseStreamCommand({ modelId: BEDROCK_MODEL, body: sbody, contentType: 'application/json' })));
+        assertMissHit(br.heads[6], br.heads[7], BEDROCK_MODEL);
+        assert.deepEqual(xb, xa);
+        assert.equal(xa.at(-1).type, 'message_stop');
       } finally {
         br.destroy();
       }
@@ -240,6 +253,23 @@ describe('every provider on the emulator: a miss, then a hit with the same parse
       assert.ok(ca.at(-1).candidates[0].finishReason);
     });
   }
+
+  test('gemini: alt is part of the key (SSE and the JSON array are separate entries)', async () => {
+    const body = { contents: [{ role: 'user', parts: [{ text: uniqueTag('alt') }] }] };
+    const url = (q) => `http://127.0.0.1:${ports.gemini}/v1beta/models/${GEMINI_MODEL}:streamGenerateContent${q}`;
+    const hdr = { headers: { 'x-goog-api-key': 'AIzaSy-alt-key' } };
+    const sse1 = await postJson(url('?alt=sse'), body, hdr);
+    const arr1 = await postJson(url(''), body, hdr);
+    assert.equal(xcache(sse1.headers), 'MISS');
+    assert.equal(xcache(arr1.headers), 'MISS', 'the alt-less JSON array is another entry');
+    assert.match(sse1.headers['content-type'], /^text\/event-stream/);
+    assert.ok(Array.isArray(arr1.json), arr1.text.slice(0, 100));
+    const sse2 = await postJson(url('?alt=sse'), body, hdr);
+    const arr2 = await postJson(url(''), body, hdr);
+    assert.equal(xcache(sse2.headers), 'HIT');
+    assert.equal(xcache(arr2.headers), 'HIT');
+    assert.ok(sse2.body.equals(sse1.body) && arr2.body.equals(arr1.body));
+  });
 
   test('gemini: two API keys are two entries; the same key hits', async () => {
     const req = { model: GEMINI_MODEL, contents: uniqueTag('gem-keys') };
