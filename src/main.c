@@ -13,6 +13,7 @@
 
 #include "api/api.h"
 #include "cache/persist.h"
+#include "cli/cassette.h"
 #include "http/server.h"
 #include "proxy/manager.h"
 #include "proxy/secrets.h"
@@ -57,6 +58,7 @@ static const char usage_main[] =
     "\n"
     "Commands:\n"
     "  serve      run the server (admin API and proxies)\n"
+    "  cassette   export or import a proxy's cached responses (export|import --proxy NAME FILE)\n"
     "  version    print the version\n"
     "  help [cmd] show help for a command\n";
 
@@ -481,6 +483,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "serve") == 0)
         return serve(argc - 2, argv + 2);
+    if (strcmp(cmd, "cassette") == 0)
+        return rd_cli_cassette(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("rubberduck %s\n", RD_VERSION);
         return 0;
@@ -489,6 +493,8 @@ int main(int argc, char **argv)
         const char *topic = argc > 2 ? argv[2] : NULL;
         if (topic && strcmp(topic, "serve") == 0)
             fputs(usage_serve, stdout);
+        else if (topic && strcmp(topic, "cassette") == 0)
+            fputs(rd_cli_cassette_usage, stdout);
         else if (topic && strcmp(topic, "version") == 0)
             fputs("Usage: rubberduck version\n\nPrints the version.\n", stdout);
         else if (topic && strcmp(topic, "help") != 0) {
