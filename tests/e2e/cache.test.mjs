@@ -442,7 +442,7 @@ describe('what is never stored', () => {
     const { base } = await proxy('default');
     const tag = uniqueTag('short-body');
     let calls = 0;
-    h = (req, res, rec) => {
+    h = (req, res) => {
       calls++;
       req.resume();
       req.on('end', () => {
@@ -450,7 +450,6 @@ describe('what is never stored', () => {
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': b.length + 100 });
         res.write(b, () => setTimeout(() => req.socket.destroy(), 30));
       });
-      void rec;
     };
     await postJson(base + CHAT, chat(tag)).catch((e) => e); // a 502 or a cut: either way not an answer
     upstream();
