@@ -5,6 +5,7 @@
 // survives a restart; record then replay offline, and a cassette exported
 // from one proxy serves hits on another.
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import OpenAI, { NotFoundError } from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
@@ -152,6 +153,40 @@ describe('stream hits', () => {
     const hit = await readStream(base + CHAT, stream(tag));
     assert.equal(hit.headers.get('x-cache'), 'HIT');
     assert.ok(hit.events[0].at >= 280, `the first replayed event left after ${hit.events[0].at.toFixed(0)} ms`);
+  });
+});
+
+describe('large entries', () => {
+  test('a 3 MB answer and a 2,000-event stream are replayed byte for byte, also to a client that reads slowly', async () => {
+    const { base } = await proxy('default');
+    const tag = uniqueTag('large');
+    const u = upstream({ bodyPad: (n, body) => (body.stream ? 0 : 3 * 1024 * 1024) });
+    const big = await postJson(base + CHAT, chat(tag), { timeoutMs: 30000 });
+    assert.ok(big.body.length > 3 * 1024 * 1024);
+    const bigHit = await postJson(base + CHAT, chat(tag), { timeoutMs: 30000 });
+    assert.equal(xcache(bigHit.headers), 'HIT');
+    assert.ok(bigHit.body.equals(big.body));
+
+    // a stream of many small events: "answer n to <2,000 words>"
+    const words = Array.from({ length: 2000 }, (_, i) => `w${i}`).join(' ');
+    const many = await postJson(base + CHAT, stream(words), { timeoutMs: 30000 });
+    assert.ok(sseEvents(many.text).length > 2000);
+    // read the hit slowly: pause the socket for a while after the head
+    const slow = await new Promise((resolve, reject) => {
+      const req = http.request(base + CHAT, { method: 'POST', agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
+        const parts = [];
+        res.pause();
+        setTimeout(() => res.resume(), 500);
+        res.on('data', (d) => parts.push(d));
+        res.on('end', () => resolve({ headers: res.headers, body: Buffer.concat(parts) }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end(JSON.stringify(stream(words)));
+    });
+    assert.equal(xcache(slow.headers), 'HIT');
+    assert.ok(slow.body.equals(many.body));
+    assert.equal(u.callsFor(tag) + u.callsFor('w1999'), 2);
   });
 });
 
