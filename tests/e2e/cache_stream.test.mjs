@@ -11,7 +11,7 @@ import OpenAI, { NotFoundError } from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import { freePort, startServer, tempDir } from './lib/server.mjs';
 import { startUpstream } from './lib/upstream.mjs';
-import { httpRequest } from './lib/http.mjs';
+import { RawConn, httpRequest } from './lib/http.mjs';
 import { KEY_RE, llmUpstream, postJson, readStream, sleep, sseEvents, uniqueTag, waitStats, xcache } from './lib/cachekit.mjs';
 
 const MODEL = 'gpt-4o';
@@ -187,6 +187,35 @@ describe('large entries', () => {
     assert.equal(xcache(slow.headers), 'HIT');
     assert.ok(slow.body.equals(many.body));
     assert.equal(u.callsFor(tag) + u.callsFor('w1999'), 2);
+  });
+});
+
+describe('replays on one keep-alive connection', () => {
+  test('misses and hits, plain and streamed, one after another and pipelined, on one connection', async () => {
+    const { port } = await proxy('default');
+    upstream();
+    const tag = uniqueTag('keepalive');
+    const reqText = (body) => {
+      const b = JSON.stringify(body);
+      return `POST ${CHAT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(b)}\r\n\r\n${b}`;
+    };
+    const c = await RawConn.open(port);
+    try {
+      const seq = [];
+      for (const body of [chat(tag), chat(tag), stream(tag), stream(tag)]) {
+        await c.write(reqText(body));
+        seq.push(await c.readResponse());
+      }
+      assert.deepEqual(seq.map((r) => r.headers['x-cache'][0]), ['MISS', 'HIT', 'MISS', 'HIT']);
+      assert.ok(seq[1].body.equals(seq[0].body) && seq[3].body.equals(seq[2].body));
+      await c.write(reqText(stream(tag)) + reqText(chat(tag)) + reqText(stream(tag)));
+      const piped = [await c.readResponse(), await c.readResponse(), await c.readResponse()];
+      assert.deepEqual(piped.map((r) => r.status), [200, 200, 200]);
+      assert.ok(piped[0].body.equals(seq[2].body) && piped[1].body.equals(seq[0].body) && piped[2].body.equals(seq[2].body));
+      assert.ok(!c.ended, 'the connection stays open');
+    } finally {
+      c.destroy();
+    }
   });
 });
 
