@@ -190,6 +190,37 @@ describe('large entries', () => {
   });
 });
 
+describe('a leader that leaves', () => {
+  test('the first client leaves mid-stream: its joiner is cut as documented, nothing is stored, the next request is whole', async () => {
+    const { base } = await proxy('default');
+    const u = upstream({ intervalMs: 60 });
+    const tag = uniqueTag('leader-leaves');
+    const ac = new AbortController();
+    const leader = fetch(base + CHAT, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(stream(tag)), signal: ac.signal });
+    await up.waitRequest((r) => r.body?.includes(tag));
+    const res = await leader;
+    const reader = res.body.getReader();
+    await reader.read(); // the first bytes
+    // the joiner's head is in (it joined) before the leader leaves
+    const joined = await fetch(base + CHAT, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(stream(tag)) });
+    assert.equal(joined.headers.get('x-cache'), 'HIT', 'it joined the leader');
+    ac.abort();
+    let text = '';
+    let cut = null;
+    try {
+      text = await joined.text();
+    } catch (e) {
+      cut = e;
+    }
+    assert.ok(cut || !text.includes('[DONE]'), 'the joiner does not get a whole stream from a cancelled transfer');
+    const next = await readStream(base + CHAT, stream(tag));
+    assert.equal(next.error, null);
+    assert.equal(next.headers.get('x-cache'), 'MISS');
+    assert.ok(next.raw.includes('[DONE]'));
+    assert.equal(u.callsFor(tag), 2);
+  });
+});
+
 describe('replays on one keep-alive connection', () => {
   test('misses and hits, plain and streamed, one after another and pipelined, on one connection', async () => {
     const { port } = await proxy('default');
