@@ -369,7 +369,12 @@ describe('counting events and timing', () => {
     assert.equal(r.events.length, EVENTS.length);
     const gaps = r.events.slice(1).map((e, i) => e.at - r.events[i].at);
     assert.ok(gaps[3] >= 480, `stall gap ${gaps[3].toFixed(0)}`);
-    for (const [i, g] of gaps.entries()) if (i !== 3) assert.ok(g >= 5 && g < 300, `gap ${i}: ${g.toFixed(0)}`);
+    /* Each gap is 20 ms +- 10 ms of jitter on its schedule; a loop busy
+     * with other tests may send one event late and the next on time, so
+     * single gaps can shrink: the median says the pacing held. */
+    for (const [i, g] of gaps.entries()) if (i !== 3) assert.ok(g >= 0 && g < 300, `gap ${i}: ${g.toFixed(0)}`);
+    const paced = gaps.filter((_, i) => i !== 3).sort((a, b) => a - b);
+    assert.ok(paced[paced.length >> 1] >= 8, `median gap ${paced[paced.length >> 1].toFixed(0)} (${gaps.map((g) => g.toFixed(0))})`);
 
     await configure('openai', { stream_timing: { ttft_ms: 200, tokens_per_second: 100 } });
     const e = await sse(`${base('openai')}/v1/chat/completions`, { ...CHAT, stream: true });
