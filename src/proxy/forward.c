@@ -2,10 +2,12 @@
  * only relays. */
 #include "proxy/forward.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "cache/cache.h"
 #include "cache/replay.h"
 #include "providers/emulator/emulator.h"
 #include "proxy/stages/stages.h"
@@ -246,13 +248,53 @@ static void on_done(void *ud, int err, const char *detail)
 
 static const struct rd_source_cbs source_cbs = {.on_head = on_head, .on_data = on_data, .on_done = on_done};
 
+/* The common hit: a complete, non-streamed entry no larger than the output
+ * buffer's high mark, answered in this call through the same callbacks the
+ * replay source would call over two loop turns (head, the body as one
+ * write, done): no handles, no allocation. Nothing here can wait: the body
+ * is not shaped (not a stream) and fits the buffer. Returns false for
+ * every other entry (the replay source plays it). */
+static bool replay_now(struct rd_req *req, struct rd_cache_entry *e)
+{
+    enum rd_cache_state st;
+    uint64_t len;
+    rd_cache_peek(e, &st, &len, NULL);
+    if (st != RD_CACHE_COMPLETE || e->stream || len > RD_HTTP_OUT_HIGH)
+        return false;
+    struct rd_hdrs h;
+    rd_hdrs_init(&h, NULL);
+    for (size_t i = 0; i < e->nhdrs; i++)
+        rd_hdrs_add_refn(&h, e->hdrs[i].name, e->hdrs[i].name_len, e->hdrs[i].value, e->hdrs[i].value_len);
+    char clen[24];
+    snprintf(clen, sizeof clen, "%llu", (unsigned long long)len);
+    rd_hdrs_add_ref(&h, "Content-Length", clen);
+    int rc = on_head(req, e->status, &h);
+    rd_hdrs_free(&h);
+    if (rc < 0) {
+        on_done(req, RD_EABORTED, "the client is gone");
+        return true;
+    }
+    for (const struct rd_cache_chunk *ch = e->first; ch && req->bytes_out < len; ch = ch->next) {
+        size_t n = ch->len;
+        if (n > len - req->bytes_out)
+            n = (size_t)(len - req->bytes_out);
+        req->bytes_out += n;
+        (void)rd_forward_decode(req, ch->data, n);
+        (void)rd_http_write(req->x, ch->data, n);
+    }
+    on_done(req, 0, NULL);
+    return true;
+}
+
 void rd_forward_replay(struct rd_req *req, struct rd_cache_entry *e, bool original_timing)
 {
     const struct rd_http_request *hr = req->x->req;
-    struct rd_cache_replay_arg arg = {.entry = e, .original_timing = original_timing};
-    struct rd_source_req sr = {.loop = req->env->loop, .method = hr->method, .path = hr->path, .query = hr->query};
     req->t_upstream = rd_req_now_us();
     rd_req_set_state(req, RD_REQ_UPSTREAM);
+    if (replay_now(req, e))
+        return;
+    struct rd_cache_replay_arg arg = {.entry = e, .original_timing = original_timing};
+    struct rd_source_req sr = {.loop = req->env->loop, .method = hr->method, .path = hr->path, .query = hr->query};
     (void)rd_source_start(&req->src, &rd_cache_replay_ops, &arg, &sr, &source_cbs, req);
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cache/memo.h"
 #include "proxy/forward.h"
 #include "proxy/pipeline.h"
 #include "proxy/shape.h"
@@ -68,6 +69,8 @@ void rd_req_env_close(struct rd_req_env *env)
         req_destroy(req);
     }
     env->npool = 0;
+    rd_key_memo_free(env->key_memo);
+    env->key_memo = NULL;
 }
 
 static struct rd_req *req_get(struct rd_req_env *env)

@@ -40,6 +40,8 @@
 #include "util/deadline.h"
 #include "util/eventstream.h"
 
+struct rd_key_memo;
+
 enum rd_req_state { RD_REQ_NEW, RD_REQ_WAIT, RD_REQ_UPSTREAM, RD_REQ_RELAY, RD_REQ_DONE };
 
 /* A simulated outcome, set by the stage that produced it (its name is the
@@ -115,6 +117,7 @@ struct rd_req_env {
     void (*observe)(struct rd_req *req, void *ud);
     void *observe_ud;
     unsigned index; /* the worker's index: its slot in per-worker counters (proxy/usage.h) */
+    struct rd_key_memo *key_memo; /* the cache stage's (cache/memo.h); NULL until first used */
 };
 
 struct rd_req {

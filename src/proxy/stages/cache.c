@@ -35,6 +35,7 @@
 
 #include "cache/cache.h"
 #include "cache/key.h"
+#include "cache/memo.h"
 #include "cache/persist.h"
 #include "cache/replay.h"
 #include "cache/ttl.h"
@@ -58,6 +59,7 @@ struct cache_cfg {
     const char *key_headers[KEY_HEADERS_MAX]; /* borrowed from the document */
     size_t nkey_headers;
     struct rd_cache_ttl *ttl;
+    uint64_t gen; /* unique per compiled configuration: the key memo's scope */
     struct rd_cache_limits limits;
     /* invalidate_on_error_rate (threshold 0: off) */
     double err_threshold;
@@ -150,6 +152,8 @@ static int compile(const struct rd_stage_env *env, void **state, struct rd_confi
         free(c);
         return rc;
     }
+    static atomic_uint_fast64_t gens;
+    c->gen = atomic_fetch_add(&gens, 1) + 1;
     pthread_mutex_init(&c->mu, NULL);
     *state = c;
     return 0;
@@ -277,6 +281,78 @@ static enum rd_stage_rc replay_miss(struct rd_req *req, const uint8_t key[RD_CAC
     return RD_STAGE_DONE;
 }
 
+/* Appends a length-prefixed field to raw (no separator can be forged). */
+static char *field(char *w, const char *p, size_t n)
+{
+    uint32_t len = (uint32_t)n;
+    memcpy(w, &len, sizeof len);
+    memcpy(w + sizeof len, p, n);
+    return w + sizeof len + n;
+}
+
+static bool key_header(const struct cache_cfg *c, const struct rd_provider *cred, const struct rd_hdr *h)
+{
+    for (size_t i = 0; i < c->nkey_headers; i++)
+        if (rd_hdr_name_eq(h->name, h->name_len, c->key_headers[i]))
+            return true;
+    for (size_t i = 0; cred->auth_headers && cred->auth_headers[i]; i++)
+        if (rd_hdr_name_eq(h->name, h->name_len, cred->auth_headers[i]))
+            return true;
+    return false;
+}
+
+/* Everything rd_cache_key reads of this request, as one byte string for
+ * the key memo (cache/memo.h), in the arena; 0 when the body is too big to
+ * be worth remembering. */
+static size_t raw_material(struct rd_req *req, const struct cache_cfg *c, const struct rd_cache_key_input *in,
+                           char **out)
+{
+    const struct rd_hdrs *hs = in->headers;
+    size_t nq = strlen(in->query), np = strlen(in->path), nm = strlen(in->method),
+           nd = strlen(in->provider->name);
+    size_t n = in->body_len + nq + np + nm + nd + 1 + 6 * sizeof(uint32_t);
+    if (in->body_len > RD_KEY_MEMO_MAX)
+        return 0;
+    for (size_t i = 0; i < hs->n; i++)
+        if (key_header(c, in->cred_provider, &hs->v[i]))
+            n += hs->v[i].name_len + hs->v[i].value_len + 2 * sizeof(uint32_t);
+    char *w = *out = rd_arena_alloc(&req->arena, n);
+    w = field(w, in->provider->name, nd);
+    w = field(w, in->method, nm);
+    w = field(w, in->path, np);
+    w = field(w, in->query, nq);
+    *w++ = in->stream ? '1' : '0';
+    for (size_t i = 0; i < hs->n; i++) {
+        if (!key_header(c, in->cred_provider, &hs->v[i]))
+            continue;
+        w = field(w, hs->v[i].name, hs->v[i].name_len);
+        w = field(w, hs->v[i].value, hs->v[i].value_len);
+    }
+    w = field(w, in->body ? in->body : "", in->body_len);
+    return (size_t)(w - *out);
+}
+
+/* rd_cache_key through the worker's memo. */
+static int key_of(struct rd_req *req, const struct cache_cfg *c, const struct rd_cache_key_input *in, uint8_t key[32])
+{
+    char *raw = NULL;
+    size_t n = raw_material(req, c, in, &raw);
+    uint64_t h = n ? rd_key_memo_hash(raw, n) : 0;
+    struct rd_key_memo *m = req->env->key_memo;
+    if (n && m && rd_key_memo_get(m, c->gen, raw, n, h, key))
+        return 0;
+    struct rd_buf scratch;
+    rd_buf_init(&scratch, 0);
+    int rc = rd_cache_key(in, &scratch, key);
+    rd_buf_free(&scratch);
+    if (rc == 0 && n) {
+        if (m == NULL)
+            m = req->env->key_memo = rd_calloc(1, sizeof *m);
+        rd_key_memo_put(m, c->gen, raw, n, h, key);
+    }
+    return rc;
+}
+
 static enum rd_stage_rc run(struct rd_req *req, const void *state)
 {
     const struct cache_cfg *c = state;
@@ -305,11 +381,7 @@ static enum rd_stage_rc run(struct rd_req *req, const void *state)
         .cred_provider = req->provider,
         .stream = asks_stream(hr->body.data, hr->body.len),
     };
-    struct rd_buf scratch;
-    rd_buf_init(&scratch, 0);
-    int rc = rd_cache_key(&in, &scratch, cr->key);
-    rd_buf_free(&scratch);
-    if (rc != 0) { /* not JSON: nothing to key it by */
+    if (key_of(req, c, &in, cr->key) != 0) { /* not JSON: nothing to key it by */
         bypass(req);
         return RD_STAGE_NEXT;
     }
