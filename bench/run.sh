@@ -402,14 +402,17 @@ nginx_proxy_conf() {
     }" "upstream u { server 127.0.0.1:$UP_PORT; keepalive 64; keepalive_requests 1000000; }" "${3:-}"
 }
 
-# nginx_cache_conf NAME PORT: (b) with proxy_cache, POST cached by body: the key is the URI and
-# the body ($request_body is set only when the whole body is in memory, hence a body buffer as
-# large as the largest body accepted), 200s kept 10 minutes, the cache under the run's temp dir.
-# X-Cache-Status shows whether nginx served a HIT.
+# nginx_cache_conf NAME PORT [SERVER_EXTRA]: (b) with proxy_cache, POST cached by body: the key
+# is the URI and the body ($request_body is set only when the whole body is in memory, hence a
+# body buffer as large as the largest body accepted), 200s kept 10 minutes, the cache under the
+# run's temp dir. X-Cache-Status shows whether nginx served a HIT. nginx opens, reads and closes
+# the entry's file for every hit unless SERVER_EXTRA sets an open_file_cache, which proxy_cache
+# files go through too: (ho) is (hn) with one.
 nginx_cache_conf() {
   local d=$TMP/$1
   nginx_conf "$1" "$2" "client_body_buffer_size 64k;
     client_max_body_size 64k;
+    ${3:-}
     location / {
       proxy_pass http://u;
       proxy_http_version 1.1;
@@ -532,7 +535,7 @@ done
 # (h) Rubberduck with the default configuration (the cache on) and (hn) nginx proxy_cache, both
 # checked to serve the second identical request as a HIT; (n) Rubberduck, the cache on, for the
 # request that no route caches. The upstream counts what reaches it during each of their runs.
-H_PID= HN_PID= N_PID=
+H_PID= HN_PID= HO_PID= N_PID=
 if want h; then
   RD_PID=
   if start_rubberduck rd-h "http://127.0.0.1:$UP_PORT" '{}' && expect_hit h "$RD_PORT" X-Cache; then
@@ -541,14 +544,21 @@ if want h; then
     FAILED+=(h)
     [ -n "${RD_PID:-}" ] && { stop_pid "$RD_PID"; forget_pid "$RD_PID"; }
   fi
-  free_port HN_PORT
-  nginx_cache_conf nginx-cache "$HN_PORT"
-  if start_nginx nginx-cache "$SCPU" && wait_tcp "$HN_PORT" "$LAST_PID" nginx-cache; then
-    HN_PID=$LAST_PID
-    expect_hit hn "$HN_PORT" X-Cache-Status || { FAILED+=(hn); stop_pid "$HN_PID"; forget_pid "$HN_PID"; HN_PID=; }
-  else
-    FAILED+=(hn)
-  fi
+  for key in hn ho; do
+    free_port port
+    extra=; [ "$key" = ho ] && extra="open_file_cache max=1000 inactive=60s;"
+    nginx_cache_conf "nginx-cache-$key" "$port" "$extra"
+    if start_nginx "nginx-cache-$key" "$SCPU" && wait_tcp "$port" "$LAST_PID" "nginx-cache-$key"; then
+      pid=$LAST_PID
+      if expect_hit "$key" "$port" X-Cache-Status; then
+        printf -v "${key^^}_PID" '%s' "$pid"; printf -v "${key^^}_PORT" '%s' "$port"
+      else
+        FAILED+=("$key"); stop_pid "$pid"; forget_pid "$pid"
+      fi
+    else
+      FAILED+=("$key")
+    fi
+  done
 fi
 if want n; then
   RD_PID=
@@ -560,11 +570,11 @@ if want n; then
   fi
   [ -n "${C_PID:-}" ] && { expect_no_hit nc "$C_PORT" "$UNCACHED_PATH" || FAILED+=(nc); }
 fi
-ROUND_KEYS="a b c p q h hn n nc nb"
-# want_round KEY: hn comes with h, nc and nb with n.
+ROUND_KEYS="a b c p q h hn ho n nc nb"
+# want_round KEY: hn and ho come with h, nc and nb with n.
 want_round() {
   case $1 in
-    hn) want h ;;
+    hn | ho) want h ;;
     nc | nb) want n ;;
     *) want "$1" ;;
   esac
@@ -583,6 +593,7 @@ for round in $(seq 1 "$ROUNDS"); do
       q) [ -n "${Q_PID:-}" ] || continue; port=$Q_PORT ;;
       h) [ -n "$H_PID" ] || continue; port=$H_PORT cpu_pid=$H_PID ;;
       hn) [ -n "$HN_PID" ] || continue; port=$HN_PORT cpu_pid=$(nginx_worker "$HN_PID") ;;
+      ho) [ -n "$HO_PID" ] || continue; port=$HO_PORT cpu_pid=$(nginx_worker "$HO_PID") ;;
       n) [ -n "$N_PID" ] || continue; port=$N_PORT path=$UNCACHED_PATH cpu_pid=$N_PID ;;
       nc) [ -n "${C_PID:-}" ] || continue; port=$C_PORT path=$UNCACHED_PATH cpu_pid=$C_PID ;;
       nb) [ -n "$NX_PID" ] || continue; port=$NX_PORT path=$UNCACHED_PATH cpu_pid=$(nginx_worker "$NX_PID") ;;
@@ -648,6 +659,7 @@ ratio_rounds() {
 ratio_rounds p c pc
 ratio_rounds q c qc
 ratio_rounds h hn hhn
+ratio_rounds h ho hho
 ratio_rounds n nc nnc
 ratio_rounds n nb nnb
 ratio_rounds nc nb ncnb
@@ -663,7 +675,7 @@ except Exception:
     print("not available")' "$LOGS/h-cache-stats.json")
   RES[h.rss]=$(peak_rss_mb "$H_PID")
 fi
-for pid in "$H_PID" "$HN_PID" "$N_PID"; do
+for pid in "$H_PID" "$HN_PID" "$HO_PID" "$N_PID"; do
   [ -n "$pid" ] && { stop_pid "$pid"; forget_pid "$pid"; }
 done
 for key in p q; do
