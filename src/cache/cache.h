@@ -176,6 +176,15 @@ enum rd_cache_lookup rd_cache_lookup(struct rd_cache *c, const uint8_t key[RD_CA
                                      const char *model, enum rd_req_kind kind, const char *method, const char *path,
                                      struct rd_cache_entry **e);
 
+/* For a refresh (X-Rubberduck-Cache: refresh, Cache-Control: no-cache,
+ * mode "record"): no lookup of complete entries; a fill in flight is
+ * joined (JOIN, when join is true), otherwise a new fill is created
+ * (MISS) even though a complete entry of the key may exist: it keeps
+ * serving hits until the new one is committed in its place. */
+enum rd_cache_lookup rd_cache_refresh(struct rd_cache *c, const uint8_t key[RD_CACHE_KEY_LEN], bool join,
+                                      const char *model, enum rd_req_kind kind, const char *method, const char *path,
+                                      struct rd_cache_entry **e);
+
 /* ---- a fill (the leader's thread only) ---- */
 
 /* Records the head: status and the headers to replay (copied). */
@@ -185,8 +194,10 @@ int rd_cache_fill_head(struct rd_cache_entry *e, int status, const struct rd_cac
  * RD_ETOOBIG once the body passes the cache's max_response: the entry will
  * not be committed, but it keeps taking bytes while someone follows it. */
 int rd_cache_fill_data(struct rd_cache_entry *e, const char *p, size_t n);
-/* Notes that a stream event ended at the current length, t_ms after the head. */
-int rd_cache_fill_mark(struct rd_cache_entry *e, uint32_t t_ms);
+/* Notes that a stream event ended at offset end of the body (at most the
+ * length appended so far, and not before the previous mark), t_ms after
+ * the head. Returns 0 or RD_EINVAL for an end out of order. */
+int rd_cache_fill_mark(struct rd_cache_entry *e, uint64_t end, uint32_t t_ms);
 /* Makes the fill a complete entry, stored for ttl_s seconds, replacing a
  * complete entry of the same key; evicts to the limits. The caller keeps
  * its reference. Returns 0, or RD_ETOOBIG (too large, or larger than the
