@@ -12,6 +12,8 @@
 #include <uv.h>
 
 #include "api/api.h"
+#include "cache/persist.h"
+#include "cli/cassette.h"
 #include "http/server.h"
 #include "proxy/manager.h"
 #include "proxy/secrets.h"
@@ -37,6 +39,7 @@ struct app {
     struct opts o;
     uv_loop_t *loop;
     struct rd_store *store;
+    struct rd_cache_persist *persist; /* the caches' write-behind store; NULL if it could not start */
     struct rd_worker **workers;
     struct rd_manager manager;
     struct rd_api api;
@@ -55,6 +58,7 @@ static const char usage_main[] =
     "\n"
     "Commands:\n"
     "  serve      run the server (admin API and proxies)\n"
+    "  cassette   export or import a proxy's cached responses (export|import --proxy NAME FILE)\n"
     "  version    print the version\n"
     "  help [cmd] show help for a command\n";
 
@@ -421,6 +425,11 @@ static int serve(int argc, char **argv)
         rd_error("cannot load proxies from the database");
         goto out_workers;
     }
+    /* A second connection for the caches' writer thread: a failure costs
+     * persistence (warned), not the server. */
+    if (rd_cache_persist_start(env_url && env_url[0] ? env_url : dburl, &app->persist, errbuf, sizeof errbuf) != 0)
+        rd_warn("response caches are not persisted: %s", errbuf);
+    rd_manager_set_persist(&app->manager, app->persist);
     app->api = (struct rd_api){.manager = &app->manager, .store = app->store, .admin_token = app->token,
                                .header_timeout_ms = app->o.header_timeout_ms};
     if (start_admin(app) != 0) {
@@ -451,6 +460,9 @@ static int serve(int argc, char **argv)
 out_workers:
     if (workers_started)
         rd_workers_join(app->workers, app->o.workers);
+    /* After the workers and the manager: nothing queues any more; what is
+     * queued is written before this returns. */
+    rd_cache_persist_stop(app->persist);
     if (uv_loop_close(app->loop) != 0)
         rd_warn("event loop closed with handles open");
 out_store:
@@ -471,6 +483,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "serve") == 0)
         return serve(argc - 2, argv + 2);
+    if (strcmp(cmd, "cassette") == 0)
+        return rd_cli_cassette(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("rubberduck %s\n", RD_VERSION);
         return 0;
@@ -479,6 +493,8 @@ int main(int argc, char **argv)
         const char *topic = argc > 2 ? argv[2] : NULL;
         if (topic && strcmp(topic, "serve") == 0)
             fputs(usage_serve, stdout);
+        else if (topic && strcmp(topic, "cassette") == 0)
+            fputs(rd_cli_cassette_usage, stdout);
         else if (topic && strcmp(topic, "version") == 0)
             fputs("Usage: rubberduck version\n\nPrints the version.\n", stdout);
         else if (topic && strcmp(topic, "help") != 0) {

@@ -93,18 +93,22 @@ const char *rd_api_query(const struct rd_http_exch *x, const char *name, char *b
     return NULL;
 }
 
-/* Matches path against pattern; a "{id}" segment is copied into param. */
+/* Matches path against pattern. Each "{...}" segment is copied into param,
+ * NUL-terminated, one after the other (a second one follows the first's
+ * NUL): the cache routes take a proxy id and an entry key. */
 static bool match(const char *pattern, const char *path, char *param, size_t plen)
 {
+    size_t used = 0;
     while (*pattern && *path) {
         if (*pattern == '{') {
             const char *close = strchr(pattern, '}');
             const char *seg_end = strchr(path, '/');
             size_t n = seg_end ? (size_t)(seg_end - path) : strlen(path);
-            if (n == 0 || n >= plen)
+            if (n == 0 || n >= plen - used)
                 return false;
-            memcpy(param, path, n);
-            param[n] = '\0';
+            memcpy(param + used, path, n);
+            param[used + n] = '\0';
+            used += n + 1;
             path += n;
             pattern = close + 1;
             continue;
@@ -131,6 +135,7 @@ static const struct {
 } tables[] = {
     {rd_api_system_routes, &rd_api_system_nroutes},
     {rd_api_proxy_routes, &rd_api_proxy_nroutes},
+    {rd_api_cache_routes, &rd_api_cache_nroutes},
 };
 
 static void handle(struct rd_http_exch *x, void *ud)
@@ -138,7 +143,8 @@ static void handle(struct rd_http_exch *x, void *ud)
     struct rd_api *api = ud;
     const char *method = x->req->method;
     const char *path = x->req->path;
-    char param[128];
+    /* An id and a cache key text ("<model>:<hex>", percent-encoded). */
+    char param[640];
     bool path_known = false;
     for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++) {
         for (size_t i = 0; i < *tables[t].n; i++) {

@@ -1,6 +1,6 @@
 /* The management API (/api/v1, /healthz), served on the control loop.
  * Routes are a table of {method, pattern, handler, auth}; each resource lives
- * in its own file (proxies.c, system.c). */
+ * in its own file (proxies.c, system.c, cache.c). */
 #ifndef RD_API_API_H
 #define RD_API_API_H
 
@@ -23,12 +23,14 @@ void rd_api_listener_cfg(struct rd_api *ctx, struct rd_http_listener_cfg *out);
 
 /* ---- shared by the resource files ---- */
 
-/* A route handler. params[0] is the {id} path parameter, if any. */
+/* A route handler. param is the first path parameter ({id}), "" if none;
+ * a second one ({key}) follows the first's NUL: param + strlen(param) + 1.
+ * Parameters are as sent (not percent-decoded). */
 typedef void (*rd_api_fn)(struct rd_api *api, struct rd_http_exch *x, const char *param);
 
 struct rd_api_route {
     const char *method;
-    const char *pattern; /* "{id}" matches one path segment */
+    const char *pattern; /* each "{name}" matches one path segment; at most two */
     rd_api_fn fn;
     bool auth;
 };
@@ -49,5 +51,7 @@ extern const struct rd_api_route rd_api_proxy_routes[];
 extern const size_t rd_api_proxy_nroutes;
 extern const struct rd_api_route rd_api_system_routes[];
 extern const size_t rd_api_system_nroutes;
+extern const struct rd_api_route rd_api_cache_routes[];
+extern const size_t rd_api_cache_nroutes;
 
 #endif

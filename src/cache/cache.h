@@ -11,11 +11,18 @@
  * *join* it (rd_cache_lookup returns it with RD_CACHE_LOOKUP_JOIN): they
  * read the same bytes as they arrive, from the first one, and are woken on
  * their own loop (struct rd_cache_follow). Once complete, an entry never
- * changes but for its hit count, access time and expiry.
+ * changes but for its hit count, access time and expiry (rd_cache_extend
+ * moves expires_ms under the shard lock). A fill holds a reference on its
+ * cache until it is committed or aborted, so the leader ends every fill
+ * with one of them.
  *
  * Body storage is a list of chunks that never move once written, so a
  * reader holds (chunk, offset) positions without a lock and a hit never
- * copies the body: it takes a reference and writes from the chunks.
+ * copies the body: it takes a reference and writes from the chunks. While
+ * an entry fills, its last chunk's len still grows: a joiner bounds its
+ * reads by the len rd_cache_peek gave and takes each chunk as min(cap,
+ * what remains of that len) (chunks fill to cap before the next starts),
+ * following chunk->next only below that len.
  *
  * Threading: any thread. Each shard has a mutex, taken for a lookup, a
  * commit, a removal; no lock is global on the hit path. Fills are written
@@ -46,6 +53,11 @@
  * The limit counts charged bytes, so memory never passes cache_max_size by
  * more than RD_CACHE_SLOT_BYTES per entry (its hash-table slot). */
 #define RD_CACHE_SLOT_BYTES 16
+
+/* memory_limits defaults (docs/configuration.md). */
+#define RD_CACHE_DEFAULT_MAX_BYTES (1024ull * 1024 * 1024)     /* cache_max_size "1GB" */
+#define RD_CACHE_DEFAULT_MAX_ENTRIES 10000ull                   /* cache_max_entries */
+#define RD_CACHE_DEFAULT_MAX_RESPONSE (10ull * 1024 * 1024)    /* response_buffer_size "10MB" */
 
 enum rd_cache_state {
     RD_CACHE_FILLING,  /* the leader is writing it; joiners follow */
@@ -107,7 +119,11 @@ struct rd_cache_entry {
     char upstream_model[RD_CACHE_MODEL_MAX]; /* the model the response named ("" when none) */
     char finish[16]; /* "length" when the answer stopped on its token limit, else "" */
 
-    int64_t created_ms, expires_ms; /* wall clock; expires_ms 0 until committed */
+    int64_t created_ms; /* wall clock */
+    /* Wall clock; 0 until committed. Atomic: rd_cache_extend (usage-based
+     * TTL, under the shard lock) moves it while listings, exports and the
+     * writer thread read it without that lock. */
+    _Atomic int64_t expires_ms;
     uint32_t ttl_s;                 /* the TTL it was stored with (usage-based extension) */
     atomic_uint_fast64_t hits;
     atomic_uint_fast64_t access; /* the cache's access clock at the last hit or commit (LRU) */
@@ -175,6 +191,13 @@ int64_t rd_cache_now(const struct rd_cache *c);
 enum rd_cache_lookup rd_cache_lookup(struct rd_cache *c, const uint8_t key[RD_CACHE_KEY_LEN], bool join, bool fill,
                                      const char *model, enum rd_req_kind kind, const char *method, const char *path,
                                      struct rd_cache_entry **e);
+/* Starts a fill of key without looking it up (refresh, record mode): a
+ * complete entry of the key keeps serving hits until this one commits and
+ * replaces it. Returns the FILLING entry with a reference for the leader;
+ * not counted in the stats. */
+struct rd_cache_entry *rd_cache_fill_begin(struct rd_cache *c, const uint8_t key[RD_CACHE_KEY_LEN],
+                                           const char *model, enum rd_req_kind kind, const char *method,
+                                           const char *path);
 
 /* For a refresh (X-Rubberduck-Cache: refresh, Cache-Control: no-cache,
  * mode "record"): no lookup of complete entries; a fill in flight is
@@ -192,7 +215,10 @@ int rd_cache_fill_head(struct rd_cache_entry *e, int status, const struct rd_cac
                        bool stream);
 /* Appends body bytes (copied; published to joiners at once). Returns 0, or
  * RD_ETOOBIG once the body passes the cache's max_response: the entry will
- * not be committed, but it keeps taking bytes while someone follows it. */
+ * not be stored, but it keeps taking bytes while someone follows it (keep
+ * calling it and commit at the end, so followers get the whole answer);
+ * with nobody following, the fill is dropped then (state FAILED).
+ * RD_ESTATE once the fill has ended. */
 int rd_cache_fill_data(struct rd_cache_entry *e, const char *p, size_t n);
 /* Notes that a stream event ended at offset end of the body (at most the
  * length appended so far, and not before the previous mark), t_ms after
@@ -200,8 +226,10 @@ int rd_cache_fill_data(struct rd_cache_entry *e, const char *p, size_t n);
 int rd_cache_fill_mark(struct rd_cache_entry *e, uint64_t end, uint32_t t_ms);
 /* Makes the fill a complete entry, stored for ttl_s seconds, replacing a
  * complete entry of the same key; evicts to the limits. The caller keeps
- * its reference. Returns 0, or RD_ETOOBIG (too large, or larger than the
- * whole limit) / RD_EINVAL (ttl_s 0, no head) after aborting it. */
+ * its reference. Returns 0; RD_ETOOBIG when the body passed max_response
+ * or the entry is larger than max_bytes: it is then not stored, but marked
+ * COMPLETE for its followers (they have every byte), or it was already
+ * dropped; RD_EINVAL (ttl_s 0, no head) after aborting it. */
 int rd_cache_fill_commit(struct rd_cache_entry *e, uint32_t ttl_s);
 /* Drops the fill: joiners are told (RD_CACHE_FAILED). The caller keeps
  * its reference. */
@@ -250,7 +278,8 @@ int rd_cache_insert(struct rd_cache *c, struct rd_cache_entry *e);
  * with rd_cache_fill_head/data/mark, then set created/expires and state. */
 struct rd_cache_entry *rd_cache_entry_new(const uint8_t key[RD_CACHE_KEY_LEN], const char *model,
                                           enum rd_req_kind kind, const char *method, const char *path);
-/* Extends a hit entry's expiry to now + ttl_s (usage-based TTL), never beyond cap_ms. */
+/* Extends a hit entry's expiry to expires_ms (usage-based TTL: the caller
+ * computes now + ttl_s, capped); never shortens it. */
 void rd_cache_extend(struct rd_cache *c, struct rd_cache_entry *e, int64_t expires_ms);
 
 /* The closest complete entry to a missed request: same path and model,

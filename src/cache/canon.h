@@ -20,7 +20,9 @@
  *
  * Paths in rules are dotted object keys from the top ("stream",
  * "metadata.user_id", "generationConfig.temperature"); an element "*"
- * matches any key at that depth. Pure; any thread. */
+ * matches any key at that depth. A path never reaches into an array, and
+ * an object whose members were all dropped stays as {}. Pure; any
+ * thread. */
 #ifndef RD_CACHE_CANON_H
 #define RD_CACHE_CANON_H
 

@@ -6,14 +6,22 @@
  *     (provider->cache_query_params, in that order) as name=value NUL
  *   each configured key header present (lower-cased name: value) NUL
  *   scope: "proxy", or "cred:" + hex SHA-256 of the request's credential NUL
+ *   "stream:1" or "stream:0" NUL (in->stream)
  *   the body as canonical JSON (rd_canon_json) with the provider's
- *     cache_ignore_fields dropped and cache_round_fields rounded
+ *     cache_ignore_fields dropped and cache_round_fields rounded; nothing
+ *     for an empty body (a GET), which no JSON value can be confused with
  *
- * The credential is the value of the provider's first auth header present
- * (provider->auth_headers), or of its secret query parameter (Gemini's
- * key); for an AWS SigV4 Authorization only the access key id of its
- * Credential= part (the rest changes with every request). No credential:
- * "cred:none". Pure; any thread. */
+ * Query parameter names are compared percent-decoded (as the upstream
+ * reads them); the value is hashed as sent, and a parameter given twice
+ * is hashed twice, in query order. A key header given twice is too.
+ *
+ * The credential is the value of the first auth header present
+ * (auth_headers of in->cred_provider, or of in->provider when that is
+ * NULL), or else of its first secret query parameter present (Gemini's
+ * key); for an AWS SigV4 Authorization ("AWS4-HMAC-SHA256 Credential=...")
+ * only the access key id of its Credential= part (the rest changes with
+ * every request). No credential: "cred:none". Only a hash of it is ever
+ * written to scratch. Pure; any thread. */
 #ifndef RD_CACHE_KEY_H
 #define RD_CACHE_KEY_H
 
@@ -34,6 +42,16 @@ struct rd_cache_key_input {
     const char *const *key_headers; /* configured header names (cache.key_headers), any case */
     size_t nkey_headers;
     bool scope_proxy; /* cache.scope "proxy": no credential in the key */
+    /* The provider whose auth_headers and secret_query_params name the
+     * credential, when it is not provider: the proxy's own provider for a
+     * route that speaks another's dialect (Claude on Vertex AI keeps
+     * Vertex's key= and Authorization). NULL: provider. */
+    const struct rd_provider *cred_provider;
+    /* The client asked for a stream. OpenAI- and Anthropic-style bodies
+     * drop "stream" (cache_ignore_fields), so the caller says it here and a
+     * stream and a plain answer stay separate entries; where the path tells
+     * them apart (Gemini, Bedrock) it is hashed all the same. */
+    bool stream;
 };
 
 /* Computes the key into key. Returns 0, or RD_EPROTO when the body is

@@ -33,7 +33,12 @@ void rd_cache_persist_delete(struct rd_cache_persist *p, int64_t proxy_id, const
 /* Queues the deletion of all entries of proxy_id (0: of every proxy). */
 void rd_cache_persist_clear(struct rd_cache_persist *p, int64_t proxy_id);
 /* Queues the load of proxy_id's stored entries into c (a reference to c is
- * held until done). */
+ * held until done): those unexpired at rd_cache_now(c) are read newest
+ * first, then inserted oldest first, so that where they do not all fit
+ * c's own LRU eviction drops the oldest and keeps the newest (and, through
+ * the removed hook, deletes the stored copies of those it drops). The rows
+ * of a proxy mirror its cache, so the load holds about one cache's worth
+ * of entries at once. */
 void rd_cache_persist_load(struct rd_cache_persist *p, int64_t proxy_id, struct rd_cache *c);
 /* Blocks until everything queued before the call is written (tests, the
  * cassette export). */

@@ -19,15 +19,18 @@
 /* The emulator answers by this table too (rd_emu_anthropic). */
 static const struct rd_route routes[] = {
     {"POST", "/v1/messages", RD_REQ_CHAT, CHAT_FLAGS, RD_MODEL_IN_BODY, NULL},
-    {"POST", "/v1/messages/count_tokens", RD_REQ_TOKENS, RD_ROUTE_CACHEABLE, RD_MODEL_IN_BODY, NULL},
-    {"GET", "/v1/models", RD_REQ_MODELS, RD_ROUTE_CACHEABLE, RD_MODEL_IN_BODY, NULL},
-    {"GET", "/v1/models/*", RD_REQ_MODELS, RD_ROUTE_CACHEABLE, 1, NULL},
+    {"POST", "/v1/messages/count_tokens", RD_REQ_TOKENS, 0, RD_MODEL_IN_BODY, NULL},
+    {"GET", "/v1/models", RD_REQ_MODELS, 0, RD_MODEL_IN_BODY, NULL},
+    {"GET", "/v1/models/*", RD_REQ_MODELS, 0, 1, NULL},
     {"POST", "/v1/complete", RD_REQ_COMPLETION, CHAT_FLAGS, RD_MODEL_IN_BODY, NULL},
 };
 
 static const char *const auth_headers[] = {"x-api-key", "authorization", NULL};
 /* Messages; the legacy /v1/complete names it max_tokens_to_sample. */
 static const char *const max_tokens_fields[] = {"max_tokens", "max_tokens_to_sample", NULL};
+/* "stream" is the caller's to keep apart (rd_cache_key_input.stream);
+ * metadata.user_id only identifies the end user for abuse detection. */
+static const char *const cache_ignore_fields[] = {"stream", "metadata.user_id", NULL};
 
 static const struct rd_ratelimit_names ratelimit_names = {
     .limit = "anthropic-ratelimit-requests-limit",
@@ -45,6 +48,8 @@ const struct rd_provider rd_provider_anthropic = {
     .sdk_base_path = "", /* the SDK appends /v1/messages itself */
     .model_field = "model",
     .max_tokens_fields = max_tokens_fields,
+    .cache_ignore_fields = cache_ignore_fields,
+    .cache_round_fields = rd_provider_cache_round_top,
     .routes = routes,
     .nroutes = sizeof routes / sizeof routes[0],
     .request_id_header = "request-id",

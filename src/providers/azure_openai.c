@@ -36,6 +36,8 @@ static const struct rd_route routes[] = {
 };
 
 static const char *const auth_headers[] = {"api-key", "authorization", NULL};
+/* The API version picks the request and response schema. */
+static const char *const cache_query_params[] = {"api-version", NULL};
 
 /* The deployment (or the v1 body's model), then its entry in the proxy's
  * deployments map if it has one. A mapped name that does not fit out is
@@ -76,6 +78,7 @@ const struct rd_provider rd_provider_azure_openai = {
      * baseURL <proxy>/openai/v1 (docs/providers.md). */
     .sdk_base_path = "",
     .auth_headers = auth_headers,
+    .cache_query_params = cache_query_params,
     .routes = routes,
     .nroutes = RD_NROUTES(routes),
     .emulator = &rd_emu_dialect_azure_openai,

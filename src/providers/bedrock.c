@@ -39,6 +39,15 @@ static const char *const auth_headers[] = {"authorization", "x-amz-security-toke
 static const char *const max_tokens_fields[] = {"inferenceConfig.maxTokens", "max_tokens", "max_tokens_to_sample",
                                                 "textGenerationConfig.maxTokenCount", "max_gen_len", NULL};
 
+/* Converse's requestMetadata only tags invocation logs. Streaming is the
+ * path (converse-stream, invoke-with-response-stream), nothing to drop. */
+static const char *const cache_ignore_fields[] = {"requestMetadata", NULL};
+/* Converse's inferenceConfig, then the InvokeModel bodies as above
+ * (Anthropic's and Llama's top level, Titan's textGenerationConfig). */
+static const char *const cache_round_fields[] = {
+    "inferenceConfig.temperature",      "inferenceConfig.topP",      "temperature", "top_p",
+    "textGenerationConfig.temperature", "textGenerationConfig.topP", NULL};
+
 /* ---- model -------------------------------------------------------------- */
 
 
@@ -163,6 +172,8 @@ const struct rd_provider rd_provider_bedrock = {
     .auth_headers = auth_headers,
     .model_field = NULL, /* the path names the model */
     .max_tokens_fields = max_tokens_fields,
+    .cache_ignore_fields = cache_ignore_fields,
+    .cache_round_fields = cache_round_fields,
     .request_id_header = "x-amzn-RequestId",
     .routes = routes,
     .nroutes = sizeof routes / sizeof routes[0],

@@ -13,11 +13,11 @@
 #define GEMINI_ROUTES(V)                                                                                               \
     {"POST", V "/models/*:generateContent", RD_REQ_CHAT, GEN, 1, NULL},                                                \
         {"POST", V "/models/*:streamGenerateContent", RD_REQ_CHAT, STREAM, 1, NULL},                                   \
-        {"POST", V "/models/*:countTokens", RD_REQ_TOKENS, GEN, 1, NULL},                                              \
+        {"POST", V "/models/*:countTokens", RD_REQ_TOKENS, 0, 1, NULL},                                              \
         {"POST", V "/models/*:embedContent", RD_REQ_EMBEDDING, GEN, 1, NULL},                                          \
         {"POST", V "/models/*:batchEmbedContents", RD_REQ_EMBEDDING, GEN, 1, NULL},                                    \
-        {"GET", V "/models", RD_REQ_MODELS, GEN, RD_MODEL_IN_BODY, NULL},                                              \
-        {"GET", V "/models/*", RD_REQ_MODELS, GEN, 1, NULL},                                                           \
+        {"GET", V "/models", RD_REQ_MODELS, 0, RD_MODEL_IN_BODY, NULL},                                              \
+        {"GET", V "/models/*", RD_REQ_MODELS, 0, 1, NULL},                                                           \
         {"POST", V "/tunedModels/*:generateContent", RD_REQ_CHAT, GEN, 1, NULL},                                       \
     {                                                                                                                  \
         "POST", V "/tunedModels/*:streamGenerateContent", RD_REQ_CHAT, STREAM, 1, NULL                                 \
@@ -41,6 +41,10 @@ const struct rd_provider rd_provider_gemini = {
     .auth_headers = auth_headers,
     .model_field = NULL, /* the model is in the path */
     .max_tokens_fields = rd_google_max_tokens_fields,
+    /* nothing in a generateContent body is tracking only; streaming is the
+     * path (streamGenerateContent) */
+    .cache_round_fields = rd_google_cache_round_fields,
+    .cache_query_params = rd_google_cache_query_params,
     .request_id_header = "x-request-id",
     .routes = routes,
     .nroutes = sizeof routes / sizeof routes[0],

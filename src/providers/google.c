@@ -22,6 +22,8 @@ static const struct {
 };
 
 const char *const rd_google_max_tokens_fields[] = {"generationConfig.maxOutputTokens", NULL};
+const char *const rd_google_cache_round_fields[] = {"generationConfig.temperature", "generationConfig.topP", NULL};
+const char *const rd_google_cache_query_params[] = {"alt", NULL};
 
 const char *rd_google_status(int code)
 {

@@ -15,6 +15,12 @@ extern const struct rd_provider rd_provider_gemini;
 extern const struct rd_provider rd_provider_vertex_ai;
 /* max_tokens_fields of the dialect: generationConfig.maxOutputTokens. */
 extern const char *const rd_google_max_tokens_fields[];
+/* cache_round_fields of the dialect: generationConfig's temperature and
+ * topP. */
+extern const char *const rd_google_cache_round_fields[];
+/* cache_query_params of the dialect: "alt" (alt=sse makes a stream SSE
+ * rather than one JSON array). */
+extern const char *const rd_google_cache_query_params[];
 
 /* The canonical google.rpc status name for an HTTP status: 400
  * INVALID_ARGUMENT, 401 UNAUTHENTICATED, 403 PERMISSION_DENIED, 404

@@ -13,13 +13,13 @@ const struct rd_route rd_openai_routes[RD_OPENAI_ROUTES_ALL] = {
     {"POST", "/v1/completions", RD_REQ_COMPLETION, CHAT_FLAGS, RD_MODEL_IN_BODY, NULL},
     {"POST", "/v1/embeddings", RD_REQ_EMBEDDING, RD_ROUTE_CACHEABLE, RD_MODEL_IN_BODY, NULL},
     {"POST", "/v1/responses", RD_REQ_RESPONSES, CHAT_FLAGS, RD_MODEL_IN_BODY, NULL},
-    {"GET", "/v1/models", RD_REQ_MODELS, RD_ROUTE_CACHEABLE, RD_MODEL_IN_BODY, NULL},
-    {"GET", "/v1/models/*", RD_REQ_MODELS, RD_ROUTE_CACHEABLE, 1, NULL},
+    {"GET", "/v1/models", RD_REQ_MODELS, 0, RD_MODEL_IN_BODY, NULL},
+    {"GET", "/v1/models/*", RD_REQ_MODELS, 0, 1, NULL},
     /* without /v1 (DeepSeek) */
     {"POST", "/chat/completions", RD_REQ_CHAT, CHAT_FLAGS, RD_MODEL_IN_BODY, NULL},
     {"POST", "/completions", RD_REQ_COMPLETION, CHAT_FLAGS, RD_MODEL_IN_BODY, NULL},
-    {"GET", "/models", RD_REQ_MODELS, RD_ROUTE_CACHEABLE, RD_MODEL_IN_BODY, NULL},
-    {"GET", "/models/*", RD_REQ_MODELS, RD_ROUTE_CACHEABLE, 1, NULL},
+    {"GET", "/models", RD_REQ_MODELS, 0, RD_MODEL_IN_BODY, NULL},
+    {"GET", "/models/*", RD_REQ_MODELS, 0, 1, NULL},
 };
 
 static const char *const auth_headers[] = {"authorization", "openai-organization", "openai-project", NULL};
@@ -33,6 +33,8 @@ const struct rd_provider rd_provider_openai = {
     .sdk_base_path = "/v1",
     .model_field = "model",
     .max_tokens_fields = rd_provider_max_tokens_openai,
+    .cache_ignore_fields = rd_provider_cache_ignore_openai,
+    .cache_round_fields = rd_provider_cache_round_top,
     .routes = rd_openai_routes,
     .nroutes = RD_OPENAI_ROUTES_V1,
     .request_id_header = "x-request-id",

@@ -30,9 +30,9 @@
     }
 /* Two rows: the list and one model by id (the id is the model). */
 #define RD_OAI_MODELS(pfx)                                                                                             \
-    {"GET", pfx "/models", RD_REQ_MODELS, RD_ROUTE_CACHEABLE, RD_MODEL_IN_BODY, NULL},                                 \
+    {"GET", pfx "/models", RD_REQ_MODELS, 0, RD_MODEL_IN_BODY, NULL},                                                  \
     {                                                                                                                  \
-        "GET", pfx "/models/*", RD_REQ_MODELS, RD_ROUTE_CACHEABLE, 1, NULL                                             \
+        "GET", pfx "/models/*", RD_REQ_MODELS, 0, 1, NULL                                                              \
     }
 
 /* The members every OpenAI-compatible provider shares (a designated
@@ -40,10 +40,10 @@
  * routes, dialect and its model and error hooks. */
 #define RD_OAI_COMPAT_MEMBERS                                                                                          \
     .dialect_name = "openai", .model_field = "model", .request_id_header = "x-request-id",                             \
-    .max_tokens_fields = rd_provider_max_tokens_openai,                                                                \
-    .error_style = RD_ERRSTYLE_OPENAI, .framing = RD_FRAMING_SSE, .emulate = rd_emu_openai,                            \
-    .prepare = rd_provider_prepare_passthrough, .stream_event = rd_provider_stream_event_openai,                       \
-    .body_usage = rd_provider_body_usage_openai
+    .max_tokens_fields = rd_provider_max_tokens_openai, .cache_ignore_fields = rd_provider_cache_ignore_openai,        \
+    .cache_round_fields = rd_provider_cache_round_top, .error_style = RD_ERRSTYLE_OPENAI, .framing = RD_FRAMING_SSE,   \
+    .emulate = rd_emu_openai, .prepare = rd_provider_prepare_passthrough,                                              \
+    .stream_event = rd_provider_stream_event_openai, .body_usage = rd_provider_body_usage_openai
 
 #define RD_NROUTES(t) (sizeof(t) / sizeof((t)[0]))
 

@@ -141,6 +141,17 @@ void rd_provider_error(const struct rd_provider *p, const struct rd_error_spec *
 
 const char *const rd_provider_max_tokens_openai[] = {"max_completion_tokens", "max_tokens", "max_output_tokens", NULL};
 
+/* What never changes an OpenAI-style answer. "stream" is the caller's to
+ * keep apart (rd_cache_key_input.stream). Not stream_options as a whole:
+ * include_usage adds the final usage chunk (a stream without it is another
+ * answer), while include_obfuscation only pads each delta with random
+ * bytes. "store" only saves the completion on OpenAI's side; "user" and
+ * its successor "safety_identifier" only identify the end user. */
+const char *const rd_provider_cache_ignore_openai[] = {
+    "stream", "stream_options.include_obfuscation", "user", "safety_identifier", "store", NULL,
+};
+const char *const rd_provider_cache_round_top[] = {"temperature", "top_p", NULL};
+
 /* A JSON integer literal >= 0 (no fraction, no exponent), saturated. */
 static int64_t span_uint(struct rd_json_span v)
 {
@@ -458,9 +469,7 @@ void rd_provider_body_usage_openai(const struct rd_provider *p, const char *body
 }
 
 
-/* The name of a query parameter p[0..n), percent-decoded (an upstream
- * decodes it before it looks for "key"), compared with want. */
-static bool param_name_is(const char *p, size_t n, const char *want)
+bool rd_provider_query_name_is(const char *p, size_t n, const char *want)
 {
     size_t w = 0, wl = strlen(want);
     for (size_t i = 0; i < n; i++, w++) {
@@ -488,7 +497,7 @@ int rd_provider_redact_query(const struct rd_provider *p, const char *query, str
         size_t name_len = eq ? (size_t)(eq - q) : n;
         bool secret = false;
         for (size_t i = 0; p && p->secret_query_params && p->secret_query_params[i] && !secret; i++)
-            secret = param_name_is(q, name_len, p->secret_query_params[i]);
+            secret = rd_provider_query_name_is(q, name_len, p->secret_query_params[i]);
         if (secret && eq)
             rc |= rd_buf_append(out, q, name_len + 1) | rd_buf_appends(out, RD_REDACTED);
         else

@@ -27,7 +27,10 @@ enum rd_req_kind {
     RD_REQ_TOKENS, /* token counting (count_tokens, countTokens) */
 };
 
-#define RD_ROUTE_CACHEABLE 0x1  /* deterministic given the body: may be cached */
+/* Generation and embeddings: deterministic given the body, billed, so the
+ * cache looks them up (docs/caching.md). Model lists and token counting
+ * are not (they answer by query, cost nothing and change upstream). */
+#define RD_ROUTE_CACHEABLE 0x1
 #define RD_ROUTE_STREAMABLE 0x2 /* may answer as a stream ("stream": true) */
 
 /* Where a route's model comes from. */
@@ -186,6 +189,20 @@ struct rd_provider {
      * ("generationConfig.maxOutputTokens"), tried in order; read by
      * rd_provider_max_tokens for the rate limiter's tokens_per_minute. */
     const char *const *max_tokens_fields;
+    /* The response cache's key (cache/key.h, docs/caching.md "Keys"), all
+     * NULL-terminated, NULL for none. Body paths are dotted object keys
+     * ("metadata.user_id", '*' for any key at a level; cache/canon.h):
+     *  - cache_ignore_fields: fields that never change the answer (stream,
+     *    tracking ids), dropped from the key;
+     *  - cache_round_fields: sampling numbers rounded to 2 decimals
+     *    (temperature, top_p), so 0.7 and 0.701 share an entry;
+     *  - cache_query_params: the query parameters that change the answer
+     *    (Azure's api-version, Google's alt); the rest are not in the key.
+     * A field missing from these lists stays in the key: a miss is cheaper
+     * than a wrong answer. */
+    const char *const *cache_ignore_fields;
+    const char *const *cache_round_fields;
+    const char *const *cache_query_params;
     const char *request_id_header; /* header carrying the request id in responses ("x-request-id") */
     const struct rd_route *routes; /* shared by the forwarder and the emulator */
     size_t nroutes;
@@ -275,6 +292,18 @@ int64_t rd_provider_max_tokens(const struct rd_provider *p, const char *body, si
 /* max_tokens_fields of the OpenAI dialect (chat and legacy completions,
  * the newer max_completion_tokens, the responses API's max_output_tokens). */
 extern const char *const rd_provider_max_tokens_openai[];
+
+/* cache_ignore_fields of the OpenAI dialect (OpenAI, Azure OpenAI,
+ * DeepSeek, the OpenAI-compatible presets): stream, the tracking ids user
+ * and safety_identifier, store, stream_options.include_obfuscation. */
+extern const char *const rd_provider_cache_ignore_openai[];
+/* cache_round_fields of bodies with top-level temperature and top_p (the
+ * OpenAI dialect, Anthropic's). */
+extern const char *const rd_provider_cache_round_top[];
+
+/* True if the query parameter name p[0..n), percent-decoded ('+' as a
+ * space, as an upstream decodes it), is want. Pure. */
+bool rd_provider_query_name_is(const char *p, size_t n, const char *want);
 
 /* Model from the route's capture or the body's model_field. */
 size_t rd_provider_model_default(const struct rd_provider *p, const struct rd_provider_req *r, char *out, size_t cap);

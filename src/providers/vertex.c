@@ -26,13 +26,13 @@
 #define CLAUDE (&rd_provider_anthropic)
 /* clang-format off */
 #define VERTEX_ROUTES(V)                                                                                               \
-    {"POST", PM(V) "anthropic/models/count-tokens:rawPredict", RD_REQ_TOKENS, GEN, RD_MODEL_IN_BODY, CLAUDE},          \
+    {"POST", PM(V) "anthropic/models/count-tokens:rawPredict", RD_REQ_TOKENS, 0, RD_MODEL_IN_BODY, CLAUDE},          \
     {"POST", PM(V) "anthropic/models/*:rawPredict", RD_REQ_CHAT, GEN, 3, CLAUDE},                                      \
     {"POST", PM(V) "anthropic/models/*:streamRawPredict", RD_REQ_CHAT, STREAM, 3, CLAUDE},                             \
     /* Google's models (and any other publisher's) */                                                                  \
     {"POST", PM(V) "*/models/*:generateContent", RD_REQ_CHAT, GEN, 4, NULL},                                           \
     {"POST", PM(V) "*/models/*:streamGenerateContent", RD_REQ_CHAT, STREAM, 4, NULL},                                  \
-    {"POST", PM(V) "*/models/*:countTokens", RD_REQ_TOKENS, GEN, 4, NULL},                                             \
+    {"POST", PM(V) "*/models/*:countTokens", RD_REQ_TOKENS, 0, 4, NULL},                                             \
     {"POST", PM(V) "*/models/*:embedContent", RD_REQ_EMBEDDING, GEN, 4, NULL},                                         \
     {"POST", PM(V) "*/models/*:predict", RD_REQ_EMBEDDING, GEN, 4, NULL},                                              \
     {"POST", PM(V) "*/models/*:rawPredict", RD_REQ_CHAT, GEN, 4, NULL},                                                \
@@ -41,8 +41,8 @@
     {"POST", V "/projects/*/locations/*/endpoints/*:generateContent", RD_REQ_CHAT, GEN, 3, NULL},                      \
     {"POST", V "/projects/*/locations/*/endpoints/*:streamGenerateContent", RD_REQ_CHAT, STREAM, 3, NULL},             \
     /* models.get and models.list of @google/genai in Vertex mode */                                                   \
-    {"GET", V "/publishers/google/models", RD_REQ_MODELS, GEN, RD_MODEL_IN_BODY, NULL},                                \
-    {"GET", V "/publishers/*/models/*", RD_REQ_MODELS, GEN, 2, NULL}
+    {"GET", V "/publishers/google/models", RD_REQ_MODELS, 0, RD_MODEL_IN_BODY, NULL},                                \
+    {"GET", V "/publishers/*/models/*", RD_REQ_MODELS, 0, 2, NULL}
 /* clang-format on */
 
 static const struct rd_route routes[] = {
@@ -52,6 +52,9 @@ static const struct rd_route routes[] = {
 
 static const char *const auth_headers[] = {"authorization", "x-goog-api-key", "x-goog-user-project", NULL};
 static const char *const secret_query_params[] = {"key", "access_token", NULL};
+/* "labels" are user metadata "used for billing and reporting only"
+ * (GenerateContentRequest); the answer never depends on them. */
+static const char *const cache_ignore_fields[] = {"labels", NULL};
 
 const struct rd_provider rd_provider_vertex_ai = {
     .name = "vertex_ai",
@@ -65,6 +68,9 @@ const struct rd_provider rd_provider_vertex_ai = {
     .auth_headers = auth_headers,
     .model_field = "model", /* count-tokens:rawPredict names it in the body */
     .max_tokens_fields = rd_google_max_tokens_fields,
+    .cache_ignore_fields = cache_ignore_fields,
+    .cache_round_fields = rd_google_cache_round_fields,
+    .cache_query_params = rd_google_cache_query_params,
     .request_id_header = "x-request-id",
     .routes = routes,
     .nroutes = sizeof routes / sizeof routes[0],

@@ -42,8 +42,10 @@ struct field {
     const char *name;            /* member key; NULL ends a member list */
     enum ftype type;
     bool required;
-    int64_t min, max;            /* T_INT, T_SIZE: range; T_STRING: length; T_OBJECT, T_ARRAY: max entries (0: no cap) */
+    int64_t min, max;            /* T_INT, T_SIZE: range; T_STRING: length; T_OBJECT, T_ARRAY: max entries (0: no cap);
+                                  * T_ARRAY: min entries */
     double dmin, dmax;           /* T_NUMBER range */
+    bool dmin_open;              /* T_NUMBER: dmin itself is excluded (a factor or threshold of 0 means nothing) */
     int64_t dflt;                /* T_INT default the engine applies (limits only) */
     const char *const *choices;  /* T_ENUM, NULL-terminated */
     check_str_fn check;          /* T_STRING extra rule */
@@ -60,6 +62,9 @@ struct field {
 #define INT(n, lo, hi) {.name = n, .type = T_INT, .min = (lo), .max = (hi)}
 #define INT_REQ(n, lo, hi) {.name = n, .type = T_INT, .required = true, .min = (lo), .max = (hi)}
 #define NUM(n, lo, hi) {.name = n, .type = T_NUMBER, .dmin = (lo), .dmax = (hi)}
+/* A required number in (lo, hi]. */
+#define NUM_ABOVE_REQ(n, lo, hi) \
+    {.name = n, .type = T_NUMBER, .required = true, .dmin = (lo), .dmax = (hi), .dmin_open = true}
 #define ENUM(n, ch) {.name = n, .type = T_ENUM, .choices = (ch)}
 #define ENUM_REQ(n, ch) {.name = n, .type = T_ENUM, .required = true, .choices = (ch)}
 #define SIZE(n, lo, hi) {.name = n, .type = T_SIZE, .min = (lo), .max = (hi)}
@@ -94,6 +99,10 @@ static const char *check_path_glob(const char *s, size_t len);
 static const char *check_method(const char *s, size_t len);
 static int rule_min_max(struct ctx *c, struct json_object *obj);
 static int rule_ratelimit(struct ctx *c, struct json_object *obj);
+static int rule_peak_window(struct ctx *c, struct json_object *obj);
+static const char *check_header_name(const char *s, size_t len);
+static const char *check_clock_start(const char *s, size_t len);
+static const char *check_clock_end(const char *s, size_t len);
 
 /* limits: the one block the engine reads today. One list generates both the
  * schema rows and the struct rd_limits slots, so they cannot drift apart. */
@@ -171,11 +180,33 @@ static const struct field request_type_fields[] = {
     INT("responses", 0, TTL_MAX),  INT("messages", 0, TTL_MAX), INT("other", 0, TTL_MAX),
     END,
 };
+/* The adaptive rules of cache/ttl.h. usage_based and content_based mean
+ * nothing without their numbers, so those are required; peak_hours'
+ * days default to every day. */
+static const struct field usage_based_fields[] = {
+    INT_REQ("every_hits", 1, 1000000),
+    INT_REQ("max_s", 1, TTL_MAX),
+    END,
+};
+static const char *const day_choices[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun", NULL};
+static const struct field day_item = {.type = T_ENUM, .choices = day_choices};
+static const struct field peak_hours_fields[] = {
+    {.name = "start", .type = T_STRING, .required = true, .min = 1, .max = 16, .check = check_clock_start},
+    {.name = "end", .type = T_STRING, .required = true, .min = 1, .max = 16, .check = check_clock_end},
+    {.name = "days", .type = T_ARRAY, .min = 1, .max = 7, .item = &day_item, .unique = true},
+    NUM_ABOVE_REQ("factor", 0, 1),
+    END,
+};
+static const struct field content_based_fields[] = {INT_REQ("truncated_s", 0, TTL_MAX), END};
 static const struct field cache_ttl_fields[] = {
     INT("default", 0, TTL_MAX),
+    /* keys: exact model names, or globs with '*' and '?' (cache/ttl.h) */
     {.name = "by_model", .type = T_OBJECT, .max = 1024, .item = &ttl_value, .key_ok = is_model_name,
-     .keys_desc = "model names of 1 to 256 printable characters"},
+     .keys_desc = "model names or globs of 1 to 256 printable characters"},
     OBJ("by_request_type", request_type_fields),
+    OBJ("usage_based", usage_based_fields),
+    {.name = "peak_hours", .type = T_OBJECT, .members = peak_hours_fields, .rule = rule_peak_window},
+    OBJ("content_based", content_based_fields),
     END,
 };
 
@@ -200,8 +231,31 @@ static const struct field emulator_fields[] = {
     END,
 };
 
+/* cache (docs/caching.md; read by proxy/stages/cache.c). Defaults:
+ * enabled, normal, instant, persist, credential, no key headers, coalesce,
+ * no error-rate invalidation, invalidate on model change. */
 static const char *const cache_mode_choices[] = {"normal", "record", "replay", NULL};
-static const struct field cache_fields[] = {BOOL("enabled"), ENUM("mode", cache_mode_choices), END};
+static const char *const replay_timing_choices[] = {"instant", "original", NULL};
+static const char *const cache_scope_choices[] = {"credential", "proxy", NULL};
+static const struct field key_header_item = {.type = T_STRING, .min = 1, .max = 64, .check = check_header_name};
+static const struct field error_rate_fields[] = {
+    NUM_ABOVE_REQ("threshold", 0, 1),
+    INT("window_s", 1, 3600),
+    INT("min_requests", 1, 1000000),
+    END,
+};
+static const struct field cache_fields[] = {
+    BOOL("enabled"),
+    ENUM("mode", cache_mode_choices),
+    ENUM("replay_timing", replay_timing_choices),
+    BOOL("persist"),
+    ENUM("scope", cache_scope_choices),
+    {.name = "key_headers", .type = T_ARRAY, .max = 16, .item = &key_header_item, .unique = true},
+    BOOL("coalesce"),
+    OBJ("invalidate_on_error_rate", error_rate_fields),
+    BOOL("invalidate_on_model_change"),
+    END,
+};
 
 /* "auto": the native HTTP/1.1 client for http:// to an IP or localhost,
  * libcurl otherwise; "curl": libcurl for everything. */
@@ -441,18 +495,30 @@ static int check_enum(struct ctx *c, const struct field *f, struct json_object *
     return fail(c, "must be one of: %s", names);
 }
 
+/* A T_SIZE value in f's range: true with *bytes set. */
+static bool size_in_range(const struct field *f, struct json_object *v, uint64_t *bytes)
+{
+    if (rd_json_is_int(v)) {
+        if (!int_in_range(f, v))
+            return false;
+        *bytes = (uint64_t)json_object_get_int64(v);
+        return true;
+    }
+    if (!json_object_is_type(v, json_type_string))
+        return false;
+    const char *s = json_object_get_string(v);
+    uint64_t n = 0;
+    if (strlen(s) != (size_t)json_object_get_string_len(v) || rd_config_parse_size(s, &n) != 0 ||
+        n < (uint64_t)f->min || n > (uint64_t)f->max)
+        return false;
+    *bytes = n;
+    return true;
+}
+
 static int check_size(struct ctx *c, const struct field *f, struct json_object *v)
 {
     uint64_t bytes = 0;
-    bool ok = false;
-    if (rd_json_is_int(v)) {
-        ok = int_in_range(f, v);
-    } else if (json_object_is_type(v, json_type_string)) {
-        const char *s = json_object_get_string(v);
-        ok = strlen(s) == (size_t)json_object_get_string_len(v) && rd_config_parse_size(s, &bytes) == 0 &&
-             bytes >= (uint64_t)f->min && bytes <= (uint64_t)f->max;
-    }
-    if (ok)
+    if (size_in_range(f, v, &bytes))
         return 0;
     return fail(c, "must be a size such as \"10MB\" (units B, KB, MB, GB) or a byte count, from %" PRId64
                    " to %" PRId64 " bytes",
@@ -516,13 +582,17 @@ static int check_array(struct ctx *c, const struct field *f, struct json_object 
     size_t n = json_object_array_length(v);
     if (f->max > 0 && n > (size_t)f->max)
         return fail(c, "must have at most %" PRId64 " entries", f->max);
+    if (n < (size_t)f->min)
+        return f->min == 1 ? fail(c, "must not be empty") : fail(c, "must have at least %" PRId64 " entries", f->min);
     for (size_t i = 0; i < n; i++) {
         struct json_object *e = json_object_array_get_idx(v, i);
         size_t mark = path_push(c, "[%zu]", i);
         int rc = check_value(c, f->item, e);
-        /* Elements are strings once checked; unique arrays are short (max). */
+        /* Elements are strings once checked; unique arrays are short (max).
+         * Compared without case: header names are case-insensitive, and the
+         * enum lists hold lower-case choices only, so for them it is strcmp. */
         for (size_t j = 0; rc == 0 && f->unique && j < i; j++)
-            if (strcmp(json_object_get_string(json_object_array_get_idx(v, j)), json_object_get_string(e)) == 0)
+            if (strcasecmp(json_object_get_string(json_object_array_get_idx(v, j)), json_object_get_string(e)) == 0)
                 rc = fail(c, "repeats \"%s\" (already at index %zu)", json_object_get_string(e), j);
         path_pop(c, mark);
         if (rc != 0)
@@ -542,8 +612,10 @@ static int check_value(struct ctx *c, const struct field *f, struct json_object 
     case T_NUMBER: {
         double d = rd_json_is_number(v) ? json_object_get_double(v) : 0;
         /* Written so that NaN (which json-c accepts) fails too. */
-        if (rd_json_is_number(v) && d >= f->dmin && d <= f->dmax)
+        if (rd_json_is_number(v) && (f->dmin_open ? d > f->dmin : d >= f->dmin) && d <= f->dmax)
             return 0;
+        if (f->dmin_open)
+            return fail(c, "must be a number above %g and at most %g", f->dmin, f->dmax);
         return fail(c, "must be a number between %g and %g", f->dmin, f->dmax);
     }
     case T_STRING: return check_string(c, f, v);
@@ -668,6 +740,18 @@ static int rule_ratelimit(struct ctx *c, struct json_object *obj)
     return rc;
 }
 
+/* cache_ttl.peak_hours: a window from a time to the same time is empty
+ * (or the whole day: either way not what the user meant to write). */
+static int rule_peak_window(struct ctx *c, struct json_object *obj)
+{
+    uint32_t start = 0, end = 0;
+    if (rd_config_parse_clock(rd_json_get_str(obj, "start"), &start) != 0 ||
+        rd_config_parse_clock(rd_json_get_str(obj, "end"), &end) != 0 || start != end)
+        return 0;
+    return fail_member(c, "end", "must differ from start (\"%s\"): use \"00:00\" to \"24:00\" for the whole day",
+                       rd_json_get_str(obj, "start"));
+}
+
 /* scenario[i].respond: one outcome the stages can carry out together. A
  * hang never answers, so nothing else can happen to it; an error status is
  * no stream, so it cannot carry a stream fault; the details of an outcome
@@ -752,6 +836,27 @@ static const char *check_model_value(const char *s, size_t len)
 static bool is_header_name(const char *s, size_t len)
 {
     return len <= 64 && rd_http_is_token(s, len);
+}
+
+static const char *check_header_name(const char *s, size_t len)
+{
+    return is_header_name(s, len) ? NULL : "must be an HTTP header name (a token such as \"anthropic-beta\")";
+}
+
+/* Peak hours are UTC times of day; "24:00" only ends a window. */
+static const char *check_clock_start(const char *s, size_t len)
+{
+    uint32_t m = 0;
+    (void)len;
+    return rd_config_parse_clock(s, &m) == 0 && m < 1440 ? NULL
+                                                         : "must be a time of day \"HH:MM\" from 00:00 to 23:59 (UTC)";
+}
+
+static const char *check_clock_end(const char *s, size_t len)
+{
+    uint32_t m = 0;
+    (void)len;
+    return rd_config_parse_clock(s, &m) == 0 ? NULL : "must be a time of day \"HH:MM\" from 00:00 to 24:00 (UTC)";
 }
 
 /* The proxy writes framing and connection fields itself; a configured
@@ -901,6 +1006,42 @@ double rd_config_emulator_tps(struct json_object *doc)
         return 0;
     double d = json_object_get_double(v);
     return d >= 0 && d <= EMU_TPS_MAX ? d : 0;
+}
+
+/* Tolerates unvalidated documents like rd_config_limits, but says so: the
+ * caller learns that the value it asked for was unusable. */
+int rd_config_size(struct json_object *doc, const char *block, const char *field, uint64_t dflt, uint64_t *out)
+{
+    *out = dflt;
+    if (block == NULL || field == NULL)
+        return RD_EINVAL;
+    const struct field *b = find_member(&root, block);
+    const struct field *f = b && b->type == T_OBJECT ? find_member(b, field) : NULL;
+    struct json_object *v = rd_json_get(rd_json_get(doc, block), field);
+    uint64_t bytes = 0;
+    if (f == NULL || f->type != T_SIZE)
+        return RD_EINVAL;
+    if (v == NULL)
+        return 0;
+    if (!size_in_range(f, v, &bytes))
+        return RD_EINVAL;
+    *out = bytes;
+    return 0;
+}
+
+int rd_config_parse_clock(const char *s, uint32_t *minutes)
+{
+    if (s == NULL || strlen(s) != 5 || s[2] != ':')
+        return RD_EINVAL;
+    for (size_t i = 0; i < 5; i++)
+        if (i != 2 && (s[i] < '0' || s[i] > '9'))
+            return RD_EINVAL;
+    uint32_t h = (uint32_t)(s[0] - '0') * 10 + (uint32_t)(s[1] - '0');
+    uint32_t m = (uint32_t)(s[3] - '0') * 10 + (uint32_t)(s[4] - '0');
+    if (m > 59 || h > 24 || (h == 24 && m != 0))
+        return RD_EINVAL;
+    *minutes = h * 60 + m;
+    return 0;
 }
 
 int rd_config_parse_size(const char *s, uint64_t *out)

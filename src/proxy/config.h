@@ -3,8 +3,9 @@
  * ip_filtering, cache_ttl, memory_limits, middleware_pipeline, ...).
  *
  * Validation is schema-as-data: one table of known blocks and fields with
- * types and ranges. Later issues give the blocks behaviour; this module only
- * checks their shape and extracts what the engine uses today (limits). */
+ * types and ranges. The subsystems compile their own blocks (the stages,
+ * cache/ttl.c); this module checks their shape and extracts what the
+ * engine itself uses (limits) and a few typed values (sizes, times). */
 #ifndef RD_PROXY_CONFIG_H
 #define RD_PROXY_CONFIG_H
 
@@ -61,5 +62,24 @@ const char *rd_config_upstream_ca_file(struct json_object *doc);
  * Returns 0 with *out set, RD_EINVAL when s is NULL or malformed, RD_ETOOBIG
  * when the value does not fit in 64 bits; *out is untouched on error. */
 int rd_config_parse_size(const char *s, uint64_t *out);
+
+/* The size field block.field of doc (memory_limits.cache_max_size, ...):
+ * a size string or a byte count within the schema's range for that field.
+ * Returns 0 with *out set, or with *out = dflt when doc, the block or the
+ * field is absent; RD_EINVAL with *out = dflt when the value is not a size
+ * in range (only an unvalidated document has one) or block.field is not a
+ * size field of the schema. doc is borrowed; pure and thread-safe. */
+int rd_config_size(struct json_object *doc, const char *block, const char *field, uint64_t dflt, uint64_t *out);
+
+/* The cache's defaults for memory_limits (docs/configuration.md): pass them
+ * as dflt. cache_max_entries is an integer field (rd_json_get_int). */
+#define RD_CONFIG_CACHE_MAX_SIZE_DEFAULT (UINT64_C(1) << 30) /* "1GB" */
+#define RD_CONFIG_CACHE_MAX_ENTRIES_DEFAULT 10000
+#define RD_CONFIG_RESPONSE_BUFFER_SIZE_DEFAULT (UINT64_C(10) << 20) /* "10MB" */
+
+/* Parses a UTC time of day "HH:MM" (two digits each) from "00:00" to
+ * "24:00" into minutes after midnight (0..1440): cache_ttl.peak_hours.
+ * Returns 0, or RD_EINVAL (s NULL or malformed; *minutes untouched). */
+int rd_config_parse_clock(const char *s, uint32_t *minutes);
 
 #endif

@@ -6,7 +6,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cache/replay.h"
 #include "providers/emulator/emulator.h"
+#include "proxy/stages/stages.h"
 #include "proxy/shape.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -25,6 +27,8 @@ static int on_event(struct rd_req *req, const struct rd_stream_event *se, size_t
     bool last = p->stream_event && p->stream_event(p, se, &req->usage) == 1;
     if (last)
         req->stream_ended = true;
+    if (req->stage_data[RD_STAGE_CACHE])
+        rd_cache_record_event(req, req->dec_off + end);
     return req->shape ? rd_shape_event(req, se, last, end) : 0;
 }
 
@@ -90,7 +94,7 @@ static void pick_decoder(struct rd_req *req, const char *ct, const char *ce)
     }
 }
 
-size_t rd_forward_decode(struct rd_req *req, const char *p, size_t n)
+static size_t decode(struct rd_req *req, const char *p, size_t n)
 {
     switch (req->decode) {
     case RD_DECODE_SSE:
@@ -121,6 +125,13 @@ size_t rd_forward_decode(struct rd_req *req, const char *p, size_t n)
     case RD_DECODE_NONE: break;
     }
     return n;
+}
+
+size_t rd_forward_decode(struct rd_req *req, const char *p, size_t n)
+{
+    size_t used = decode(req, p, n);
+    req->dec_off += used;
+    return used;
 }
 
 void rd_forward_done(struct rd_req *req)
@@ -169,6 +180,8 @@ static int on_head(void *ud, int status, const struct rd_hdrs *hdrs)
         rd_hdrs_add_refn(&req->resp_hdrs, h->name, h->name_len, h->value, h->value_len);
     }
     pick_decoder(req, ct, ce);
+    if (req->stage_data[RD_STAGE_CACHE])
+        rd_cache_record_head(req, status, hdrs);
     rd_pipeline_head(req, status, &req->resp_hdrs);
     /* The event seam: a stage that shapes this stream may change its
      * length, so the head then goes out without Content-Length. */
@@ -187,10 +200,16 @@ static int on_head(void *ud, int status, const struct rd_hdrs *hdrs)
 static int on_data(void *ud, const char *p, size_t n)
 {
     struct rd_req *req = ud;
-    if (req->shape)
-        return rd_shape_data(req, p, n);
+    if (req->shape) {
+        int rc = rd_shape_data(req, p, n);
+        if (rc == 0 && req->stage_data[RD_STAGE_CACHE])
+            rd_cache_record_data(req, p, n);
+        return rc;
+    }
     if (rd_http_pending(req->x) > RD_HTTP_OUT_HIGH)
         return RD_SOURCE_PAUSE; /* the drain callback resumes the source */
+    if (req->stage_data[RD_STAGE_CACHE])
+        rd_cache_record_data(req, p, n); /* before the decoder finds events in it */
     req->bytes_out += n;
     (void)rd_forward_decode(req, p, n); /* unshaped: nothing stops it */
     /* A failed write means the client is gone; its read side reports that
@@ -202,8 +221,12 @@ static int on_data(void *ud, const char *p, size_t n)
 static void on_done(void *ud, int err, const char *detail)
 {
     struct rd_req *req = ud;
+    if (err == RD_ESTATE && rd_cache_rejoin(req))
+        return; /* the fill it joined failed before its head: upstream itself */
     req->err = err;
     if (err == 0) {
+        if (req->stage_data[RD_STAGE_CACHE])
+            rd_cache_record_done(req);
         if (req->shape)
             rd_shape_source_done(req); /* what it holds goes out first */
         else
@@ -222,6 +245,16 @@ static void on_done(void *ud, int err, const char *detail)
 }
 
 static const struct rd_source_cbs source_cbs = {.on_head = on_head, .on_data = on_data, .on_done = on_done};
+
+void rd_forward_replay(struct rd_req *req, struct rd_cache_entry *e, bool original_timing)
+{
+    const struct rd_http_request *hr = req->x->req;
+    struct rd_cache_replay_arg arg = {.entry = e, .original_timing = original_timing};
+    struct rd_source_req sr = {.loop = req->env->loop, .method = hr->method, .path = hr->path, .query = hr->query};
+    req->t_upstream = rd_req_now_us();
+    rd_req_set_state(req, RD_REQ_UPSTREAM);
+    (void)rd_source_start(&req->src, &rd_cache_replay_ops, &arg, &sr, &source_cbs, req);
+}
 
 /* ---- start ---- */
 

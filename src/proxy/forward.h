@@ -14,6 +14,10 @@
 /* Starts the upstream relay of req (state NEW or WAIT). The request ends
  * through rd_req_done/rd_req_fail when the response is over. */
 void rd_forward_start(struct rd_req *req);
+/* Answers req from a cache entry (a hit, or a fill in flight it joined)
+ * through the replay source (cache/replay.h) and the same relay. */
+struct rd_cache_entry;
+void rd_forward_replay(struct rd_req *req, struct rd_cache_entry *e, bool original_timing);
 /* Feeds p[0..n) of the response body to its decoder (usage, the end of a
  * stream and, for a shaped stream, rd_shape_event on each event). Returns
  * the bytes consumed: n, or less when a shaper stopped the feed after an

@@ -1,14 +1,19 @@
 #include "proxy/manager.h"
 
 #include <errno.h>
+#include <json-c/json.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "cache/cache.h"
+#include "cache/persist.h"
 #include "http/server.h"
+#include "proxy/stages/stages.h"
 #include "util/err.h"
+#include "util/json.h"
 #include "util/log.h"
 #include "util/mem.h"
 #include "util/time.h"
@@ -98,6 +103,21 @@ static void on_kick(uv_timer_t *t)
     advance(e->m, e);
 }
 
+/* The entry's cache, with the limits of its configuration (a document
+ * that does not build gets the defaults: the proxy will not start with it
+ * anyway). Entries leaving it are deleted from the store too. */
+static struct rd_cache *cache_new(struct rd_proxy_entry *e)
+{
+    struct rd_cache_limits lim;
+    struct json_object *doc = json_tokener_parse(e->rec.config_json ? e->rec.config_json : "{}");
+    if (doc == NULL)
+        doc = json_object_new_object();
+    rd_cache_limits_of(doc, &lim);
+    json_object_put(doc);
+    struct rd_cache_opts opts = {.removed = rd_cache_stage_removed, .removed_ud = (void *)(intptr_t)e->rec.id};
+    return rd_cache_new(&lim, &opts);
+}
+
 /* Takes over rec's strings. */
 static struct rd_proxy_entry *entry_new(struct rd_manager *m, struct rd_proxy_rec *rec)
 {
@@ -109,6 +129,7 @@ static struct rd_proxy_entry *entry_new(struct rd_manager *m, struct rd_proxy_re
     e->goal = RD_PROXY_GOAL_STOPPED;
     e->usage = rd_proxy_usage_new((unsigned)m->nworkers, rd_time_wall_ms());
     e->failstats = rd_failstats_new((unsigned)m->nworkers, rd_time_wall_ms());
+    e->cache = cache_new(e);
     uv_timer_init(m->loop, &e->kick);
     e->kick.data = e;
     uv_timer_init(m->loop, &e->temp_timer);
@@ -133,6 +154,7 @@ static void on_entry_closed(uv_handle_t *h)
     rd_proxy_rt_unref(e->rt);
     rd_proxy_usage_unref(e->usage);
     rd_failstats_unref(e->failstats);
+    rd_cache_unref(e->cache);
     free(e->temp_config);
     free(e->live_bind);
     free(e);
@@ -152,6 +174,17 @@ static void kick(struct rd_proxy_entry *e)
     uv_timer_start(&e->kick, on_kick, 0, 0);
 }
 
+/* Expired cache entries are never served (lookups check), and this purge
+ * frees them (and their stored copies) in the background. */
+#define PURGE_INTERVAL_MS 30000
+
+static void on_purge(uv_timer_t *t)
+{
+    struct rd_manager *m = t->data;
+    for (struct rd_proxy_entry *e = m->entries; e; e = e->next)
+        (void)rd_cache_purge_expired(e->cache);
+}
+
 int rd_manager_init(struct rd_manager *m, uv_loop_t *loop, struct rd_store *store, struct rd_worker **workers,
                     int nworkers, uint64_t header_timeout_ms)
 {
@@ -167,6 +200,10 @@ int rd_manager_init(struct rd_manager *m, uv_loop_t *loop, struct rd_store *stor
     /* Completions only matter while something waits for them (and that
      * something keeps the loop alive); the mailbox itself must not. */
     uv_unref((uv_handle_t *)&m->mb.async);
+    uv_timer_init(loop, &m->purge);
+    m->purge.data = m;
+    uv_timer_start(&m->purge, on_purge, PURGE_INTERVAL_MS, PURGE_INTERVAL_MS);
+    uv_unref((uv_handle_t *)&m->purge);
     struct rd_proxy_rec *recs = NULL;
     size_t n = 0;
     rc = rd_store_proxy_list(store, &recs, &n);
@@ -178,8 +215,28 @@ int rd_manager_init(struct rd_manager *m, uv_loop_t *loop, struct rd_store *stor
     return 0;
 }
 
+/* Whether doc (a stored configuration) keeps its cache in the store. */
+static bool persists(const char *config_json)
+{
+    struct json_object *doc = json_tokener_parse(config_json ? config_json : "{}");
+    struct json_object *c = doc ? rd_json_get(doc, "cache") : NULL;
+    bool on = c == NULL || (rd_json_get_bool(c, "enabled", true) && rd_json_get_bool(c, "persist", true));
+    json_object_put(doc);
+    return on;
+}
+
+void rd_manager_set_persist(struct rd_manager *m, struct rd_cache_persist *p)
+{
+    m->persist = p;
+    rd_cache_stage_set_persist(p);
+    for (struct rd_proxy_entry *e = m->entries; p && e; e = e->next)
+        if (persists(e->rec.config_json))
+            rd_cache_persist_load(p, e->rec.id, e->cache);
+}
+
 void rd_manager_free(struct rd_manager *m)
 {
+    uv_close((uv_handle_t *)&m->purge, NULL);
     /* Completions still queued are dropped: with the workers gone nothing
      * may start, and nobody is left to answer. */
     m->closing = true;
@@ -350,6 +407,10 @@ static struct rd_proxy_snap *build_snap(struct rd_manager *m, struct rd_proxy_en
     if (snap) {
         snap->usage = rd_proxy_usage_ref(e->usage);
         snap->failstats = rd_failstats_ref(e->failstats);
+        snap->cache = rd_cache_ref(e->cache);
+        struct rd_cache_limits lim;
+        rd_cache_limits_of(snap->config, &lim);
+        rd_cache_set_limits(e->cache, &lim); /* memory_limits as configured now */
     }
     return snap;
 }

@@ -98,6 +98,7 @@ struct rd_manager {
     /* Write-behind persistence of the caches (cache/persist.h); NULL when
      * the process runs without it. Borrowed: main owns it. */
     struct rd_cache_persist *persist;
+    uv_timer_t purge; /* the caches' background purge of expired entries */
     struct rd_proxy_entry *entries;
     bool closing; /* rd_manager_free runs: completions are dropped */
 };
@@ -111,6 +112,11 @@ bool rd_proxy_is_deleting(const struct rd_proxy_entry *e);
 /* Loads every proxy from the store. Returns 0 or a negative code. */
 int rd_manager_init(struct rd_manager *m, uv_loop_t *loop, struct rd_store *store, struct rd_worker **workers,
                     int nworkers, uint64_t header_timeout_ms);
+/* Hands the caches' write-behind store to the manager (and the cache
+ * stage) and queues the load of every persisting proxy's stored entries.
+ * Call after rd_manager_init, before rd_manager_restore; p outlives the
+ * workers (main stops it after they are joined). NULL: no persistence. */
+void rd_manager_set_persist(struct rd_manager *m, struct rd_cache_persist *p);
 /* Starts the proxies whose desired status is running (synchronously). */
 void rd_manager_restore(struct rd_manager *m);
 /* Releases everything; call after the workers are joined (no completion can

@@ -11,13 +11,14 @@
 #include "util/log.h"
 
 /* Indexed by enum rd_stage_id. A NULL row is a stage a later issue builds
- * (cache, record, ...): until then it is never in a run list. */
+ * (record, the request log): until then it is never in a run list. */
 static const struct rd_stage *const table[RD_STAGE_COUNT] = {
     [RD_STAGE_SCENARIO] = &rd_stage_scenario,
     [RD_STAGE_TIMEOUT] = &rd_stage_timeout,
     [RD_STAGE_ERROR_INJECTION] = &rd_stage_error_injection,
     [RD_STAGE_IP_FILTER] = &rd_stage_ip_filter,
     [RD_STAGE_RATE_LIMIT] = &rd_stage_rate_limit,
+    [RD_STAGE_CACHE] = &rd_stage_cache,
     [RD_STAGE_UPSTREAM] = &rd_stage_upstream,
     [RD_STAGE_RESPONSE_DELAY] = &rd_stage_response_delay,
     [RD_STAGE_STREAM_FAULTS] = &rd_stage_stream_faults,
@@ -165,7 +166,7 @@ int rd_pipeline_compile(struct json_object *doc, const struct rd_provider *p, st
             out->done[out->ndone++] = step;
         if (table[id]->on_stream && table[id]->on_event)
             out->stream[out->nstream++] = step;
-        if (id != RD_STAGE_UPSTREAM)
+        if (id != RD_STAGE_UPSTREAM && id != RD_STAGE_CACHE) /* neither draws nor counts */
             out->active = true;
     }
     return 0;

@@ -105,7 +105,8 @@ static void req_release(struct rd_req *req)
 {
     struct rd_req_env *env = req->env;
     req->deadline.at = 0; /* the timer may stay armed; it finds nothing to do */
-    if (req->snap->usage)
+    /* A cache hit cost nothing upstream: the totals are what was billed. */
+    if (req->snap->usage && req->cache != RD_CACHE_HIT)
         rd_proxy_usage_add(req->snap->usage, env->index, req->provider, req->model, rd_req_usage(req));
     rd_shape_release(req);
     rd_pipeline_done(req);

@@ -89,7 +89,7 @@ struct rd_fault_plan {
     int32_t retry_after_s;
 };
 
-/* Cache outcome, filled by the cache stage (a later issue). */
+/* Cache outcome, filled by the cache stage (stages/cache.c). */
 enum rd_req_cache { RD_CACHE_NONE, RD_CACHE_BYPASS, RD_CACHE_MISS, RD_CACHE_HIT };
 
 /* How the response body is decoded as it is relayed. */
@@ -202,6 +202,7 @@ struct rd_req {
     bool stream;             /* the response is an event stream */
     bool stream_ended;       /* the provider's end-of-stream event was seen */
     bool encoded;            /* the response has a Content-Encoding: not decoded */
+    uint64_t dec_off;        /* source body bytes fed to the decoder so far (event offsets) */
     /* Set when response-side stages shape this stream (proxy/shape.h);
      * NULL for every other response. Owned; freed on release. */
     struct rd_shape *shape;

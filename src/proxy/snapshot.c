@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache/cache.h"
 #include "proxy/secrets.h"
 #include "upstream/upstream.h"
 #include "util/json.h"
@@ -103,6 +104,7 @@ void rd_proxy_snap_unref(struct rd_proxy_snap *s)
     json_object_put(s->config);
     rd_proxy_usage_unref(s->usage);
     rd_failstats_unref(s->failstats);
+    rd_cache_unref(s->cache);
     free(s);
 }
 

@@ -53,6 +53,9 @@ struct rd_proxy_snap {
     /* The proxy's simulated-outcome counts and retry audit (one reference,
      * set like usage; NULL outside a manager). */
     struct rd_failstats *failstats;
+    /* The proxy's response cache (one reference, set like usage; NULL
+     * outside a manager: the cache stage then does nothing). */
+    struct rd_cache *cache;
 };
 
 /* Builds a snapshot from a record (borrowed; everything kept is copied).

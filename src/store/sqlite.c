@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,12 +22,36 @@
 
 #define BUSY_TIMEOUT_MS 5000
 
-enum stmt_id { ST_PING, ST_VERSION, ST_LIST, ST_GET, ST_INSERT, ST_UPDATE, ST_DELETE, ST_COUNT };
+enum stmt_id {
+    ST_PING,
+    ST_VERSION,
+    ST_LIST,
+    ST_GET,
+    ST_INSERT,
+    ST_UPDATE,
+    ST_DELETE,
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_CACHE_PUT,
+    ST_CACHE_DELETE,
+    ST_CACHE_CLEAR,
+    ST_CACHE_CLEAR_ALL,
+    ST_CACHE_PURGE,
+    ST_CACHE_LOAD,
+    ST_COUNT
+};
 
 /* Column order read by read_row(); keep the two in step. */
 #define PROXY_COLS                                                                                           \
     "id, name, provider, port, bind, upstream_url, description, tags, model, config, desired_status, "      \
     "last_error, created_at, updated_at"
+
+/* Column order bound by bind_cache() (?1..?22) and read by read_cache(). */
+#define CACHE_COLS                                                                                           \
+    "proxy_id, cache_key, model, kind, method, path, status, stream, headers, body, marks, input_tokens, "  \
+    "output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, upstream_model, finish, "           \
+    "created_at, expires_at, ttl_s, hits"
 
 /* In INSERT and UPDATE, ?1..?11 are bound by bind_fields(), ?12 is the
  * timestamp and ?13 the id; GET and DELETE take the id as ?1. */
@@ -42,6 +67,24 @@ static const char *const stmt_sql[ST_COUNT] = {
                   "description = ?6, tags = ?7, model = ?8, config = ?9, desired_status = ?10, "
                   "last_error = ?11, updated_at = ?12 WHERE id = ?13",
     [ST_DELETE] = "DELETE FROM proxies WHERE id = ?1",
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    /* An upsert rather than INSERT OR REPLACE: the same statement works on
+     * PostgreSQL, and a replace would count as a delete for triggers. */
+    [ST_CACHE_PUT] = "INSERT INTO cache_entries (" CACHE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                     "?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22) "
+                     "ON CONFLICT (proxy_id, cache_key) DO UPDATE SET model = ?3, kind = ?4, method = ?5, "
+                     "path = ?6, status = ?7, stream = ?8, headers = ?9, body = ?10, marks = ?11, "
+                     "input_tokens = ?12, output_tokens = ?13, cached_tokens = ?14, cache_write_tokens = ?15, "
+                     "reasoning_tokens = ?16, upstream_model = ?17, finish = ?18, created_at = ?19, "
+                     "expires_at = ?20, ttl_s = ?21, hits = ?22",
+    [ST_CACHE_DELETE] = "DELETE FROM cache_entries WHERE proxy_id = ?1 AND cache_key = ?2",
+    [ST_CACHE_CLEAR] = "DELETE FROM cache_entries WHERE proxy_id = ?1",
+    [ST_CACHE_CLEAR_ALL] = "DELETE FROM cache_entries",
+    [ST_CACHE_PURGE] = "DELETE FROM cache_entries WHERE expires_at <= ?1",
+    [ST_CACHE_LOAD] = "SELECT " CACHE_COLS " FROM cache_entries WHERE proxy_id = ?1 AND expires_at > ?2 "
+                      "ORDER BY created_at DESC, cache_key",
 };
 
 struct sqlite_store {
@@ -485,6 +528,241 @@ out:
     return ret;
 }
 
+/* ---- the response cache ------------------------------------------------ */
+
+static void key_to_hex(const uint8_t key[RD_STORE_CACHE_KEY_LEN], char hex[2 * RD_STORE_CACHE_KEY_LEN + 1])
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < RD_STORE_CACHE_KEY_LEN; i++) {
+        hex[2 * i] = digits[key[i] >> 4];
+        hex[2 * i + 1] = digits[key[i] & 0xf];
+    }
+    hex[2 * RD_STORE_CACHE_KEY_LEN] = '\0';
+}
+
+static int hex_digit(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* The CHECK constraint guarantees the length only; a row edited by hand may
+ * still hold other characters. */
+static bool hex_to_key(const unsigned char *hex, int len, uint8_t key[RD_STORE_CACHE_KEY_LEN])
+{
+    if (hex == NULL || len != 2 * RD_STORE_CACHE_KEY_LEN)
+        return false;
+    for (size_t i = 0; i < RD_STORE_CACHE_KEY_LEN; i++) {
+        int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        key[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return true;
+}
+
+static int bind_blob(sqlite3_stmt *st, int i, const void *p, size_t n)
+{
+    /* A zero-length blob must stay a blob (body is NOT NULL): "" is not NULL. */
+    return sqlite3_bind_blob64(st, i, n ? p : "", n, SQLITE_STATIC);
+}
+
+/* Binds ?1..?22 in CACHE_COLS order. Borrowed (SQLITE_STATIC) as in bind_fields. */
+static int bind_cache(sqlite3_stmt *st, const struct rd_cache_rec *r, const char *hex)
+{
+    int rc = sqlite3_bind_int64(st, 1, r->proxy_id) | sqlite3_bind_text(st, 2, hex, -1, SQLITE_STATIC) |
+             bind_text(st, 3, r->model) | bind_text(st, 4, r->kind) | bind_text(st, 5, r->method) |
+             bind_text(st, 6, r->path) | sqlite3_bind_int(st, 7, r->status) |
+             sqlite3_bind_int(st, 8, r->stream ? 1 : 0) |
+             sqlite3_bind_text64(st, 9, r->headers, r->headers_len, SQLITE_STATIC, SQLITE_UTF8) |
+             bind_blob(st, 10, r->body, r->body_len) |
+             (r->marks_len ? sqlite3_bind_blob64(st, 11, r->marks, r->marks_len, SQLITE_STATIC)
+                           : sqlite3_bind_null(st, 11)) |
+             sqlite3_bind_int64(st, 12, r->input_tokens) | sqlite3_bind_int64(st, 13, r->output_tokens) |
+             sqlite3_bind_int64(st, 14, r->cached_tokens) | sqlite3_bind_int64(st, 15, r->cache_write_tokens) |
+             sqlite3_bind_int64(st, 16, r->reasoning_tokens) | bind_text(st, 17, r->upstream_model) |
+             bind_text(st, 18, r->finish) | sqlite3_bind_int64(st, 19, r->created_at) |
+             sqlite3_bind_int64(st, 20, r->expires_at) | sqlite3_bind_int64(st, 21, r->ttl_s) |
+             sqlite3_bind_int64(st, 22, r->hits);
+    /* SQLITE_OK is 0, so any failed bind leaves a bit set. */
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? (const char *)t : "";
+}
+
+/* Points r into the current row of ST_CACHE_LOAD (valid until the next step).
+ * Returns false for a row that cannot be a cache entry (bad key text). */
+static bool read_cache(sqlite3_stmt *st, struct rd_cache_rec *r)
+{
+    memset(r, 0, sizeof *r);
+    r->proxy_id = sqlite3_column_int64(st, 0);
+    if (!hex_to_key(sqlite3_column_text(st, 1), sqlite3_column_bytes(st, 1), r->key))
+        return false;
+    r->model = col_text(st, 2);
+    r->kind = col_text(st, 3);
+    r->method = col_text(st, 4);
+    r->path = col_text(st, 5);
+    r->status = sqlite3_column_int(st, 6);
+    r->stream = sqlite3_column_int(st, 7) != 0;
+    r->headers = col_text(st, 8);
+    r->headers_len = (size_t)sqlite3_column_bytes(st, 8);
+    /* Text before bytes: sqlite3_column_bytes after _text/_blob gives that form's length. */
+    r->body = sqlite3_column_blob(st, 9);
+    r->body_len = (size_t)sqlite3_column_bytes(st, 9);
+    r->marks = sqlite3_column_blob(st, 10);
+    r->marks_len = (size_t)sqlite3_column_bytes(st, 10);
+    r->input_tokens = sqlite3_column_int64(st, 11);
+    r->output_tokens = sqlite3_column_int64(st, 12);
+    r->cached_tokens = sqlite3_column_int64(st, 13);
+    r->cache_write_tokens = sqlite3_column_int64(st, 14);
+    r->reasoning_tokens = sqlite3_column_int64(st, 15);
+    r->upstream_model = col_text(st, 16);
+    r->finish = col_text(st, 17);
+    r->created_at = sqlite3_column_int64(st, 18);
+    r->expires_at = sqlite3_column_int64(st, 19);
+    r->ttl_s = sqlite3_column_int64(st, 20);
+    r->hits = sqlite3_column_int64(st, 21);
+    return true;
+}
+
+static int step_done(struct sqlite_store *ss, enum stmt_id id)
+{
+    sqlite3_stmt *st = ss->st[id];
+    int ret = sqlite3_step(st) == SQLITE_DONE ? 0 : RD_ESTORE;
+    if (ret < 0)
+        rd_error("store: %s failed: %s", stmt_sql[id], sqlite3_errmsg(ss->db));
+    done(st);
+    return ret;
+}
+
+/* One row of a batch: 1 written, 0 refused on its own (constraint), or
+ * RD_ESTORE for a failure that dooms the transaction. */
+static int put_one(struct sqlite_store *ss, const struct rd_cache_rec *r)
+{
+    sqlite3_stmt *st = ss->st[ST_CACHE_PUT];
+    char hex[2 * RD_STORE_CACHE_KEY_LEN + 1];
+    key_to_hex(r->key, hex);
+    int ret = 1;
+    if (bind_cache(st, r, hex) < 0) {
+        ret = map_err(ss->db, "put cache entry");
+        goto out;
+    }
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        /* A failed statement is rolled back on its own; the transaction goes on. */
+        if ((sqlite3_extended_errcode(ss->db) & 0xff) == SQLITE_CONSTRAINT) {
+            rd_warn("store: cache entry of proxy %lld skipped: %s", (long long)r->proxy_id, sqlite3_errmsg(ss->db));
+            ret = 0;
+        } else {
+            ret = map_err(ss->db, "put cache entry");
+        }
+    }
+out:
+    done(st);
+    return ret;
+}
+
+static int op_cache_put(struct rd_store *s, const struct rd_cache_rec *recs, size_t n)
+{
+    struct sqlite_store *ss = impl_of(s);
+    if (step_done(ss, ST_BEGIN) < 0)
+        return RD_ESTORE;
+    int written = 0;
+    for (size_t i = 0; i < n; i++) {
+        int rc = put_one(ss, &recs[i]);
+        if (rc < 0) {
+            /* After some errors (a full disk) SQLite has rolled back already. */
+            if (sqlite3_get_autocommit(ss->db) == 0)
+                (void)step_done(ss, ST_ROLLBACK);
+            return RD_ESTORE;
+        }
+        written += rc;
+    }
+    if (step_done(ss, ST_COMMIT) < 0) {
+        if (sqlite3_get_autocommit(ss->db) == 0)
+            (void)step_done(ss, ST_ROLLBACK);
+        return RD_ESTORE;
+    }
+    return written;
+}
+
+/* Runs a bound DELETE and returns how many rows went. */
+static int delete_rows(struct sqlite_store *ss, sqlite3_stmt *st, int bind_rc, const char *what)
+{
+    int ret;
+    if (bind_rc != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE)
+        ret = map_err(ss->db, what);
+    else
+        ret = sqlite3_changes(ss->db);
+    done(st);
+    return ret;
+}
+
+static int op_cache_delete(struct rd_store *s, int64_t proxy_id, const uint8_t key[RD_STORE_CACHE_KEY_LEN])
+{
+    struct sqlite_store *ss = impl_of(s);
+    sqlite3_stmt *st = ss->st[ST_CACHE_DELETE];
+    char hex[2 * RD_STORE_CACHE_KEY_LEN + 1];
+    key_to_hex(key, hex);
+    int rc = sqlite3_bind_int64(st, 1, proxy_id) | sqlite3_bind_text(st, 2, hex, -1, SQLITE_STATIC);
+    return delete_rows(ss, st, rc, "delete cache entry");
+}
+
+static int op_cache_clear(struct rd_store *s, int64_t proxy_id)
+{
+    struct sqlite_store *ss = impl_of(s);
+    if (proxy_id == 0)
+        return delete_rows(ss, ss->st[ST_CACHE_CLEAR_ALL], SQLITE_OK, "clear caches");
+    sqlite3_stmt *st = ss->st[ST_CACHE_CLEAR];
+    return delete_rows(ss, st, sqlite3_bind_int64(st, 1, proxy_id), "clear cache");
+}
+
+static int op_cache_purge(struct rd_store *s, int64_t now_ms)
+{
+    struct sqlite_store *ss = impl_of(s);
+    sqlite3_stmt *st = ss->st[ST_CACHE_PURGE];
+    return delete_rows(ss, st, sqlite3_bind_int64(st, 1, now_ms), "purge caches");
+}
+
+static int op_cache_load(struct rd_store *s, int64_t proxy_id, int64_t now_ms, uint64_t max_entries,
+                         uint64_t max_bytes, rd_cache_rec_fn fn, void *ud)
+{
+    struct sqlite_store *ss = impl_of(s);
+    sqlite3_stmt *st = ss->st[ST_CACHE_LOAD];
+    uint64_t bytes = 0;
+    int given = 0, rc;
+    if (sqlite3_bind_int64(st, 1, proxy_id) != SQLITE_OK || sqlite3_bind_int64(st, 2, now_ms) != SQLITE_OK) {
+        given = map_err(ss->db, "load cache");
+        goto out;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct rd_cache_rec r;
+        if (!read_cache(st, &r)) {
+            rd_warn("store: cache row of proxy %lld with a malformed key skipped", (long long)proxy_id);
+            continue;
+        }
+        uint64_t row = (uint64_t)r.body_len + r.headers_len + r.marks_len;
+        if ((max_entries && (uint64_t)given >= max_entries) || (max_bytes && row > max_bytes - bytes) ||
+            given == INT_MAX)
+            break;
+        bytes += row;
+        given++;
+        if (fn(ud, &r) != 0)
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        given = map_err(ss->db, "load cache");
+out:
+    done(st);
+    return given;
+}
+
 static const struct rd_store_ops sqlite_ops = {
     .name = "sqlite",
     .close = op_close,
@@ -495,4 +773,9 @@ static const struct rd_store_ops sqlite_ops = {
     .proxy_update = op_proxy_update,
     .proxy_delete = op_proxy_delete,
     .schema_version = op_schema_version,
+    .cache_put = op_cache_put,
+    .cache_delete = op_cache_delete,
+    .cache_clear = op_cache_clear,
+    .cache_purge = op_cache_purge,
+    .cache_load = op_cache_load,
 };

@@ -3,6 +3,7 @@
 #include "store/store.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,6 +181,54 @@ int rd_store_proxy_update(struct rd_store *s, const struct rd_proxy_rec *rec)
 int rd_store_proxy_delete(struct rd_store *s, int64_t id)
 {
     return s ? s->ops->proxy_delete(s, id) : RD_EINVAL;
+}
+
+/* The checks every backend relies on for a cache row; the schema repeats
+ * the status, stream and ttl ones as constraints. */
+static bool cache_rec_ok(const struct rd_cache_rec *r)
+{
+    if (r->model == NULL || r->kind == NULL || r->method == NULL || r->path == NULL || r->headers == NULL ||
+        r->upstream_model == NULL || r->finish == NULL)
+        return false;
+    if ((r->body == NULL && r->body_len > 0) || (r->marks == NULL && r->marks_len > 0))
+        return false;
+    return r->status >= 100 && r->status <= 599 && r->ttl_s > 0;
+}
+
+int rd_store_cache_put(struct rd_store *s, const struct rd_cache_rec *recs, size_t n)
+{
+    if (s == NULL || (recs == NULL && n > 0) || n > INT_MAX)
+        return RD_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (!cache_rec_ok(&recs[i]))
+            return RD_EINVAL;
+    }
+    return n == 0 ? 0 : s->ops->cache_put(s, recs, n);
+}
+
+int rd_store_cache_delete(struct rd_store *s, int64_t proxy_id, const uint8_t key[RD_STORE_CACHE_KEY_LEN])
+{
+    if (s == NULL || key == NULL)
+        return RD_EINVAL;
+    return s->ops->cache_delete(s, proxy_id, key);
+}
+
+int rd_store_cache_clear(struct rd_store *s, int64_t proxy_id)
+{
+    return s ? s->ops->cache_clear(s, proxy_id) : RD_EINVAL;
+}
+
+int rd_store_cache_purge(struct rd_store *s, int64_t now_ms)
+{
+    return s ? s->ops->cache_purge(s, now_ms) : RD_EINVAL;
+}
+
+int rd_store_cache_load(struct rd_store *s, int64_t proxy_id, int64_t now_ms, uint64_t max_entries,
+                        uint64_t max_bytes, rd_cache_rec_fn fn, void *ud)
+{
+    if (s == NULL || fn == NULL)
+        return RD_EINVAL;
+    return s->ops->cache_load(s, proxy_id, now_ms, max_entries, max_bytes, fn, ud);
 }
 
 void rd_proxy_rec_free(struct rd_proxy_rec *rec)

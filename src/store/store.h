@@ -2,13 +2,16 @@
  * default and the later PostgreSQL store are interchangeable. SQL lives only
  * in the implementations. See docs/store.md.
  *
- * Thread rule: a store object is used only by the control thread. Every call
- * below may block on disk I/O or a database lock (up to the 5 s busy
- * timeout), so no I/O worker and no libuv loop callback on a worker may call
- * it; workers ask the control thread (uv_async) and get the result back. */
+ * Thread rule: a store object is used by one thread only, the control
+ * thread's (or the cache's writer thread, which opens its own store object
+ * on the same URL: src/cache/persist.c). Every call below may block on disk
+ * I/O or a database lock (up to the 5 s busy timeout), so no I/O worker and
+ * no libuv loop callback on a worker may call it; workers ask the control
+ * thread (uv_async) and get the result back. */
 #ifndef RD_STORE_STORE_H
 #define RD_STORE_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +33,36 @@ struct rd_proxy_rec {
     int64_t updated_at;   /* epoch ms */
 };
 
+#define RD_STORE_CACHE_KEY_LEN 32 /* a SHA-256 cache key (cache/cache.h RD_CACHE_KEY_LEN) */
+
+/* One response-cache entry as persisted (cache_entries, 002_cache.sql). The
+ * store does not interpret headers (JSON text), body or marks (opaque bytes
+ * the cache encodes, src/cache/persist.c). Strings are NUL-terminated and
+ * never NULL. Given to rd_store_cache_put, every pointer is borrowed for the
+ * call; given to an rd_cache_rec_fn, they point into the store's current
+ * row and are valid only until the callback returns. */
+struct rd_cache_rec {
+    int64_t proxy_id;
+    uint8_t key[RD_STORE_CACHE_KEY_LEN]; /* stored as 64 lower-case hex */
+    const char *model, *kind, *method, *path;
+    int status; /* 100..599 */
+    bool stream;
+    const char *headers; /* JSON text */
+    size_t headers_len;
+    const void *body; /* NULL only when body_len is 0 */
+    size_t body_len;
+    const void *marks; /* NULL only when marks_len is 0 (stored as NULL) */
+    size_t marks_len;
+    int64_t input_tokens, output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens;
+    const char *upstream_model, *finish;
+    int64_t created_at, expires_at; /* epoch ms */
+    int64_t ttl_s;                  /* > 0 */
+    int64_t hits;
+};
+
+/* Called by rd_store_cache_load for each row; a non-zero return stops the load. */
+typedef int (*rd_cache_rec_fn)(void *ud, const struct rd_cache_rec *rec);
+
 struct rd_store;
 
 struct rd_store_ops {
@@ -42,6 +75,13 @@ struct rd_store_ops {
     int (*proxy_update)(struct rd_store *s, const struct rd_proxy_rec *rec);
     int (*proxy_delete)(struct rd_store *s, int64_t id);
     int (*schema_version)(struct rd_store *s);
+    /* The response cache's table; see the rd_store_cache_* wrappers. */
+    int (*cache_put)(struct rd_store *s, const struct rd_cache_rec *recs, size_t n);
+    int (*cache_delete)(struct rd_store *s, int64_t proxy_id, const uint8_t key[RD_STORE_CACHE_KEY_LEN]);
+    int (*cache_clear)(struct rd_store *s, int64_t proxy_id);
+    int (*cache_purge)(struct rd_store *s, int64_t now_ms);
+    int (*cache_load)(struct rd_store *s, int64_t proxy_id, int64_t now_ms, uint64_t max_entries,
+                      uint64_t max_bytes, rd_cache_rec_fn fn, void *ud);
 };
 
 struct rd_store {
@@ -87,6 +127,35 @@ int rd_store_proxy_insert(struct rd_store *s, struct rd_proxy_rec *rec);
 int rd_store_proxy_update(struct rd_store *s, const struct rd_proxy_rec *rec);
 /* RD_ENOTFOUND if absent. */
 int rd_store_proxy_delete(struct rd_store *s, int64_t id);
+
+/* ---- the response cache (cache_entries) ----
+ * Keys are per proxy: (proxy_id, key) is unique. A row whose proxy is
+ * deleted goes with it (ON DELETE CASCADE). */
+
+/* Inserts or replaces recs[0..n) in one transaction (prepared statements).
+ * A row refused by the database on its own (its proxy no longer exists, a
+ * CHECK fails) is skipped, logged at warn and not counted; the others are
+ * written. Returns how many rows were written, RD_EINVAL when a record is
+ * invalid (NULL string, status outside 100..599, ttl_s <= 0; nothing
+ * written), or RD_ESTORE when the transaction failed (nothing written). */
+int rd_store_cache_put(struct rd_store *s, const struct rd_cache_rec *recs, size_t n);
+/* Deletes one key of a proxy. Returns 1 if a row went, 0 if there was none,
+ * RD_ESTORE. */
+int rd_store_cache_delete(struct rd_store *s, int64_t proxy_id, const uint8_t key[RD_STORE_CACHE_KEY_LEN]);
+/* Deletes every row of proxy_id (0: of every proxy). Returns the count or RD_ESTORE. */
+int rd_store_cache_clear(struct rd_store *s, int64_t proxy_id);
+/* Deletes every row with expires_at <= now_ms (the background purge).
+ * Returns the count or RD_ESTORE. */
+int rd_store_cache_purge(struct rd_store *s, int64_t now_ms);
+/* Calls fn for proxy_id's rows with expires_at > now_ms, newest created_at
+ * first, while at most max_entries rows (0: no limit) and max_bytes bytes
+ * (0: no limit; a row counts body_len + headers_len + marks_len) are given:
+ * the first row that would pass either limit ends the load, so what is
+ * loaded is always the newest stretch. Stops early when fn returns non-zero.
+ * Returns how many rows fn was given, or RD_ESTORE (fn may have been called
+ * for some rows before the failure). */
+int rd_store_cache_load(struct rd_store *s, int64_t proxy_id, int64_t now_ms, uint64_t max_entries,
+                        uint64_t max_bytes, rd_cache_rec_fn fn, void *ud);
 
 void rd_proxy_rec_free(struct rd_proxy_rec *rec);             /* frees the strings; NULL-safe */
 void rd_proxy_recs_free(struct rd_proxy_rec *recs, size_t n); /* frees each and the array */

@@ -38,7 +38,7 @@ let emuPort;
 let pacedPort;
 before(async () => {
   // debug logging: the request lines carry the usage the hooks read
-  srv = await startServer({ args: ['--log-level', 'debug'] });
+  srv = await startServer({ args: ['--log-level', 'debug'], cacheOff: true });
   emuPort = await freePort();
   await srv.createProxy({ name: 'anthropic-emu', provider: 'anthropic', upstream_url: 'emulator', port: emuPort });
   pacedPort = await freePort();

@@ -79,7 +79,7 @@ let emuId;
 let pacedPort;
 before(async () => {
   // trace: the most the server ever logs, for the secrets test
-  srv = await startServer({ args: ['--log-level', 'trace'], env: NO_AWS_ENV });
+  srv = await startServer({ args: ['--log-level', 'trace'], env: NO_AWS_ENV, cacheOff: true });
   emuPort = await freePort();
   emuId = (await srv.createProxy({ name: 'bedrock-emu', provider: 'bedrock', upstream_url: 'emulator', port: emuPort })).id;
   pacedPort = await freePort();

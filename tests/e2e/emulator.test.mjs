@@ -254,7 +254,7 @@ describe('emulator through the openai SDK', () => {
 describe('emulator pacing and the deepseek dialect', () => {
   let srv;
   before(async () => {
-    srv = await startServer();
+    srv = await startServer({ cacheOff: true });
   });
   after(async () => {
     await srv?.stop();

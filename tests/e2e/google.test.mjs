@@ -216,7 +216,7 @@ describe('Gemini and Vertex AI through a test upstream', () => {
   let vtx;
   let gemPort;
   before(async () => {
-    srv = await startServer({ args: ['--log-level', 'debug'] });
+    srv = await startServer({ args: ['--log-level', 'debug'], cacheOff: true });
     up = await startUpstream();
     gemPort = await freePort();
     await srv.createProxy({ name: 'gem', provider: 'gemini', upstream_url: up.url, port: gemPort });

@@ -30,7 +30,7 @@ const INTERNAL = 'The server had an error while processing your request.';
 
 let srv, up, oai, ant, oaiBase, antBase;
 before(async () => {
-  srv = await startServer({ workers: 2 });
+  srv = await startServer({ workers: 2, cacheOff: true });
   up = await startUpstream(reply.json(CHAT));
   up.route('/v1/messages', reply.json(MESSAGE));
   oai = await srv.createProxy({ name: 'oai', provider: 'openai', upstream_url: up.url, port: await freePort() });

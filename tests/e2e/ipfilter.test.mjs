@@ -19,7 +19,7 @@ const US6 = '2001:4860:4860::8888';
 
 let srv, up;
 before(async () => {
-  srv = await startServer();
+  srv = await startServer({ cacheOff: true });
   up = await startUpstream((req, res, rec) => {
     if (req.url.startsWith('/v1/messages')) {
       return reply.json({ id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-3-5-haiku-latest',

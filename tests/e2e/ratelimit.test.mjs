@@ -122,7 +122,7 @@ for (const workers of [1, 2]) {
 describe('rate limiting on a two-worker server', () => {
   let srv, up;
   before(async () => {
-    srv = await startServer({ workers: 2 });
+    srv = await startServer({ workers: 2, cacheOff: true });
     up = await startUpstream();
   });
   after(async () => {

@@ -115,10 +115,29 @@ describe('response_delay', () => {
     assert.equal((await failures(p.id)).failures.delayed, 2);
   });
 
-  test('not delayed: enabled false, cache_only (no cache yet), response_processing dropped, min 0 max 0', async () => {
+  test('cache_only: a miss is not delayed, a cache hit is (the delay hides how fast hits are)', async () => {
+    const p = await emulatorProxy('rd-cache-only', { response_delay: { cache_only: true, min_ms: 600, max_ms: 600 } });
+    const miss = await timedChat(p.base, { 'x-test': 'cache-only' });
+    assert.equal(miss.status, 200);
+    assert.equal(miss.headers['x-cache'], 'MISS');
+    assert.equal(miss.headers['x-response-delay-ms'], undefined);
+    assert.ok(miss.ms < 500, `miss took ${miss.ms} ms`);
+    const hit = await timedChat(p.base);
+    assert.equal(hit.status, 200);
+    assert.equal(hit.headers['x-cache'], 'HIT');
+    assert.equal(hit.headers['x-response-delay-ms'], '600');
+    assert.ok(hit.ms >= 598, `hit took ${hit.ms} ms`);
+    assert.deepEqual(hit.body, miss.body);
+    assert.equal((await failures(p.id)).failures.delayed, 1);
+    /* bypassing the cache is not a hit: not delayed */
+    const by = await timedChat(p.base, { 'x-rubberduck-cache': 'bypass' });
+    assert.equal(by.headers['x-cache'], 'BYPASS');
+    assert.ok(by.ms < 500, `bypass took ${by.ms} ms`);
+  });
+
+  test('not delayed: enabled false, response_processing dropped, min 0 max 0', async () => {
     const cases = [
       { response_delay: { enabled: false, min_ms: 2000, max_ms: 2000 } },
-      { response_delay: { cache_only: true, min_ms: 2000, max_ms: 2000 } },
       { response_delay: { min_ms: 2000, max_ms: 2000 },
         middleware_pipeline: ['rate_limiting', 'failure_simulation', 'provider_forwarding'] },
     ];

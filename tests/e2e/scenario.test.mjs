@@ -27,7 +27,7 @@ const chat = (model = 'gpt-4o') => ({ model, messages: [{ role: 'user', content:
 let srv;
 let up;
 before(async () => {
-  srv = await startServer({ workers: 2, args: ['--log-level', 'debug'] });
+  srv = await startServer({ workers: 2, args: ['--log-level', 'debug'], cacheOff: true });
   up = await startUpstream(reply.json(COMPLETION));
 });
 after(async () => {

@@ -23,7 +23,7 @@ let srv;
 const proxies = {}; // provider -> {id, port}
 
 before(async () => {
-  srv = await startServer({ workers: 2 });
+  srv = await startServer({ workers: 2, cacheOff: true });
   for (const provider of ['openai', 'anthropic', 'bedrock', 'gemini']) {
     const port = await freePort();
     const p = await srv.createProxy({ name: `sf-${provider}`, provider, upstream_url: 'emulator', port });

@@ -37,7 +37,7 @@ const close = (a, b) => Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(b));
 
 let srv;
 before(async () => {
-  srv = await startServer();
+  srv = await startServer({ cacheOff: true });
 });
 after(async () => {
   await srv?.stop();

@@ -88,9 +88,9 @@ static void test_provider_data(void **state)
         unsigned flags;
     } cases[] = {
         {"POST", "/v1/messages", RD_REQ_CHAT, RD_ROUTE_CACHEABLE | RD_ROUTE_STREAMABLE},
-        {"POST", "/v1/messages/count_tokens", RD_REQ_TOKENS, RD_ROUTE_CACHEABLE},
-        {"GET", "/v1/models", RD_REQ_MODELS, RD_ROUTE_CACHEABLE},
-        {"GET", "/v1/models/claude-opus-4-5", RD_REQ_MODELS, RD_ROUTE_CACHEABLE},
+        {"POST", "/v1/messages/count_tokens", RD_REQ_TOKENS, 0},
+        {"GET", "/v1/models", RD_REQ_MODELS, 0},
+        {"GET", "/v1/models/claude-opus-4-5", RD_REQ_MODELS, 0},
         {"POST", "/v1/complete", RD_REQ_COMPLETION, RD_ROUTE_CACHEABLE | RD_ROUTE_STREAMABLE},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

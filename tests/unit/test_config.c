@@ -140,6 +140,11 @@ static const char M_RATE[] = "must be a number between 0 and 1";
 static const char M_UNKNOWN[] = "unknown field";
 static const char M_IP[] = "must be an IPv4 or IPv6 address";
 static const char M_SIZE[] = "must be a size such as";
+static const char M_ABOVE0[] = "must be a number above 0 and at most 1";
+static const char M_START[] = "must be a time of day \"HH:MM\" from 00:00 to 23:59 (UTC)";
+static const char M_END[] = "must be a time of day \"HH:MM\" from 00:00 to 24:00 (UTC)";
+static const char M_HDR[] = "must be an HTTP header name (a token such as \"anthropic-beta\")";
+static const char M_DAY[] = "must be one of: mon, tue, wed, thu, fri, sat, sun";
 
 static const struct vcase cases[] = {
     OK("{}"),
@@ -345,6 +350,88 @@ static const struct vcase cases[] = {
     BAD("{'cache_ttl': {'by_request_type': {'image': 5}}}", "cache_ttl.by_request_type.image",
         "expected one of completion, chat, embedding, responses, messages, other"),
     BAD("{'cache_ttl': {'by_request_type': {'chat': 315360001}}}", "cache_ttl.by_request_type.chat", "between 0"),
+    BAD("{'cache_ttl': {'peak': {}}}", "cache_ttl.peak",
+        "unknown field 'cache_ttl.peak': expected one of default, by_model, by_request_type, usage_based, peak_hours, "
+        "content_based"),
+    /* cache_ttl.by_model globs */
+    OK("{'cache_ttl': {'by_model': {'gpt-4o': 60, 'gpt-4*': 7200, 'claude-?-opus': 30, '*': 10}}}"),
+    /* cache_ttl.usage_based */
+    OK("{'cache_ttl': {'usage_based': {'every_hits': 1, 'max_s': 1}}}"),
+    OK("{'cache_ttl': {'usage_based': {'every_hits': 1000000, 'max_s': 315360000}}}"),
+    BAD("{'cache_ttl': {'usage_based': {'every_hits': 0, 'max_s': 60}}}", "cache_ttl.usage_based.every_hits",
+        "cache_ttl.usage_based.every_hits must be an integer between 1 and 1000000"),
+    BAD("{'cache_ttl': {'usage_based': {'every_hits': 1000001, 'max_s': 60}}}", "cache_ttl.usage_based.every_hits",
+        "between 1 and 1000000"),
+    BAD("{'cache_ttl': {'usage_based': {'every_hits': 1.5, 'max_s': 60}}}", "cache_ttl.usage_based.every_hits",
+        "must be an integer"),
+    BAD("{'cache_ttl': {'usage_based': {'every_hits': 5, 'max_s': 0}}}", "cache_ttl.usage_based.max_s",
+        "between 1 and 315360000"),
+    BAD("{'cache_ttl': {'usage_based': {'every_hits': 5, 'max_s': 315360001}}}", "cache_ttl.usage_based.max_s",
+        "between 1 and 315360000"),
+    BAD("{'cache_ttl': {'usage_based': {'max_s': 60}}}", "cache_ttl.usage_based.every_hits",
+        "cache_ttl.usage_based.every_hits is required"),
+    BAD("{'cache_ttl': {'usage_based': {'every_hits': 5}}}", "cache_ttl.usage_based.max_s",
+        "cache_ttl.usage_based.max_s is required"),
+    BAD("{'cache_ttl': {'usage_based': {'every_hits': 5, 'max_s': 60, 'cap_s': 1}}}", "cache_ttl.usage_based.cap_s",
+        "unknown field 'cache_ttl.usage_based.cap_s': expected one of every_hits, max_s"),
+    /* cache_ttl.peak_hours */
+    OK("{'cache_ttl': {'peak_hours': {'start': '09:00', 'end': '17:30', 'factor': 0.5}}}"),
+    OK("{'cache_ttl': {'peak_hours': {'start': '22:00', 'end': '02:00', 'days': ['fri', 'sat'], 'factor': 1}}}"),
+    OK("{'cache_ttl': {'peak_hours': {'start': '00:00', 'end': '24:00', 'factor': 0.000001,"
+       " 'days': ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun']}}}"),
+    OK("{'cache_ttl': {'peak_hours': {'start': '23:59', 'end': '00:00', 'factor': 0.25}}}"),
+    BAD("{'cache_ttl': {'peak_hours': {'end': '17:00', 'factor': 0.5}}}", "cache_ttl.peak_hours.start",
+        "cache_ttl.peak_hours.start is required"),
+    BAD("{'cache_ttl': {'peak_hours': {'start': '09:00', 'factor': 0.5}}}", "cache_ttl.peak_hours.end", "is required"),
+    BAD("{'cache_ttl': {'peak_hours': {'start': '09:00', 'end': '17:00'}}}", "cache_ttl.peak_hours.factor",
+        "cache_ttl.peak_hours.factor is required"),
+#define BAD_START(v) BAD("{'cache_ttl': {'peak_hours': {'start': " v ", 'end': '17:00', 'factor': 0.5}}}", \
+                         "cache_ttl.peak_hours.start", M_START)
+    BAD_START("'9:00'"), BAD_START("'24:00'"), BAD_START("'09:60'"), BAD_START("'09:00:00'"), BAD_START("'0900'"),
+    BAD_START("' 9:00'"), BAD_START("'ab:cd'"), BAD_START("'09-00'"), BAD_START("'-1:00'"), BAD_START("'９:00'"),
+    BAD("{'cache_ttl': {'peak_hours': {'start': 'nine o clock in the morning', 'end': '17:00', 'factor': 0.5}}}",
+        "cache_ttl.peak_hours.start", "must be a string of 1 to 16 characters"),
+    BAD("{'cache_ttl': {'peak_hours': {'start': 900, 'end': '17:00', 'factor': 0.5}}}", "cache_ttl.peak_hours.start",
+        "must be a string"),
+    BAD("{'cache_ttl': {'peak_hours': {'start': '09:00', 'end': '24:01', 'factor': 0.5}}}", "cache_ttl.peak_hours.end",
+        M_END),
+    BAD("{'cache_ttl': {'peak_hours': {'start': '09:00', 'end': '25:00', 'factor': 0.5}}}", "cache_ttl.peak_hours.end",
+        M_END),
+    BAD("{'cache_ttl': {'peak_hours': {'start': '09:00', 'end': '09:00', 'factor': 0.5}}}", "cache_ttl.peak_hours.end",
+        "cache_ttl.peak_hours.end must differ from start (\"09:00\"): use \"00:00\" to \"24:00\" for the whole day"),
+    BAD("{'cache_ttl': {'peak_hours': {'start': '00:00', 'end': '00:00', 'factor': 0.5}}}", "cache_ttl.peak_hours.end",
+        "must differ from start"),
+    BAD("{'cache_ttl': {'peak_hours': {'start': '09:00', 'end': '17:00', 'factor': 0}}}", "cache_ttl.peak_hours.factor",
+        "cache_ttl.peak_hours.factor must be a number above 0 and at most 1"),
+    BAD("{'cache_ttl': {'peak_hours': {'start': '09:00', 'end': '17:00', 'factor': 1.01}}}",
+        "cache_ttl.peak_hours.factor", M_ABOVE0),
+    BAD("{'cache_ttl': {'peak_hours': {'start': '09:00', 'end': '17:00', 'factor': -0.5}}}",
+        "cache_ttl.peak_hours.factor", M_ABOVE0),
+    BAD("{'cache_ttl': {'peak_hours': {'start': '09:00', 'end': '17:00', 'factor': '0.5'}}}",
+        "cache_ttl.peak_hours.factor", M_ABOVE0),
+    BAD("{'cache_ttl': {'peak_hours': {'start': '09:00', 'end': '17:00', 'factor': 0.5, 'days': []}}}",
+        "cache_ttl.peak_hours.days", "cache_ttl.peak_hours.days must not be empty"),
+    BAD("{'cache_ttl': {'peak_hours': {'start': '09:00', 'end': '17:00', 'factor': 0.5, 'days': 'mon'}}}",
+        "cache_ttl.peak_hours.days", "must be an array"),
+    BAD("{'cache_ttl': {'peak_hours': {'start': '09:00', 'end': '17:00', 'factor': 0.5, 'days': ['monday']}}}",
+        "cache_ttl.peak_hours.days[0]", M_DAY),
+    BAD("{'cache_ttl': {'peak_hours': {'start': '09:00', 'end': '17:00', 'factor': 0.5, 'days': ['mon', 'Tue']}}}",
+        "cache_ttl.peak_hours.days[1]", M_DAY),
+    BAD("{'cache_ttl': {'peak_hours': {'start': '09:00', 'end': '17:00', 'factor': 0.5, 'days': ['sat', 'sat']}}}",
+        "cache_ttl.peak_hours.days[1]", "repeats \"sat\" (already at index 0)"),
+    BAD("{'cache_ttl': {'peak_hours': {'start': '09:00', 'end': '17:00', 'factor': 0.5, 'tz': 'UTC'}}}",
+        "cache_ttl.peak_hours.tz", "expected one of start, end, days, factor"),
+    /* cache_ttl.content_based */
+    OK("{'cache_ttl': {'content_based': {'truncated_s': 0}}}"),
+    OK("{'cache_ttl': {'content_based': {'truncated_s': 315360000}}}"),
+    BAD("{'cache_ttl': {'content_based': {}}}", "cache_ttl.content_based.truncated_s",
+        "cache_ttl.content_based.truncated_s is required"),
+    BAD("{'cache_ttl': {'content_based': {'truncated_s': -1}}}", "cache_ttl.content_based.truncated_s",
+        "between 0 and 315360000"),
+    BAD("{'cache_ttl': {'content_based': {'truncated_s': 315360001}}}", "cache_ttl.content_based.truncated_s",
+        "between 0 and 315360000"),
+    BAD("{'cache_ttl': {'content_based': {'truncated_s': 60, 'refusal_s': 1}}}", "cache_ttl.content_based.refusal_s",
+        "expected one of truncated_s"),
     /* memory_limits */
     OK("{'memory_limits': {'cache_max_size': 1, 'cache_max_entries': 0, 'log_buffer_size': 1024,"
        " 'response_buffer_size': '1KB'}}"),
@@ -405,6 +492,57 @@ static const struct vcase cases[] = {
     OK("{'cache': {'mode': 'replay'}}"),
     BAD("{'cache': {'mode': 'write'}}", "cache.mode", "must be one of: normal, record, replay"),
     BAD("{'cache': {'enabled': 1}}", "cache.enabled", M_BOOL),
+    /* every field at its default, written out */
+    OK("{'cache': {'enabled': true, 'mode': 'normal', 'replay_timing': 'instant', 'persist': true, 'scope':"
+       " 'credential', 'key_headers': [], 'coalesce': true, 'invalidate_on_model_change': true}}"),
+    OK("{'cache': {'replay_timing': 'original', 'scope': 'proxy', 'persist': false, 'coalesce': false,"
+       " 'invalidate_on_model_change': false, 'key_headers': ['anthropic-beta', 'anthropic-version', 'OpenAI-Beta']}}"),
+    OK("{'cache': {'key_headers': ['h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'h7', 'h8', 'h9', 'h10', 'h11', 'h12', 'h13',"
+       " 'h14', 'h15', 'x-01234567890123456789012345678901234567890123456789012345678901']}}"),
+    OK("{'cache': {'invalidate_on_error_rate': {'threshold': 0.5}}}"),
+    OK("{'cache': {'invalidate_on_error_rate': {'threshold': 1, 'window_s': 3600, 'min_requests': 1000000}}}"),
+    OK("{'cache': {'invalidate_on_error_rate': {'threshold': 0.0001, 'window_s': 1, 'min_requests': 1}}}"),
+    BAD("{'cache': {'ttl': 5}}", "cache.ttl",
+        "unknown field 'cache.ttl': expected one of enabled, mode, replay_timing, persist, scope, key_headers, "
+        "coalesce, invalidate_on_error_rate, invalidate_on_model_change"),
+    BAD("{'cache': {'replay_timing': 'fast'}}", "cache.replay_timing",
+        "cache.replay_timing must be one of: instant, original"),
+    BAD("{'cache': {'scope': 'global'}}", "cache.scope", "cache.scope must be one of: credential, proxy"),
+    BAD("{'cache': {'scope': 'Proxy'}}", "cache.scope", "must be one of: credential, proxy"),
+    BAD("{'cache': {'persist': 'yes'}}", "cache.persist", M_BOOL),
+    BAD("{'cache': {'coalesce': 0}}", "cache.coalesce", M_BOOL),
+    BAD("{'cache': {'invalidate_on_model_change': null}}", "cache.invalidate_on_model_change", M_BOOL),
+    BAD("{'cache': {'key_headers': 'anthropic-beta'}}", "cache.key_headers", "cache.key_headers must be an array"),
+    BAD("{'cache': {'key_headers': ['anthropic beta']}}", "cache.key_headers[0]", M_HDR),
+    BAD("{'cache': {'key_headers': ['x-a', 'x-b:']}}", "cache.key_headers[1]", M_HDR),
+    BAD("{'cache': {'key_headers': ['']}}", "cache.key_headers[0]", "must be a string of 1 to 64 characters"),
+    BAD("{'cache': {'key_headers': ['x-012345678901234567890123456789012345678901234567890123456789012']}}",
+        "cache.key_headers[0]", "must be a string of 1 to 64 characters"),
+    BAD("{'cache': {'key_headers': [5]}}", "cache.key_headers[0]", "must be a string"),
+    /* header names are case-insensitive, so these are the same header */
+    BAD("{'cache': {'key_headers': ['anthropic-beta', 'Anthropic-Beta']}}", "cache.key_headers[1]",
+        "cache.key_headers[1] repeats \"Anthropic-Beta\" (already at index 0)"),
+    BAD("{'cache': {'key_headers': ['h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'h7', 'h8', 'h9', 'h10', 'h11', 'h12', 'h13',"
+        " 'h14', 'h15', 'h16', 'h17']}}",
+        "cache.key_headers", "cache.key_headers must have at most 16 entries"),
+    BAD("{'cache': {'invalidate_on_error_rate': {}}}", "cache.invalidate_on_error_rate.threshold",
+        "cache.invalidate_on_error_rate.threshold is required"),
+    BAD("{'cache': {'invalidate_on_error_rate': true}}", "cache.invalidate_on_error_rate", "must be an object"),
+    BAD("{'cache': {'invalidate_on_error_rate': {'threshold': 0}}}", "cache.invalidate_on_error_rate.threshold",
+        "cache.invalidate_on_error_rate.threshold must be a number above 0 and at most 1"),
+    BAD("{'cache': {'invalidate_on_error_rate': {'threshold': 1.5}}}", "cache.invalidate_on_error_rate.threshold",
+        M_ABOVE0),
+    BAD("{'cache': {'invalidate_on_error_rate': {'threshold': 0.5, 'window_s': 0}}}",
+        "cache.invalidate_on_error_rate.window_s", "must be an integer between 1 and 3600"),
+    BAD("{'cache': {'invalidate_on_error_rate': {'threshold': 0.5, 'window_s': 3601}}}",
+        "cache.invalidate_on_error_rate.window_s", "between 1 and 3600"),
+    BAD("{'cache': {'invalidate_on_error_rate': {'threshold': 0.5, 'min_requests': 0}}}",
+        "cache.invalidate_on_error_rate.min_requests", "must be an integer between 1 and 1000000"),
+    BAD("{'cache': {'invalidate_on_error_rate': {'threshold': 0.5, 'min_requests': 1000001}}}",
+        "cache.invalidate_on_error_rate.min_requests", "between 1 and 1000000"),
+    BAD("{'cache': {'invalidate_on_error_rate': {'threshold': 0.5, 'window': 60}}}",
+        "cache.invalidate_on_error_rate.window",
+        "unknown field 'cache.invalidate_on_error_rate.window': expected one of threshold, window_s, min_requests"),
     /* the first error in document order is the one reported */
     BAD("{'limits': {'idle_timeout_ms': 0}, 'foo': 1}", "limits.idle_timeout_ms", "between 1 and 3600000"),
 };
@@ -773,6 +911,82 @@ static void test_parse_size(void **state)
     assert_int_equal(out, 77);
 }
 
+/* rd_config_size: the cache's reads of memory_limits. */
+static void test_config_size(void **state)
+{
+    (void)state;
+    const uint64_t dflt = RD_CONFIG_CACHE_MAX_SIZE_DEFAULT;
+    uint64_t out = 0, parsed = 0;
+    /* the defaults are the documented strings */
+    assert_int_equal(rd_config_parse_size("1GB", &parsed), 0);
+    assert_true(parsed == RD_CONFIG_CACHE_MAX_SIZE_DEFAULT);
+    assert_int_equal(rd_config_parse_size("10MB", &parsed), 0);
+    assert_true(parsed == RD_CONFIG_RESPONSE_BUFFER_SIZE_DEFAULT);
+    assert_int_equal(RD_CONFIG_CACHE_MAX_ENTRIES_DEFAULT, 10000);
+    assert_int_equal(rd_config_size(NULL, "memory_limits", "cache_max_size", dflt, &out), 0);
+    assert_true(out == dflt);
+    struct json_object *d = doc("{'memory_limits': {'cache_max_size': '512MB', 'response_buffer_size': 4096}}");
+    assert_int_equal(rd_config_size(d, "memory_limits", "cache_max_size", dflt, &out), 0);
+    assert_true(out == UINT64_C(536870912));
+    assert_int_equal(rd_config_size(d, "memory_limits", "response_buffer_size", RD_CONFIG_RESPONSE_BUFFER_SIZE_DEFAULT,
+                                    &out),
+                     0);
+    assert_true(out == 4096);
+    assert_int_equal(rd_config_size(d, "memory_limits", "log_buffer_size", 77, &out), 0);
+    assert_true(out == 77);
+    /* not size fields of the schema */
+    out = 5;
+    assert_int_equal(rd_config_size(d, "memory_limits", "cache_max_entries", 10000, &out), RD_EINVAL);
+    assert_true(out == 10000);
+    assert_int_equal(rd_config_size(d, "foo", "cache_max_size", 1, &out), RD_EINVAL);
+    assert_int_equal(rd_config_size(d, "memory_limits", "foo", 1, &out), RD_EINVAL);
+    assert_int_equal(rd_config_size(d, NULL, NULL, 1, &out), RD_EINVAL);
+    json_object_put(d);
+    /* an unvalidated document's unusable value: the default, and the caller is told */
+    static const char *const bad[] = {
+        "{'memory_limits': {'cache_max_size': 0}}",        "{'memory_limits': {'cache_max_size': '10TB'}}",
+        "{'memory_limits': {'cache_max_size': '1025GB'}}", "{'memory_limits': {'cache_max_size': -1}}",
+        "{'memory_limits': {'cache_max_size': true}}",     "{'memory_limits': {'cache_max_size': 1.5}}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        d = doc(bad[i]);
+        out = 5;
+        if (rd_config_size(d, "memory_limits", "cache_max_size", dflt, &out) != RD_EINVAL || out != dflt)
+            fail_msg("%s: accepted (out %llu)", bad[i], (unsigned long long)out);
+        json_object_put(d);
+    }
+    /* a block that is not an object reads as absent */
+    d = doc("{'memory_limits': 5}");
+    assert_int_equal(rd_config_size(d, "memory_limits", "cache_max_size", dflt, &out), 0);
+    assert_true(out == dflt);
+    json_object_put(d);
+}
+
+static void test_parse_clock(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        int rc;
+        uint32_t want;
+    } tc[] = {
+        {"00:00", 0, 0},         {"09:30", 0, 570},        {"23:59", 0, 1439},       {"24:00", 0, 1440},
+        {"12:05", 0, 725},       {"24:01", RD_EINVAL, 0},  {"25:00", RD_EINVAL, 0},  {"23:60", RD_EINVAL, 0},
+        {"9:00", RD_EINVAL, 0},  {"09:0", RD_EINVAL, 0},   {"09:000", RD_EINVAL, 0}, {"0930", RD_EINVAL, 0},
+        {"09-30", RD_EINVAL, 0}, {"", RD_EINVAL, 0},       {"+9:00", RD_EINVAL, 0},  {"09:3 ", RD_EINVAL, 0},
+        {"0x:30", RD_EINVAL, 0}, {"09:30Z", RD_EINVAL, 0},
+    };
+    for (size_t i = 0; i < sizeof tc / sizeof tc[0]; i++) {
+        uint32_t out = 77;
+        int rc = rd_config_parse_clock(tc[i].s, &out);
+        if (rc != tc[i].rc || out != (rc == 0 ? tc[i].want : 77))
+            fail_msg("\"%s\": rc %d out %u", tc[i].s, rc, out);
+    }
+    uint32_t out = 77;
+    assert_int_equal(rd_config_parse_clock(NULL, &out), RD_EINVAL);
+    assert_int_equal(out, 77);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -788,6 +1002,8 @@ int main(void)
         cmocka_unit_test(test_limits_overrides),
         cmocka_unit_test(test_emulator_tps),
         cmocka_unit_test(test_parse_size),
+        cmocka_unit_test(test_config_size),
+        cmocka_unit_test(test_parse_clock),
         cmocka_unit_test(test_large_ip_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -292,10 +292,10 @@ static void test_pipeline_run_list(void **state)
 {
     (void)state;
     run_list("{\"error_injection\": {\"500_rate\": 0.1}, \"timeout_config\": {\"hang_rate\": 0.1}}",
-             "timeout error_injection upstream");
+             "timeout error_injection cache upstream");
     run_list("{\"error_injection\": {\"500_rate\": 0}, \"timeout_config\": {\"enabled\": false, \"hang_rate\": 1}}",
-             "upstream");
-    run_list("{\"timeout_config\": {\"delay_ms\": 10}}", "timeout upstream");
+             "cache upstream");
+    run_list("{\"timeout_config\": {\"delay_ms\": 10}}", "timeout cache upstream");
     /* dropped by middleware_pipeline: configured but not run */
     run_list("{\"error_injection\": {\"500_rate\": 1}, \"middleware_pipeline\": [\"provider_forwarding\"]}",
              "upstream");

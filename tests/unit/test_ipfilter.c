@@ -111,13 +111,13 @@ static void test_absent_or_disabled(void **state)
     struct rd_pipeline pl;
     assert_int_equal(rd_pipeline_compile(d, NULL, &pl, &err), 0);
     assert_null(pl.state[RD_STAGE_IP_FILTER]);
-    assert_int_equal(pl.n, 1);
+    assert_int_equal(pl.n, 2); /* the cache (on by default) and the upstream */
     rd_pipeline_free(&pl);
     json_object_put(d);
     /* configured: first in the run list */
     d = doc("{'ip_filtering': {'mode': 'blocklist', 'blocked_ips': ['10.0.0.1']}}");
     assert_int_equal(rd_pipeline_compile(d, NULL, &pl, &err), 0);
-    assert_int_equal(pl.n, 2);
+    assert_int_equal(pl.n, 3); /* ip_filter, cache, upstream */
     assert_string_equal(pl.run[0].stage->name, "ip_filter");
     assert_true(pl.active);
     rd_pipeline_free(&pl);

@@ -366,7 +366,8 @@ static struct rd_proxy_entry *new_proxy(struct fx *f, const char *name, int port
     rec.bind = rd_strdup("127.0.0.1");
     rec.upstream_url = rd_strdup(up);
     rec.tags_json = rd_strdup("[]");
-    rec.config_json = rd_strdup("{}");
+    /* every request must reach the test upstream: no cache answers */
+    rec.config_json = rd_strdup("{\"cache\":{\"enabled\":false}}");
     rec.desired_status = rd_strdup("stopped");
     struct rd_proxy_entry *e = NULL;
     struct rd_mgr_err err;

@@ -47,11 +47,20 @@ static void test_table(void **state)
 static void test_default_order(void **state)
 {
     (void)state;
+    /* the cache is on unless turned off (docs/caching.md) */
     struct json_object *d = doc("{}");
     struct rd_pipeline pl;
     struct rd_config_err err;
-    assert_int_equal(rd_pipeline_compile(d, NULL, &pl, &err), 0);
     char names[256];
+    assert_int_equal(rd_pipeline_compile(d, NULL, &pl, &err), 0);
+    run_names(&pl, names, sizeof names);
+    assert_string_equal(names, "cache upstream");
+    /* it needs no request numbers (no seeded draws) */
+    assert_false(pl.active);
+    rd_pipeline_free(&pl);
+    json_object_put(d);
+    d = doc("{\"cache\":{\"enabled\":false}}");
+    assert_int_equal(rd_pipeline_compile(d, NULL, &pl, &err), 0);
     run_names(&pl, names, sizeof names);
     /* only configured stages run: with nothing configured, the upstream */
     assert_string_equal(names, "upstream");

@@ -594,8 +594,8 @@ static void test_retry_audit_hooks(void **state)
     struct rd_proxy_snap *snap = snap_for("openai", "emulator", NULL);
     struct rd_failstats *fs = rd_failstats_new(1, 0);
     snap->failstats = rd_failstats_ref(fs);
-    /* The test's stage runs before the upstream one. */
-    snap->pipeline.run[1] = snap->pipeline.run[0];
+    /* The test's stage runs before the upstream one (the last). */
+    snap->pipeline.run[1] = snap->pipeline.run[snap->pipeline.n - 1];
     snap->pipeline.run[0] = (struct rd_pipeline_step){&limit_stage, NULL};
     snap->pipeline.n = 2;
     fx_init(&fx, snap);

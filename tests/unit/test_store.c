@@ -21,6 +21,9 @@
 #include "util/err.h"
 #include "util/time.h"
 
+/* The schema version a new database reaches: the last embedded migration's. */
+#define LATEST (rd_migrations[rd_migrations_count - 1].version)
+
 struct fix {
     char dir[64];
     char db[128];
@@ -148,7 +151,7 @@ static void test_open_creates_and_migrates(void **state)
     struct stat sb;
     assert_int_equal(stat(dir, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0700);
-    assert_int_equal(rd_store_schema_version(s), 1);
+    assert_int_equal(rd_store_schema_version(s), LATEST);
     assert_int_equal(rd_store_ping(s), 0);
     assert_string_equal(s->ops->name, "sqlite");
 
@@ -161,6 +164,11 @@ static void test_open_creates_and_migrates(void **state)
     assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM schema_migrations WHERE version = 1 AND name = '001_init'"),
                      1);
     assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('proxies', 'settings')"), 2);
+    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM schema_migrations WHERE version = 2 AND name = '002_cache'"),
+                     1);
+    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND "
+                                 "name IN ('idx_cache_key', 'idx_cache_expiry') AND tbl_name = 'cache_entries'"),
+                     2);
     sqlite3_close(db);
     rd_store_close(s);
 }
@@ -177,7 +185,7 @@ static void test_reopen_is_idempotent(void **state)
     sqlite3_close(db);
 
     s = open_ok(f->db);
-    assert_int_equal(rd_store_schema_version(s), 1);
+    assert_int_equal(rd_store_schema_version(s), LATEST);
     struct rd_proxy_rec got = {0};
     assert_int_equal(rd_store_proxy_get(s, r.id, &got), 0);
     assert_string_equal(got.name, "keep");
@@ -185,7 +193,7 @@ static void test_reopen_is_idempotent(void **state)
     rd_store_close(s);
 
     db = raw_open(f->db);
-    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM schema_migrations"), 1);
+    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM schema_migrations"), (int64_t)rd_migrations_count);
     assert_int_equal(raw_int(db, "SELECT applied_at FROM schema_migrations WHERE version = 1"), applied);
     sqlite3_close(db);
 }
@@ -481,6 +489,244 @@ static void test_rec_copy_is_deep(void **state)
     rd_store_close(NULL);
 }
 
+
+/* ---- cache_entries ---- */
+
+/* A cache row of proxy pid whose key is all byte k, created at `created`,
+ * with a 10-byte body: strings static, so the store only borrows them. */
+static struct rd_cache_rec mk_cache(int64_t pid, uint8_t k, int64_t created, int64_t expires)
+{
+    struct rd_cache_rec r = {.proxy_id = pid, .model = "gpt-4o", .kind = "chat", .method = "POST",
+                             .path = "/v1/chat/completions", .status = 200, .headers = "[]", .headers_len = 2,
+                             .body = "0123456789", .body_len = 10, .upstream_model = "", .finish = "",
+                             .created_at = created, .expires_at = expires, .ttl_s = 60};
+    memset(r.key, k, sizeof r.key);
+    return r;
+}
+
+struct loaded {
+    size_t n;
+    uint8_t first_byte[16]; /* key[0] of each row, in load order */
+    struct rd_cache_rec last;
+    char body[64], marks[64], headers[64], model[32], kind[16], path[64], upstream_model[32], finish[16];
+    int stop_after; /* return 1 after this many rows (0: never) */
+};
+
+static int on_row(void *ud, const struct rd_cache_rec *r)
+{
+    struct loaded *l = ud;
+    if (l->n < sizeof l->first_byte)
+        l->first_byte[l->n] = r->key[0];
+    l->n++;
+    /* Copy what the pointers show: they are valid only during the call. */
+    l->last = *r;
+    assert_true(r->body_len < sizeof l->body && r->marks_len < sizeof l->marks && r->headers_len < sizeof l->headers);
+    if (r->body_len) /* an empty body may come as NULL */
+        memcpy(l->body, r->body, r->body_len);
+    if (r->marks_len)
+        memcpy(l->marks, r->marks, r->marks_len);
+    memcpy(l->headers, r->headers, r->headers_len);
+    snprintf(l->model, sizeof l->model, "%s", r->model);
+    snprintf(l->kind, sizeof l->kind, "%s", r->kind);
+    snprintf(l->path, sizeof l->path, "%s", r->path);
+    snprintf(l->upstream_model, sizeof l->upstream_model, "%s", r->upstream_model);
+    snprintf(l->finish, sizeof l->finish, "%s", r->finish);
+    return l->stop_after && (int)l->n >= l->stop_after;
+}
+
+static int64_t add_proxy(struct rd_store *s, char *name, int port)
+{
+    struct rd_proxy_rec r = mk(name, port);
+    assert_int_equal(rd_store_proxy_insert(s, &r), 0);
+    return r.id;
+}
+
+static void test_cache_round_trip(void **state)
+{
+    struct fix *f = *state;
+    struct rd_store *s = open_ok(f->db);
+    int64_t pid = add_proxy(s, "c", 8100);
+    static const char body[] = "data: {\"a\":1}\n\n\0data: [DONE]\n\n"; /* an embedded NUL stays */
+    static const uint8_t marks[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    struct rd_cache_rec r = mk_cache(pid, 0xab, 1000, 5000);
+    r.model = "claude-3";
+    r.kind = "embedding";
+    r.path = "/v1/messages";
+    r.status = 201;
+    r.stream = true;
+    r.headers = "[[\"content-type\",\"text/event-stream\"]]";
+    r.headers_len = strlen(r.headers);
+    r.body = body;
+    r.body_len = sizeof body - 1;
+    r.marks = marks;
+    r.marks_len = sizeof marks;
+    r.input_tokens = 1, r.output_tokens = 2, r.cached_tokens = 3, r.cache_write_tokens = 4, r.reasoning_tokens = 5;
+    r.upstream_model = "claude-3-20240229";
+    r.finish = "length";
+    r.ttl_s = 4, r.hits = 9;
+    assert_int_equal(rd_store_cache_put(s, &r, 1), 1);
+
+    struct loaded l = {0};
+    assert_int_equal(rd_store_cache_load(s, pid, 4999, 0, 0, on_row, &l), 1);
+    assert_memory_equal(l.last.key, r.key, sizeof r.key);
+    assert_int_equal(l.last.proxy_id, pid);
+    assert_string_equal(l.model, "claude-3");
+    assert_string_equal(l.kind, "embedding");
+    assert_string_equal(l.path, "/v1/messages");
+    assert_int_equal(l.last.status, 201);
+    assert_true(l.last.stream);
+    assert_int_equal(l.last.headers_len, r.headers_len);
+    assert_memory_equal(l.headers, r.headers, r.headers_len);
+    assert_int_equal(l.last.body_len, r.body_len);
+    assert_memory_equal(l.body, body, r.body_len);
+    assert_int_equal(l.last.marks_len, sizeof marks);
+    assert_memory_equal(l.marks, marks, sizeof marks);
+    assert_int_equal(l.last.input_tokens + 10 * l.last.output_tokens + 100 * l.last.cached_tokens +
+                         1000 * l.last.cache_write_tokens + 10000 * l.last.reasoning_tokens,
+                     54321);
+    assert_string_equal(l.upstream_model, "claude-3-20240229");
+    assert_string_equal(l.finish, "length");
+    assert_int_equal(l.last.created_at, 1000);
+    assert_int_equal(l.last.expires_at, 5000);
+    assert_int_equal(l.last.ttl_s, 4);
+    assert_int_equal(l.last.hits, 9);
+
+    /* Expired at now: not loaded. Another proxy's rows are not either. */
+    l = (struct loaded){0};
+    assert_int_equal(rd_store_cache_load(s, pid, 5000, 0, 0, on_row, &l), 0);
+    assert_int_equal(rd_store_cache_load(s, pid + 1, 0, 0, 0, on_row, &l), 0);
+
+    /* The key is stored as 64 lower-case hex. */
+    sqlite3 *db = raw_open(f->db);
+    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM cache_entries WHERE cache_key = "
+                                 "'abababababababababababababababababababababababababababababababab'"),
+                     1);
+    sqlite3_close(db);
+    rd_store_close(s);
+}
+
+static void test_cache_upsert_and_empty_body(void **state)
+{
+    struct fix *f = *state;
+    struct rd_store *s = open_ok(f->db);
+    int64_t pid = add_proxy(s, "c", 8100);
+    struct rd_cache_rec r[2] = {mk_cache(pid, 1, 1000, 9000), mk_cache(pid, 1, 2000, 9000)};
+    r[1].body = NULL;
+    r[1].body_len = 0;
+    /* Same key twice in one batch: the later one wins. */
+    assert_int_equal(rd_store_cache_put(s, r, 2), 2);
+    struct loaded l = {0};
+    assert_int_equal(rd_store_cache_load(s, pid, 0, 0, 0, on_row, &l), 1);
+    assert_int_equal(l.last.created_at, 2000);
+    assert_int_equal(l.last.body_len, 0);
+    assert_int_equal(l.last.marks_len, 0);
+    rd_store_close(s);
+}
+
+static void test_cache_bad_rows(void **state)
+{
+    struct fix *f = *state;
+    struct rd_store *s = open_ok(f->db);
+    int64_t pid = add_proxy(s, "c", 8100);
+    /* A row of a proxy that is gone is skipped; the rest of the batch is written. */
+    struct rd_cache_rec r[3] = {mk_cache(pid, 1, 1, 9000), mk_cache(pid + 50, 2, 1, 9000), mk_cache(pid, 3, 1, 9000)};
+    assert_int_equal(rd_store_cache_put(s, r, 3), 2);
+    struct loaded l = {0};
+    assert_int_equal(rd_store_cache_load(s, pid, 0, 0, 0, on_row, &l), 2);
+
+    /* Invalid records: nothing of the batch is written. */
+    struct rd_cache_rec bad[2] = {mk_cache(pid, 4, 1, 9000), mk_cache(pid, 5, 1, 9000)};
+    bad[1].ttl_s = 0;
+    assert_int_equal(rd_store_cache_put(s, bad, 2), RD_EINVAL);
+    bad[1] = mk_cache(pid, 5, 1, 9000);
+    bad[1].status = 99;
+    assert_int_equal(rd_store_cache_put(s, bad, 2), RD_EINVAL);
+    bad[1] = mk_cache(pid, 5, 1, 9000);
+    bad[1].model = NULL;
+    assert_int_equal(rd_store_cache_put(s, bad, 2), RD_EINVAL);
+    l = (struct loaded){0};
+    assert_int_equal(rd_store_cache_load(s, pid, 0, 0, 0, on_row, &l), 2);
+    assert_int_equal(rd_store_cache_put(s, NULL, 0), 0);
+
+    /* A row edited by hand into a non-hex key is skipped on load. */
+    sqlite3 *db = raw_open(f->db);
+    assert_int_equal(sqlite3_exec(db, "UPDATE cache_entries SET cache_key = replace(cache_key, '0', 'z') "
+                                      "WHERE cache_key LIKE '01%'",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    l = (struct loaded){0};
+    assert_int_equal(rd_store_cache_load(s, pid, 0, 0, 0, on_row, &l), 1);
+    assert_int_equal(l.first_byte[0], 3);
+    rd_store_close(s);
+}
+
+static void test_cache_delete_clear_purge_cascade(void **state)
+{
+    struct fix *f = *state;
+    struct rd_store *s = open_ok(f->db);
+    int64_t a = add_proxy(s, "a", 8100), b = add_proxy(s, "b", 8101);
+    struct rd_cache_rec r[5] = {mk_cache(a, 1, 1, 100), mk_cache(a, 2, 1, 200), mk_cache(a, 3, 1, 300),
+                                mk_cache(b, 1, 1, 100), mk_cache(b, 2, 1, 900)};
+    assert_int_equal(rd_store_cache_put(s, r, 5), 5);
+    struct loaded l = {0};
+
+    /* Keys are per proxy: deleting a's key 1 leaves b's. */
+    assert_int_equal(rd_store_cache_delete(s, a, r[0].key), 1);
+    assert_int_equal(rd_store_cache_delete(s, a, r[0].key), 0);
+    assert_int_equal(rd_store_cache_load(s, b, 0, 0, 0, on_row, &l), 2);
+
+    assert_int_equal(rd_store_cache_purge(s, 200), 2); /* a's key 2 and b's key 1: expires_at <= now */
+    l = (struct loaded){0};
+    assert_int_equal(rd_store_cache_load(s, a, 0, 0, 0, on_row, &l), 1);
+    assert_int_equal(l.first_byte[0], 3);
+
+    assert_int_equal(rd_store_cache_clear(s, a), 1);
+    assert_int_equal(rd_store_cache_load(s, a, 0, 0, 0, on_row, &l), 0);
+    assert_int_equal(rd_store_cache_put(s, r, 3), 3);
+    assert_int_equal(rd_store_cache_clear(s, 0), 4); /* every proxy */
+
+    /* Deleting a proxy deletes its entries (ON DELETE CASCADE). */
+    assert_int_equal(rd_store_cache_put(s, r, 5), 5);
+    assert_int_equal(rd_store_proxy_delete(s, a), 0);
+    sqlite3 *db = raw_open(f->db);
+    assert_int_equal(raw_int(db, "SELECT COUNT(*) FROM cache_entries"), 2);
+    sqlite3_close(db);
+    rd_store_close(s);
+}
+
+static void test_cache_load_limits_newest_first(void **state)
+{
+    struct fix *f = *state;
+    struct rd_store *s = open_ok(f->db);
+    int64_t pid = add_proxy(s, "c", 8100);
+    /* key byte i created at 100 * i; each row counts 10 + 2 = 12 bytes. */
+    struct rd_cache_rec r[6];
+    for (uint8_t i = 0; i < 6; i++)
+        r[i] = mk_cache(pid, i, 100 * i, 10000);
+    r[4].expires_at = 50; /* expired: never given, not counted */
+    assert_int_equal(rd_store_cache_put(s, r, 6), 6);
+
+    struct loaded l = {0};
+    assert_int_equal(rd_store_cache_load(s, pid, 60, 0, 0, on_row, &l), 5);
+    assert_memory_equal(l.first_byte, ((uint8_t[]){5, 3, 2, 1, 0}), 5);
+
+    l = (struct loaded){0};
+    assert_int_equal(rd_store_cache_load(s, pid, 60, 2, 0, on_row, &l), 2);
+    assert_memory_equal(l.first_byte, ((uint8_t[]){5, 3}), 2);
+
+    l = (struct loaded){0};
+    assert_int_equal(rd_store_cache_load(s, pid, 60, 0, 36, on_row, &l), 3); /* exactly 3 rows fit */
+    assert_memory_equal(l.first_byte, ((uint8_t[]){5, 3, 2}), 3);
+    l = (struct loaded){0};
+    assert_int_equal(rd_store_cache_load(s, pid, 60, 0, 35, on_row, &l), 2);
+    assert_int_equal(rd_store_cache_load(s, pid, 60, 0, 11, on_row, &l), 0);
+
+    l = (struct loaded){.stop_after = 1};
+    assert_int_equal(rd_store_cache_load(s, pid, 60, 0, 0, on_row, &l), 1);
+    rd_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -496,6 +742,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_failure_rolls_back, setup, teardown),
         cmocka_unit_test(test_rec_copy_is_deep),
+        cmocka_unit_test_setup_teardown(test_cache_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_upsert_and_empty_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_bad_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_delete_clear_purge_cascade, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_load_limits_newest_first, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

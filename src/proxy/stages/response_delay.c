@@ -9,9 +9,8 @@
  * thing it sees), but this way nothing is buffered, no source has to be
  * paused with a head in hand, and the upstream's timeout does not run
  * during the delay. A stage that answers by itself (the cache stage on a
- * hit, a later issue) calls rd_response_delay_hold before it answers; that
- * is what cache_only delays, so until the cache exists cache_only delays
- * nothing. */
+ * hit) calls rd_response_delay_hold before it answers; that is what
+ * cache_only delays. */
 #include <stdio.h>
 #include <stdlib.h>
 

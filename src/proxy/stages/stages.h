@@ -33,4 +33,32 @@ extern const struct rd_stage rd_stage_rate_limit;
 extern const struct rd_stage rd_stage_stream_faults;
 extern const struct rd_stage rd_stage_stream_timing;
 
+/* The response cache (stages/cache.c, docs/caching.md). */
+extern const struct rd_stage rd_stage_cache;
+struct rd_cache_persist;
+struct rd_cache_limits;
+/* The write-behind store committed entries go to (main sets it once,
+ * before any proxy runs; NULL: none). */
+void rd_cache_stage_set_persist(struct rd_cache_persist *p);
+struct rd_cache_entry;
+/* The caches' removed callback (cache.h): ud is the proxy id; the entry's
+ * stored copy is deleted. */
+void rd_cache_stage_removed(void *ud, const struct rd_cache_entry *e);
+/* memory_limits of doc (validated) as cache limits, defaults filled in. */
+void rd_cache_limits_of(struct json_object *doc, struct rd_cache_limits *out);
+/* The relay's recording of a miss this request leads (forward.c); each
+ * does nothing for any other request. record_head: the source's head
+ * (after the decoder was picked: req->stream is known); record_data: bytes
+ * as the relay accepts them from the source; record_event: a stream event
+ * ended at that offset of the source's body; record_done: the source
+ * ended without error (the fill is committed when the request ends). */
+void rd_cache_record_head(struct rd_req *req, int status, const struct rd_hdrs *hdrs);
+void rd_cache_record_data(struct rd_req *req, const char *p, size_t n);
+void rd_cache_record_event(struct rd_req *req, uint64_t end);
+void rd_cache_record_done(struct rd_req *req);
+/* A request that joined another's fill whose upstream failed before its
+ * head (the replay source ended with RD_ESTATE): goes upstream itself.
+ * Returns false (nothing done) for any other request. */
+bool rd_cache_rejoin(struct rd_req *req);
+
 #endif

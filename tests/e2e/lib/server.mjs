@@ -20,6 +20,10 @@ function withForcedClient(body, key) {
   return { ...body, [key]: cfg };
 }
 
+function withCacheOff(cfg) {
+  return cfg && cfg.cache ? cfg : { ...(cfg ?? {}), cache: { enabled: false } };
+}
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const REPO = path.resolve(here, '../../..');
 export const BIN = process.env.RUBBERDUCK_BIN || path.join(REPO, 'build/asan/rubberduck');
@@ -132,7 +136,11 @@ function mergeEnv(extra) {
  * opts: dataDir (default: a new temp dir), env (extra environment; a key set
  * to undefined removes it), args (extra CLI args), workers (default 2),
  * token (default 'test-token'; null: do not set RUBBERDUCK_ADMIN_TOKEN),
- * listenViaEnv (pass the address as RUBBERDUCK_LISTEN instead of --listen).
+ * listenViaEnv (pass the address as RUBBERDUCK_LISTEN instead of --listen),
+ * cacheOff (createProxy and putConfig add {"cache":{"enabled":false}} to a
+ * document without a cache block: for suites that count upstream calls or
+ * change the upstream's answer between identical requests, where a cache
+ * hit would answer instead).
  */
 export async function startServer(opts = {}) {
   const dataDir = opts.dataDir ?? tempDir();
@@ -185,6 +193,7 @@ export async function startServer(opts = {}) {
     /** POST /api/v1/proxies expecting 201; returns the proxy object. */
     async createProxy(body) {
       body = withForcedClient(body, 'config');
+      if (opts.cacheOff) body = { ...body, config: withCacheOff(body.config) };
       const r = await srv.api('POST', '/api/v1/proxies', body);
       if (r.status !== 201) throw new Error(`create proxy ${JSON.stringify(body)} -> ${r.status} ${r.text}`);
       return r.json;
@@ -192,6 +201,7 @@ export async function startServer(opts = {}) {
     /** PUT /api/v1/proxies/{id}/config expecting 200. */
     async putConfig(id, doc) {
       doc = withForcedClient({ config: doc }, 'config').config;
+      if (opts.cacheOff) doc = withCacheOff(doc);
       const r = await srv.api('PUT', `/api/v1/proxies/${id}/config`, doc);
       if (r.status !== 200) throw new Error(`put config ${JSON.stringify(doc)} -> ${r.status} ${r.text}`);
       return r.json;
