@@ -1,9 +1,11 @@
--- wrk script for the non-streamed chat completion benchmark (bench/run.sh, scenarios a-c).
--- Every scenario sends the same request: a small OpenAI-style POST with a JSON body.
+-- wrk script for the non-streamed chat completion benchmark (bench/run.sh, scenarios a-c, h, n).
+-- Every scenario sends the same request: a small OpenAI-style POST with a JSON body, always the
+-- same bytes (so that through a cache every request after the first is a hit). BENCH_WRK_PATH
+-- changes only the path: (n) posts the same body to a route no provider marks cacheable.
 -- done() prints one machine-readable line that run.sh parses; latencies are in microseconds.
 
 wrk.method = "POST"
-wrk.path = "/v1/chat/completions"
+wrk.path = os.getenv("BENCH_WRK_PATH") or "/v1/chat/completions"
 wrk.body = '{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are terse."},'
   .. '{"role":"user","content":"Say hello in five words."}],"max_tokens":16,"temperature":0}'
 wrk.headers["Content-Type"] = "application/json"

@@ -65,6 +65,20 @@ Pipeline cost, round by round against (c) in the same round: p/c $(val pc.ratio)
 
 $HANGS concurrent hanging requests (timeout_config.hang_rate 1), held 5 s: resident memory $(val hang.rss0) MB idle, $(val hang.rss) MB while they hang (target < 64 MB: $(judge 'a < b' "${RES[hang.rss]:-}" 64)); CPU used while they hang: $(val hang.cpu_ms) ms in 5 s; client: $(val hang.client).
 
+## Cache hits, and a request no route caches: wrk -t1 -c$CONNS, same rounds as above
+
+| scenario | requests/s | p50 ms | p99 ms | errors | server CPU µs/req | reached the upstream | cache header | requests/s of each round |
+|---|---:|---:|---:|---:|---:|---|---|---|
+| (h) Rubberduck, default configuration (cache on), the request of (c) | $(val h.rps) | $(val h.p50) | $(val h.p99) | $(val h.err) | $(val h.cpu) | $(val h.upstream) | $(val h.cache) | $(val h.rounds) |
+| (hn) nginx 1 worker, proxy_cache, POST cached by URI and body | $(val hn.rps) | $(val hn.p50) | $(val hn.p99) | $(val hn.err) | $(val hn.cpu) | $(val hn.upstream) | $(val hn.cache) | $(val hn.rounds) |
+| (ho) the same nginx with \`open_file_cache max=1000 inactive=60s\` | $(val ho.rps) | $(val ho.p50) | $(val ho.p99) | $(val ho.err) | $(val ho.cpu) | $(val ho.upstream) | $(val ho.cache) | $(val ho.rounds) |
+| (n) Rubberduck, cache on, the same body to $UNCACHED_PATH (no cacheable route) | $(val n.rps) | $(val n.p50) | $(val n.p99) | $(val n.err) | $(val n.cpu) | $(val n.upstream) | $(val n.cache) | $(val n.rounds) |
+| (nc) the cache-off proxy of (c), same request as (n) | $(val nc.rps) | $(val nc.p50) | $(val nc.p99) | $(val nc.err) | $(val nc.cpu) | $(val nc.upstream) | $(val nc.cache) | $(val nc.rounds) |
+| (nb) nginx proxy_pass of (b), same request as (n) | $(val nb.rps) | $(val nb.p50) | $(val nb.p99) | $(val nb.err) | $(val nb.cpu) | $(val nb.upstream) | - | $(val nb.rounds) |
+
+Round by round: h/hn $(val hhn.ratio) ($(val hhn.rounds)); h/ho $(val hho.ratio) ($(val hho.rounds)); n/nc $(val nnc.ratio) ($(val nnc.rounds)); n/nb $(val nnb.ratio) ($(val nnb.rounds)); nc/nb $(val ncnb.ratio) ($(val ncnb.rounds)).
+Rubberduck's cache statistics after (h): $(val h.stats); its peak RSS: $(val h.rss) MB.
+
 ## Added latency: one connection, one request at a time (wrk -t1 -c1)
 
 | scenario | requests/s | p50 ms | p99 ms | added p50 ms vs direct |
@@ -96,6 +110,10 @@ $HANGS concurrent hanging requests (timeout_config.hang_rate 1), held 5 s: resid
 | (c) requests/s ≥ 0.8 × (b) | c/b = $ratio (median of the per-round ratios $(val cb.rounds)) | $(judge 'a >= 0.8 * b' "$ratio" 1) |
 | (c) p99 ≤ 2 ms | $(val c.p99) ms | $(judge 'a <= b' "${RES[c.p99]:-}" 2) |
 | (h2-c) requests/s ≥ 0.8 × (h2-b) | h2-c/h2-b = ${RES[h2cb.ratio]:-n/a} (median of the per-round ratios $(val h2cb.rounds)) | $(judge 'a >= 0.8 * b' "${RES[h2cb.ratio]:-}" 1) |
+| (h) requests/s ≥ 1.5 × (hn) on hits | h/hn = $(val hhn.ratio) (median of the per-round ratios $(val hhn.rounds)) | $(judge 'a >= 1.5 * b' "${RES[hhn.ratio]:-}" 1) |
+| (h) requests/s ≥ 1.5 × (ho) on hits | h/ho = $(val hho.ratio) (median of the per-round ratios $(val hho.rounds)) | $(judge 'a >= 1.5 * b' "${RES[hho.ratio]:-}" 1) |
+| (h) p99 ≤ 2 ms on hits | $(val h.p99) ms | $(judge 'a <= b' "${RES[h.p99]:-}" 2) |
+| (n) no loss with the cache on: requests/s ≥ 0.95 × (nc) | n/nc = $(val nnc.ratio) (median of the per-round ratios $(val nnc.rounds)) | $(judge 'a >= 0.95 * b' "${RES[nnc.ratio]:-}" 1) |
 | (d) all $STREAMS streams complete | $(val d.done)/$STREAMS | $(judge 'a == b' "${RES[d.done]:-}" "$STREAMS") |
 | (d) p99 stream duration ≤ 1.1 s | $p99s s | $(judge 'a <= b' "$p99s" 1.1) |
 | (d) peak RSS ≤ 64 MB | $(val d.rss) MB | $(judge 'a <= b' "${RES[d.rss]:-}" 64) |
@@ -114,6 +132,12 @@ Notes:
   knowledge; both proxies reach the upstream over HTTP/1.1. h2load prints no percentiles: p50/p99 come
   from its per-request log (--log-file, time to the end of each response). Rubberduck's peak RSS after
   (h2-c): $(val h2-c.rss) MB.
+- (h), (hn), (ho), (n), (nc), (nb): "server CPU" is the user and system time of the proxy process (the nginx
+  worker for nginx) over its runs, warm-ups included, divided by the requests wrk completed; "reached
+  the upstream" counts what the upstream nginx received during those runs (stub_status) against the
+  requests sent. Before the rounds each proxy gets the request twice with curl: the second answer of
+  (h), (hn) and (ho) must be a HIT with the upstream's body (the cache header column), that of (n) must not.
+  Every other Rubberduck scenario runs with \`"cache": {"enabled": false}\`.
 - Raw output of every tool: build/bench/logs/.
 EOF
 }

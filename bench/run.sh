@@ -7,6 +7,13 @@
 #       with the same streams direct (the floor) and through nginx (the reference) for context,
 #   (h2) h2load over cleartext HTTP/2 (prior knowledge) through nginx `listen ... http2`
 #       proxy_pass (the reference) and through Rubberduck, same request and upstream as (a-c).
+#   (h) cache hits: the request of (c) through a Rubberduck proxy with its default configuration
+#       (the response cache on) and through nginx proxy_cache caching POST by body (hn), in front
+#       of the same upstream: every request after the first is a hit, which both are checked for.
+#   (n) a request no route marks cacheable (the body of (c) posted to /v1/moderations) through a
+#       cache-on Rubberduck, the cache-off proxy of (c) (nc) and nginx proxy_pass (nb).
+# Every other Rubberduck scenario runs with "cache": {"enabled": false}, so that (c), (p), (q),
+# (e), (h2), (d) and (hang) keep measuring pass-through.
 # Servers (upstreams and proxies) run on CPU $BENCH_SERVER_CPU, load generators on CPU
 # $BENCH_CLIENT_CPU (taskset). Everything listens on 127.0.0.1 on ports picked at run time.
 # The table is printed and written to build/bench/results.md; logs go to build/bench/logs/.
@@ -23,11 +30,12 @@
 #   BENCH_SERVER_CPU=0     CPU of the proxies under test, BENCH_CLIENT_CPU=1 for wrk and the
 #                          SSE client, BENCH_UPSTREAM_CPU=$BENCH_SERVER_CPU for both upstreams
 #   BENCH_H2_CLIENTS=4 BENCH_H2_STREAMS=16   h2load -c and -m (h2): 64 concurrent streams
-#   BENCH_SCENARIOS="a b c p q e h2 hang d d-direct d-nginx"   subset to run
+#   BENCH_SCENARIOS="a b c p q h n e h2 hang d d-direct d-nginx"   subset to run
 #                          (e = added latency with one connection: a, b and c again at -c1;
 #                          p = (c) with every pipeline stage configured, none triggering;
 #                          q = (c) with a 10,000-entry IP allowlist; hang = BENCH_HANGS=5000
-#                          concurrent requests held by the timeout stage: RSS and CPU)
+#                          concurrent requests held by the timeout stage: RSS and CPU;
+#                          h and n also start what they are compared with: hn, nc and nb)
 #   BENCH_RD_LOG_LEVEL=warn   Rubberduck's --log-level during the runs
 #   RUBBERDUCK_BIN=build/rubberduck
 set -euo pipefail
@@ -46,7 +54,7 @@ CCPU=${BENCH_CLIENT_CPU:-1}
 UCPU=${BENCH_UPSTREAM_CPU:-$SCPU}
 H2_CLIENTS=${BENCH_H2_CLIENTS:-4}
 H2_STREAMS=${BENCH_H2_STREAMS:-16}
-SCENARIOS=" ${BENCH_SCENARIOS:-a b c p q e h2 hang d d-direct d-nginx} "
+SCENARIOS=" ${BENCH_SCENARIOS:-a b c p q h n e h2 hang d d-direct d-nginx} "
 RD_LOG_LEVEL=${BENCH_RD_LOG_LEVEL:-warn}
 RD_BIN=${RUBBERDUCK_BIN:-$ROOT/build/rubberduck}
 OUT=$ROOT/build/bench
@@ -212,10 +220,16 @@ build_tools() {
   done
 }
 
-# start_rubberduck NAME UPSTREAM_URL: starts a fresh server with one proxy in front of
-# UPSTREAM_URL; sets RD_PID and RD_PORT (the proxy port).
+# The configuration a proxy is created with unless a scenario says otherwise: the response
+# cache off, so that the scenarios that measure pass-through keep measuring it now that the
+# cache is on for a new proxy ((h) and (n) pass "{}", the defaults).
+PASS_THROUGH_CONFIG='{"cache":{"enabled":false}}'
+
+# start_rubberduck NAME UPSTREAM_URL [CONFIG_JSON]: starts a fresh server with one proxy in
+# front of UPSTREAM_URL, created with CONFIG_JSON (default $PASS_THROUGH_CONFIG); sets RD_PID,
+# RD_PORT (the proxy port), RD_ADMIN (the admin port) and RD_PROXY_ID.
 start_rubberduck() {
-  local name=$1 upstream=$2 admin body resp status
+  local name=$1 upstream=$2 config=${3:-$PASS_THROUGH_CONFIG} admin body resp status
   [ -x "$RD_BIN" ] || { note "Rubberduck binary not found at $RD_BIN (run make)"; return 1; }
   free_port admin
   free_port RD_PORT
@@ -230,8 +244,8 @@ start_rubberduck() {
     sleep 0.1
   done
   [ "$status" = 200 ] || { note "$name: /healthz did not answer 200 within 10 s"; return 1; }
-  body=$(printf '{"name":"bench","provider":"openai","port":%s,"upstream_url":"%s"}' \
-    "$RD_PORT" "$upstream")
+  body=$(printf '{"name":"bench","provider":"openai","port":%s,"upstream_url":"%s","config":%s}' \
+    "$RD_PORT" "$upstream" "$config")
   resp=$(curl -s -w '\n%{http_code}' -X POST -H "Authorization: Bearer $TOKEN" \
     -H 'Content-Type: application/json' -d "$body" "http://127.0.0.1:$admin/api/v1/proxies")
   echo "$resp" >"$LOGS/$name-create-proxy.json"
@@ -244,14 +258,15 @@ start_rubberduck() {
   wait_tcp "$RD_PORT" "$RD_PID" "$name"
 }
 
-# configure_rubberduck NAME FILE: PUT FILE as the configuration of the proxy start_rubberduck made.
+# configure_rubberduck NAME FILE: PATCHes FILE's blocks into the configuration of the proxy
+# start_rubberduck made (the blocks it does not name, such as "cache", are kept).
 configure_rubberduck() {
   local name=$1 file=$2 resp
-  resp=$(curl -s -w '\n%{http_code}' -X PUT -H "Authorization: Bearer $TOKEN" \
+  resp=$(curl -s -w '\n%{http_code}' -X PATCH -H "Authorization: Bearer $TOKEN" \
     -H 'Content-Type: application/json' --data-binary "@$file" \
     "http://127.0.0.1:$RD_ADMIN/api/v1/proxies/$RD_PROXY_ID/config")
   echo "$resp" >"$LOGS/$name-config.json"
-  [ "${resp##*$'\n'}" = 200 ] || { note "$name: PUT config failed: $(head -c 300 <<<"$resp")"; return 1; }
+  [ "${resp##*$'\n'}" = 200 ] || { note "$name: PATCH config failed: $(head -c 300 <<<"$resp")"; return 1; }
 }
 
 # The configurations of (p) and (q): every stage of the pipeline configured so that none
@@ -287,15 +302,19 @@ PY
 
 # ---------------------------------------------------------------- measurements
 
-# run_wrk NAME PORT: warm-up then measured wrk run; sets R_RPS R_P50 R_P99 R_ERR (ms for latency).
+# run_wrk NAME PORT [PATH]: warm-up then measured wrk run of bench/chat.lua's request (posted to
+# PATH, default /v1/chat/completions); sets R_RPS R_P50 R_P99 R_ERR R_REQS (ms for latency) and
+# R_WREQS (requests of the warm-up run, 0 without one).
 run_wrk() {
-  local name=$1 port=$2 url line
-  url="http://127.0.0.1:$port/v1/chat/completions"
+  local name=$1 port=$2 path=${3:-/v1/chat/completions} url line
+  url="http://127.0.0.1:$port$path"
+  R_WREQS=0
   if [ "$WARMUP" -gt 0 ]; then
-    taskset -c "$CCPU" wrk -t1 -c"$CONNS" -d"${WARMUP}s" --timeout 5s -s bench/chat.lua "$url" \
-      >"$LOGS/$name-warmup.log" 2>&1 || { note "$name: wrk warm-up failed"; return 1; }
+    BENCH_WRK_PATH=$path taskset -c "$CCPU" wrk -t1 -c"$CONNS" -d"${WARMUP}s" --timeout 5s \
+      -s bench/chat.lua "$url" >"$LOGS/$name-warmup.log" 2>&1 || { note "$name: wrk warm-up failed"; return 1; }
+    line=$(grep '^BENCH ' "$LOGS/$name-warmup.log") && R_WREQS=$(kv "$line" requests)
   fi
-  taskset -c "$CCPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --timeout 5s --latency \
+  BENCH_WRK_PATH=$path taskset -c "$CCPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --timeout 5s --latency \
     -s bench/chat.lua "$url" >"$LOGS/$name-wrk.log" 2>&1 || { note "$name: wrk failed"; return 1; }
   line=$(grep '^BENCH ' "$LOGS/$name-wrk.log") || { note "$name: no result line from wrk"; return 1; }
   R_RPS=$(kv "$line" rps)
@@ -383,13 +402,92 @@ nginx_proxy_conf() {
     }" "upstream u { server 127.0.0.1:$UP_PORT; keepalive 64; keepalive_requests 1000000; }" "${3:-}"
 }
 
+# nginx_cache_conf NAME PORT [SERVER_EXTRA]: (b) with proxy_cache, POST cached by body: the key
+# is the URI and the body ($request_body is set only when the whole body is in memory, hence a
+# body buffer as large as the largest body accepted), 200s kept 10 minutes, the cache under the
+# run's temp dir. X-Cache-Status shows whether nginx served a HIT. nginx opens, reads and closes
+# the entry's file for every hit unless SERVER_EXTRA sets an open_file_cache, which proxy_cache
+# files go through too: (ho) is (hn) with one.
+nginx_cache_conf() {
+  local d=$TMP/$1
+  nginx_conf "$1" "$2" "client_body_buffer_size 64k;
+    client_max_body_size 64k;
+    ${3:-}
+    location / {
+      proxy_pass http://u;
+      proxy_http_version 1.1;
+      proxy_set_header Connection \"\";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_cache chat;
+      proxy_cache_methods POST;
+      proxy_cache_key \"\$request_uri|\$request_body\";
+      proxy_cache_valid 200 10m;
+      proxy_cache_lock on;
+      add_header X-Cache-Status \$upstream_cache_status always;
+    }" "upstream u { server 127.0.0.1:$UP_PORT; keepalive 64; keepalive_requests 1000000; }
+  proxy_cache_path $d/cache levels=1:2 keys_zone=chat:16m max_size=512m inactive=60m use_temp_path=off;"
+}
+
+# cpu_ticks PID: clock ticks of user and system time PID (all its threads) has used.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# upstream_requests: the requests the upstream nginx has received (stub_status), this one included.
+upstream_requests() {
+  curl -s "http://127.0.0.1:$UP_PORT/bench-upstream-status" | awk 'NR == 3 { print $3 }'
+}
+
+# probe NAME PORT PATH: sends the request of bench/chat.lua once with curl; sets P_STATUS and
+# leaves the response in $LOGS/NAME.headers and $LOGS/NAME.body.
+probe() {
+  P_STATUS=$(curl -s -o "$LOGS/$1.body" -D "$LOGS/$1.headers" -w '%{http_code}' -X POST \
+    -H 'Content-Type: application/json' -H 'Authorization: Bearer sk-bench-not-a-real-key' \
+    --data-binary "@$TMP/chat-body.json" "http://127.0.0.1:$2$3") || P_STATUS=000
+}
+
+# header_value FILE NAME: the value of response header NAME (any case) in a curl -D dump, or "".
+header_value() {
+  awk -v n="${2,,}" '{ sub(/\r$/, ""); i = index($0, ":")
+    if (i > 1 && tolower(substr($0, 1, i - 1)) == n) { v = substr($0, i + 1); sub(/^[ \t]+/, "", v); print v; exit } }' "$1"
+}
+
+# expect_hit KEY PORT HEADER: sends the request twice; the second answer must be a 200 whose
+# HEADER says HIT and whose body is the upstream's. Sets RES[KEY.cache] to HEADER's value.
+expect_hit() {
+  local key=$1 port=$2 hdr=$3 v
+  probe "$key-probe1" "$port" /v1/chat/completions
+  probe "$key-probe2" "$port" /v1/chat/completions
+  v=$(header_value "$LOGS/$key-probe2.headers" "$hdr")
+  RES[$key.cache]="$hdr: ${v:-none}"
+  if [ "$P_STATUS" != 200 ] || [ "$v" != HIT ]; then
+    note "($key) the second identical request got status $P_STATUS and $hdr '${v:-none}', not a HIT"
+    return 1
+  fi
+  [ "$(cat "$LOGS/$key-probe2.body")" = "$CHAT_JSON" ] || { note "($key) the hit's body is not the upstream's"; return 1; }
+}
+
+# expect_no_hit KEY PORT PATH: the request posted twice to PATH; the second must be a 200 that
+# no cache served. Sets RES[KEY.cache] to Rubberduck's X-Cache value.
+expect_no_hit() {
+  local key=$1 port=$2 path=$3 v
+  probe "$key-probe1" "$port" "$path"
+  probe "$key-probe2" "$port" "$path"
+  v=$(header_value "$LOGS/$key-probe2.headers" X-Cache)
+  RES[$key.cache]="X-Cache: ${v:-none}"
+  if [ "$P_STATUS" != 200 ] || [ "$v" = HIT ]; then
+    note "($key) the second request to $path got status $P_STATUS and X-Cache '${v:-none}'"
+    return 1
+  fi
+}
+
 note "building the SSE tools"
 build_tools
 
 # (a), (b), (c): one upstream nginx for all three, on the upstream CPU.
 free_port UP_PORT
 nginx_conf upstream "$UP_PORT" "default_type application/json;
-    location / { return 200 '$CHAT_JSON'; }"
+    location / { return 200 '$CHAT_JSON'; }
+    location = /bench-upstream-status { stub_status; }"
 start_nginx upstream "$UCPU" || die "could not start the upstream nginx"
 UP_PID=$LAST_PID
 wait_tcp "$UP_PORT" "$UP_PID" upstream || die "upstream nginx did not come up"
@@ -399,7 +497,12 @@ wait_tcp "$UP_PORT" "$UP_PID" upstream || die "upstream nginx did not come up"
 # machine a single run moves by tens of percent, rounds that alternate expose
 # every target to the same noise.
 RD_PID= NX_PID=
-if want b; then
+# The request of bench/chat.lua as a file, for curl's probes and h2load.
+printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello in five words."}],"max_tokens":16,"temperature":0}' \
+  >"$TMP/chat-body.json"
+# (n) posts it to a path that no provider route lists: forwarded, never looked up in a cache.
+UNCACHED_PATH=/v1/moderations
+if want b || want n; then
   free_port NX_PORT
   nginx_proxy_conf nginx-proxy "$NX_PORT"
   if start_nginx nginx-proxy "$SCPU" && wait_tcp "$NX_PORT" "$LAST_PID" nginx-proxy; then
@@ -408,7 +511,7 @@ if want b; then
     FAILED+=(b)
   fi
 fi
-if want c; then
+if want c || want n; then
   if start_rubberduck rd-c "http://127.0.0.1:$UP_PORT"; then
     C_PID=$RD_PID C_PORT=$RD_PORT
   else
@@ -429,36 +532,105 @@ for key in p q; do
     [ -n "${RD_PID:-}" ] && { stop_pid "$RD_PID"; forget_pid "$RD_PID"; }
   fi
 done
-declare -A ROUND_RPS ROUND_P50 ROUND_P99 ROUND_ERR
+# (h) Rubberduck with the default configuration (the cache on) and (hn) nginx proxy_cache, both
+# checked to serve the second identical request as a HIT; (n) Rubberduck, the cache on, for the
+# request that no route caches. The upstream counts what reaches it during each of their runs.
+H_PID= HN_PID= HO_PID= N_PID=
+if want h; then
+  RD_PID=
+  if start_rubberduck rd-h "http://127.0.0.1:$UP_PORT" '{}' && expect_hit h "$RD_PORT" X-Cache; then
+    H_PID=$RD_PID H_PORT=$RD_PORT H_ADMIN=$RD_ADMIN H_PROXY_ID=$RD_PROXY_ID
+  else
+    FAILED+=(h)
+    [ -n "${RD_PID:-}" ] && { stop_pid "$RD_PID"; forget_pid "$RD_PID"; }
+  fi
+  for key in hn ho; do
+    free_port port
+    extra=; [ "$key" = ho ] && extra="open_file_cache max=1000 inactive=60s;"
+    nginx_cache_conf "nginx-cache-$key" "$port" "$extra"
+    if start_nginx "nginx-cache-$key" "$SCPU" && wait_tcp "$port" "$LAST_PID" "nginx-cache-$key"; then
+      pid=$LAST_PID
+      if expect_hit "$key" "$port" X-Cache-Status; then
+        printf -v "${key^^}_PID" '%s' "$pid"; printf -v "${key^^}_PORT" '%s' "$port"
+      else
+        FAILED+=("$key"); stop_pid "$pid"; forget_pid "$pid"
+      fi
+    else
+      FAILED+=("$key")
+    fi
+  done
+fi
+if want n; then
+  RD_PID=
+  if start_rubberduck rd-n "http://127.0.0.1:$UP_PORT" '{}' && expect_no_hit n "$RD_PORT" "$UNCACHED_PATH"; then
+    N_PID=$RD_PID N_PORT=$RD_PORT
+  else
+    FAILED+=(n)
+    [ -n "${RD_PID:-}" ] && { stop_pid "$RD_PID"; forget_pid "$RD_PID"; }
+  fi
+  [ -n "${C_PID:-}" ] && { expect_no_hit nc "$C_PORT" "$UNCACHED_PATH" || FAILED+=(nc); }
+fi
+ROUND_KEYS="a b c p q h hn ho n nc nb"
+# want_round KEY: hn and ho come with h, nc and nb with n.
+want_round() {
+  case $1 in
+    hn | ho) want h ;;
+    nc | nb) want n ;;
+    *) want "$1" ;;
+  esac
+}
+CLK_TCK=$(getconf CLK_TCK)
+declare -A ROUND_RPS ROUND_P50 ROUND_P99 ROUND_ERR ROUND_CPU ROUND_UP ROUND_SENT
 for round in $(seq 1 "$ROUNDS"); do
-  for key in a b c p q; do
-    want "$key" || continue
+  for key in $ROUND_KEYS; do
+    want_round "$key" || continue
+    path=/v1/chat/completions cpu_pid=
     case $key in
       a) port=$UP_PORT ;;
       b) [ -n "$NX_PID" ] || continue; port=$NX_PORT ;;
       c) [ -n "${C_PID:-}" ] || continue; port=$C_PORT ;;
       p) [ -n "${P_PID:-}" ] || continue; port=$P_PORT ;;
       q) [ -n "${Q_PID:-}" ] || continue; port=$Q_PORT ;;
+      h) [ -n "$H_PID" ] || continue; port=$H_PORT cpu_pid=$H_PID ;;
+      hn) [ -n "$HN_PID" ] || continue; port=$HN_PORT cpu_pid=$(nginx_worker "$HN_PID") ;;
+      ho) [ -n "$HO_PID" ] || continue; port=$HO_PORT cpu_pid=$(nginx_worker "$HO_PID") ;;
+      n) [ -n "$N_PID" ] || continue; port=$N_PORT path=$UNCACHED_PATH cpu_pid=$N_PID ;;
+      nc) [ -n "${C_PID:-}" ] || continue; port=$C_PORT path=$UNCACHED_PATH cpu_pid=$C_PID ;;
+      nb) [ -n "$NX_PID" ] || continue; port=$NX_PORT path=$UNCACHED_PATH cpu_pid=$(nginx_worker "$NX_PID") ;;
     esac
-    note "($key) round $round/$ROUNDS (127.0.0.1:$port)"
+    note "($key) round $round/$ROUNDS (127.0.0.1:$port$path)"
     # Only the first round of each target gets a warm-up run.
     saved_warmup=$WARMUP; [ "$round" -gt 1 ] && WARMUP=0
-    if run_wrk "$key-r$round" "$port"; then
+    if [ -n "$cpu_pid" ]; then t0=$(cpu_ticks "$cpu_pid"); u0=$(upstream_requests); fi
+    if run_wrk "$key-r$round" "$port" "$path"; then
       ROUND_RPS[$key]+=" $R_RPS" ROUND_P50[$key]+=" $R_P50" ROUND_P99[$key]+=" $R_P99"
       ROUND_ERR[$key]=$(( ${ROUND_ERR[$key]:-0} + R_ERR ))
+      if [ -n "$cpu_pid" ]; then
+        # Server CPU per request (warm-up included on both sides), and how many of the requests
+        # reached the upstream (less the status request that ends the count).
+        t1=$(cpu_ticks "$cpu_pid"); u1=$(upstream_requests); sent=$((R_REQS + R_WREQS))
+        ROUND_CPU[$key]+=" $(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$sent" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')"
+        ROUND_UP[$key]=$(( ${ROUND_UP[$key]:-0} + u1 - u0 - 1 ))
+        ROUND_SENT[$key]=$(( ${ROUND_SENT[$key]:-0} + sent ))
+      fi
     else
       FAILED+=("$key-r$round")
     fi
     WARMUP=$saved_warmup
   done
 done
-for key in a b c p q; do
+for key in $ROUND_KEYS; do
   [ -n "${ROUND_RPS[$key]:-}" ] || continue
   # shellcheck disable=SC2086
   RES[$key.rps]=$(median ${ROUND_RPS[$key]}) RES[$key.p50]=$(median ${ROUND_P50[$key]})
   # shellcheck disable=SC2086
   RES[$key.p99]=$(median ${ROUND_P99[$key]}) RES[$key.err]=${ROUND_ERR[$key]}
   RES[$key.rounds]=$(echo ${ROUND_RPS[$key]} | tr ' ' '/')
+  if [ -n "${ROUND_CPU[$key]:-}" ]; then
+    # shellcheck disable=SC2086
+    RES[$key.cpu]=$(median ${ROUND_CPU[$key]})
+    RES[$key.upstream]="${ROUND_UP[$key]} of ${ROUND_SENT[$key]}"
+  fi
 done
 # The ratio that matters, c/b, round by round: both ran back to back under
 # the same conditions, so the median of the per-round ratios resists drift.
@@ -486,6 +658,26 @@ ratio_rounds() {
 }
 ratio_rounds p c pc
 ratio_rounds q c qc
+ratio_rounds h hn hhn
+ratio_rounds h ho hho
+ratio_rounds n nc nnc
+ratio_rounds n nb nnb
+ratio_rounds nc nb ncnb
+# What Rubberduck's cache counted for (h): every request a hit but the first.
+if [ -n "$H_PID" ]; then
+  curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$H_ADMIN/api/v1/proxies/$H_PROXY_ID/cache" \
+    >"$LOGS/h-cache-stats.json" || true
+  RES[h.stats]=$(python3 -c 'import json, sys
+try:
+    s = json.load(open(sys.argv[1]))
+    print("hits %s, misses %s" % (s.get("hits", "?"), s.get("misses", "?")))
+except Exception:
+    print("not available")' "$LOGS/h-cache-stats.json")
+  RES[h.rss]=$(peak_rss_mb "$H_PID")
+fi
+for pid in "$H_PID" "$HN_PID" "$HO_PID" "$N_PID"; do
+  [ -n "$pid" ] && { stop_pid "$pid"; forget_pid "$pid"; }
+done
 for key in p q; do
   pid_var=${key^^}_PID
   [ -n "${!pid_var:-}" ] && { stop_pid "${!pid_var}"; forget_pid "${!pid_var}"; }
@@ -548,8 +740,6 @@ if want e; then
 fi
 # (h2): nginx http2 proxy_pass and Rubberduck, interleaved rounds as for (a)-(c).
 if want h2; then
-  printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello in five words."}],"max_tokens":16,"temperature":0}' \
-    >"$TMP/chat-body.json"
   H2NX_PID= H2RD_PID=
   free_port H2NX_PORT
   nginx_proxy_conf nginx-h2 "$H2NX_PORT" http2
