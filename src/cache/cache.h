@@ -238,7 +238,9 @@ void rd_cache_fill_abort(struct rd_cache_entry *e);
 /* ---- readers ---- */
 
 /* Registers f to be woken on every publication of e (a FILLING entry);
- * returns false if e is no longer filling (read its state instead). */
+ * returns false if e is no longer filling (read its state instead). wake
+ * runs with e->mu held, so it must not call back into the cache; once
+ * rd_cache_unfollow returns, f is never woken again and may be freed. */
 bool rd_cache_follow(struct rd_cache_entry *e, struct rd_cache_follow *f);
 void rd_cache_unfollow(struct rd_cache_entry *e, struct rd_cache_follow *f);
 /* A snapshot of e's published state: its state, length and whether the head is in. */
