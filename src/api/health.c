@@ -76,7 +76,9 @@ struct probe {
     uv_timer_t timer;
     uv_tcp_t tcp;
     uv_connect_t conn;
-    bool gai_pending; /* the getaddrinfo request has not called back */
+    bool gai_pending;         /* the getaddrinfo request has not called back */
+    struct addrinfo *res;     /* owned; the resolved addresses */
+    struct addrinfo *next_ai; /* borrowed from res: the one to try next */
     bool tcp_open;
     int refs;
     uint64_t t0;
@@ -87,11 +89,19 @@ static double ms_since(uint64_t t0_ns)
     return (double)(uv_hrtime() - t0_ns) / 1e6;
 }
 
+/* A number printed with three decimals (json-c would print 17 digits). */
+static struct json_object *num3(double v)
+{
+    char text[48];
+    snprintf(text, sizeof text, "%.3f", v);
+    return json_object_new_double_s(v, text);
+}
+
 static struct json_object *check_new(bool ok, double ms, struct json_object *detail)
 {
     struct json_object *o = json_object_new_object();
     json_object_object_add(o, "status", json_object_new_string(ok ? "ok" : "fail"));
-    json_object_object_add(o, "latency_ms", json_object_new_double(ms));
+    json_object_object_add(o, "latency_ms", num3(ms));
     json_object_object_add(o, "detail", detail);
     return o;
 }
@@ -137,7 +147,7 @@ static struct json_object *check_disk(struct rd_api *api, bool *ok)
     struct json_object *d = json_object_new_object();
     json_object_object_add(d, "free_bytes", json_object_new_int64((int64_t)avail));
     json_object_object_add(d, "total_bytes", json_object_new_int64((int64_t)total));
-    json_object_object_add(d, "free_percent", json_object_new_double(pct));
+    json_object_object_add(d, "free_percent", num3(pct));
     json_object_object_add(d, "min_free_bytes", json_object_new_int64((int64_t)RD_HEALTH_DISK_MIN_BYTES));
     json_object_object_add(d, "min_free_percent", json_object_new_double(RD_HEALTH_DISK_MIN_PCT));
     return check_new(*ok, ms_since(t0), d);
@@ -179,7 +189,7 @@ static struct json_object *check_memory(bool *ok)
     json_object_object_add(d, "rss_bytes", json_object_new_int64(rss * 1024));
     json_object_object_add(d, "available_bytes", json_object_new_int64(avail * 1024));
     json_object_object_add(d, "total_bytes", json_object_new_int64(total * 1024));
-    json_object_object_add(d, "available_percent", json_object_new_double(pct));
+    json_object_object_add(d, "available_percent", num3(pct));
     json_object_object_add(d, "min_available_percent", json_object_new_double(RD_HEALTH_MEM_MIN_PCT));
     return check_new(*ok, ms_since(t0), d);
 }
@@ -272,7 +282,7 @@ static void send_detailed(struct detailed *d)
 {
     struct json_object *checks = json_object_object_get(d->root, "checks");
     json_object_object_add(d->provs, "status", json_object_new_string(d->providers_ok ? "ok" : "fail"));
-    json_object_object_add(d->provs, "latency_ms", json_object_new_double(d->providers_ms));
+    json_object_object_add(d->provs, "latency_ms", num3(d->providers_ms));
     bool healthy = true;
     json_object_object_foreach(checks, name, c)
     {
@@ -316,8 +326,10 @@ static void detailed_report_done(struct detailed *d)
 
 static void probe_release(struct probe *p)
 {
-    if (--p->refs == 0)
-        free(p);
+    if (--p->refs > 0)
+        return;
+    uv_freeaddrinfo(p->res);
+    free(p);
 }
 
 static void on_probe_close(uv_handle_t *hd)
@@ -343,48 +355,81 @@ static void probe_finish(struct probe *p, bool ok, const char *detail)
     detailed_report_done(d);
 }
 
+static void on_connected(uv_connect_t *req, int status);
+
+static void fail_connect(struct probe *p, int rc)
+{
+    char msg[DETAIL_LEN];
+    snprintf(msg, sizeof msg, "tcp connect to %s failed: %s", p->key, uv_strerror(rc));
+    probe_finish(p, false, msg);
+}
+
+/* Starts a connect to the next resolved address. Returns 0 or a libuv code
+ * (the handle, when opened, is closed by probe_finish). */
+static int connect_next(struct probe *p)
+{
+    struct addrinfo *ai = p->next_ai;
+    if (ai == NULL)
+        return UV_EADDRNOTAVAIL;
+    p->next_ai = ai->ai_next;
+    int rc = uv_tcp_init(p->timer.loop, &p->tcp);
+    if (rc != 0)
+        return rc;
+    p->tcp.data = p;
+    p->tcp_open = true;
+    p->refs++;
+    p->conn.data = p;
+    return uv_tcp_connect(&p->conn, &p->tcp, ai->ai_addr, on_connected);
+}
+
+/* The failed address's handle is closed: the next address, unless the
+ * probe ended meanwhile. */
+static void on_retry_close(uv_handle_t *hd)
+{
+    struct probe *p = hd->data;
+    if (p->d) {
+        int rc = connect_next(p);
+        if (rc != 0)
+            fail_connect(p, rc);
+    }
+    probe_release(p); /* the closed handle's reference (the timer holds one while d is set) */
+}
+
 static void on_connected(uv_connect_t *req, int status)
 {
     struct probe *p = req->data;
+    if (status == UV_ECANCELED || p->d == NULL)
+        return;
     if (status == 0)
         probe_finish(p, true, "tcp connect ok");
-    else if (status != UV_ECANCELED) {
-        char msg[DETAIL_LEN];
-        snprintf(msg, sizeof msg, "tcp connect to %s failed: %s", p->key, uv_strerror(status));
-        probe_finish(p, false, msg);
-    }
+    else if (p->next_ai) { /* e.g. ::1 refused, 127.0.0.1 listens */
+        p->tcp_open = false;
+        uv_close((uv_handle_t *)&p->tcp, on_retry_close);
+    } else
+        fail_connect(p, status);
 }
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
     struct probe *p = req->data;
     p->gai_pending = false;
+    p->res = res; /* freed with the probe */
     if (p->d == NULL) { /* timed out meanwhile */
-        uv_freeaddrinfo(res);
         probe_release(p);
         return;
     }
-    char msg[DETAIL_LEN];
     if (status != 0) {
+        char msg[DETAIL_LEN];
         snprintf(msg, sizeof msg, "cannot resolve %s: %s", p->key, uv_strerror(status));
         probe_finish(p, false, msg);
         probe_release(p);
         return;
     }
-    int rc = uv_tcp_init(req->loop, &p->tcp);
-    if (rc == 0) {
-        p->tcp.data = p;
-        p->tcp_open = true;
-        p->refs++;
-        p->conn.data = p;
-        rc = uv_tcp_connect(&p->conn, &p->tcp, res->ai_addr, on_connected);
-    }
-    uv_freeaddrinfo(res);
+    p->next_ai = res;
+    int rc = connect_next(p);
     probe_release(p); /* the getaddrinfo request's reference */
-    if (rc != 0) {
-        snprintf(msg, sizeof msg, "tcp connect to %s failed: %s", p->key, uv_strerror(rc));
-        probe_finish(p, false, msg);
-    }
+    if (rc != 0)
+        fail_connect(p, rc);
 }
 
 static void on_probe_timeout(uv_timer_t *t)

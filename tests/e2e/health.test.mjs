@@ -83,6 +83,9 @@ describe('health', () => {
         await srv.createProxy({ name, provider: 'openai', port: await freePort(), start: false,
                                 upstream_url: `http://127.0.0.1:${up.port}/v1` });
       await srv.createProxy({ name: 'emu', provider: 'openai', port: await freePort(), start: false, upstream_url: 'emulator' });
+      // a name through getaddrinfo (localhost may give ::1 first, where nothing listens: the next address is tried)
+      await srv.createProxy({ name: 'byname', provider: 'openai', port: await freePort(), start: false,
+                              upstream_url: `http://localhost:${up.port}` });
       const r = await detailed(srv);
       assert.equal(r.status, 200, r.text);
       assert.equal(r.json.status, 'healthy');
@@ -93,21 +96,22 @@ describe('health', () => {
         assert.equal(c.status, 'ok', `${k}: ${JSON.stringify(c)}`);
       }
       const key = `127.0.0.1:${up.port}`;
-      assert.deepEqual(Object.keys(r.json.checks.providers.detail), [key]);
+      assert.deepEqual(Object.keys(r.json.checks.providers.detail).sort(), [key, `localhost:${up.port}`]);
       assert.equal(r.json.checks.providers.detail[key].status, 'ok');
+      assert.equal(r.json.checks.providers.detail[`localhost:${up.port}`].status, 'ok');
       assert.equal(r.json.checks.providers.detail[key].cached, false);
       assert.ok(r.json.checks.memory.detail.rss_bytes > 0);
       assert.ok(r.json.checks.disk_space.detail.free_bytes > 0);
       assert.ok(!r.text.includes(srv.token) && !r.text.includes('/v1'), 'only host:port of the upstream, no token');
       await waitFor(() => up.closed - 0 >= up.connections, 3000, 'probe connection closed');
-      assert.equal(up.connections - base, 1, 'one TCP connection for one upstream');
+      assert.equal(up.connections - base, 2, 'one TCP connection per upstream host:port');
       assert.equal(up.bytes, 0, 'no byte (no HTTP request) reached the upstream');
 
       const again = await detailed(srv);
       assert.equal(again.status, 200, again.text);
       assert.equal(again.json.checks.providers.detail[key].cached, true);
       await new Promise((res) => setTimeout(res, 200));
-      assert.equal(up.connections - base, 1, 'the second call within 60 s did not reconnect');
+      assert.equal(up.connections - base, 2, 'the second call within 60 s did not reconnect');
     } finally {
       await srv.stop();
     }
