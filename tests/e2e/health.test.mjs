@@ -4,6 +4,7 @@
 // answer into a 503 when an upstream is unreachable; RUBBERDUCK_METRICS_TOKEN
 // guards the detailed view.
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { httpRequest, jsonOf, waitFor } from './lib/http.mjs';
@@ -35,6 +36,33 @@ async function closedPort() {
   const port = s.address().port;
   await new Promise((resolve) => s.close(resolve));
   return port;
+}
+
+/* A loopback listener that never completes a handshake: listen(0), never
+ * accept, backlog filled, so further SYNs are dropped and a connect hangs
+ * (node always accepts, hence python3). Returns {port, child} or null. */
+const HAS_PYTHON = spawnSync('python3', ['-c', 'pass']).status === 0;
+async function blackhole() {
+  const script = `
+import socket, time, sys
+s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(0)
+port = s.getsockname()[1]
+fill = []
+for i in range(4):
+    c = socket.socket(); c.setblocking(False)
+    try: c.connect(('127.0.0.1', port))
+    except BlockingIOError: pass
+    fill.append(c)
+time.sleep(0.3)
+print(port); sys.stdout.flush()
+time.sleep(60)
+`;
+  const child = spawn('python3', ['-c', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise((resolve, reject) => {
+    child.stdout.once('data', (d) => resolve(Number(String(d).trim())));
+    child.once('exit', () => reject(new Error('blackhole exited')));
+  });
+  return { port, child };
 }
 
 async function detailed(srv, auth) {
@@ -184,6 +212,34 @@ describe('health', () => {
       assert.equal(r.status, 200, r.text);
     } finally {
       await srv.stop();
+    }
+  });
+
+  test('an upstream that never completes the handshake fails after the 2 s timeout; a stop during a probe is clean', { skip: !HAS_PYTHON && 'python3 missing' }, async () => {
+    const bh = await blackhole();
+    const srv = await startServer();
+    try {
+      await srv.createProxy({ name: 'bh', provider: 'openai', port: await freePort(), start: false,
+                              upstream_url: `http://127.0.0.1:${bh.port}` });
+      const t0 = Date.now();
+      const r = await detailed(srv);
+      const took = Date.now() - t0;
+      assert.equal(r.status, 503, r.text);
+      const d = r.json.checks.providers.detail[`127.0.0.1:${bh.port}`];
+      assert.equal(d.status, 'fail');
+      assert.match(d.detail, /within 2000 ms/);
+      assert.ok(took >= 1900 && took < 5000, `answered after ${took} ms`);
+      // a second blackholed upstream: SIGTERM while its probe is pending
+      await srv.createProxy({ name: 'bh2', provider: 'openai', port: await freePort(), start: false,
+                              upstream_url: `http://localhost:${bh.port}` });
+      const pending = httpRequest(`${srv.adminUrl}/health/detailed`).catch((e) => e);
+      await new Promise((res) => setTimeout(res, 300));
+      await srv.stop(); // exit 0, no sanitizer report
+      const res = await pending;
+      assert.ok(res instanceof Error || res.status === 503, `pending exchange: ${res.status ?? res}`);
+    } finally {
+      await srv.stop();
+      bh.child.kill('SIGKILL');
     }
   });
 });
