@@ -81,7 +81,7 @@ struct probe {
     struct addrinfo *next_ai; /* borrowed from res: the one to try next */
     bool tcp_open;
     int refs;
-    uint64_t t0;
+    uint64_t t0; /* uv_hrtime() at the start */
 };
 
 static double ms_since(uint64_t t0_ns)
@@ -342,7 +342,7 @@ static void probe_finish(struct probe *p, bool ok, const char *detail)
 {
     if (p->d == NULL)
         return;
-    double ms = (double)(rd_time_mono_ms() - p->t0);
+    double ms = ms_since(p->t0);
     cache_store(p->h, p->key, ok, detail, ms);
     add_result(p->d, p->key, ok, detail, ms, false);
     struct detailed *d = p->d;
@@ -449,7 +449,7 @@ static void probe_start(uv_loop_t *loop, struct rd_api_health *h, struct detaile
     snprintf(p->key, sizeof p->key, "%s", key);
     snprintf(p->host, sizeof p->host, "%s", host);
     snprintf(p->port, sizeof p->port, "%s", port);
-    p->t0 = rd_time_mono_ms();
+    p->t0 = uv_hrtime();
     d->pending++;
     (void)uv_timer_init(loop, &p->timer); /* cannot fail on a live loop */
     p->timer.data = p;
