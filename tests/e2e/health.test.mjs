@@ -162,6 +162,18 @@ describe('health', () => {
       assert.match(prov.detail[key].detail, new RegExp(key.replace(/\./g, '\\.')));
       assert.equal(r.json.checks.database.status, 'ok');
       assert.ok(!r.text.includes(srv.token) && !r.text.includes('/v1'), 'only host:port of the upstream, no token');
+      // a bracketed IPv6 literal keeps its brackets in the key (nothing listens on ::1 there)
+      await srv.createProxy({ name: 'v6', provider: 'openai', port: await freePort(), start: false,
+                              upstream_url: `https://[::1]:${port}/v1` });
+      const v6 = await detailed(srv);
+      assert.equal(v6.status, 503, v6.text);
+      assert.equal(v6.json.checks.providers.detail[`[::1]:${port}`].status, 'fail');
+      assert.equal(v6.json.checks.providers.detail[key].cached, true);
+      // no port: the scheme's (a loopback 443: only the key is asserted)
+      await srv.createProxy({ name: 'dflt', provider: 'openai', port: await freePort(), start: false,
+                              upstream_url: 'https://127.0.0.1/v1' });
+      const dflt = await detailed(srv);
+      assert.ok('127.0.0.1:443' in dflt.json.checks.providers.detail, dflt.text);
       // the failure is cached too
       const again = await detailed(srv);
       assert.equal(again.status, 503);
