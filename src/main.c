@@ -431,6 +431,7 @@ static int serve(int argc, char **argv)
         rd_warn("response caches are not persisted: %s", errbuf);
     rd_manager_set_persist(&app->manager, app->persist);
     app->api = (struct rd_api){.manager = &app->manager, .store = app->store, .admin_token = app->token,
+                               .metrics_token = getenv("RUBBERDUCK_METRICS_TOKEN"), .data_dir = app->o.data_dir,
                                .header_timeout_ms = app->o.header_timeout_ms};
     if (start_admin(app) != 0) {
         rd_workers_join(app->workers, app->o.workers);
@@ -456,6 +457,7 @@ static int serve(int argc, char **argv)
     workers_started = false;
     rd_manager_free(&app->manager);
     uv_run(app->loop, UV_RUN_DEFAULT);
+    rd_api_health_free(&app->api); /* the loop drained: no probe left */
     rd_info("stopped");
 out_workers:
     if (workers_started)

@@ -119,14 +119,19 @@ static bool match(const char *pattern, const char *path, char *param, size_t ple
     return *pattern == '\0' && *path == '\0';
 }
 
-static bool authorized(struct rd_api *api, struct rd_http_exch *x)
+bool rd_api_bearer_matches(const struct rd_http_exch *x, const char *token)
 {
     const char *auth = rd_hdrs_get(&x->req->headers, "authorization");
-    if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0)
+    if (token == NULL || auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0)
         return false;
     const char *tok = auth + 7;
-    size_t n = strlen(api->admin_token);
-    return strlen(tok) == n && CRYPTO_memcmp(tok, api->admin_token, n) == 0;
+    size_t n = strlen(token);
+    return strlen(tok) == n && CRYPTO_memcmp(tok, token, n) == 0;
+}
+
+static bool authorized(struct rd_api *api, struct rd_http_exch *x)
+{
+    return rd_api_bearer_matches(x, api->admin_token);
 }
 
 static const struct {
@@ -134,6 +139,7 @@ static const struct {
     const size_t *n;
 } tables[] = {
     {rd_api_system_routes, &rd_api_system_nroutes},
+    {rd_api_health_routes, &rd_api_health_nroutes},
     {rd_api_proxy_routes, &rd_api_proxy_nroutes},
     {rd_api_cache_routes, &rd_api_cache_nroutes},
 };

@@ -1,6 +1,6 @@
-/* The management API (/api/v1, /healthz), served on the control loop.
+/* The management API (/api/v1, /healthz, /health), served on the control loop.
  * Routes are a table of {method, pattern, handler, auth}; each resource lives
- * in its own file (proxies.c, system.c, cache.c). */
+ * in its own file (proxies.c, system.c, health.c, cache.c). */
 #ifndef RD_API_API_H
 #define RD_API_API_H
 
@@ -15,8 +15,17 @@ struct rd_api {
     struct rd_manager *manager; /* borrowed */
     struct rd_store *store;     /* borrowed */
     const char *admin_token;    /* borrowed */
+    /* RUBBERDUCK_METRICS_TOKEN: when set, /health/detailed wants it (or the
+     * admin token). Borrowed; NULL or "" leaves it open. */
+    const char *metrics_token;
+    const char *data_dir; /* borrowed; the disk_space check's directory */
     uint64_t header_timeout_ms;
+    struct rd_api_health *health; /* owned; upstream probe cache, made on first use */
 };
+
+/* Frees the health check's cache. Call once the loop has drained (no probe
+ * in flight). */
+void rd_api_health_free(struct rd_api *api);
 
 /* Listener configuration that serves the API with ctx as user data. */
 void rd_api_listener_cfg(struct rd_api *ctx, struct rd_http_listener_cfg *out);
@@ -43,6 +52,9 @@ void rd_api_send_error(struct rd_http_exch *x, int status, const char *code, con
 /* Parses the request body as a JSON object; on failure answers 400 and
  * returns NULL. The result is owned by the caller. */
 struct json_object *rd_api_body_object(struct rd_http_exch *x);
+/* True when the request carries "Authorization: Bearer <token>" (constant-
+ * time comparison). */
+bool rd_api_bearer_matches(const struct rd_http_exch *x, const char *token);
 /* Value of a query parameter (no percent-decoding; our parameters are plain
  * tokens), copied into buf; NULL if absent. */
 const char *rd_api_query(const struct rd_http_exch *x, const char *name, char *buf, size_t len);
@@ -51,6 +63,8 @@ extern const struct rd_api_route rd_api_proxy_routes[];
 extern const size_t rd_api_proxy_nroutes;
 extern const struct rd_api_route rd_api_system_routes[];
 extern const size_t rd_api_system_nroutes;
+extern const struct rd_api_route rd_api_health_routes[];
+extern const size_t rd_api_health_nroutes;
 extern const struct rd_api_route rd_api_cache_routes[];
 extern const size_t rd_api_cache_nroutes;
 
