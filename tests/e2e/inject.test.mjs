@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
@@ -320,8 +321,17 @@ describe('timeouts and hangs', () => {
     up.clear();
     await srv.putConfig(oai.id, { timeout_config: { delay_ms: 400 } });
     const before = await usageRequests(oai.id);
-    await assert.rejects(chat(oaiBase, { timeoutMs: 100 }));
-    await waitFor(async () => (await usageRequests(oai.id)) === before + 1, 3000, 'the abandoned request released');
+    // the whole request is written before the client leaves, so a loaded
+    // machine cannot turn it into a connection closed before any request
+    await new Promise((resolve, reject) => {
+      const body = chatBody();
+      const sock = net.connect(oai.port, '127.0.0.1', () => {
+        sock.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+          () => setTimeout(() => { sock.destroy(); resolve(); }, 100));
+      });
+      sock.on('error', reject);
+    });
+    await waitFor(async () => (await usageRequests(oai.id)) === before + 1, 5000, 'the abandoned request released');
     await new Promise((res) => setTimeout(res, 500));
     assert.equal(up.requests.length, 0);
   });
