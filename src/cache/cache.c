@@ -484,8 +484,14 @@ int rd_cache_fill_commit(struct rd_cache_entry *e, uint32_t ttl_s)
     if (st != RD_CACHE_FILLING)
         return st == RD_CACHE_FAILED ? RD_ETOOBIG : RD_ESTATE;
     struct rd_cache *c = e->owner;
-    if (!c || ttl_s == 0 || !e->has_head) {
+    if (!c || !e->has_head) {
         fill_end(e, RD_CACHE_FAILED, false);
+        return RD_EINVAL;
+    }
+    if (ttl_s == 0) {
+        /* Whole, but not to be kept (a TTL of 0): followers that joined
+         * before the end finish the answer they hold. */
+        fill_end(e, RD_CACHE_COMPLETE, false);
         return RD_EINVAL;
     }
     uint64_t max_resp = atomic_load(&c->max_response), max_bytes = atomic_load(&c->max_bytes);

@@ -229,7 +229,8 @@ int rd_cache_fill_mark(struct rd_cache_entry *e, uint64_t end, uint32_t t_ms);
  * its reference. Returns 0; RD_ETOOBIG when the body passed max_response
  * or the entry is larger than max_bytes: it is then not stored, but marked
  * COMPLETE for its followers (they have every byte), or it was already
- * dropped; RD_EINVAL (ttl_s 0, no head) after aborting it. */
+ * dropped; RD_EINVAL for ttl_s 0 (not stored, COMPLETE for its
+ * followers as well) or no head (aborted: FAILED). */
 int rd_cache_fill_commit(struct rd_cache_entry *e, uint32_t ttl_s);
 /* Drops the fill: joiners are told (RD_CACHE_FAILED). The caller keeps
  * its reference. */

@@ -250,6 +250,33 @@ static void test_abort(void **state)
     rd_cache_unref(c);
 }
 
+/* A whole answer committed with a TTL of 0 (by_model 0): not stored, but
+ * a request that joined it finishes it (COMPLETE), never cut (FAILED). */
+static void test_ttl0_joiner_completes(void **state)
+{
+    (void)state;
+    struct rd_cache *c = cache_new(0, 0, 0, NULL);
+    uint8_t key[RD_CACHE_KEY_LEN];
+    key_of(5, key);
+    struct rd_cache_entry *lead = NULL, *join = NULL;
+    rd_cache_lookup(c, key, true, true, "m", RD_REQ_CHAT, "POST", "/p", &lead);
+    assert_int_equal(rd_cache_fill_head(lead, 200, &CT, 1, false), 0);
+    assert_int_equal(rd_cache_fill_data(lead, "{}", 2), 0);
+    assert_int_equal(rd_cache_lookup(c, key, true, true, "m", RD_REQ_CHAT, "POST", "/p", &join), RD_CACHE_LOOKUP_JOIN);
+    assert_int_equal(rd_cache_fill_commit(lead, 0), RD_EINVAL);
+    enum rd_cache_state st;
+    uint64_t len = 0;
+    rd_cache_peek(join, &st, &len, NULL);
+    assert_int_equal(st, RD_CACHE_COMPLETE);
+    assert_int_equal(len, 2);
+    rd_cache_entry_unref(join);
+    rd_cache_entry_unref(lead);
+    struct rd_cache_entry *e = NULL;
+    assert_int_equal(rd_cache_lookup(c, key, true, false, "m", RD_REQ_CHAT, "POST", "/p", &e), RD_CACHE_LOOKUP_MISS);
+    assert_null(e);
+    rd_cache_unref(c);
+}
+
 static void test_expiry(void **state)
 {
     (void)state;
@@ -773,6 +800,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_miss_fill_commit_hit),
+        cmocka_unit_test(test_ttl0_joiner_completes),
         cmocka_unit_test(test_join_and_wake),
         cmocka_unit_test(test_abort),
         cmocka_unit_test(test_expiry),

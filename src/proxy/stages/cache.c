@@ -578,8 +578,9 @@ static void commit(struct rd_req *req, const struct cache_cfg *c, struct cache_r
         snprintf(e->finish, sizeof e->finish, "length");
     answer_model(e, e->upstream_model, sizeof e->upstream_model);
     uint32_t ttl = rd_cache_ttl_for(c->ttl, req->model, req->kind, e->finish, rd_cache_now(cache));
-    if (ttl == 0) {
-        give_up(cr);
+    if (ttl == 0) { /* not kept; a joiner still finishes the whole answer it follows */
+        cr->unstorable = true;
+        (void)rd_cache_fill_commit(e, 0);
         return;
     }
     /* invalidate_on_model_change: the last entry of this path and model was
