@@ -498,7 +498,8 @@ static void check_upstream(struct rd_api *api, struct detailed *d, const struct 
         add_result(d, key, c->ok, c->detail, c->latency_ms, true);
         return;
     }
-    /* A placeholder keeps a second proxy on the same upstream from probing it twice. */
+    /* A null member marks the upstream as being probed until its result
+     * arrives: a second proxy on the same upstream waits for this probe. */
     json_object_object_add(d->ups, key, NULL);
     probe_start(api->manager->loop, api->health, d, key, host, port);
 }

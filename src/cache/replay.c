@@ -93,18 +93,23 @@ static void arm_timer(struct rp *r, uint64_t ms)
     r->armed = true;
 }
 
+void rd_cache_replay_head(const struct rd_cache_entry *e, bool with_length, struct rd_hdrs *h, char clen[24])
+{
+    for (size_t i = 0; i < e->nhdrs; i++)
+        rd_hdrs_add_refn(h, e->hdrs[i].name, e->hdrs[i].name_len, e->hdrs[i].value, e->hdrs[i].value_len);
+    if (with_length) {
+        snprintf(clen, 24, "%llu", (unsigned long long)e->len);
+        rd_hdrs_add_ref(h, "Content-Length", clen);
+    }
+}
+
 static int send_head(struct rp *r, bool complete)
 {
     const struct rd_cache_entry *e = r->e;
     struct rd_hdrs h;
     rd_hdrs_init(&h, NULL);
-    for (size_t i = 0; i < e->nhdrs; i++)
-        rd_hdrs_add_refn(&h, e->hdrs[i].name, e->hdrs[i].name_len, e->hdrs[i].value, e->hdrs[i].value_len);
     char clen[24];
-    if (complete && !e->stream) {
-        snprintf(clen, sizeof clen, "%llu", (unsigned long long)e->len);
-        rd_hdrs_add_ref(&h, "Content-Length", clen);
-    }
+    rd_cache_replay_head(e, complete && !e->stream, &h, clen);
     int rc = r->cbs.on_head(r->ud, e->status, &h);
     rd_hdrs_free(&h);
     return rc;

@@ -36,4 +36,9 @@ struct rd_cache_replay_arg {
 
 extern const struct rd_source_ops rd_cache_replay_ops;
 
+/* The head a replay of e sends: its stored headers (borrowed from e) and,
+ * with_length, Content-Length rendered into clen. h must be initialised;
+ * the caller frees it. */
+void rd_cache_replay_head(const struct rd_cache_entry *e, bool with_length, struct rd_hdrs *h, char clen[24]);
+
 #endif

@@ -263,11 +263,8 @@ static bool replay_now(struct rd_req *req, struct rd_cache_entry *e)
         return false;
     struct rd_hdrs h;
     rd_hdrs_init(&h, NULL);
-    for (size_t i = 0; i < e->nhdrs; i++)
-        rd_hdrs_add_refn(&h, e->hdrs[i].name, e->hdrs[i].name_len, e->hdrs[i].value, e->hdrs[i].value_len);
     char clen[24];
-    snprintf(clen, sizeof clen, "%llu", (unsigned long long)len);
-    rd_hdrs_add_ref(&h, "Content-Length", clen);
+    rd_cache_replay_head(e, true, &h, clen);
     int rc = on_head(req, e->status, &h);
     rd_hdrs_free(&h);
     if (rc < 0) {
