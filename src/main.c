@@ -15,6 +15,8 @@
 #include "cache/persist.h"
 #include "cli/cassette.h"
 #include "http/server.h"
+#include "obs/obs.h"
+#include "proxy/config.h"
 #include "proxy/manager.h"
 #include "proxy/secrets.h"
 #include "proxy/worker.h"
@@ -33,6 +35,9 @@ struct opts {
     bool demo;
     uint64_t header_timeout_ms;
     uint64_t drain_timeout_ms;
+    uint64_t log_buffer_bytes;
+    uint64_t log_retention_days;
+    const char *node_id;
 };
 
 struct app {
@@ -73,6 +78,9 @@ static const char usage_serve[] =
     "  --log-level LEVEL        trace|debug|info|warn|error (RUBBERDUCK_LOG_LEVEL, default info)\n"
     "  --header-timeout-ms MS   time allowed to send request headers (RUBBERDUCK_HEADER_TIMEOUT_MS, 10000)\n"
     "  --drain-timeout-ms MS    how long a stop signal waits for requests, 0: cut them (RUBBERDUCK_DRAIN_TIMEOUT_MS, 30000)\n"
+    "  --log-buffer-size SIZE   request log records waiting to be written, at most (RUBBERDUCK_LOG_BUFFER_SIZE, 100MB)\n"
+    "  --log-retention-days N   purge request log rows older than N days, 0: keep (RUBBERDUCK_LOG_RETENTION_DAYS, 30)\n"
+    "  --node-id ID             this node's name in the request log (RUBBERDUCK_NODE_ID, default: host name)\n"
     "\n"
     "Also: DATABASE_URL=sqlite:///path/to.db overrides the database location;\n"
     "RUBBERDUCK_ADMIN_TOKEN sets the admin token (else generated into DIR/admin.token).\n";
@@ -137,6 +145,20 @@ static int set_option(struct opts *o, const char *name, const char *value)
         return parse_u64(value, 1, 3600000, &o->header_timeout_ms);
     if (strcmp(name, "drain-timeout-ms") == 0)
         return parse_u64(value, 0, 86400000, &o->drain_timeout_ms);
+    if (strcmp(name, "log-buffer-size") == 0) {
+        if (rd_config_parse_size(value, &v) != 0 || v < 64 * 1024)
+            return RD_EINVAL;
+        o->log_buffer_bytes = v;
+        return 0;
+    }
+    if (strcmp(name, "log-retention-days") == 0)
+        return parse_u64(value, 0, 36500, &o->log_retention_days);
+    if (strcmp(name, "node-id") == 0) {
+        if (value[0] == '\0' || strlen(value) > 63)
+            return RD_EINVAL;
+        o->node_id = value;
+        return 0;
+    }
     return RD_EINVAL;
 }
 
@@ -150,6 +172,9 @@ static const struct {
     {"log-level", "RUBBERDUCK_LOG_LEVEL"},
     {"header-timeout-ms", "RUBBERDUCK_HEADER_TIMEOUT_MS"},
     {"drain-timeout-ms", "RUBBERDUCK_DRAIN_TIMEOUT_MS"},
+    {"log-buffer-size", "RUBBERDUCK_LOG_BUFFER_SIZE"},
+    {"log-retention-days", "RUBBERDUCK_LOG_RETENTION_DAYS"},
+    {"node-id", "RUBBERDUCK_NODE_ID"},
 };
 
 static int parse_serve(int argc, char **argv, struct opts *o)
@@ -160,6 +185,8 @@ static int parse_serve(int argc, char **argv, struct opts *o)
     o->workers = (int)uv_available_parallelism();
     o->header_timeout_ms = 10000;
     o->drain_timeout_ms = 30000;
+    o->log_buffer_bytes = 100u << 20;
+    o->log_retention_days = 30;
     for (size_t i = 0; i < sizeof option_names / sizeof option_names[0]; i++) {
         const char *v = getenv(option_names[i].env);
         if (v && v[0] && set_option(o, option_names[i].flag, v) != 0) {
@@ -417,6 +444,16 @@ static int serve(int argc, char **argv)
         goto out_curl;
     }
     app->loop = uv_default_loop();
+    /* Before any proxy listens: the request path reads rd_obs. */
+    struct rd_obs_cfg ocfg = {.store_url = env_url && env_url[0] ? env_url : dburl,
+                              .nslots = (unsigned)app->o.workers,
+                              .log_buffer_bytes = app->o.log_buffer_bytes,
+                              .log_retention_days = (uint32_t)app->o.log_retention_days,
+                              .node_id = app->o.node_id};
+    if (rd_obs_start(&ocfg, errbuf, sizeof errbuf) != 0) {
+        rd_error("%s", errbuf);
+        goto out_store;
+    }
     if (rd_workers_start(app->o.workers, &app->workers) != 0)
         goto out_store;
     workers_started = true;
@@ -468,6 +505,7 @@ out_workers:
     if (uv_loop_close(app->loop) != 0)
         rd_warn("event loop closed with handles open");
 out_store:
+    rd_obs_stop(); /* after the workers: what is queued is written */
     rd_store_close(app->store);
 out_curl:
     rd_upstream_global_cleanup();

@@ -142,6 +142,10 @@ static const struct {
     {rd_api_health_routes, &rd_api_health_nroutes},
     {rd_api_proxy_routes, &rd_api_proxy_nroutes},
     {rd_api_cache_routes, &rd_api_cache_nroutes},
+    {rd_api_log_stream_routes, &rd_api_log_stream_nroutes},
+    {rd_api_logs_routes, &rd_api_logs_nroutes},
+    {rd_api_prometheus_routes, &rd_api_prometheus_nroutes},
+    {rd_api_metrics_routes, &rd_api_metrics_nroutes},
 };
 
 static void handle(struct rd_http_exch *x, void *ud)

@@ -67,5 +67,13 @@ extern const struct rd_api_route rd_api_health_routes[];
 extern const size_t rd_api_health_nroutes;
 extern const struct rd_api_route rd_api_cache_routes[];
 extern const size_t rd_api_cache_nroutes;
+extern const struct rd_api_route rd_api_log_stream_routes[]; /* log_stream.c: before logs.c's {id} */
+extern const size_t rd_api_log_stream_nroutes;
+extern const struct rd_api_route rd_api_logs_routes[]; /* logs.c */
+extern const size_t rd_api_logs_nroutes;
+extern const struct rd_api_route rd_api_prometheus_routes[]; /* prometheus.c: GET /metrics */
+extern const size_t rd_api_prometheus_nroutes;
+extern const struct rd_api_route rd_api_metrics_routes[]; /* metrics.c: /api/v1/metrics/... */
+extern const size_t rd_api_metrics_nroutes;
 
 #endif

@@ -10,11 +10,14 @@
 #include <time.h>
 
 #include "cache/memo.h"
+#include "obs/obs.h"
+#include "providers/pricing.h"
 #include "proxy/forward.h"
 #include "proxy/pipeline.h"
 #include "proxy/shape.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/time.h"
 #include "util/mem.h"
 
 #define POOL_MAX 1024      /* released requests kept per worker for reuse */
@@ -99,6 +102,7 @@ static struct rd_req *req_get(struct rd_req_env *env)
     req->state = RD_REQ_NEW;
     req->id = ((uint64_t)env->id_prefix << 32) | ++env->seq;
     req->t_received = rd_req_now_us();
+    req->wall_ms = rd_time_wall_ms();
     return req;
 }
 
@@ -113,6 +117,7 @@ static void req_release(struct rd_req *req)
         rd_proxy_usage_add(req->snap->usage, env->index, req->provider, req->model, rd_req_usage(req));
     rd_shape_release(req);
     rd_pipeline_done(req);
+    rd_obs_done(req);
     if (env->observe)
         env->observe(req, env->observe_ud);
     rd_proxy_snap_unref(req->snap);
@@ -147,6 +152,20 @@ const struct rd_usage *rd_req_usage(struct rd_req *req)
         req->dialect->body_usage(req->dialect, req->body.data, req->body.len, &req->usage);
     req->usage_read = true;
     return &req->usage;
+}
+
+bool rd_req_cost(struct rd_req *req, double *usd)
+{
+    if (req->cost_state == 0) {
+        const struct rd_usage *u = rd_req_usage(req);
+        const struct rd_price *p = NULL;
+        if (req->model[0] && (u->input >= 0 || u->output >= 0))
+            p = rd_pricing_lookup(req->provider->name, req->model);
+        req->cost_state = rd_pricing_cost(p, u, &req->cost_usd) ? 1 : -1;
+    }
+    if (req->cost_state > 0)
+        *usd = req->cost_usd;
+    return req->cost_state > 0;
 }
 
 const char *rd_failure_name(enum rd_failure f)
@@ -415,6 +434,7 @@ void rd_req_handle(struct rd_req_env *env, struct rd_http_exch *x, struct rd_pro
     x->user = req;
     rd_http_set_callbacks(x, on_drain, on_gone, req);
     classify(req);
+    rd_obs_begin(req);
     /* The retry audit settles this client's advertised retry, if it has
      * one: a relaxed load when nobody has one. */
     if (snap->failstats && rd_retry_audit_pending(rd_failstats_audit(snap->failstats)))
@@ -436,6 +456,8 @@ void rd_req_server_error(struct rd_req_env *env, struct rd_proxy_snap *snap, con
     req->method = e->req && e->req->method ? e->req->method : "";
     req->path = e->req && e->req->path ? rd_arena_strndup(&req->arena, e->req->path, strlen(e->req->path)) : "";
     snprintf(req->client_ip, sizeof req->client_ip, "%s", e->client_ip ? e->client_ip : "");
+    req->usage = (struct rd_usage){-1, -1, -1, -1, -1};
+    rd_obs_begin(req);
     struct rd_error_spec spec = {.status = e->status, .message = e->message, .request_id = rd_req_id(req),
                                  .retry_after_s = -1};
     /* A route of another dialect (Claude on Vertex) answers in that

@@ -185,8 +185,19 @@ struct rd_req {
     uint32_t failures_seen;  /* bit (1 << type) of every outcome simulated: each counted once (failstats.h) */
     struct rd_fault_plan plan; /* decided by scenario / overrides, carried out by later stages */
     struct rd_usage usage; /* from the body or the stream events */
-    char trace_id[33];     /* W3C trace id (observability issue); "" until set */
-    char span_id[17];
+    /* observability (src/obs/): trace context (obs/trace.h), what the
+     * request log records beyond the above */
+    char trace_id[33];        /* W3C trace id, 32 lower-case hex; "" until rd_trace_begin */
+    char span_id[17];         /* this request's span (process_llm_request) */
+    char parent_span_id[17];  /* the incoming traceparent's; "" for a new trace */
+    uint8_t trace_flags;      /* W3C trace-flags (bit 0: sampled) */
+    uint64_t t_cache_start, t_cache_end; /* cache lookup (monotonic us; 0: none) */
+    uint64_t delay_applied_ms;           /* a stage's delay before answering (response_delay, ...) */
+    char upstream_request_id[96];        /* the source's request-id header (provider's request_id_header) */
+    uint8_t prompt_hash[32];             /* SHA-256 of the canonical request (the cache key material) */
+    bool prompt_hash_set;
+    int8_t cost_state;                   /* 0: not computed, 1: cost_usd known, -1: unknown (rd_req_cost) */
+    double cost_usd;
 
     void (*wait_fn)(struct rd_req *req); /* WAIT: called when the wait is over */
     uint8_t stage_next;                  /* the pipeline stage rd_pipeline_resume runs */
@@ -240,6 +251,11 @@ void rd_req_hold(struct rd_req *req);
  * or read from the kept body on the first call (bodies are not parsed on the
  * relay path unless someone asks). Fields are -1 when not reported. */
 const struct rd_usage *rd_req_usage(struct rd_req *req);
+/* The request's cost in USD from its usage and the price table into *usd
+ * (computed once, then remembered); false when unknown (no price for the
+ * model, or no tokens reported). A cache hit costs what the cached answer
+ * cost upstream. */
+bool rd_req_cost(struct rd_req *req, double *usd);
 /* What provider hooks see of req (while its exchange runs). */
 void rd_req_provider_view(const struct rd_req *req, struct rd_provider_req *out);
 /* "req_<16 hex>": the id sent in error responses and written in log lines. */

@@ -90,6 +90,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 struct sqlite_store {
     sqlite3 *db;                  /* owned */
     sqlite3_stmt *st[ST_COUNT];   /* owned, prepared once */
+    sqlite3_stmt *ext[RD_SQLITE_EXT_COUNT]; /* the other files' (sqlite_int.h), prepared on first use */
 };
 
 static const struct rd_store_ops sqlite_ops;
@@ -323,6 +324,8 @@ static void impl_free(struct sqlite_store *ss)
         return;
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(ss->st[i]);
+    for (int i = 0; i < RD_SQLITE_EXT_COUNT; i++)
+        sqlite3_finalize(ss->ext[i]);
     /* All statements are finalized, so close cannot fail with SQLITE_BUSY. */
     if (sqlite3_close(ss->db) != SQLITE_OK)
         rd_error("store: close failed: %s", sqlite3_errmsg(ss->db));
@@ -778,4 +781,60 @@ static const struct rd_store_ops sqlite_ops = {
     .cache_clear = op_cache_clear,
     .cache_purge = op_cache_purge,
     .cache_load = op_cache_load,
+    .log_put = rd_sqlite_log_put,
+    .log_query = rd_sqlite_log_query,
+    .log_count = rd_sqlite_log_count,
+    .log_get = rd_sqlite_log_get,
+    .log_delete = rd_sqlite_log_delete,
 };
+
+/* ---- what the other sqlite_*.c files share (sqlite_int.h) ---- */
+
+sqlite3 *rd_sqlite_db(struct rd_store *s)
+{
+    return impl_of(s)->db;
+}
+
+sqlite3_stmt *rd_sqlite_stmt(struct rd_store *s, enum rd_sqlite_ext id, const char *sql)
+{
+    struct sqlite_store *ss = impl_of(s);
+    if (ss->ext[id] == NULL &&
+        sqlite3_prepare_v3(ss->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &ss->ext[id], NULL) != SQLITE_OK) {
+        rd_error("store: cannot prepare statement: %s", sqlite3_errmsg(ss->db));
+        return NULL;
+    }
+    return ss->ext[id];
+}
+
+int rd_sqlite_err(struct rd_store *s, const char *what)
+{
+    return map_err(impl_of(s)->db, what);
+}
+
+void rd_sqlite_done(sqlite3_stmt *st)
+{
+    done(st);
+}
+
+int rd_sqlite_begin(struct rd_store *s)
+{
+    return step_done(impl_of(s), ST_BEGIN) < 0 ? RD_ESTORE : 0;
+}
+
+int rd_sqlite_commit(struct rd_store *s)
+{
+    struct sqlite_store *ss = impl_of(s);
+    if (step_done(ss, ST_COMMIT) < 0) {
+        rd_sqlite_rollback(s);
+        return RD_ESTORE;
+    }
+    return 0;
+}
+
+void rd_sqlite_rollback(struct rd_store *s)
+{
+    struct sqlite_store *ss = impl_of(s);
+    /* After some errors (a full disk) SQLite has rolled back already. */
+    if (sqlite3_get_autocommit(ss->db) == 0)
+        (void)step_done(ss, ST_ROLLBACK);
+}

@@ -28,4 +28,34 @@ int rd_sqlite_migrate(sqlite3 *db, const struct rd_migration *migs, size_t n, ch
 /* Highest applied schema version (0 for none) into *out; RD_ESTORE on error. */
 int rd_sqlite_read_version(sqlite3 *db, int *out);
 
+/* ---- shared by the store's other files (sqlite_logs.c, ...) ----
+ * Each file has its own range of statement slots, prepared on first use and
+ * finalized when the store closes. */
+enum rd_sqlite_ext {
+    RD_SQ_LOG_FIRST = 0, /* sqlite_logs.c: 0..31 */
+    RD_SQ_ROLLUP_FIRST = 32, /* sqlite_rollups.c: 32..47 */
+    RD_SQLITE_EXT_COUNT = 48
+};
+
+sqlite3 *rd_sqlite_db(struct rd_store *s);
+/* The statement of slot id, prepared from sql on first use (the same sql
+ * every time for one slot); NULL (logged) when it cannot be prepared. */
+sqlite3_stmt *rd_sqlite_stmt(struct rd_store *s, enum rd_sqlite_ext id, const char *sql);
+/* Maps the connection's last error to an rd_err (logged); call before
+ * rd_sqlite_done. */
+int rd_sqlite_err(struct rd_store *s, const char *what);
+/* Resets st and clears its bindings. */
+void rd_sqlite_done(sqlite3_stmt *st);
+/* BEGIN IMMEDIATE / COMMIT (rolled back when it fails) / ROLLBACK if open. */
+int rd_sqlite_begin(struct rd_store *s);
+int rd_sqlite_commit(struct rd_store *s);
+void rd_sqlite_rollback(struct rd_store *s);
+
+/* The request log's ops (sqlite_logs.c); see store.h rd_store_log_*. */
+int rd_sqlite_log_put(struct rd_store *s, struct rd_log_rec *recs, size_t n);
+int rd_sqlite_log_query(struct rd_store *s, const struct rd_log_filter *f, size_t limit, rd_log_rec_fn fn, void *ud);
+int64_t rd_sqlite_log_count(struct rd_store *s, const struct rd_log_filter *f);
+int rd_sqlite_log_get(struct rd_store *s, const char *id, struct rd_log_rec *out);
+int64_t rd_sqlite_log_delete(struct rd_store *s, const struct rd_log_filter *f);
+
 #endif

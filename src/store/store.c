@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "obs/record.h"
 #include "store/sqlite_int.h"
 #include "util/err.h"
 #include "util/mem.h"
@@ -229,6 +230,41 @@ int rd_store_cache_load(struct rd_store *s, int64_t proxy_id, int64_t now_ms, ui
     if (s == NULL || fn == NULL)
         return RD_EINVAL;
     return s->ops->cache_load(s, proxy_id, now_ms, max_entries, max_bytes, fn, ud);
+}
+
+int rd_store_log_put(struct rd_store *s, struct rd_log_rec *recs, size_t n)
+{
+    if (s == NULL || (recs == NULL && n > 0) || n > INT_MAX)
+        return RD_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (recs[i].id[0] == '\0')
+            return RD_EINVAL;
+    }
+    return n == 0 ? 0 : s->ops->log_put(s, recs, n);
+}
+
+int rd_store_log_query(struct rd_store *s, const struct rd_log_filter *f, size_t limit, rd_log_rec_fn fn, void *ud)
+{
+    if (s == NULL || f == NULL || fn == NULL)
+        return RD_EINVAL;
+    return s->ops->log_query(s, f, limit, fn, ud);
+}
+
+int64_t rd_store_log_count(struct rd_store *s, const struct rd_log_filter *f)
+{
+    return s && f ? s->ops->log_count(s, f) : RD_EINVAL;
+}
+
+int rd_store_log_get(struct rd_store *s, const char *id, struct rd_log_rec *out)
+{
+    if (s == NULL || id == NULL || out == NULL)
+        return RD_EINVAL;
+    return s->ops->log_get(s, id, out);
+}
+
+int64_t rd_store_log_delete(struct rd_store *s, const struct rd_log_filter *f)
+{
+    return s && f ? s->ops->log_delete(s, f) : RD_EINVAL;
 }
 
 void rd_proxy_rec_free(struct rd_proxy_rec *rec)

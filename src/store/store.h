@@ -63,6 +63,30 @@ struct rd_cache_rec {
 /* Called by rd_store_cache_load for each row; a non-zero return stops the load. */
 typedef int (*rd_cache_rec_fn)(void *ud, const struct rd_cache_rec *rec);
 
+struct rd_log_rec;
+
+/* What a request-log query selects (every field optional: 0, -1 or NULL
+ * selects everything). Strings are borrowed. */
+struct rd_log_filter {
+    int64_t proxy_id;          /* 0: any */
+    int status;                /* 0: any */
+    int status_class;          /* 0: any; 1..5 for 1xx..5xx */
+    int cache;                 /* -1: any; enum rd_log_cache */
+    const char *failure_type;  /* NULL: any; "none": requests without one */
+    const char *model;         /* NULL: any; exact */
+    int64_t since_ms, until_ms; /* ts_ms >= since, ts_ms < until; 0: open */
+    const char *q;             /* NULL: any; substring of id, path, model, client_ip,
+                                * upstream_request_id, trace_id, prompt_hash */
+    /* keyset: rows strictly older than (before_ts, before_seq) in the order
+     * newest first (ts_ms desc, seq desc); before_seq 0: from the newest */
+    int64_t before_ts;
+    uint64_t before_seq;
+};
+
+/* Called by rd_store_log_query for each row (valid only for the call); a
+ * non-zero return stops the query. */
+typedef int (*rd_log_rec_fn)(void *ud, const struct rd_log_rec *rec);
+
 struct rd_store;
 
 struct rd_store_ops {
@@ -82,6 +106,12 @@ struct rd_store_ops {
     int (*cache_purge)(struct rd_store *s, int64_t now_ms);
     int (*cache_load)(struct rd_store *s, int64_t proxy_id, int64_t now_ms, uint64_t max_entries,
                       uint64_t max_bytes, rd_cache_rec_fn fn, void *ud);
+    /* The request log (request_logs); see the rd_store_log_* wrappers. */
+    int (*log_put)(struct rd_store *s, struct rd_log_rec *recs, size_t n);
+    int (*log_query)(struct rd_store *s, const struct rd_log_filter *f, size_t limit, rd_log_rec_fn fn, void *ud);
+    int64_t (*log_count)(struct rd_store *s, const struct rd_log_filter *f);
+    int (*log_get)(struct rd_store *s, const char *id, struct rd_log_rec *out);
+    int64_t (*log_delete)(struct rd_store *s, const struct rd_log_filter *f);
 };
 
 struct rd_store {
@@ -156,6 +186,22 @@ int rd_store_cache_purge(struct rd_store *s, int64_t now_ms);
  * for some rows before the failure). */
 int rd_store_cache_load(struct rd_store *s, int64_t proxy_id, int64_t now_ms, uint64_t max_entries,
                         uint64_t max_bytes, rd_cache_rec_fn fn, void *ud);
+
+/* ---- the request log (request_logs, 003_request_logs.sql) ---- */
+
+/* Inserts recs[0..n) in one transaction (prepared statement) and sets each
+ * one's seq to its row's. Returns n, RD_EINVAL (a record with an empty id;
+ * nothing written) or RD_ESTORE (nothing written). */
+int rd_store_log_put(struct rd_store *s, struct rd_log_rec *recs, size_t n);
+/* Calls fn for at most limit rows (0: no limit) matching f, newest first
+ * (ts_ms desc, seq desc). Returns how many rows fn was given, or RD_ESTORE. */
+int rd_store_log_query(struct rd_store *s, const struct rd_log_filter *f, size_t limit, rd_log_rec_fn fn, void *ud);
+/* How many rows match f (its keyset fields ignored), or RD_ESTORE. */
+int64_t rd_store_log_count(struct rd_store *s, const struct rd_log_filter *f);
+/* The row with request id id into *out, RD_ENOTFOUND or RD_ESTORE. */
+int rd_store_log_get(struct rd_store *s, const char *id, struct rd_log_rec *out);
+/* Deletes the rows matching f (keyset ignored); returns the count or RD_ESTORE. */
+int64_t rd_store_log_delete(struct rd_store *s, const struct rd_log_filter *f);
 
 void rd_proxy_rec_free(struct rd_proxy_rec *rec);             /* frees the strings; NULL-safe */
 void rd_proxy_recs_free(struct rd_proxy_rec *recs, size_t n); /* frees each and the array */

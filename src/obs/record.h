@@ -1,0 +1,76 @@
+/* One request-log record: what the request log keeps of one request that
+ * reached a proxy (docs/observability.md, "Request log"). Flat and fixed-size
+ * (no pointers), so it can be copied into the log buffer by value, written by
+ * the log writer thread, kept in the live stream's history and read back
+ * from the store alike. Never holds a body, an API key or an Authorization
+ * value: the fields below are all there is.
+ *
+ * Strings are NUL-terminated and truncated to their array; "" means unknown
+ * (shown as null in JSON, except where noted). Integers are -1 when unknown
+ * unless noted. */
+#ifndef RD_OBS_RECORD_H
+#define RD_OBS_RECORD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/buf.h"
+
+struct rd_req;
+
+enum rd_log_cache { RD_LOG_CACHE_NONE, RD_LOG_CACHE_BYPASS, RD_LOG_CACHE_MISS, RD_LOG_CACHE_HIT };
+
+struct rd_log_rec {
+    uint64_t seq;     /* the row's number, given by the writer as it is written (0 before):
+                       * increasing in writing order; the live stream's event id */
+    char id[24];      /* the request id, "req_<16 hex>" (as in error bodies and process logs) */
+    int64_t ts_ms;    /* wall clock at receipt, epoch ms (JSON: ISO 8601 UTC with ms and Z) */
+    int64_t proxy_id;
+    char node_id[64]; /* the node that served it (RUBBERDUCK_NODE_ID or the host name); set by the writer */
+    char client_ip[64];
+    char method[16];
+    char path[256];     /* the request path without its query string (a query can carry a key) */
+    char provider[24];  /* registry name: "openai", "bedrock", ... */
+    char model[128];
+    int status;          /* sent to the client (0: none, e.g. the client left first) */
+    int upstream_status; /* the source's (0: none: simulated, cached, or no answer) */
+    double latency_ms;          /* receipt to done */
+    double upstream_latency_ms; /* upstream start to done; -1: no upstream call */
+    double ttfb_ms;             /* receipt to the first response byte; -1: none */
+    int64_t request_bytes, response_bytes;
+    enum rd_log_cache cache;
+    char failure_type[24];      /* rd_failure_name(); "" for none */
+    int64_t response_delay_ms;  /* delay a stage applied before answering; 0 for none */
+    bool stream;
+    int64_t input_tokens, output_tokens, cached_tokens, reasoning_tokens;
+    double cost_usd;        /* valid when has_cost */
+    bool has_cost;
+    char prompt_hash[65];   /* SHA-256 of the canonical request, lower-case hex; "" when not computed */
+    char upstream_request_id[96];
+    char trace_id[33];      /* W3C trace id, 32 lower-case hex */
+};
+
+/* Fills *r from req (state DONE, everything final); seq and node_id are
+ * left 0 / "". The worker's thread. */
+void rd_log_rec_from_req(struct rd_log_rec *r, struct rd_req *req);
+
+/* Appends r as the JSON object of docs/observability.md (one line, no
+ * newline). Returns 0 or -1 (out of memory). Any thread. */
+int rd_log_rec_json(struct rd_buf *out, const struct rd_log_rec *r);
+/* The CSV header line and one record as a CSV line (RFC 4180: fields with
+ * a comma, quote, CR or LF are quoted, quotes doubled; CRLF line ends).
+ * Return 0 or -1. */
+int rd_log_csv_header(struct rd_buf *out);
+int rd_log_rec_csv(struct rd_buf *out, const struct rd_log_rec *r);
+
+/* "hit" / "miss" / "bypass" / NULL for none. */
+const char *rd_log_cache_name(enum rd_log_cache c);
+/* Parses "hit|miss|bypass"; -1 for anything else. */
+int rd_log_cache_parse(const char *s);
+/* Epoch ms as "2026-12-03T06:41:02.123Z" into buf (at least 25 bytes). */
+void rd_log_iso8601(int64_t ms, char *buf, size_t len);
+/* Parses ISO 8601 ("2026-12-03", "2026-12-03T06:41:02Z", with .mmm, with
+ * +hh:mm) or epoch milliseconds; returns 0 or -1. */
+int rd_log_parse_time(const char *s, int64_t *ms);
+
+#endif
