@@ -14,8 +14,8 @@
  * The buffer's bound is in bytes (cfg.buffer_bytes, the server's
  * --log-buffer-size, memory_limits.log_buffer_size of the description),
  * shared out over the workers; memory is taken as records queue, not up
- * front. Stop writes what is queued before it returns. The writer also
- * runs the retention purge (cfg.retention_days) once a minute. */
+ * front. Stop writes what is queued before it returns. (The retention
+ * purge runs on the control loop: src/api/logs.c.) */
 #ifndef RD_OBS_LOGWRITER_H
 #define RD_OBS_LOGWRITER_H
 
@@ -30,7 +30,6 @@ struct rd_log_writer;
 struct rd_log_writer_cfg {
     unsigned nslots;        /* one per I/O worker (rd_req_env.index) */
     uint64_t buffer_bytes;  /* bound of queued records, all slots together */
-    uint32_t retention_days; /* 0: keep for ever */
     const char *node_id;    /* copied */
     size_t history;         /* rows kept for the live stream (Last-Event-ID resume) */
 };

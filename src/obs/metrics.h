@@ -25,6 +25,10 @@ void rd_metrics_begin(struct rd_metrics *m, unsigned slot);
  * failures, upstream errors, tokens and cost by model. NULL-safe. */
 void rd_metrics_done(struct rd_metrics *m, unsigned slot, struct rd_req *req);
 
+/* Requests in flight right now (begun, not done), summed over the slots.
+ * Any thread. NULL-safe (0). */
+uint64_t rd_metrics_in_flight(struct rd_metrics *m);
+
 /* What the scrape adds from outside this module (control thread). */
 struct rd_metrics_extra {
     uint64_t active_proxies;

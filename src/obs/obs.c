@@ -28,12 +28,13 @@ int rd_obs_start(const struct rd_obs_cfg *cfg, char *errbuf, size_t errlen)
         snprintf(rd_obs.node_id, sizeof rd_obs.node_id, "%s", node);
     else if (gethostname(rd_obs.node_id, sizeof rd_obs.node_id - 1) != 0)
         snprintf(rd_obs.node_id, sizeof rd_obs.node_id, "node");
+    rd_obs.log_retention_days = cfg->log_retention_days;
     int rc = rd_tracer_start(&rd_obs.tracer, errbuf, errlen);
     if (rc < 0)
         return rc;
     char why[256] = "";
     struct rd_log_writer_cfg lc = {.nslots = cfg->nslots, .buffer_bytes = cfg->log_buffer_bytes,
-                                   .retention_days = cfg->log_retention_days, .node_id = rd_obs.node_id,
+                                   .node_id = rd_obs.node_id,
                                    .history = HISTORY_ROWS};
     if (rd_log_writer_start(cfg->store_url, &lc, &rd_obs.log, why, sizeof why) != 0) {
         rd_warn("the request log is off: %s", why);

@@ -23,6 +23,7 @@ struct rd_obs {
     struct rd_rollup *rollup;
     struct rd_tracer *tracer; /* NULL: tracing not configured */
     char node_id[64];
+    uint32_t log_retention_days; /* 0: keep; the purge runs on the control loop (api/logs.c) */
 };
 
 extern struct rd_obs rd_obs;
