@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/buf.h"
 #include "util/err.h"
 
 /* json-c's strict mode still takes single-quoted strings and raw control
@@ -160,4 +161,83 @@ struct json_object *rd_json_new_strn(const char *s, size_t n)
     if (n > (size_t)INT32_MAX)
         abort();
     return json_object_new_string_len(s, (int)n);
+}
+
+/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if invalid. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+    unsigned char c = p[0];
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        cp = c & 0x1Fu;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        cp = c & 0x0Fu;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        cp = c & 0x07u;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3Fu);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return len;
+}
+
+int rd_json_append_str(struct rd_buf *out, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    if (rd_buf_append(out, "\"", 1) < 0)
+        return -1;
+    size_t run = 0; /* bytes of p[i - run .. i) to copy as they are */
+    for (size_t i = 0; i < n;) {
+        unsigned char c = p[i];
+        const char *esc = NULL;
+        char u[6];
+        size_t elen = 0, skip = 1;
+        if (c == '"')
+            esc = "\\\"", elen = 2;
+        else if (c == '\\')
+            esc = "\\\\", elen = 2;
+        else if (c == '\n')
+            esc = "\\n", elen = 2;
+        else if (c == '\r')
+            esc = "\\r", elen = 2;
+        else if (c == '\t')
+            esc = "\\t", elen = 2;
+        else if (c < 0x20) {
+            u[0] = '\\', u[1] = 'u', u[2] = '0', u[3] = '0', u[4] = hex[c >> 4], u[5] = hex[c & 15];
+            esc = u, elen = 6;
+        } else if (c >= 0x80) {
+            size_t l = utf8_len(p + i, n - i);
+            if (l == 0)
+                esc = "\xEF\xBF\xBD", elen = 3; /* U+FFFD */
+            else
+                skip = l, esc = NULL;
+        }
+        if (esc == NULL) {
+            run += skip;
+            i += skip;
+            continue;
+        }
+        if ((run && rd_buf_append(out, p + i - run, run) < 0) || rd_buf_append(out, esc, elen) < 0)
+            return -1;
+        run = 0;
+        i += skip;
+    }
+    if (run && rd_buf_append(out, p + n - run, run) < 0)
+        return -1;
+    return rd_buf_append(out, "\"", 1);
 }

@@ -40,4 +40,11 @@ bool rd_json_is_number(struct json_object *v);
 struct json_object *rd_json_new_str(const char *s);
 struct json_object *rd_json_new_strn(const char *s, size_t n);
 
+/* Appends s (n bytes) to out as a JSON string literal, quotes included:
+ * '"', '\\' and control characters escaped (\n, \r, \t, \u00XX), bytes
+ * that are not valid UTF-8 replaced by U+FFFD, so the output is always
+ * valid JSON. Returns 0 or -1 (out of memory). Pure. */
+struct rd_buf;
+int rd_json_append_str(struct rd_buf *out, const char *s, size_t n);
+
 #endif
