@@ -143,6 +143,21 @@ function mergeEnv(extra) {
  * hit would answer instead).
  */
 export async function startServer(opts = {}) {
+  // freePort() only says the port was free a moment ago: another test file
+  // (they run in parallel) may take it first. Then this server exits with
+  // "address already in use" — or, worse, /healthz answers from the other
+  // server — so readiness also waits for this process's own "admin API on"
+  // line, and a lost race is retried on another port.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startServerOnce(opts);
+    } catch (e) {
+      if (opts.adminPort !== undefined || attempt >= 5 || !/address already in use/.test(e.message)) throw e;
+    }
+  }
+}
+
+async function startServerOnce(opts) {
   const dataDir = opts.dataDir ?? tempDir();
   const adminPort = opts.adminPort ?? (await freePort());
   const listen = `127.0.0.1:${adminPort}`;
@@ -259,7 +274,7 @@ export async function startServer(opts = {}) {
         if (exitInfo !== null) throw new Error(`rubberduck exited early (${JSON.stringify(exitInfo)}); stderr:\n${tail(stderr)}`);
         try {
           const r = await httpRequest(`${adminUrl}/healthz`, { timeoutMs: 1000 });
-          return r.status === 200;
+          return r.status === 200 && stderr.includes(`admin API on ${adminUrl}`);
         } catch {
           return false;
         }
