@@ -56,7 +56,7 @@ enum stmt_id {
 /* In INSERT and UPDATE, ?1..?11 are bound by bind_fields(), ?12 is the
  * timestamp and ?13 the id; GET and DELETE take the id as ?1. */
 static const char *const stmt_sql[ST_COUNT] = {
-    [ST_PING] = "SELECT 1",
+    [ST_PING] = "SELECT COUNT(*) FROM schema_migrations",
     [ST_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
     [ST_LIST] = "SELECT " PROXY_COLS " FROM proxies ORDER BY id",
     [ST_GET] = "SELECT " PROXY_COLS " FROM proxies WHERE id = ?1",
@@ -91,6 +91,13 @@ struct sqlite_store {
     sqlite3 *db;                  /* owned */
     sqlite3_stmt *st[ST_COUNT];   /* owned, prepared once */
     sqlite3_stmt *ext[RD_SQLITE_EXT_COUNT]; /* the other files' (sqlite_int.h), prepared on first use */
+    /* The database file as opened: a file deleted or replaced under the
+     * server (its writes would go to an unlinked inode and be lost) fails
+     * the ping. have_file is false for an in-memory database. */
+    char *path;
+    bool have_file;
+    dev_t dev;
+    ino_t ino;
 };
 
 static const struct rd_store_ops sqlite_ops;
@@ -329,6 +336,7 @@ static void impl_free(struct sqlite_store *ss)
     /* All statements are finalized, so close cannot fail with SQLITE_BUSY. */
     if (sqlite3_close(ss->db) != SQLITE_OK)
         rd_error("store: close failed: %s", sqlite3_errmsg(ss->db));
+    free(ss->path);
     free(ss);
 }
 
@@ -350,6 +358,13 @@ int rd_sqlite_open(const char *path, struct rd_store *s, char *errbuf, size_t er
         (rc = rd_sqlite_migrate(ss->db, rd_migrations, rd_migrations_count, errbuf, errlen)) < 0 ||
         (rc = prepare_all(ss, errbuf, errlen)) < 0)
         goto fail;
+    struct stat sb;
+    if (strcmp(path, ":memory:") != 0 && stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) {
+        ss->path = rd_strdup(path);
+        ss->have_file = true;
+        ss->dev = sb.st_dev;
+        ss->ino = sb.st_ino;
+    }
     s->ops = &sqlite_ops;
     s->impl = ss;
     return 0;
@@ -369,6 +384,12 @@ static void op_close(struct rd_store *s)
 static int op_ping(struct rd_store *s)
 {
     struct sqlite_store *ss = impl_of(s);
+    struct stat sb;
+    if (ss->have_file && (stat(ss->path, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_dev != ss->dev ||
+                          sb.st_ino != ss->ino)) {
+        rd_error("store: the database file was removed or replaced while open; writes would be lost");
+        return RD_ESTORE;
+    }
     sqlite3_stmt *st = ss->st[ST_PING];
     int ret = sqlite3_step(st) == SQLITE_ROW ? 0 : map_err(ss->db, "ping");
     done(st);

@@ -5,7 +5,9 @@
 // guards the detailed view.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { httpRequest, jsonOf, waitFor } from './lib/http.mjs';
 import { freePort, startServer } from './lib/server.mjs';
@@ -252,6 +254,31 @@ describe('health', () => {
     } finally {
       await srv.stop();
       bh.child.kill('SIGKILL');
+    }
+  });
+
+  test('/health/detailed: 503 once the database file is replaced under the server (a directory in its place)', async () => {
+    const srv = await startServer();
+    const db = path.join(srv.dataDir, 'rubberduck.db');
+    try {
+      let r = await srv.api('GET', '/health/detailed');
+      assert.equal(r.json.checks.database.status, 'ok', r.text);
+      // root writes through permissions, so break the file in a way root can't
+      // write through: the database path is now a directory.
+      fs.renameSync(db, `${db}.moved`);
+      fs.mkdirSync(db);
+      r = await srv.api('GET', '/health/detailed');
+      assert.equal(r.status, 503, r.text);
+      assert.equal(r.json.status, 'unhealthy');
+      assert.equal(r.json.checks.database.status, 'fail');
+      assert.equal(typeof r.json.checks.database.latency_ms, 'number');
+      // /health stays a liveness probe: it never touches the database
+      r = await srv.api('GET', '/health');
+      assert.equal(r.status, 200);
+      await srv.waitForStderr(/database file was removed or replaced/);
+    } finally {
+      await srv.stop();
+      fs.rmSync(db, { recursive: true, force: true });
     }
   });
 });
