@@ -68,7 +68,7 @@ void rd_obs_done(struct rd_req *req)
     unsigned slot = req->env->index;
     rd_metrics_done(rd_obs.metrics, slot, req);
     rd_rollup_done(rd_obs.rollup, slot, req);
-    if (rd_obs.log && req->snap->pipeline.enabled[RD_STAGE_RECORD]) {
+    if (rd_obs.log && rd_pipeline_logs(&req->snap->pipeline)) {
         struct rd_log_rec r;
         rd_log_rec_from_req(&r, req);
         (void)rd_log_push(rd_obs.log, slot, &r);

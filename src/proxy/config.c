@@ -315,6 +315,9 @@ static const struct field stream_timing_fields[] = {
     END,
 };
 
+/* logging: the request log (stages/record.c); on unless enabled is false. */
+static const struct field logging_fields[] = {BOOL("enabled"), END};
+
 /* failure: how simulated outcomes show (proxy/failure.h). */
 static const struct field failure_fields[] = {BOOL("reveal"), BOOL("request_overrides"), END};
 
@@ -375,6 +378,7 @@ static const struct field blocks[] = {
     {.name = "deployments", .type = T_OBJECT, .max = 1024, .item = &deployment_model, .key_ok = is_model_name,
      .keys_desc = "deployment names of 1 to 256 printable characters"},
     OBJ("aws", aws_fields),
+    OBJ("logging", logging_fields),
     END,
 };
 

@@ -145,6 +145,20 @@ void rd_forward_done(struct rd_req *req)
 
 /* ---- source callbacks ---- */
 
+/* Copies an upstream's request id into the request (truncated to the
+ * field), unless it holds anything but visible ASCII: it is a hostile
+ * input that ends up in the database and the log API. */
+static void keep_request_id(struct rd_req *req, const char *v, size_t n)
+{
+    if (n >= sizeof req->upstream_request_id)
+        n = sizeof req->upstream_request_id - 1;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] >= 0x7f)
+            return;
+    memcpy(req->upstream_request_id, v, n);
+    req->upstream_request_id[n] = '\0';
+}
+
 static int on_head(void *ud, int status, const struct rd_hdrs *hdrs)
 {
     struct rd_req *req = ud;
@@ -152,9 +166,18 @@ static int on_head(void *ud, int status, const struct rd_hdrs *hdrs)
     req->status_upstream = status;
     int64_t content_length = -1;
     bool conn_lists = rd_hdrs_connection_names_fields(hdrs);
+    /* The upstream's own request id, for the request log: only from a
+     * real upstream (a hit replays the id of the call that filled it). */
+    const char *rid_name = req->snap->source != RD_SNAP_SRC_EMULATOR && req->cache != RD_CACHE_HIT
+                               ? req->provider->request_id_header
+                               : NULL;
     const char *ct = NULL, *ce = NULL; /* for the decoder, found in the same pass */
     for (size_t i = 0; i < hdrs->n; i++) {
         const struct rd_hdr *h = &hdrs->v[i];
+        if (rid_name && rd_hdr_name_eq(h->name, h->name_len, rid_name)) {
+            keep_request_id(req, h->value, h->value_len);
+            rid_name = NULL; /* the first one */
+        }
         if (ct == NULL && rd_hdr_name_eq(h->name, h->name_len, "content-type"))
             ct = h->value;
         else if (ce == NULL && rd_hdr_name_eq(h->name, h->name_len, "content-encoding"))

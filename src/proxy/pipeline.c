@@ -10,8 +10,7 @@
 #include "util/json.h"
 #include "util/log.h"
 
-/* Indexed by enum rd_stage_id. A NULL row is a stage a later issue builds
- * (record, the request log): until then it is never in a run list. */
+/* Indexed by enum rd_stage_id. */
 static const struct rd_stage *const table[RD_STAGE_COUNT] = {
     [RD_STAGE_SCENARIO] = &rd_stage_scenario,
     [RD_STAGE_TIMEOUT] = &rd_stage_timeout,
@@ -23,6 +22,7 @@ static const struct rd_stage *const table[RD_STAGE_COUNT] = {
     [RD_STAGE_RESPONSE_DELAY] = &rd_stage_response_delay,
     [RD_STAGE_STREAM_FAULTS] = &rd_stage_stream_faults,
     [RD_STAGE_STREAM_TIMING] = &rd_stage_stream_timing,
+    [RD_STAGE_RECORD] = &rd_stage_record,
 };
 
 const struct rd_stage *rd_stage_get(enum rd_stage_id id)
@@ -166,7 +166,8 @@ int rd_pipeline_compile(struct json_object *doc, const struct rd_provider *p, st
             out->done[out->ndone++] = step;
         if (table[id]->on_stream && table[id]->on_event)
             out->stream[out->nstream++] = step;
-        if (id != RD_STAGE_UPSTREAM && id != RD_STAGE_CACHE) /* neither draws nor counts */
+        /* None of these draws or counts. */
+        if (id != RD_STAGE_UPSTREAM && id != RD_STAGE_CACHE && id != RD_STAGE_RECORD)
             out->active = true;
     }
     return 0;

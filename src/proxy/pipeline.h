@@ -185,6 +185,13 @@ void rd_pipeline_resume(struct rd_req *req);
 /* The response-side hooks (see struct rd_stage); cheap when none. */
 void rd_pipeline_head(struct rd_req *req, int status, struct rd_hdrs *hdrs);
 void rd_pipeline_done(struct rd_req *req);
+/* True if the proxy's requests go to the request log (the record stage is
+ * configured: not left out of middleware_pipeline, not "logging":
+ * {"enabled": false}). */
+static inline bool rd_pipeline_logs(const struct rd_pipeline *pl)
+{
+    return pl->state[RD_STAGE_RECORD] != NULL;
+}
 /* True if some configured stage has stream hooks (a streamed response is
  * then offered to them). */
 static inline bool rd_pipeline_shapes(const struct rd_pipeline *pl)

@@ -228,6 +228,9 @@ void rd_req_set_state(struct rd_req *req, enum rd_req_state s)
 void rd_req_wait(struct rd_req *req, uint64_t ms, void (*fn)(struct rd_req *req))
 {
     req->wait_fn = fn;
+    /* Every wait is a stage delaying the answer (response_delay, timeout
+     * and scenario delays): what the request log calls the delay applied. */
+    req->delay_applied_ms += ms;
     rd_req_set_state(req, RD_REQ_WAIT);
     set_deadline(req, ms ? ms : 1);
 }

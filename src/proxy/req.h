@@ -242,7 +242,8 @@ void rd_req_server_error(struct rd_req_env *env, struct rd_proxy_snap *snap, con
 
 /* The one setter of req->state; arms the state's deadline (see the table). */
 void rd_req_set_state(struct rd_req *req, enum rd_req_state s);
-/* Suspends req in WAIT until ms have passed, then calls fn(req). */
+/* Suspends req in WAIT until ms have passed, then calls fn(req); ms is
+ * added to req->delay_applied_ms (a stage delaying the answer). */
 void rd_req_wait(struct rd_req *req, uint64_t ms, void (*fn)(struct rd_req *req));
 /* Suspends req in WAIT with no deadline: only the client's disconnect (or a
  * forced stop, which aborts the exchange) ends it. */

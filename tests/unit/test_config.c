@@ -543,6 +543,11 @@ static const struct vcase cases[] = {
     BAD("{'cache': {'invalidate_on_error_rate': {'threshold': 0.5, 'window': 60}}}",
         "cache.invalidate_on_error_rate.window",
         "unknown field 'cache.invalidate_on_error_rate.window': expected one of threshold, window_s, min_requests"),
+    /* logging: the request log (stages/record.c) */
+    OK("{'logging': {'enabled': false}}"),
+    OK("{'logging': {}}"),
+    BAD("{'logging': {'enabled': 'no'}}", "logging.enabled", "logging.enabled must be true or false"),
+    BAD("{'logging': {'level': 1}}", "logging.level", "unknown field 'logging.level'"),
     /* the first error in document order is the one reported */
     BAD("{'limits': {'idle_timeout_ms': 0}, 'foo': 1}", "limits.idle_timeout_ms", "between 1 and 3600000"),
 };

@@ -66,12 +66,51 @@ static void test_default_order(void **state)
     assert_string_equal(names, "upstream");
     for (int id = 0; id < RD_STAGE_COUNT; id++)
         assert_true(pl.enabled[id]);
-    /* nothing but the upstream: requests are not numbered, no hooks run */
+    /* nothing but the upstream and the request log: requests are not
+     * numbered; the one hook is the record's (the prompt hash) */
     assert_false(pl.active);
+    assert_true(rd_pipeline_logs(&pl));
+    assert_int_equal(pl.nhead, 1);
+    assert_int_equal(pl.ndone, 0);
+    rd_pipeline_free(&pl);
+    json_object_put(d);
+    /* and with the request log off too, no hooks run */
+    d = doc("{\"cache\":{\"enabled\":false},\"logging\":{\"enabled\":false}}");
+    assert_int_equal(rd_pipeline_compile(d, NULL, &pl, &err), 0);
+    assert_false(rd_pipeline_logs(&pl));
     assert_int_equal(pl.nhead, 0);
     assert_int_equal(pl.ndone, 0);
     rd_pipeline_free(&pl);
     json_object_put(d);
+}
+
+/* The request log is on by default, off by its block or when
+ * middleware_pipeline leaves "logging" out. */
+static void test_logging_switch(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *doc;
+        bool logs;
+    } cases[] = {
+        {"{}", true},
+        {"{\"logging\":{}}", true},
+        {"{\"logging\":{\"enabled\":true}}", true},
+        {"{\"logging\":{\"enabled\":false}}", false},
+        {"{\"middleware_pipeline\":[\"provider_forwarding\",\"logging\"]}", true},
+        {"{\"middleware_pipeline\":[\"caching\",\"provider_forwarding\"]}", false},
+        {"{\"middleware_pipeline\":[\"provider_forwarding\",\"logging\"],\"logging\":{\"enabled\":false}}", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct json_object *d = doc(cases[i].doc);
+        struct rd_pipeline pl;
+        struct rd_config_err err;
+        assert_int_equal(rd_pipeline_compile(d, NULL, &pl, &err), 0);
+        if (rd_pipeline_logs(&pl) != cases[i].logs)
+            fail_msg("%s: logs %d", cases[i].doc, !cases[i].logs);
+        rd_pipeline_free(&pl);
+        json_object_put(d);
+    }
 }
 
 static void test_description_list(void **state)
@@ -159,6 +198,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_default_order),
+        cmocka_unit_test(test_logging_switch),
         cmocka_unit_test(test_description_list),
         cmocka_unit_test(test_refused),
     };

@@ -295,6 +295,8 @@ static bool key_header(const struct cache_cfg *c, const struct rd_provider *cred
     for (size_t i = 0; i < c->nkey_headers; i++)
         if (rd_hdr_name_eq(h->name, h->name_len, c->key_headers[i]))
             return true;
+    if (c->scope_proxy) /* the key holds no credential: its headers do not matter */
+        return false;
     for (size_t i = 0; cred->auth_headers && cred->auth_headers[i]; i++)
         if (rd_hdr_name_eq(h->name, h->name_len, cred->auth_headers[i]))
             return true;
@@ -353,6 +355,41 @@ static int key_of(struct rd_req *req, const struct cache_cfg *c, const struct rd
     return rc;
 }
 
+/* What rd_cache_key reads of req under c. */
+static void key_input(struct rd_req *req, const struct cache_cfg *c, struct rd_cache_key_input *in)
+{
+    const struct rd_http_request *hr = req->x->req;
+    *in = (struct rd_cache_key_input){
+        .provider = req->dialect,
+        .method = hr->method,
+        .path = hr->path,
+        .query = hr->query,
+        .headers = &hr->headers,
+        .body = hr->body.data,
+        .body_len = hr->body.len,
+        .key_headers = c->key_headers,
+        .nkey_headers = c->nkey_headers,
+        .scope_proxy = c->scope_proxy,
+        .cred_provider = req->provider,
+        .stream = asks_stream(hr->body.data, hr->body.len),
+    };
+}
+
+/* The prompt hash is the key of a cache of scope "proxy" without key
+ * headers. gen 0 is its namespace in the key memo (compiled caches count
+ * from 1): the key depends on nothing configured, only on the request and
+ * the provider's data. */
+static const struct cache_cfg prompt_cfg = {.scope_proxy = true, .gen = 0};
+
+void rd_cache_prompt_hash(struct rd_req *req)
+{
+    if (req->prompt_hash_set || !req->cacheable || req->x == NULL || req->x->req == NULL)
+        return;
+    struct rd_cache_key_input in;
+    key_input(req, &prompt_cfg, &in);
+    req->prompt_hash_set = key_of(req, &prompt_cfg, &in, req->prompt_hash) == 0;
+}
+
 static enum rd_stage_rc run(struct rd_req *req, const void *state)
 {
     const struct cache_cfg *c = state;
@@ -367,23 +404,15 @@ static enum rd_stage_rc run(struct rd_req *req, const void *state)
     }
     struct cache_req *cr = rd_arena_alloc(&req->arena, sizeof *cr);
     memset(cr, 0, sizeof *cr);
-    struct rd_cache_key_input in = {
-        .provider = req->dialect,
-        .method = hr->method,
-        .path = hr->path,
-        .query = hr->query,
-        .headers = &hr->headers,
-        .body = hr->body.data,
-        .body_len = hr->body.len,
-        .key_headers = c->key_headers,
-        .nkey_headers = c->nkey_headers,
-        .scope_proxy = c->scope_proxy,
-        .cred_provider = req->provider,
-        .stream = asks_stream(hr->body.data, hr->body.len),
-    };
+    struct rd_cache_key_input in;
+    key_input(req, c, &in);
     if (key_of(req, c, &in, cr->key) != 0) { /* not JSON: nothing to key it by */
         bypass(req);
         return RD_STAGE_NEXT;
+    }
+    if (c->scope_proxy && c->nkey_headers == 0) { /* the prompt hash's own material */
+        memcpy(req->prompt_hash, cr->key, sizeof req->prompt_hash);
+        req->prompt_hash_set = true;
     }
     struct rd_cache_entry *e = NULL;
     enum rd_cache_lookup found;

@@ -60,5 +60,17 @@ void rd_cache_record_done(struct rd_req *req);
  * head (the replay source ended with RD_ESTATE): goes upstream itself.
  * Returns false (nothing done) for any other request. */
 bool rd_cache_rejoin(struct rd_req *req);
+/* Sets req->prompt_hash (for the request log) unless it is set already or
+ * the route is not cacheable: the cache key req would have under cache
+ * scope "proxy" and no key_headers (provider, method, path, the answer-
+ * changing query parameters, the stream flag and the canonical body; no
+ * credential), through the worker's key memo. Left unset for a body that
+ * is not JSON. While req's exchange is live (it reads the body). */
+void rd_cache_prompt_hash(struct rd_req *req);
+
+/* record (stages/record.c): the request log's switch ("logging":
+ * {"enabled": false} turns it off); computes the prompt hash as the
+ * response head goes out. */
+extern const struct rd_stage rd_stage_record;
 
 #endif
