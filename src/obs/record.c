@@ -56,6 +56,14 @@ void rd_log_rec_from_req(struct rd_log_rec *r, struct rd_req *req)
     r->cached_tokens = u->cached;
     r->reasoning_tokens = u->reasoning;
     r->has_cost = rd_req_cost(req, &r->cost_usd);
+    if (req->cache == RD_CACHE_HIT) {
+        /* Answered from the cache: no upstream call, nothing billed (the
+         * tokens are the cached answer's). */
+        r->upstream_status = 0;
+        r->upstream_latency_ms = -1;
+        r->has_cost = true;
+        r->cost_usd = 0;
+    }
     if (req->prompt_hash_set) {
         static const char hex[] = "0123456789abcdef";
         for (size_t i = 0; i < sizeof req->prompt_hash; i++) {
