@@ -12,7 +12,18 @@
 #include "util/json.h"
 #include "util/time.h"
 
-#define COPY(dst, src) snprintf((dst), sizeof(dst), "%s", (src) ? (src) : "")
+/* A bounded copy, truncating (dst is zeroed by the caller): on every
+ * request, where snprintf's format machinery would cost more than the
+ * rest of the record together. */
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    if (src == NULL)
+        return;
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+#define COPY(dst, src) copy_str((dst), sizeof(dst), (src))
 
 static double us_to_ms(uint64_t from, uint64_t to)
 {
