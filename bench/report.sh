@@ -58,8 +58,11 @@ Pinning (taskset): the proxy under test on CPU $SCPU, the upstreams on CPU $UCPU
 | (a) direct to the upstream (nginx \`return 200\`, ${#CHAT_JSON}-byte JSON) | $(val a.rps) | $(val a.p50) | $(val a.p99) | $(val a.err) | $(val a.rounds) |
 | (b) nginx 1 worker, proxy_pass, upstream keepalive 64 | $(val b.rps) | $(val b.p50) | $(val b.p99) | $(val b.err) | $(val b.rounds) |
 | (c) Rubberduck --workers 1 | $(val c.rps) | $(val c.p50) | $(val c.p99) | $(val c.err) | $(val c.rounds) |
+| (cl) Rubberduck --workers 1, \`"logging": {"enabled": false}\` | $(val cl.rps) | $(val cl.p50) | $(val cl.p99) | $(val cl.err) | $(val cl.rounds) |
 | (p) Rubberduck, every pipeline stage configured, none triggering | $(val p.rps) | $(val p.p50) | $(val p.p99) | $(val p.err) | $(val p.rounds) |
 | (q) Rubberduck, 10,000-entry IP allowlist | $(val q.rps) | $(val q.p50) | $(val q.p99) | $(val q.err) | $(val q.rounds) |
+
+Request log cost, round by round: c/cl $(val ccl.ratio) ($(val ccl.rounds); target >= 0.95: $(judge 'a >= b' "${RES[ccl.ratio]:-}" 0.95)). The log of (c): $(val c.log).
 
 Pipeline cost, round by round against (c) in the same round: p/c $(val pc.ratio) ($(val pc.rounds); target >= 0.95: $(judge 'a >= b' "${RES[pc.ratio]:-}" 0.95)), q/c $(val qc.ratio) ($(val qc.rounds)).
 

@@ -3,6 +3,9 @@
 #   (a) wrk straight to a fast upstream (nginx `return 200` with a ~330-byte chat completion),
 #   (b) wrk through nginx proxy_pass with upstream keepalive (the reference reverse proxy),
 #   (c) wrk through a Rubberduck proxy (POST /v1/chat/completions, same request and upstream),
+#       the request log on (the default); (cl) the same proxy configuration with
+#       "logging": {"enabled": false}, in the same interleaved rounds: c/cl is the log's cost,
+#       and the rows (c) left in its database are counted against the requests it answered,
 #   (d) 2,000 concurrent ~1 s SSE streams through Rubberduck (C libuv upstream and client),
 #       with the same streams direct (the floor) and through nginx (the reference) for context,
 #   (h2) h2load over cleartext HTTP/2 (prior knowledge) through nginx `listen ... http2`
@@ -30,7 +33,7 @@
 #   BENCH_SERVER_CPU=0     CPU of the proxies under test, BENCH_CLIENT_CPU=1 for wrk and the
 #                          SSE client, BENCH_UPSTREAM_CPU=$BENCH_SERVER_CPU for both upstreams
 #   BENCH_H2_CLIENTS=4 BENCH_H2_STREAMS=16   h2load -c and -m (h2): 64 concurrent streams
-#   BENCH_SCENARIOS="a b c p q h n e h2 hang d d-direct d-nginx"   subset to run
+#   BENCH_SCENARIOS="a b c cl p q h n e h2 hang d d-direct d-nginx"   subset to run
 #                          (e = added latency with one connection: a, b and c again at -c1;
 #                          p = (c) with every pipeline stage configured, none triggering;
 #                          q = (c) with a 10,000-entry IP allowlist; hang = BENCH_HANGS=5000
@@ -54,7 +57,7 @@ CCPU=${BENCH_CLIENT_CPU:-1}
 UCPU=${BENCH_UPSTREAM_CPU:-$SCPU}
 H2_CLIENTS=${BENCH_H2_CLIENTS:-4}
 H2_STREAMS=${BENCH_H2_STREAMS:-16}
-SCENARIOS=" ${BENCH_SCENARIOS:-a b c p q h n e h2 hang d d-direct d-nginx} "
+SCENARIOS=" ${BENCH_SCENARIOS:-a b c cl p q h n e h2 hang d d-direct d-nginx} "
 RD_LOG_LEVEL=${BENCH_RD_LOG_LEVEL:-warn}
 RD_BIN=${RUBBERDUCK_BIN:-$ROOT/build/rubberduck}
 OUT=$ROOT/build/bench
@@ -519,6 +522,16 @@ if want c || want n; then
     [ -n "${RD_PID:-}" ] && { stop_pid "$RD_PID"; forget_pid "$RD_PID"; }
   fi
 fi
+# (cl) (c) with the request log off.
+if want cl; then
+  RD_PID=
+  if start_rubberduck rd-cl "http://127.0.0.1:$UP_PORT" '{"cache":{"enabled":false},"logging":{"enabled":false}}'; then
+    CL_PID=$RD_PID CL_PORT=$RD_PORT
+  else
+    FAILED+=(cl)
+    [ -n "${RD_PID:-}" ] && { stop_pid "$RD_PID"; forget_pid "$RD_PID"; }
+  fi
+fi
 # (p) every pipeline stage configured, none triggering; (q) a 10,000-entry IP allowlist.
 write_stage_configs
 for key in p q; do
@@ -570,7 +583,8 @@ if want n; then
   fi
   [ -n "${C_PID:-}" ] && { expect_no_hit nc "$C_PORT" "$UNCACHED_PATH" || FAILED+=(nc); }
 fi
-ROUND_KEYS="a b c p q h hn ho n nc nb"
+ROUND_KEYS="a b c cl p q h hn ho n nc nb"
+C_SENT=0 C_SECS=0
 # want_round KEY: hn and ho come with h, nc and nb with n.
 want_round() {
   case $1 in
@@ -589,6 +603,7 @@ for round in $(seq 1 "$ROUNDS"); do
       a) port=$UP_PORT ;;
       b) [ -n "$NX_PID" ] || continue; port=$NX_PORT ;;
       c) [ -n "${C_PID:-}" ] || continue; port=$C_PORT ;;
+      cl) [ -n "${CL_PID:-}" ] || continue; port=$CL_PORT ;;
       p) [ -n "${P_PID:-}" ] || continue; port=$P_PORT ;;
       q) [ -n "${Q_PID:-}" ] || continue; port=$Q_PORT ;;
       h) [ -n "$H_PID" ] || continue; port=$H_PORT cpu_pid=$H_PID ;;
@@ -605,6 +620,9 @@ for round in $(seq 1 "$ROUNDS"); do
     if run_wrk "$key-r$round" "$port" "$path"; then
       ROUND_RPS[$key]+=" $R_RPS" ROUND_P50[$key]+=" $R_P50" ROUND_P99[$key]+=" $R_P99"
       ROUND_ERR[$key]=$(( ${ROUND_ERR[$key]:-0} + R_ERR ))
+      if [ "$key" = c ] || [ "$key" = nc ]; then
+        C_SENT=$((C_SENT + R_REQS + R_WREQS)) C_SECS=$((C_SECS + DURATION + WARMUP))
+      fi
       if [ -n "$cpu_pid" ]; then
         # Server CPU per request (warm-up included on both sides), and how many of the requests
         # reached the upstream (less the status request that ends the count).
@@ -657,6 +675,7 @@ ratio_rounds() {
   RES[$3.rounds]=$(IFS=/; echo "${rs[*]}")
 }
 ratio_rounds p c pc
+ratio_rounds c cl ccl
 ratio_rounds q c qc
 ratio_rounds h hn hhn
 ratio_rounds h ho hho
@@ -682,9 +701,21 @@ for key in p q; do
   pid_var=${key^^}_PID
   [ -n "${!pid_var:-}" ] && { stop_pid "${!pid_var}"; forget_pid "${!pid_var}"; }
 done
+[ -n "${CL_PID:-}" ] && { stop_pid "$CL_PID"; forget_pid "$CL_PID"; }
 if [ -n "${C_PID:-}" ]; then
   RES[c.rss]=$(peak_rss_mb "$C_PID")
   stop_pid "$C_PID"; forget_pid "$C_PID"
+  # The request log of (c), once its server has stopped (what was queued is written by then):
+  # rows against the requests answered (the probes of (n) included), the rate it wrote at, and
+  # the drops and store failures the writer warned about.
+  if command -v sqlite3 >/dev/null && [ -f "$TMP/rd-c-data/rubberduck.db" ]; then
+    want n && C_SENT=$((C_SENT + 2)) # the probes of (nc)
+    rows=$(sqlite3 "$TMP/rd-c-data/rubberduck.db" 'SELECT count(*) FROM request_logs' 2>/dev/null || echo "?")
+    lost=$(grep -o '([0-9]* and [0-9]* in all)' "$LOGS/rd-c.log" | tail -1 | tr -d '()' || true)
+    RES[c.log]="$rows rows for $C_SENT requests answered in ${C_SECS} s of load ($(awk -v r="$rows" -v s="$C_SECS" 'BEGIN { if (s > 0 && r ~ /^[0-9]+$/) printf "%.0f", r / s; else print "?" }') rows/s written); dropped and failed: ${lost:-0 and 0 (no warning)}"
+  else
+    RES[c.log]="not counted (no sqlite3 CLI)"
+  fi
 fi
 # (hang): HANGS concurrent requests that the timeout stage holds (hang_rate 1): the server's
 # resident memory in all while they hang, and the CPU time it uses during a 5 s hold.

@@ -8,8 +8,10 @@
  * exactly what rd_cache_key would: the key is a pure function of them.
  *
  * The raw bytes are everything rd_cache_key reads: the dialect, method,
- * path, the whole query, the stream flag, the values of the configured key
- * headers and of the provider's auth headers, and the body. They stay in
+ * path, the whole query (the stream flag is read from the body, so it is
+ * not repeated), the values of the configured key
+ * headers and of the provider's auth headers (for a key per credential),
+ * and the body. They stay in
  * the worker's memory only (like the request buffers), never logged or
  * stored. Direct-mapped, RD_KEY_MEMO_SLOTS slots; bodies above
  * RD_KEY_MEMO_MAX are not memoised. One thread (the worker's). */

@@ -12,7 +12,18 @@
 #include "util/json.h"
 #include "util/time.h"
 
-#define COPY(dst, src) snprintf((dst), sizeof(dst), "%s", (src) ? (src) : "")
+/* A bounded copy, truncating (dst is zeroed by the caller): on every
+ * request, where snprintf's format machinery would cost more than the
+ * rest of the record together. */
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    if (src == NULL)
+        return;
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+#define COPY(dst, src) copy_str((dst), sizeof(dst), (src))
 
 static double us_to_ms(uint64_t from, uint64_t to)
 {
@@ -37,12 +48,15 @@ void rd_log_rec_from_req(struct rd_log_rec *r, struct rd_req *req)
     COPY(r->provider, req->provider ? req->provider->name : "");
     COPY(r->model, req->model);
     r->status = req->status_sent;
-    r->upstream_status = req->status_upstream;
+    /* A hit is replayed through the same callbacks as an upstream answer
+     * (forward.c), but no upstream answered it. */
+    bool hit = req->cache == RD_CACHE_HIT;
+    r->upstream_status = hit ? 0 : req->status_upstream;
     uint64_t done = req->t_done ? req->t_done : rd_req_now_us();
     r->latency_ms = us_to_ms(req->t_received, done);
     if (r->latency_ms < 0)
         r->latency_ms = 0;
-    r->upstream_latency_ms = us_to_ms(req->t_upstream, done);
+    r->upstream_latency_ms = hit ? -1.0 : us_to_ms(req->t_upstream, done);
     r->ttfb_ms = us_to_ms(req->t_received, req->t_first_byte);
     r->request_bytes = (int64_t)req->bytes_in;
     r->response_bytes = (int64_t)req->bytes_out;

@@ -312,7 +312,7 @@ static size_t raw_material(struct rd_req *req, const struct cache_cfg *c, const 
     const struct rd_hdrs *hs = in->headers;
     size_t nq = strlen(in->query), np = strlen(in->path), nm = strlen(in->method),
            nd = strlen(in->provider->name);
-    size_t n = in->body_len + nq + np + nm + nd + 1 + 6 * sizeof(uint32_t);
+    size_t n = in->body_len + nq + np + nm + nd + 5 * sizeof(uint32_t);
     if (in->body_len > RD_KEY_MEMO_MAX)
         return 0;
     for (size_t i = 0; i < hs->n; i++)
@@ -323,7 +323,7 @@ static size_t raw_material(struct rd_req *req, const struct cache_cfg *c, const 
     w = field(w, in->method, nm);
     w = field(w, in->path, np);
     w = field(w, in->query, nq);
-    *w++ = in->stream ? '1' : '0';
+    /* No stream flag: it is read from the body (asks_stream), which is here. */
     for (size_t i = 0; i < hs->n; i++) {
         if (!key_header(c, in->cred_provider, &hs->v[i]))
             continue;
@@ -334,8 +334,9 @@ static size_t raw_material(struct rd_req *req, const struct cache_cfg *c, const 
     return (size_t)(w - *out);
 }
 
-/* rd_cache_key through the worker's memo. */
-static int key_of(struct rd_req *req, const struct cache_cfg *c, const struct rd_cache_key_input *in, uint8_t key[32])
+/* rd_cache_key through the worker's memo. in->stream is filled here, on a
+ * miss only: scanning the body for it costs more than the memo's lookup. */
+static int key_of(struct rd_req *req, const struct cache_cfg *c, struct rd_cache_key_input *in, uint8_t key[32])
 {
     char *raw = NULL;
     size_t n = raw_material(req, c, in, &raw);
@@ -343,6 +344,7 @@ static int key_of(struct rd_req *req, const struct cache_cfg *c, const struct rd
     struct rd_key_memo *m = req->env->key_memo;
     if (n && m && rd_key_memo_get(m, c->gen, raw, n, h, key))
         return 0;
+    in->stream = asks_stream(in->body, in->body_len);
     struct rd_buf scratch;
     rd_buf_init(&scratch, 0);
     int rc = rd_cache_key(in, &scratch, key);
@@ -371,7 +373,7 @@ static void key_input(struct rd_req *req, const struct cache_cfg *c, struct rd_c
         .nkey_headers = c->nkey_headers,
         .scope_proxy = c->scope_proxy,
         .cred_provider = req->provider,
-        .stream = asks_stream(hr->body.data, hr->body.len),
+        .stream = false, /* key_of reads it when it needs it */
     };
 }
 
