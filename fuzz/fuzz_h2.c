@@ -149,7 +149,7 @@ static void error_cb(void *ud, const struct rd_http_error *e, struct rd_hdrs *hd
     (void)rd_buf_appends(body, "{\"error\":\"fuzz\"}");
 }
 
-static const struct rd_http_listener_cfg cfg = {handler, limits, error_cb, NULL};
+static const struct rd_http_listener_cfg cfg = {handler, limits, error_cb, NULL, NULL};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -207,8 +207,5 @@ static void error_body(void *ud, const struct rd_http_error *e, struct rd_hdrs *
 
 void rd_api_listener_cfg(struct rd_api *ctx, struct rd_http_listener_cfg *out)
 {
-    out->handler = handle;
-    out->limits = limits;
-    out->error = error_body;
-    out->ud = ctx;
+    *out = (struct rd_http_listener_cfg){.handler = handle, .limits = limits, .error = error_body, .ud = ctx};
 }

@@ -416,6 +416,8 @@ static void conn_free(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     l->nconns--;
+    if (l->cfg.open_conns)
+        atomic_fetch_sub_explicit(l->cfg.open_conns, 1, memory_order_relaxed);
     rd_http_parser_free(c->parser);
     rd_h2_free(c->h2);
     rd_buf_free(&c->in);
@@ -754,6 +756,8 @@ static void link_conn(struct rd_http_listener *l, struct conn *c)
         l->conns->prev = c;
     l->conns = c;
     l->nconns++;
+    if (l->cfg.open_conns)
+        atomic_fetch_add_explicit(l->cfg.open_conns, 1, memory_order_relaxed);
 }
 
 void http_on_connection(uv_stream_t *server, int status)

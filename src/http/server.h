@@ -8,6 +8,7 @@
 #ifndef RD_HTTP_SERVER_H
 #define RD_HTTP_SERVER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -88,6 +89,11 @@ struct rd_http_listener_cfg {
     rd_http_limits_fn limits;
     rd_http_error_fn error;
     void *ud; /* passed to the three callbacks */
+    /* Optional (NULL: none): a gauge of the listener's open connections,
+     * added to and taken from with relaxed atomics as connections are made
+     * and freed; several listeners may share one (a worker's). Borrowed:
+     * must outlive the listener. */
+    atomic_size_t *open_conns;
 };
 
 struct rd_http_listener;

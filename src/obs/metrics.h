@@ -14,6 +14,10 @@
 struct rd_req;
 struct rd_metrics;
 
+/* Distinct models a slot keeps apart (over all proxies); the rest are
+ * summed under the model "(other)" (a client can send any model name). */
+#define RD_METRICS_MAX_MODELS 256
+
 struct rd_metrics *rd_metrics_new(unsigned nslots);
 void rd_metrics_free(struct rd_metrics *m); /* NULL-safe; after the workers are joined */
 

@@ -32,6 +32,7 @@ struct rd_worker {
     struct rd_req_env reqs; /* request objects of this worker */
     struct binding *bindings;
     uv_sem_t ready;
+    atomic_size_t conns; /* open client connections over all its listeners (GET /metrics) */
 };
 
 struct add_msg {
@@ -130,7 +131,8 @@ static void handle_add(struct rd_mail *m, void *ctx)
     b->w = w;
     b->proxy_id = msg->proxy_id;
     b->rt = msg->rt;
-    struct rd_http_listener_cfg cfg = {.handler = on_request, .limits = on_limits, .error = on_error, .ud = b};
+    struct rd_http_listener_cfg cfg = {
+        .handler = on_request, .limits = on_limits, .error = on_error, .ud = b, .open_conns = &w->conns};
     if (rd_http_listener_start(&w->loop, msg->fd, &cfg, &b->l) != 0) {
         rd_error("worker %d: cannot serve proxy %lld", w->index, (long long)msg->proxy_id);
         rd_proxy_rt_unref(b->rt);
@@ -242,6 +244,7 @@ int rd_workers_start(int n, struct rd_worker ***out)
     for (int i = 0; i < n; i++) {
         struct rd_worker *w = rd_calloc(1, sizeof *w);
         w->index = i;
+        atomic_init(&w->conns, 0);
         uv_sem_init(&w->ready, 0);
         int rc = uv_thread_create(&w->thread, worker_main, w);
         if (rc != 0) {
@@ -290,4 +293,9 @@ void rd_worker_stop_listener(struct rd_worker *w, int64_t proxy_id, enum rd_http
     m->deadline_ms = deadline_ms;
     m->op = op;
     rd_mailbox_post(&w->mb, &m->mail, handle_stop);
+}
+
+size_t rd_worker_connections(const struct rd_worker *w)
+{
+    return atomic_load_explicit(&w->conns, memory_order_relaxed);
 }

@@ -46,4 +46,7 @@ void rd_worker_add_listener(struct rd_worker *w, struct rd_proxy_rt *rt, int64_t
 void rd_worker_stop_listener(struct rd_worker *w, int64_t proxy_id, enum rd_http_stop_mode mode,
                              uint64_t deadline_ms, bool ack_unlisten, struct rd_stop_op *op);
 
+/* Client connections open on w's listeners right now. Any thread. */
+size_t rd_worker_connections(const struct rd_worker *w);
+
 #endif

@@ -251,7 +251,7 @@ static void start(struct fx *f, uint32_t client_window)
     f->now = 1000;
     f->limits = (struct rd_http_limits){.max_head = 4096, .max_body = 10000, .header_timeout_ms = 1000,
                                         .idle_timeout_ms = 5000};
-    f->cfg = (struct rd_http_listener_cfg){handler, limits, error_cb, f};
+    f->cfg = (struct rd_http_listener_cfg){handler, limits, error_cb, f, NULL};
     nghttp2_session_callbacks *cbs;
     assert_int_equal(nghttp2_session_callbacks_new(&cbs), 0);
     nghttp2_session_callbacks_set_on_header_callback(cbs, c_on_header);
