@@ -515,12 +515,13 @@ static int base_row(void *ud, const struct rd_rollup_rec *rec)
     }
     agg_from_rec(&c->a, rec);
     rd_hist_init(&c->a.latency);
-    if (c->count >= MAX_BASE_PER_PROXY)
+    bool fold = c->count >= MAX_BASE_PER_PROXY;
+    if (fold)
         copy_str(c->a.model, sizeof c->a.model, OTHER);
     else
         c->count++;
     struct rd_rollup_agg *d = vec_find(b->v, b->n, c->a.start_ms, c->a.proxy_id, c->a.provider, c->a.model);
-    if (c->count >= MAX_BASE_PER_PROXY && d == NULL) {
+    if (fold && d == NULL) {
         /* "(other)" of this proxy and provider, whatever its first hour */
         for (size_t i = b->n; i-- > 0 && b->v[i].proxy_id == c->a.proxy_id;)
             if (strcmp(b->v[i].model, OTHER) == 0 && strcmp(b->v[i].provider, c->a.provider) == 0) {
