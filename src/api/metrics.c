@@ -203,7 +203,7 @@ static void get_summary(struct rd_api *api, struct rd_http_exch *x, const char *
     add_head(root, &q, &pts);
     json_object_object_add(root, "requests", json_object_new_int64((int64_t)t->requests));
     double minutes = (double)q.w->points * q.w->res_s / 60.0;
-    json_object_object_add(root, "requests_per_minute", num((double)t->requests / minutes, 3));
+    json_object_object_add(root, "requests_per_minute", num((double)t->requests / minutes, 6));
 
     struct json_object *c = json_object_new_object();
     json_object_object_add(c, "hits", json_object_new_int64((int64_t)t->cache_hits));
