@@ -92,7 +92,7 @@ static bool parse_params(struct rd_http_exch *x, struct params *out)
 /* The window's buckets, filled from the roll-ups. */
 struct points {
     const struct window *w;
-    int64_t since_ms; /* the first bucket's start */
+    int64_t since_ms;        /* the first bucket's start */
     struct rd_rollup_agg *v; /* w->points of them */
 };
 

@@ -14,9 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RD_HIST_SUB_BITS 3                            /* 8 sub-buckets per power of two */
-#define RD_HIST_MIN_EXP 9                             /* 2^9 us = 0.512 ms: the first octave */
-#define RD_HIST_MAX_EXP 29                            /* 2^29 us = 537 s: the overflow bucket's floor */
+#define RD_HIST_SUB_BITS 3 /* 8 sub-buckets per power of two */
+#define RD_HIST_MIN_EXP 9  /* 2^9 us = 0.512 ms: the first octave */
+#define RD_HIST_MAX_EXP 29 /* 2^29 us = 537 s: the overflow bucket's floor */
 #define RD_HIST_OCTAVES (RD_HIST_MAX_EXP - RD_HIST_MIN_EXP)
 #define RD_HIST_BUCKETS (2 + (RD_HIST_OCTAVES << RD_HIST_SUB_BITS)) /* underflow, octaves, overflow */
 /* The largest blob rd_hist_encode writes (header and every bucket). */

@@ -52,7 +52,7 @@ struct rd_rollup {
      * rows and the pending buckets: a bucket is always in exactly one of
      * the places the reader looks. */
     pthread_mutex_t flush_mu;
-    struct vec transit; /* taken out, not written yet (flush_mu) */
+    struct vec transit;             /* taken out, not written yet (flush_mu) */
     uint8_t blob[RD_HIST_BLOB_MAX]; /* the merge callback's output (flush_mu) */
     /* Totals of earlier runs, read once before the first flush, then
      * read-only. */
@@ -136,8 +136,8 @@ static struct rd_rollup_agg *vec_find(struct rd_rollup_agg *v, size_t n, int64_t
     return NULL;
 }
 
-static struct rd_rollup_agg *vec_append(struct rd_rollup_agg **v, size_t *n, size_t *cap, int32_t res_s,
-                                        int64_t start, int64_t proxy_id, const char *provider, const char *model)
+static struct rd_rollup_agg *vec_append(struct rd_rollup_agg **v, size_t *n, size_t *cap, int32_t res_s, int64_t start,
+                                        int64_t proxy_id, const char *provider, const char *model)
 {
     if (*n == *cap) {
         *cap = *cap ? 2 * *cap : 8;
@@ -291,8 +291,7 @@ static void take_closed(struct slot *s, struct vec *t, int64_t before_ms, bool a
     s->last = 0;
 }
 
-static size_t merge_blobs(void *ud, const void *old, size_t old_len, const void *add, size_t add_len,
-                          const void **out)
+static size_t merge_blobs(void *ud, const void *old, size_t old_len, const void *add, size_t add_len, const void **out)
 {
     struct rd_rollup *r = ud;
     struct rd_hist h, a;

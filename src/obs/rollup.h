@@ -44,11 +44,11 @@ struct rd_rollup;
 struct rd_rollup_sample {
     int64_t wall_ms; /* when it was received: its minute */
     int64_t proxy_id;
-    const char *provider; /* "" when unknown */
-    const char *model;    /* "" when unknown */
-    int cache;            /* enum rd_req_cache */
-    int status;           /* sent to the client; >= 400 is an error */
-    bool simulated;       /* a simulated outcome (req->failure) */
+    const char *provider;   /* "" when unknown */
+    const char *model;      /* "" when unknown */
+    int cache;              /* enum rd_req_cache */
+    int status;             /* sent to the client; >= 400 is an error */
+    bool simulated;         /* a simulated outcome (req->failure) */
     uint32_t failures_seen; /* bit (1 << type) per type simulated: each counted once */
     uint64_t latency_us;    /* received to done */
     bool billed;            /* tokens and cost count: not a cache hit */

@@ -17,36 +17,41 @@
 #define SQ_PURGE ((enum rd_sqlite_ext)(RD_SQ_ROLLUP_FIRST + 6))
 #define SQ_FAIL_PURGE ((enum rd_sqlite_ext)(RD_SQ_ROLLUP_FIRST + 7))
 
+/* clang-format off: the SQL reads best as written */
 #define KEY_COLS "resolution_s, bucket_start, proxy_id, provider, model"
 /* The counters, in struct rd_rollup_rec's order; each one a sum. */
-#define X_COUNTERS(X)                                                                                      \
-    X(requests) X(cache_hits) X(cache_misses) X(cache_bypass) X(errors_simulated) X(errors_upstream)        \
-        X(input_tokens) X(output_tokens) X(cached_tokens) X(cache_write_tokens) X(reasoning_tokens)        \
-            X(cost_usd) X(priced_requests) X(unpriced_requests)
+#define X_COUNTERS(X)                                                                                                  \
+    X(requests)                                                                                                        \
+    X(cache_hits) X(cache_misses) X(cache_bypass) X(errors_simulated) X(errors_upstream) X(input_tokens)               \
+        X(output_tokens) X(cached_tokens) X(cache_write_tokens) X(reasoning_tokens) X(cost_usd) X(priced_requests)     \
+            X(unpriced_requests)
 #define COL(c) ", " #c
 #define ADD(c) #c " = " #c " + excluded." #c ", "
 #define SUM(c) ", SUM(" #c ")"
 
 static const char get_latency_sql[] = "SELECT latency FROM metrics_rollups WHERE resolution_s = ?1 AND "
                                       "bucket_start = ?2 AND proxy_id = ?3 AND provider = ?4 AND model = ?5";
-static const char upsert_sql[] = "INSERT INTO metrics_rollups (" KEY_COLS X_COUNTERS(COL) ", latency) VALUES "
-                                 "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
-                                 "?18, ?19, ?20) ON CONFLICT (" KEY_COLS ") DO UPDATE SET " X_COUNTERS(ADD)
-                                 "latency = COALESCE(excluded.latency, latency)";
+static const char upsert_sql[] = "INSERT INTO metrics_rollups (" KEY_COLS X_COUNTERS(
+    COL) ", latency) VALUES "
+         "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
+         "?18, ?19, ?20) ON CONFLICT (" KEY_COLS
+         ") DO UPDATE SET " X_COUNTERS(ADD) "latency = COALESCE(excluded.latency, latency)";
 static const char fail_upsert_sql[] =
     "INSERT INTO metrics_rollup_failures (resolution_s, bucket_start, proxy_id, failure_type, count) "
     "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (resolution_s, bucket_start, proxy_id, failure_type) "
     "DO UPDATE SET count = count + excluded.count";
-static const char query_sql[] = "SELECT " KEY_COLS X_COUNTERS(COL) ", latency FROM metrics_rollups "
-                                "WHERE resolution_s = ?1 AND bucket_start >= ?2 AND bucket_start < ?3 "
-                                "AND (?4 = 0 OR proxy_id = ?4) ORDER BY bucket_start";
+static const char query_sql[] =
+    "SELECT " KEY_COLS X_COUNTERS(COL) ", latency FROM metrics_rollups "
+                                       "WHERE resolution_s = ?1 AND bucket_start >= ?2 AND bucket_start < ?3 "
+                                       "AND (?4 = 0 OR proxy_id = ?4) ORDER BY bucket_start";
 /* Same columns as query_sql, so one reader serves both. */
-static const char sums_sql[] = "SELECT resolution_s, MIN(bucket_start), proxy_id, provider, model" X_COUNTERS(SUM)
-                               ", NULL FROM metrics_rollups WHERE resolution_s = ?1 "
-                               "GROUP BY proxy_id, provider, model ORDER BY proxy_id";
+static const char sums_sql[] = "SELECT resolution_s, MIN(bucket_start), proxy_id, provider, model" X_COUNTERS(
+    SUM) ", NULL FROM metrics_rollups WHERE resolution_s = ?1 "
+         "GROUP BY proxy_id, provider, model ORDER BY proxy_id";
 static const char fail_sums_sql[] = "SELECT proxy_id, failure_type, MIN(bucket_start), SUM(count) "
                                     "FROM metrics_rollup_failures WHERE resolution_s = ?1 "
                                     "GROUP BY proxy_id, failure_type";
+/* clang-format on */
 static const char purge_sql[] = "DELETE FROM metrics_rollups WHERE resolution_s = ?1 AND bucket_start < ?2";
 static const char fail_purge_sql[] =
     "DELETE FROM metrics_rollup_failures WHERE resolution_s = ?1 AND bucket_start < ?2";
@@ -93,11 +98,10 @@ out:
     return ret;
 }
 
-static int upsert_one(struct rd_store *s, sqlite3_stmt *st, const struct rd_rollup_rec *r, const void *blob,
-                      size_t len)
+static int upsert_one(struct rd_store *s, sqlite3_stmt *st, const struct rd_rollup_rec *r, const void *blob, size_t len)
 {
-    const int64_t ints[] = {r->requests,         r->cache_hits,       r->cache_misses,  r->cache_bypass,
-                            r->errors_simulated, r->errors_upstream,  r->input_tokens,  r->output_tokens,
+    const int64_t ints[] = {r->requests,         r->cache_hits,         r->cache_misses,    r->cache_bypass,
+                            r->errors_simulated, r->errors_upstream,    r->input_tokens,    r->output_tokens,
                             r->cached_tokens,    r->cache_write_tokens, r->reasoning_tokens};
     int rc = bind_key(st, r);
     int col = 6;
@@ -167,8 +171,8 @@ static int read_rows(struct rd_store *s, sqlite3_stmt *st, rd_rollup_rec_fn fn, 
                                   .proxy_id = sqlite3_column_int64(st, 2),
                                   .provider = col_text(st, 3),
                                   .model = col_text(st, 4)};
-        int64_t *ints[] = {&r.requests,         &r.cache_hits,      &r.cache_misses, &r.cache_bypass,
-                           &r.errors_simulated, &r.errors_upstream, &r.input_tokens, &r.output_tokens,
+        int64_t *ints[] = {&r.requests,         &r.cache_hits,         &r.cache_misses,    &r.cache_bypass,
+                           &r.errors_simulated, &r.errors_upstream,    &r.input_tokens,    &r.output_tokens,
                            &r.cached_tokens,    &r.cache_write_tokens, &r.reasoning_tokens};
         int col = 5;
         for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)

@@ -177,7 +177,8 @@ static void test_quarters_and_hours(void **state)
     /* a window: the quarters from T0 + 15 min, before T0 + 60 min */
     struct rows w;
     memset(&w, 0, sizeof w);
-    struct rd_rollup_filter win = {.res_s = RD_ROLLUP_QUARTER, .since_ms = T0 + 15 * MIN_MS, .until_ms = T0 + 60 * MIN_MS};
+    struct rd_rollup_filter win = {
+        .res_s = RD_ROLLUP_QUARTER, .since_ms = T0 + 15 * MIN_MS, .until_ms = T0 + 60 * MIN_MS};
     assert_int_equal(rd_rollup_read(none, f->s, &win, collect, &w), 0);
     assert_int_equal(sum_requests(&w), 2);
     rd_rollup_free(none);
