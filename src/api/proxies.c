@@ -3,6 +3,8 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "obs/obs.h"
+#include "obs/rollup.h"
 #include "providers/provider.h"
 #include "proxy/config.h"
 #include "proxy/secrets.h"
@@ -624,20 +626,61 @@ static void patch_config(struct rd_api *api, struct rd_http_exch *x, const char 
     json_object_put(body);
 }
 
-/* Simulated outcomes by type and the retry audit (proxy/failstats.h). */
+/* Simulated outcomes by type and the retry audit (proxy/failstats.h): the
+ * counts of earlier runs (the roll-ups) plus this run's. The retry audit is
+ * this run's. */
 static void get_failures(struct rd_api *api, struct rd_http_exch *x, const char *param)
 {
     struct rd_proxy_entry *e = find_or_404(api, x, param);
-    if (e)
-        rd_api_send_json(x, 200, rd_failstats_json(e->failstats, e->rec.id));
+    if (e == NULL)
+        return;
+    uint64_t earlier[RD_FAILSTATS_TYPES] = {0};
+    int64_t since = INT64_MAX;
+    _Static_assert(RD_FAILSTATS_TYPES == RD_ROLLUP_FAIL_TYPES, "one failure type index");
+    rd_rollup_failures_base(rd_obs.rollup, e->rec.id, earlier, &since);
+    rd_api_send_json(x, 200, rd_failstats_json_with(e->failstats, e->rec.id, earlier, since));
 }
 
-/* Token and cost totals by model since the proxy was loaded (proxy/usage.h). */
+struct usage_ctx {
+    struct rd_usage_extra *v;
+    size_t n, cap;
+    int64_t since;
+};
+
+static void add_earlier_usage(void *ud, const struct rd_rollup_agg *a)
+{
+    struct usage_ctx *c = ud;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 8;
+        c->v = rd_realloc(c->v, c->cap * sizeof *c->v);
+    }
+    /* The usage counts billed requests: a cache hit is not one. */
+    c->v[c->n++] = (struct rd_usage_extra){.provider = a->provider,
+                                           .model = a->model,
+                                           .requests = a->requests - a->cache_hits,
+                                           .priced = a->priced,
+                                           .unpriced = a->unpriced,
+                                           .input = a->input_tokens,
+                                           .output = a->output_tokens,
+                                           .cached = a->cached_tokens,
+                                           .cache_write = a->cache_write_tokens,
+                                           .reasoning = a->reasoning_tokens,
+                                           .cost_usd = a->cost_usd};
+    if (a->start_ms < c->since)
+        c->since = a->start_ms;
+}
+
+/* Token and cost totals by model (proxy/usage.h): those of earlier runs
+ * (the roll-ups) plus this run's. */
 static void get_usage(struct rd_api *api, struct rd_http_exch *x, const char *param)
 {
     struct rd_proxy_entry *e = find_or_404(api, x, param);
-    if (e)
-        rd_api_send_json(x, 200, rd_proxy_usage_json(e->usage, e->rec.id));
+    if (e == NULL)
+        return;
+    struct usage_ctx c = {.since = INT64_MAX};
+    rd_rollup_usage_base(rd_obs.rollup, e->rec.id, add_earlier_usage, &c);
+    rd_api_send_json(x, 200, rd_proxy_usage_json_with(e->usage, e->rec.id, c.v, c.n, c.since));
+    free(c.v);
 }
 
 const struct rd_api_route rd_api_proxy_routes[] = {

@@ -98,12 +98,19 @@ uint64_t rd_failstats_client_key(const char *client_ip, const struct rd_hdrs *re
 
 struct json_object *rd_failstats_json(struct rd_failstats *f, int64_t proxy_id)
 {
+    static const uint64_t none[RD_FAILSTATS_TYPES];
+    return rd_failstats_json_with(f, proxy_id, none, f->since_ms);
+}
+
+struct json_object *rd_failstats_json_with(struct rd_failstats *f, int64_t proxy_id,
+                                           const uint64_t extra[RD_FAILSTATS_TYPES], int64_t since_ms)
+{
     struct json_object *types = json_object_new_object();
     for (int t = 1; t < RD_FAILSTATS_TYPES; t++) {
         const char *name = rd_failure_name((enum rd_failure)t);
         if (name[0] == '\0')
             break;
-        uint64_t n = 0;
+        uint64_t n = extra[t];
         for (unsigned i = 0; i < f->nslots; i++)
             n += atomic_load_explicit(&f->slots[i].n[t], memory_order_relaxed);
         json_object_object_add(types, name, json_object_new_int64((int64_t)n));
@@ -120,7 +127,8 @@ struct json_object *rd_failstats_json(struct rd_failstats *f, int64_t proxy_id)
     char ts[32];
     struct json_object *root = json_object_new_object();
     json_object_object_add(root, "proxy_id", json_object_new_int64(proxy_id));
-    json_object_object_add(root, "since", json_object_new_string(rd_time_format(f->since_ms, ts, sizeof ts)));
+    int64_t since = since_ms < f->since_ms ? since_ms : f->since_ms;
+    json_object_object_add(root, "since", json_object_new_string(rd_time_format(since, ts, sizeof ts)));
     json_object_object_add(root, "failures", types);
     json_object_object_add(root, "retry_audit", audit);
     return root;

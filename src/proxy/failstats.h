@@ -41,5 +41,9 @@ struct rd_retry_audit *rd_failstats_audit(struct rd_failstats *f);
 /* {"proxy_id", "since", "failures": {"<type>": n, ... every type},
  *  "retry_audit": {...}}; the caller owns the result. Any thread. */
 struct json_object *rd_failstats_json(struct rd_failstats *f, int64_t proxy_id);
+/* The same with extra[type] added to each count (the roll-ups of earlier
+ * runs) and "since" the earlier of f's and since_ms. Any thread. */
+struct json_object *rd_failstats_json_with(struct rd_failstats *f, int64_t proxy_id,
+                                           const uint64_t extra[RD_FAILSTATS_TYPES], int64_t since_ms);
 
 #endif

@@ -189,10 +189,44 @@ static void add_counts(struct json_object *o, const struct bucket *b)
     json_object_object_add(o, "unpriced_requests", json_object_new_int64((int64_t)b->unpriced));
 }
 
+/* An extra as a bucket of p (its price looked up as a slot would). */
+static void add_extra(struct bucket **all, size_t *n, size_t *cap, const struct rd_provider *p,
+                      const struct rd_usage_extra *x)
+{
+    const char *model = x->model ? x->model : "";
+    struct bucket *b = find(*all, *n, p, model);
+    if (b == NULL) {
+        b = append(all, n, cap, p, model);
+        b->price = model[0] && strcmp(model, OTHER) != 0 ? rd_pricing_lookup(p->name, model) : NULL;
+    }
+    struct bucket t = {.provider = p,
+                       .requests = x->requests,
+                       .unpriced = x->unpriced,
+                       .priced = x->priced,
+                       .input = x->input,
+                       .output = x->output,
+                       .cached = x->cached,
+                       .cache_write = x->cache_write,
+                       .reasoning = x->reasoning,
+                       .cost_usd = x->cost_usd};
+    merge(b, &t);
+}
+
 struct json_object *rd_proxy_usage_json(struct rd_proxy_usage *u, int64_t proxy_id)
+{
+    return rd_proxy_usage_json_with(u, proxy_id, NULL, 0, u->since_ms);
+}
+
+struct json_object *rd_proxy_usage_json_with(struct rd_proxy_usage *u, int64_t proxy_id,
+                                             const struct rd_usage_extra *extra, size_t nextra, int64_t since_ms)
 {
     struct bucket *all = NULL;
     size_t n = 0, cap = 0;
+    for (size_t i = 0; i < nextra; i++) {
+        const struct rd_provider *p = extra[i].provider ? rd_provider_find(extra[i].provider) : NULL;
+        if (p)
+            add_extra(&all, &n, &cap, p, &extra[i]);
+    }
     for (unsigned i = 0; i < u->nslots; i++) {
         struct slot *s = &u->slots[i];
         pthread_mutex_lock(&s->mu);
@@ -236,7 +270,8 @@ struct json_object *rd_proxy_usage_json(struct rd_proxy_usage *u, int64_t proxy_
     char ts[32];
     struct json_object *root = json_object_new_object();
     json_object_object_add(root, "proxy_id", json_object_new_int64(proxy_id));
-    json_object_object_add(root, "since", json_object_new_string(rd_time_format(u->since_ms, ts, sizeof ts)));
+    int64_t since = since_ms < u->since_ms ? since_ms : u->since_ms;
+    json_object_object_add(root, "since", json_object_new_string(rd_time_format(since, ts, sizeof ts)));
     json_object_object_add(root, "models", models);
     struct json_object *totals = json_object_new_object();
     add_counts(totals, &total);

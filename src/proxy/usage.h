@@ -41,4 +41,19 @@ void rd_proxy_usage_add(struct rd_proxy_usage *u, unsigned slot, const struct rd
  * thread. */
 struct json_object *rd_proxy_usage_json(struct rd_proxy_usage *u, int64_t proxy_id);
 
+/* Totals counted elsewhere for one provider and model (the roll-ups of
+ * earlier runs). Strings are borrowed. */
+struct rd_usage_extra {
+    const char *provider, *model;
+    uint64_t requests, priced, unpriced;
+    int64_t input, output, cached, cache_write, reasoning;
+    double cost_usd;
+};
+
+/* rd_proxy_usage_json with extra[0..n) added to u's totals (an extra whose
+ * provider this build does not know is left out) and "since" the earlier
+ * of u's and since_ms. Any thread. */
+struct json_object *rd_proxy_usage_json_with(struct rd_proxy_usage *u, int64_t proxy_id,
+                                             const struct rd_usage_extra *extra, size_t n, int64_t since_ms);
+
 #endif

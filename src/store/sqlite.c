@@ -807,6 +807,11 @@ static const struct rd_store_ops sqlite_ops = {
     .log_count = rd_sqlite_log_count,
     .log_get = rd_sqlite_log_get,
     .log_delete = rd_sqlite_log_delete,
+    .rollup_add = rd_sqlite_rollup_add,
+    .rollup_query = rd_sqlite_rollup_query,
+    .rollup_sums = rd_sqlite_rollup_sums,
+    .rollup_fail_sums = rd_sqlite_rollup_fail_sums,
+    .rollup_purge = rd_sqlite_rollup_purge,
 };
 
 /* ---- what the other sqlite_*.c files share (sqlite_int.h) ---- */

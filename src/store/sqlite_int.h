@@ -58,4 +58,12 @@ int64_t rd_sqlite_log_count(struct rd_store *s, const struct rd_log_filter *f);
 int rd_sqlite_log_get(struct rd_store *s, const char *id, struct rd_log_rec *out);
 int64_t rd_sqlite_log_delete(struct rd_store *s, const struct rd_log_filter *f);
 
+/* The roll-ups' ops (sqlite_rollups.c); see store.h rd_store_rollup_*. */
+int rd_sqlite_rollup_add(struct rd_store *s, const struct rd_rollup_rec *recs, size_t n,
+                         const struct rd_rollup_fail_rec *fails, size_t nfails, rd_rollup_merge_fn merge, void *ud);
+int rd_sqlite_rollup_query(struct rd_store *s, const struct rd_rollup_filter *f, rd_rollup_rec_fn fn, void *ud);
+int rd_sqlite_rollup_sums(struct rd_store *s, int32_t res_s, rd_rollup_rec_fn fn, void *ud);
+int rd_sqlite_rollup_fail_sums(struct rd_store *s, int32_t res_s, rd_rollup_fail_fn fn, void *ud);
+int64_t rd_sqlite_rollup_purge(struct rd_store *s, int32_t res_s, int64_t before_ms);
+
 #endif

@@ -307,3 +307,41 @@ void rd_proxy_rec_copy(struct rd_proxy_rec *dst, const struct rd_proxy_rec *src)
     dst->desired_status = rd_strdup(src->desired_status);
     dst->last_error = rd_strdup(src->last_error);
 }
+
+int rd_store_rollup_add(struct rd_store *s, const struct rd_rollup_rec *recs, size_t n,
+                        const struct rd_rollup_fail_rec *fails, size_t nfails, rd_rollup_merge_fn merge, void *ud)
+{
+    if (s == NULL || (recs == NULL && n > 0) || (fails == NULL && nfails > 0) || merge == NULL ||
+        n > INT_MAX / 2 || nfails > INT_MAX / 2)
+        return RD_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (recs[i].res_s <= 0 || recs[i].provider == NULL || recs[i].model == NULL ||
+            (recs[i].latency == NULL && recs[i].latency_len > 0))
+            return RD_EINVAL;
+    for (size_t i = 0; i < nfails; i++)
+        if (fails[i].res_s <= 0 || fails[i].type == NULL)
+            return RD_EINVAL;
+    return n + nfails == 0 ? 0 : s->ops->rollup_add(s, recs, n, fails, nfails, merge, ud);
+}
+
+int rd_store_rollup_query(struct rd_store *s, const struct rd_rollup_filter *f, rd_rollup_rec_fn fn, void *ud)
+{
+    if (s == NULL || f == NULL || fn == NULL)
+        return RD_EINVAL;
+    return s->ops->rollup_query(s, f, fn, ud);
+}
+
+int rd_store_rollup_sums(struct rd_store *s, int32_t res_s, rd_rollup_rec_fn fn, void *ud)
+{
+    return s && fn ? s->ops->rollup_sums(s, res_s, fn, ud) : RD_EINVAL;
+}
+
+int rd_store_rollup_fail_sums(struct rd_store *s, int32_t res_s, rd_rollup_fail_fn fn, void *ud)
+{
+    return s && fn ? s->ops->rollup_fail_sums(s, res_s, fn, ud) : RD_EINVAL;
+}
+
+int64_t rd_store_rollup_purge(struct rd_store *s, int32_t res_s, int64_t before_ms)
+{
+    return s ? s->ops->rollup_purge(s, res_s, before_ms) : RD_EINVAL;
+}

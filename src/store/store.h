@@ -87,6 +87,52 @@ struct rd_log_filter {
  * non-zero return stops the query. */
 typedef int (*rd_log_rec_fn)(void *ud, const struct rd_log_rec *rec);
 
+/* One roll-up bucket as persisted (metrics_rollups, 004_metrics_rollups.sql):
+ * the counters of resolution_s seconds from start_ms for one proxy,
+ * provider and model. Strings are never NULL. latency is a histogram blob
+ * the store does not interpret (obs/hist.h), NULL when latency_len is 0.
+ * Given to rd_store_rollup_add, every pointer is borrowed for the call;
+ * given to an rd_rollup_rec_fn, they are valid only until it returns. */
+struct rd_rollup_rec {
+    int32_t res_s;
+    int64_t start_ms;
+    int64_t proxy_id;
+    const char *provider, *model;
+    int64_t requests, cache_hits, cache_misses, cache_bypass;
+    int64_t errors_simulated, errors_upstream;
+    int64_t input_tokens, output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens;
+    double cost_usd;
+    int64_t priced, unpriced;
+    const void *latency;
+    size_t latency_len;
+};
+
+/* Simulated outcomes of one type in a bucket of a proxy (metrics_rollup_failures). */
+struct rd_rollup_fail_rec {
+    int32_t res_s;
+    int64_t start_ms;
+    int64_t proxy_id;
+    const char *type; /* "rate_limited", ... */
+    int64_t count;
+};
+
+/* Which buckets a roll-up query reads: resolution res_s, start_ms in
+ * [since_ms, until_ms) (until 0: open), proxy_id (0: every proxy). */
+struct rd_rollup_filter {
+    int32_t res_s;
+    int64_t since_ms, until_ms;
+    int64_t proxy_id;
+};
+
+/* Called for each row of a roll-up query; a non-zero return stops it. */
+typedef int (*rd_rollup_rec_fn)(void *ud, const struct rd_rollup_rec *rec);
+typedef int (*rd_rollup_fail_fn)(void *ud, const struct rd_rollup_fail_rec *rec);
+/* Merges a stored row's latency blob (old) with the one being added (add)
+ * into *out, a buffer the callback owns that stays valid until its next
+ * call; returns its length (0: keep add alone, e.g. old is damaged). */
+typedef size_t (*rd_rollup_merge_fn)(void *ud, const void *old, size_t old_len, const void *add, size_t add_len,
+                                     const void **out);
+
 struct rd_store;
 
 struct rd_store_ops {
@@ -112,6 +158,13 @@ struct rd_store_ops {
     int64_t (*log_count)(struct rd_store *s, const struct rd_log_filter *f);
     int (*log_get)(struct rd_store *s, const char *id, struct rd_log_rec *out);
     int64_t (*log_delete)(struct rd_store *s, const struct rd_log_filter *f);
+    /* The metric roll-ups (metrics_rollups); see the rd_store_rollup_* wrappers. */
+    int (*rollup_add)(struct rd_store *s, const struct rd_rollup_rec *recs, size_t n,
+                      const struct rd_rollup_fail_rec *fails, size_t nfails, rd_rollup_merge_fn merge, void *ud);
+    int (*rollup_query)(struct rd_store *s, const struct rd_rollup_filter *f, rd_rollup_rec_fn fn, void *ud);
+    int (*rollup_sums)(struct rd_store *s, int32_t res_s, rd_rollup_rec_fn fn, void *ud);
+    int (*rollup_fail_sums)(struct rd_store *s, int32_t res_s, rd_rollup_fail_fn fn, void *ud);
+    int64_t (*rollup_purge)(struct rd_store *s, int32_t res_s, int64_t before_ms);
 };
 
 struct rd_store {
@@ -202,6 +255,28 @@ int64_t rd_store_log_count(struct rd_store *s, const struct rd_log_filter *f);
 int rd_store_log_get(struct rd_store *s, const char *id, struct rd_log_rec *out);
 /* Deletes the rows matching f (keyset ignored); returns the count or RD_ESTORE. */
 int64_t rd_store_log_delete(struct rd_store *s, const struct rd_log_filter *f);
+
+/* ---- the metric roll-ups (metrics_rollups, 004_metrics_rollups.sql) ---- */
+
+/* Adds recs[0..n) and fails[0..nfails) to their rows in one transaction:
+ * a row that does not exist is inserted, one that does gets every counter
+ * added and its latency blob merged with merge(ud, ...) (called only when
+ * both blobs exist). Returns n + nfails, RD_EINVAL (a NULL string, a
+ * resolution <= 0; nothing written) or RD_ESTORE (nothing written). */
+int rd_store_rollup_add(struct rd_store *s, const struct rd_rollup_rec *recs, size_t n,
+                        const struct rd_rollup_fail_rec *fails, size_t nfails, rd_rollup_merge_fn merge, void *ud);
+/* Calls fn for each row matching f, by start_ms ascending. Returns how many
+ * rows fn was given, or RD_ESTORE. */
+int rd_store_rollup_query(struct rd_store *s, const struct rd_rollup_filter *f, rd_rollup_rec_fn fn, void *ud);
+/* The counters of every row of resolution res_s summed by proxy, provider
+ * and model (start_ms: the earliest bucket; no latency). Returns how many
+ * sums fn was given, or RD_ESTORE. */
+int rd_store_rollup_sums(struct rd_store *s, int32_t res_s, rd_rollup_rec_fn fn, void *ud);
+/* The same for the simulated outcomes, by proxy and type. */
+int rd_store_rollup_fail_sums(struct rd_store *s, int32_t res_s, rd_rollup_fail_fn fn, void *ud);
+/* Deletes the rows of resolution res_s that start before before_ms (both
+ * tables). Returns the count or RD_ESTORE. */
+int64_t rd_store_rollup_purge(struct rd_store *s, int32_t res_s, int64_t before_ms);
 
 void rd_proxy_rec_free(struct rd_proxy_rec *rec);             /* frees the strings; NULL-safe */
 void rd_proxy_recs_free(struct rd_proxy_rec *recs, size_t n); /* frees each and the array */
