@@ -9,6 +9,7 @@
 
 #include "cache/cache.h"
 #include "cache/replay.h"
+#include "obs/trace.h"
 #include "providers/emulator/emulator.h"
 #include "proxy/stages/stages.h"
 #include "proxy/shape.h"
@@ -338,7 +339,8 @@ static bool skip_request_header(const struct rd_hdrs *in, bool conn_lists, const
            rd_hdr_name_eq(h->name, h->name_len, "expect") ||
            rd_hdr_name_eq(h->name, h->name_len, "x-forwarded-for") ||
            rd_hdr_name_eq(h->name, h->name_len, "x-forwarded-proto") ||
-           rd_hdr_name_eq(h->name, h->name_len, "accept-encoding");
+           rd_hdr_name_eq(h->name, h->name_len, "accept-encoding") ||
+           rd_hdr_name_eq(h->name, h->name_len, "traceparent");
 }
 
 static void build_request_headers(struct rd_req *req)
@@ -352,9 +354,15 @@ static void build_request_headers(struct rd_req *req)
         const struct rd_hdr *h = &in->v[i];
         if (rd_hdr_name_eq(h->name, h->name_len, "x-forwarded-for") && h->value_len)
             xff_len += h->value_len + 2;
-        if (!skip_request_header(in, conn_lists, h))
+        if (!skip_request_header(in, conn_lists, h) &&
+            /* tracestate belongs to the traceparent it came with (W3C 3.3) */
+            (req->parent_span_id[0] || !rd_hdr_name_eq(h->name, h->name_len, "tracestate")))
             rd_hdrs_add_refn(out, h->name, h->name_len, h->value, h->value_len);
     }
+    /* The trace goes on from our upstream_call span (obs/trace.h). */
+    char *tp = rd_arena_alloc(&req->arena, 56);
+    if (rd_trace_traceparent(req, tp, 56))
+        rd_hdrs_add_ref(out, "traceparent", tp);
     /* Responses must be readable on the way (usage, stream events, later the
      * cache and stream faults): the upstream is asked for identity whatever
      * the client accepts. See docs/http.md, "Compression". */

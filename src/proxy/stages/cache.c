@@ -408,7 +408,9 @@ static enum rd_stage_rc run(struct rd_req *req, const void *state)
     memset(cr, 0, sizeof *cr);
     struct rd_cache_key_input in;
     key_input(req, c, &in);
+    req->t_cache_start = rd_req_now_us(); /* the key and the lookup: the trace's cache_lookup span */
     if (key_of(req, c, &in, cr->key) != 0) { /* not JSON: nothing to key it by */
+        req->t_cache_end = rd_req_now_us();
         bypass(req);
         return RD_STAGE_NEXT;
     }
@@ -425,6 +427,7 @@ static enum rd_stage_rc run(struct rd_req *req, const void *state)
         found = rd_cache_refresh(cache, cr->key, c->coalesce, req->model, req->kind, req->method, req->path, &e);
     else
         found = rd_cache_lookup(cache, cr->key, c->coalesce, true, req->model, req->kind, req->method, req->path, &e);
+    req->t_cache_end = rd_req_now_us();
     switch (found) {
     case RD_CACHE_LOOKUP_HIT: return serve(req, c, cr, e, false);
     case RD_CACHE_LOOKUP_JOIN: return serve(req, c, cr, e, true);
