@@ -31,7 +31,7 @@ void rd_api_health_free(struct rd_api *api);
 /* The request log's retention (logs.c): purges the records older than
  * retention_days now (before returning: the chunked purge of what a long
  * stop left behind), then every hour on loop, logged at info with the
- * count. 0 days keeps everything (nothing started). Control thread, once
+ * count (an hourly run that purged nothing at debug). 0 days keeps everything (nothing started). Control thread, once
  * api->store is set. The timer does not keep the loop alive. */
 void rd_api_logs_start(struct rd_api *api, uv_loop_t *loop, uint32_t retention_days);
 /* Stops the retention timer (its memory is released by the loop's close

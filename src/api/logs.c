@@ -420,7 +420,7 @@ struct rd_api_retention {
     uint32_t days;
 };
 
-static void retention_run(struct rd_api_retention *r)
+static void retention_run(struct rd_api_retention *r, bool first)
 {
     struct rd_log_filter f = {.cache = -1, .until_ms = rd_time_wall_ms() - (int64_t)r->days * DAY_MS};
     if (f.until_ms <= 0)
@@ -431,13 +431,15 @@ static void retention_run(struct rd_api_retention *r)
     if (n < 0)
         rd_warn("request log retention: purge of records before %s failed", cut);
     else
-        rd_info("request log retention: purged %lld record(s) older than %u day(s) (before %s)", (long long)n,
-                r->days, cut);
+        /* An hourly "purged 0" at info would be noise in a quiet server's log. */
+        rd_log(n > 0 || first ? RD_LOG_INFO : RD_LOG_DEBUG,
+               "request log retention: purged %lld record(s) older than %u day(s) (before %s)", (long long)n, r->days,
+               cut);
 }
 
 static void retention_tick(uv_timer_t *t)
 {
-    retention_run(t->data);
+    retention_run(t->data, false);
 }
 
 void rd_api_logs_start(struct rd_api *api, uv_loop_t *loop, uint32_t retention_days)
@@ -449,7 +451,7 @@ void rd_api_logs_start(struct rd_api *api, uv_loop_t *loop, uint32_t retention_d
     r->days = retention_days;
     /* The first purge now, before the API answers anything: what a restart
      * after a long stop finds expired is gone before it can be queried. */
-    retention_run(r);
+    retention_run(r, true);
     uv_timer_init(loop, &r->timer);
     r->timer.data = r;
     uv_timer_start(&r->timer, retention_tick, RETENTION_EVERY_MS, RETENTION_EVERY_MS);
