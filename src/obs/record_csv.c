@@ -24,13 +24,34 @@
 #include "obs/record.h"
 
 static const char *const columns[] = {
-    "id",           "timestamp",      "proxy_id",       "node_id",
-    "client_ip",    "method",         "path",           "provider",
-    "model",        "status",         "upstream_status", "latency_ms",
-    "upstream_latency_ms", "ttfb_ms", "request_bytes",  "response_bytes",
-    "cache",        "failure_type",   "response_delay_ms", "stream",
-    "input_tokens", "output_tokens",  "cached_tokens",  "reasoning_tokens",
-    "cost_usd",     "prompt_hash",    "upstream_request_id", "trace_id",
+    "id",
+    "timestamp",
+    "proxy_id",
+    "node_id",
+    "client_ip",
+    "method",
+    "path",
+    "provider",
+    "model",
+    "status",
+    "upstream_status",
+    "latency_ms",
+    "upstream_latency_ms",
+    "ttfb_ms",
+    "request_bytes",
+    "response_bytes",
+    "cache",
+    "failure_type",
+    "response_delay_ms",
+    "stream",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+    "prompt_hash",
+    "upstream_request_id",
+    "trace_id",
 };
 
 static bool is_formula_start(char c)
@@ -92,13 +113,12 @@ int rd_log_rec_csv(struct rd_buf *b, const struct rd_log_rec *r)
              text(b, r->path, false) | text(b, r->provider, false) | text(b, r->model, false) |
              i64_or_empty(b, r->status > 0 ? r->status : -1) |
              i64_or_empty(b, r->upstream_status > 0 ? r->upstream_status : -1) | ms_or_empty(b, r->latency_ms) |
-             ms_or_empty(b, r->upstream_latency_ms) | ms_or_empty(b, r->ttfb_ms) |
-             i64_or_empty(b, r->request_bytes) | i64_or_empty(b, r->response_bytes) |
-             text(b, rd_log_cache_name(r->cache), false) | text(b, r->failure_type, false) |
-             i64_or_empty(b, r->response_delay_ms) | text(b, r->stream ? "true" : "false", false) |
-             i64_or_empty(b, r->input_tokens) | i64_or_empty(b, r->output_tokens) |
-             i64_or_empty(b, r->cached_tokens) | i64_or_empty(b, r->reasoning_tokens) |
-             rd_buf_append(b, ",", 1) |
+             ms_or_empty(b, r->upstream_latency_ms) | ms_or_empty(b, r->ttfb_ms) | i64_or_empty(b, r->request_bytes) |
+             i64_or_empty(b, r->response_bytes) | text(b, rd_log_cache_name(r->cache), false) |
+             text(b, r->failure_type, false) | i64_or_empty(b, r->response_delay_ms) |
+             text(b, r->stream ? "true" : "false", false) | i64_or_empty(b, r->input_tokens) |
+             i64_or_empty(b, r->output_tokens) | i64_or_empty(b, r->cached_tokens) |
+             i64_or_empty(b, r->reasoning_tokens) | rd_buf_append(b, ",", 1) |
              (r->has_cost && isfinite(r->cost_usd) ? rd_buf_printf(b, "%.10g", r->cost_usd) : 0) |
              text(b, r->prompt_hash, false) | text(b, r->upstream_request_id, false) | text(b, r->trace_id, false) |
              rd_buf_append(b, "\r\n", 2);

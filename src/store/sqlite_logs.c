@@ -108,7 +108,8 @@ enum kind { K_SELECT, K_COUNT, K_DELETE, K_COUNT_OF };
 enum status_shape { ST_ANY, ST_EXACT, ST_CLASS, ST_COUNT_OF };
 #define NSHAPES (2 * ST_COUNT_OF)
 #define SQ_GET ((enum rd_sqlite_ext)(RD_SQ_LOG_FIRST + 1))
-#define SQ_SHAPE(kind, shape) ((enum rd_sqlite_ext)(RD_SQ_LOG_FIRST + 2u + (unsigned)(kind) * NSHAPES + (unsigned)(shape)))
+#define SQ_SHAPE(kind, shape)                                                                                          \
+    ((enum rd_sqlite_ext)(RD_SQ_LOG_FIRST + 2u + (unsigned)(kind)*NSHAPES + (unsigned)(shape)))
 _Static_assert(2 + K_COUNT_OF * NSHAPES <= RD_SQ_ROLLUP_FIRST - RD_SQ_LOG_FIRST, "request log statement slots");
 
 /* A purge deletes at most this many rows per statement (its own
@@ -143,8 +144,9 @@ static sqlite3_stmt *shape_stmt(struct rd_store *s, enum kind k, int shape)
         [K_COUNT] = "",
         [K_DELETE] = " LIMIT ?12)",
     };
-    static const char *const status_terms[] = {
-        [ST_ANY] = "", [ST_EXACT] = " AND status_code = ?2", [ST_CLASS] = " AND status_code >= ?2 AND status_code < ?3"};
+    static const char *const status_terms[] = {[ST_ANY] = "",
+                                               [ST_EXACT] = " AND status_code = ?2",
+                                               [ST_CLASS] = " AND status_code >= ?2 AND status_code < ?3"};
     char sql[2048];
     int n = snprintf(sql, sizeof sql, "%s%s%s%s%s", heads[k], where_common, shape & 1 ? " AND proxy_id = ?1" : "",
                      status_terms[shape / 2], tails[k]);

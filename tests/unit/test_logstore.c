@@ -133,9 +133,8 @@ static size_t expect(const struct fix *fx, const struct rd_log_filter *f, const 
     size_t n = 0;
     for (int i = 0; i < NROWS; i++) {
         const struct rd_log_rec *r = &fx->recs[i];
-        if (rd_log_filter_match(f, r) && (f->before_seq == 0 || newer(&(struct rd_log_rec){.ts_ms = f->before_ts,
-                                                                                              .seq = f->before_seq},
-                                                                       r)))
+        if (rd_log_filter_match(f, r) &&
+            (f->before_seq == 0 || newer(&(struct rd_log_rec){.ts_ms = f->before_ts, .seq = f->before_seq}, r)))
             out[n++] = r;
     }
     for (size_t i = 1; i < n; i++) /* insertion sort, newest first */
@@ -217,8 +216,8 @@ static void test_every_filter(void **state)
     assert_int_equal(rd_store_log_count(fx->s, &f), 0);
     /* q: substrings of several columns, case-sensitive; SQL and LIKE
      * syntax are plain text */
-    const char *qs[] = {"req_00000000000000a", "embeddings", "claude", "10.0.0.1", "0000000000000000000000000000001b",
-                        "DROP TABLE", "' OR '1'='1", "%", "_", "CLAUDE"};
+    const char *qs[] = {"req_00000000000000a", "embeddings",  "claude", "10.0.0.1", "0000000000000000000000000000001b",
+                        "DROP TABLE",          "' OR '1'='1", "%",      "_",        "CLAUDE"};
     for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++) {
         f = any();
         f.q = qs[i];
