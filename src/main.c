@@ -348,6 +348,7 @@ static void all_stopped(void *ud)
     struct app *app = ud;
     if (--app->pending_stops > 0)
         return;
+    rd_api_logs_stop(&app->api);
     uv_close((uv_handle_t *)&app->sigint, on_handle_closed);
     uv_close((uv_handle_t *)&app->sigterm, on_handle_closed);
     /* Nothing else keeps the loop alive (the completion mailbox is unref'd):
@@ -478,6 +479,7 @@ static int serve(int argc, char **argv)
         goto out_workers;
     }
     rd_info("rubberduck %s: %d worker(s), data in %s", RD_VERSION, app->o.workers, app->o.data_dir);
+    rd_api_logs_start(&app->api, app->loop, rd_obs.log_retention_days);
     rd_manager_restore(&app->manager);
     if (app->o.demo)
         ensure_demo(app);

@@ -21,11 +21,22 @@ struct rd_api {
     const char *data_dir; /* borrowed; the disk_space check's directory */
     uint64_t header_timeout_ms;
     struct rd_api_health *health; /* owned; upstream probe cache, made on first use */
+    struct rd_api_retention *retention; /* owned; the request log's retention timer (logs.c) */
 };
 
 /* Frees the health check's cache. Call once the loop has drained (no probe
  * in flight). */
 void rd_api_health_free(struct rd_api *api);
+
+/* The request log's retention (logs.c): purges the records older than
+ * retention_days now (before returning: the chunked purge of what a long
+ * stop left behind), then every hour on loop, logged at info with the
+ * count (an hourly run that purged nothing at debug). 0 days keeps everything (nothing started). Control thread, once
+ * api->store is set. The timer does not keep the loop alive. */
+void rd_api_logs_start(struct rd_api *api, uv_loop_t *loop, uint32_t retention_days);
+/* Stops the retention timer (its memory is released by the loop's close
+ * callback: run the loop once more). NULL-safe; idempotent. */
+void rd_api_logs_stop(struct rd_api *api);
 
 /* Listener configuration that serves the API with ctx as user data. */
 void rd_api_listener_cfg(struct rd_api *ctx, struct rd_http_listener_cfg *out);

@@ -1,0 +1,410 @@
+/* The request log's store queries (src/store/sqlite_logs.c) against a real
+ * SQLite file: every filter gives what the in-memory match
+ * (rd_log_filter_match, the live stream's) gives, newest first; keyset
+ * pages never repeat or skip a row, also when many rows share a timestamp;
+ * count, get, the chunked purge by range and proxy; unknown (NULL) columns
+ * read back as unknown. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "obs/filter.h"
+#include "obs/record.h"
+#include "store/store.h"
+#include "util/err.h"
+
+#define NROWS 400
+#define BASE_TS INT64_C(1796279462000)
+
+struct fix {
+    char dir[64];
+    char db[128];
+    struct rd_store *s;
+    struct rd_log_rec recs[NROWS]; /* as written, seq set */
+};
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static const char *const models[] = {"gpt-4o", "claude-3", "gemini'; DROP TABLE request_logs; --", "m%_"};
+static const char *const failures[] = {"", "", "rate_limit", "timeout"};
+static const int statuses[] = {200, 200, 404, 429, 500, 503, 0};
+
+/* Row i: timestamps in runs of 7 equal values, so keyset ties are common. */
+static void make_rec(struct rd_log_rec *r, int i)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->id, sizeof r->id, "req_%016x", (unsigned)i + 1);
+    r->ts_ms = BASE_TS + i / 7;
+    r->proxy_id = 1 + i % 3;
+    snprintf(r->method, sizeof r->method, "POST");
+    snprintf(r->path, sizeof r->path, i % 5 ? "/v1/chat/completions" : "/v1/embeddings");
+    snprintf(r->provider, sizeof r->provider, "openai");
+    snprintf(r->model, sizeof r->model, "%s", models[i % 4]);
+    snprintf(r->client_ip, sizeof r->client_ip, "10.0.0.%d", i % 11);
+    r->status = statuses[i % 7];
+    r->upstream_status = i % 2 ? r->status : 0;
+    r->latency_ms = i * 1.5;
+    r->upstream_latency_ms = i % 2 ? i * 1.25 : -1;
+    r->ttfb_ms = i % 3 ? 0.5 : -1;
+    r->request_bytes = i;
+    r->response_bytes = 2 * i;
+    r->cache = (enum rd_log_cache)(i % 4);
+    snprintf(r->failure_type, sizeof r->failure_type, "%s", failures[i % 4]);
+    r->stream = i % 2;
+    r->input_tokens = i % 5 ? i : -1;
+    r->output_tokens = i % 5 ? 2 * i : -1;
+    r->cached_tokens = i % 5 ? 0 : -1;
+    r->reasoning_tokens = -1;
+    r->has_cost = i % 6 != 0;
+    r->cost_usd = r->has_cost ? i * 0.001 : 0;
+    if (i % 9 == 0)
+        snprintf(r->trace_id, sizeof r->trace_id, "%032x", (unsigned)i);
+}
+
+static int setup(void **state)
+{
+    struct fix *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/rd-logstore-XXXXXX");
+    if (f == NULL || mkdtemp(f->dir) == NULL)
+        return -1;
+    snprintf(f->db, sizeof f->db, "%s/rd.db", f->dir);
+    char err[256];
+    if (rd_store_open(f->db, &f->s, err, sizeof err) != 0)
+        return -1;
+    for (int i = 0; i < NROWS; i++)
+        make_rec(&f->recs[i], i);
+    /* Written in batches, out of timestamp order in the last one: seq
+     * follows the writing order, not the timestamps. */
+    if (rd_store_log_put(f->s, f->recs, NROWS - 50) != NROWS - 50)
+        return -1;
+    for (int i = NROWS - 1; i >= NROWS - 50; i--)
+        if (rd_store_log_put(f->s, &f->recs[i], 1) != 1)
+            return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fix *f = *state;
+    rd_store_close(f->s);
+    int rc = nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return rc;
+}
+
+/* ---- collecting ---- */
+
+struct got {
+    struct rd_log_rec v[NROWS + 1];
+    size_t n;
+};
+
+static int collect(void *ud, const struct rd_log_rec *r)
+{
+    struct got *g = ud;
+    assert_true(g->n < NROWS + 1);
+    g->v[g->n++] = *r;
+    return 0;
+}
+
+static bool newer(const struct rd_log_rec *a, const struct rd_log_rec *b)
+{
+    return a->ts_ms > b->ts_ms || (a->ts_ms == b->ts_ms && a->seq > b->seq);
+}
+
+/* What f should select from the records written, newest first. */
+static size_t expect(const struct fix *fx, const struct rd_log_filter *f, const struct rd_log_rec **out)
+{
+    size_t n = 0;
+    for (int i = 0; i < NROWS; i++) {
+        const struct rd_log_rec *r = &fx->recs[i];
+        if (rd_log_filter_match(f, r) &&
+            (f->before_seq == 0 || newer(&(struct rd_log_rec){.ts_ms = f->before_ts, .seq = f->before_seq}, r)))
+            out[n++] = r;
+    }
+    for (size_t i = 1; i < n; i++) /* insertion sort, newest first */
+        for (size_t j = i; j > 0 && newer(out[j], out[j - 1]); j--) {
+            const struct rd_log_rec *t = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = t;
+        }
+    return n;
+}
+
+static void check_filter(struct fix *fx, const struct rd_log_filter *f)
+{
+    static struct got g;
+    const struct rd_log_rec *want[NROWS];
+    size_t n = expect(fx, f, want);
+    g.n = 0;
+    assert_int_equal(rd_store_log_query(fx->s, f, 0, collect, &g), (int)n);
+    assert_int_equal(g.n, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(g.v[i].seq, want[i]->seq);
+        assert_string_equal(g.v[i].id, want[i]->id);
+    }
+    struct rd_log_filter nokey = *f;
+    nokey.before_seq = 0;
+    nokey.before_ts = 0;
+    assert_int_equal(rd_store_log_count(fx->s, f), (int64_t)expect(fx, &nokey, want));
+}
+
+static struct rd_log_filter any(void)
+{
+    return (struct rd_log_filter){.cache = -1};
+}
+
+static void test_every_filter(void **state)
+{
+    struct fix *fx = *state;
+    struct rd_log_filter f = any();
+    check_filter(fx, &f);
+    assert_int_equal(rd_store_log_count(fx->s, &f), NROWS);
+    for (int64_t p = 1; p <= 4; p++) {
+        f = any();
+        f.proxy_id = p;
+        check_filter(fx, &f);
+    }
+    for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
+        f = any();
+        f.status = statuses[i] ? statuses[i] : 201; /* 201: none */
+        check_filter(fx, &f);
+        f.proxy_id = 2;
+        check_filter(fx, &f);
+    }
+    for (int c = 1; c <= 5; c++) {
+        f = any();
+        f.status_class = c;
+        check_filter(fx, &f);
+        f.proxy_id = 3;
+        check_filter(fx, &f);
+    }
+    for (int c = 0; c <= 3; c++) {
+        f = any();
+        f.cache = c;
+        check_filter(fx, &f);
+    }
+    const char *ft[] = {"none", "rate_limit", "timeout", "x"};
+    for (size_t i = 0; i < 4; i++) {
+        f = any();
+        f.failure_type = ft[i];
+        check_filter(fx, &f);
+    }
+    for (size_t i = 0; i < 4; i++) {
+        f = any();
+        f.model = models[i];
+        check_filter(fx, &f);
+    }
+    f = any();
+    f.model = "gpt-4"; /* exact, not a prefix */
+    check_filter(fx, &f);
+    assert_int_equal(rd_store_log_count(fx->s, &f), 0);
+    /* q: substrings of several columns, case-sensitive; SQL and LIKE
+     * syntax are plain text */
+    const char *qs[] = {"req_00000000000000a", "embeddings",  "claude", "10.0.0.1", "0000000000000000000000000000001b",
+                        "DROP TABLE",          "' OR '1'='1", "%",      "_",        "CLAUDE"};
+    for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++) {
+        f = any();
+        f.q = qs[i];
+        check_filter(fx, &f);
+    }
+    f = any();
+    f.q = "%";
+    assert_int_equal(rd_store_log_count(fx->s, &f), NROWS / 4); /* only the model "m%_" */
+    /* time range: since inclusive, until exclusive */
+    f = any();
+    f.since_ms = BASE_TS + 10;
+    check_filter(fx, &f);
+    assert_int_equal(rd_store_log_count(fx->s, &f), NROWS - 70);
+    f.until_ms = BASE_TS + 20;
+    check_filter(fx, &f);
+    assert_int_equal(rd_store_log_count(fx->s, &f), 70);
+    f.proxy_id = 1;
+    f.status_class = 2;
+    f.cache = 2;
+    check_filter(fx, &f);
+    f = any();
+    f.until_ms = BASE_TS + 1;
+    check_filter(fx, &f);
+    assert_int_equal(rd_store_log_count(fx->s, &f), 7);
+}
+
+/* Pages of every size walk the whole selection once each, for several
+ * filters, with the cursor the API hands out. */
+static void test_keyset_pages(void **state)
+{
+    struct fix *fx = *state;
+    struct rd_log_filter filters[4] = {any(), any(), any(), any()};
+    filters[1].proxy_id = 2;
+    filters[2].status = 200;
+    filters[3].until_ms = BASE_TS + 30;
+    filters[3].status_class = 4;
+    static struct got page;
+    for (size_t k = 0; k < 4; k++) {
+        const struct rd_log_rec *want[NROWS];
+        size_t n = expect(fx, &filters[k], want);
+        for (size_t limit = 1; limit <= 13; limit += 4) {
+            struct rd_log_filter f = filters[k];
+            size_t seen = 0;
+            for (;;) {
+                page.n = 0;
+                int got = rd_store_log_query(fx->s, &f, limit, collect, &page);
+                assert_true(got >= 0 && (size_t)got <= limit);
+                for (size_t i = 0; i < page.n; i++) {
+                    assert_true(seen < n);
+                    assert_int_equal(page.v[i].seq, want[seen]->seq);
+                    seen++;
+                }
+                if ((size_t)got < limit)
+                    break;
+                /* the API's cursor, parsed back as the API does */
+                char cur[48], qs[80], err[128];
+                rd_log_cursor(&page.v[page.n - 1], cur, sizeof cur);
+                snprintf(qs, sizeof qs, "cursor=%s", cur);
+                struct rd_log_query q;
+                const char *bad;
+                assert_int_equal(rd_log_query_parse(qs, NULL, &q, &bad, err, sizeof err), 0);
+                f.before_ts = q.f.before_ts;
+                f.before_seq = q.f.before_seq;
+            }
+            assert_int_equal(seen, n);
+        }
+    }
+}
+
+static void assert_same(const struct rd_log_rec *a, const struct rd_log_rec *b)
+{
+    assert_int_equal(a->seq, b->seq);
+    assert_string_equal(a->id, b->id);
+    assert_int_equal(a->ts_ms, b->ts_ms);
+    assert_int_equal(a->proxy_id, b->proxy_id);
+    assert_string_equal(a->client_ip, b->client_ip);
+    assert_string_equal(a->path, b->path);
+    assert_string_equal(a->model, b->model);
+    assert_int_equal(a->status, b->status);
+    assert_int_equal(a->upstream_status, b->upstream_status);
+    assert_true(a->latency_ms == b->latency_ms);
+    assert_true(a->upstream_latency_ms == b->upstream_latency_ms);
+    assert_true(a->ttfb_ms == b->ttfb_ms);
+    assert_int_equal(a->request_bytes, b->request_bytes);
+    assert_int_equal(a->cache, b->cache);
+    assert_string_equal(a->failure_type, b->failure_type);
+    assert_int_equal(a->stream, b->stream);
+    assert_int_equal(a->input_tokens, b->input_tokens);
+    assert_int_equal(a->output_tokens, b->output_tokens);
+    assert_int_equal(a->cached_tokens, b->cached_tokens);
+    assert_int_equal(a->reasoning_tokens, b->reasoning_tokens);
+    assert_int_equal(a->has_cost, b->has_cost);
+    if (a->has_cost)
+        assert_true(a->cost_usd == b->cost_usd);
+    assert_string_equal(a->trace_id, b->trace_id);
+}
+
+/* Get by id, and every unknown value (NULL column) read back unknown. */
+static void test_get_and_nulls(void **state)
+{
+    struct fix *fx = *state;
+    struct rd_log_rec r;
+    for (int i = 0; i < 12; i++) {
+        assert_int_equal(rd_store_log_get(fx->s, fx->recs[i].id, &r), 0);
+        assert_same(&r, &fx->recs[i]);
+    }
+    assert_int_equal(rd_store_log_get(fx->s, "req_ffffffffffffffff", &r), RD_ENOTFOUND);
+    assert_int_equal(rd_store_log_get(fx->s, "' OR 1=1 --", &r), RD_ENOTFOUND);
+    /* row 0: no tokens, no cost, no upstream latency, no ttfb */
+    assert_int_equal(rd_store_log_get(fx->s, fx->recs[0].id, &r), 0);
+    assert_int_equal(r.input_tokens, -1);
+    assert_false(r.has_cost);
+    assert_true(r.upstream_latency_ms < 0 && r.ttfb_ms < 0);
+    /* and a cost of exactly 0 stays known */
+    struct rd_log_rec z;
+    make_rec(&z, 1);
+    snprintf(z.id, sizeof z.id, "req_zero");
+    z.has_cost = true;
+    z.cost_usd = 0;
+    assert_int_equal(rd_store_log_put(fx->s, &z, 1), 1);
+    assert_int_equal(rd_store_log_get(fx->s, "req_zero", &r), 0);
+    assert_true(r.has_cost && r.cost_usd == 0);
+    assert_int_equal(r.cached_tokens, 0);
+}
+
+static void test_delete_range_and_proxy(void **state)
+{
+    struct fix *fx = *state;
+    const struct rd_log_rec *want[NROWS];
+    struct rd_log_filter f = any();
+    f.since_ms = BASE_TS + 7; /* rows 49..55 */
+    f.until_ms = BASE_TS + 8;
+    assert_int_equal(rd_store_log_delete(fx->s, &f), 7);
+    assert_int_equal(rd_store_log_count(fx->s, &f), 0);
+    struct rd_log_filter all = any();
+    assert_int_equal(rd_store_log_count(fx->s, &all), NROWS - 7);
+    f = any();
+    f.proxy_id = 2;
+    size_t n2 = expect(fx, &f, want);
+    int64_t d = rd_store_log_delete(fx->s, &f);
+    /* some of proxy 2's rows went with the range already */
+    size_t gone_before = 0, gone_p1 = 0;
+    for (int i = 49; i < 56; i++) {
+        gone_before += fx->recs[i].proxy_id == 2;
+        gone_p1 += fx->recs[i].proxy_id == 1;
+    }
+    assert_int_equal(d, (int64_t)(n2 - gone_before));
+    assert_int_equal(rd_store_log_count(fx->s, &f), 0);
+    assert_int_equal(rd_store_log_count(fx->s, &all), NROWS - 7 - d);
+    f.proxy_id = 1;
+    assert_int_equal(rd_store_log_count(fx->s, &f), (int64_t)(expect(fx, &f, want) - gone_p1));
+    /* a filter matching nothing deletes nothing */
+    f = any();
+    f.until_ms = BASE_TS;
+    assert_int_equal(rd_store_log_delete(fx->s, &f), 0);
+}
+
+/* More rows than one purge chunk: the count covers every chunk. */
+static void test_delete_many_chunks(void **state)
+{
+    struct fix *fx = *state;
+    enum { N = 25000 };
+    struct rd_log_rec *v = calloc(N, sizeof *v);
+    assert_non_null(v);
+    for (int i = 0; i < N; i++) {
+        make_rec(&v[i], i);
+        snprintf(v[i].id, sizeof v[i].id, "req_b%015x", (unsigned)i);
+        v[i].ts_ms = BASE_TS - 1000000 + i;
+    }
+    assert_int_equal(rd_store_log_put(fx->s, v, N), N);
+    free(v);
+    struct rd_log_filter f = any();
+    f.until_ms = BASE_TS;
+    assert_int_equal(rd_store_log_count(fx->s, &f), N);
+    assert_int_equal(rd_store_log_delete(fx->s, &f), N);
+    struct rd_log_filter all = any();
+    assert_int_equal(rd_store_log_count(fx->s, &all), NROWS);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_every_filter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keyset_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_and_nulls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_range_and_proxy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_many_chunks, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
