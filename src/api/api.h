@@ -21,11 +21,23 @@ struct rd_api {
     const char *data_dir; /* borrowed; the disk_space check's directory */
     uint64_t header_timeout_ms;
     struct rd_api_health *health; /* owned; upstream probe cache, made on first use */
+    struct rd_api_log_stream *log_stream; /* owned; the live stream's subscribers (log_stream.c) */
 };
 
 /* Frees the health check's cache. Call once the loop has drained (no probe
  * in flight). */
 void rd_api_health_free(struct rd_api *api);
+
+/* The live stream (GET /api/v1/logs/stream): registers for the request
+ * log writer's notification (rd_obs.log, which may be NULL: the stream then
+ * answers 503) on loop. Once, on the control thread, before requests flow. */
+void rd_api_log_stream_init(struct rd_api *api, uv_loop_t *loop);
+/* On the stop signal: ends every open stream with a complete body (so the
+ * listener's graceful stop need not wait for them), answers 503 to new
+ * ones and drops the writer's notification. Idempotent. */
+void rd_api_log_stream_stop(struct rd_api *api);
+/* Frees what init made (stopping first if needed). After the loop drained. */
+void rd_api_log_stream_free(struct rd_api *api);
 
 /* Listener configuration that serves the API with ctx as user data. */
 void rd_api_listener_cfg(struct rd_api *ctx, struct rd_http_listener_cfg *out);
