@@ -21,7 +21,8 @@ struct rd_api {
     const char *data_dir; /* borrowed; the disk_space check's directory */
     uint64_t header_timeout_ms;
     struct rd_api_health *health; /* owned; upstream probe cache, made on first use */
-    struct rd_api_log_stream *log_stream; /* owned; the live stream's subscribers (log_stream.c) */
+    /* Owned: the live stream's subscribers (log_stream.c). */
+    struct rd_api_log_stream *log_stream;
 };
 
 /* Frees the health check's cache. Call once the loop has drained (no probe

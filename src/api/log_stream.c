@@ -24,13 +24,13 @@
 #include "util/mem.h"
 #include "util/time.h"
 
-#define STREAM_MAX 64                      /* concurrent subscribers */
+#define STREAM_MAX 64 /* concurrent subscribers */
 #define HEARTBEAT_DEFAULT_MS 15000
-#define HEARTBEAT_MIN_MS 100               /* ?heartbeat_ms= bounds (tests go short) */
+#define HEARTBEAT_MIN_MS 100 /* ?heartbeat_ms= bounds (tests go short) */
 #define HEARTBEAT_MAX_MS 300000
 #define QUEUE_DEFAULT_BYTES (1024u * 1024u) /* also the most ?queue_bytes= may ask */
 #define QUEUE_MIN_BYTES 1024u
-#define RETRY_MS 2000                      /* EventSource's reconnection delay */
+#define RETRY_MS 2000 /* EventSource's reconnection delay */
 
 struct rd_api_log_stream {
     struct rd_log_fan fan;

@@ -66,7 +66,8 @@ static void history_gap(struct rd_log_fan *f, struct rd_log_sub *sub, uint64_t f
     if (sub->lossy)
         return;
     rd_buf_reset(&f->line);
-    (void)rd_buf_printf(&f->line, "event: lost\ndata: {\"reason\":\"history\",\"missed_from\":%llu,\"resumed_at\":%llu}\n\n",
+    (void)rd_buf_printf(&f->line,
+                        "event: lost\ndata: {\"reason\":\"history\",\"missed_from\":%llu,\"resumed_at\":%llu}\n\n",
                         (unsigned long long)from, (unsigned long long)first_kept);
     emit(sub, &f->line);
     sub->lost_events++;
@@ -177,10 +178,10 @@ void rd_log_sub_poke(struct rd_log_sub *sub)
     if (!sub->lossy || sub->failed || sub->out.pending(sub->out.ud) > sub->bound / 2)
         return;
     char line[192];
-    int len = snprintf(line, sizeof line,
-                       "event: lost\ndata: {\"reason\":\"slow\",\"missed\":%llu,\"missed_from\":%llu,\"resumed_at\":%llu}\n\n",
-                       (unsigned long long)sub->missed, (unsigned long long)sub->missed_from,
-                       (unsigned long long)(sub->last_seq + 1));
+    int len = snprintf(
+        line, sizeof line,
+        "event: lost\ndata: {\"reason\":\"slow\",\"missed\":%llu,\"missed_from\":%llu,\"resumed_at\":%llu}\n\n",
+        (unsigned long long)sub->missed, (unsigned long long)sub->missed_from, (unsigned long long)(sub->last_seq + 1));
     sub->lossy = false;
     sub->missed = 0;
     if (sub->out.write(sub->out.ud, line, (size_t)len) != 0)

@@ -46,10 +46,10 @@ struct rd_log_sub {
     struct rd_log_sub *prev, *next; /* the fan's list */
     struct rd_log_query q;          /* the filter (its strings live in q) */
     struct rd_log_out out;
-    size_t bound;      /* unsent bytes at which events stop being queued */
-    uint64_t last_seq; /* every row up to it sent or accounted for */
-    bool lossy;        /* passed the bound: counting, not sending */
-    bool failed;       /* a write failed: the owner ends it (rd_log_fan_remove) */
+    size_t bound;         /* unsent bytes at which events stop being queued */
+    uint64_t last_seq;    /* every row up to it sent or accounted for */
+    bool lossy;           /* passed the bound: counting, not sending */
+    bool failed;          /* a write failed: the owner ends it (rd_log_fan_remove) */
     uint64_t missed;      /* while lossy: matching rows not sent */
     uint64_t missed_from; /* while lossy: the first of them */
     uint64_t sent;        /* log events written */
