@@ -380,6 +380,8 @@ static void on_signal(uv_signal_t *s, int signum)
          * listener, deadline 0 would mean no deadline). */
         enum rd_http_stop_mode admin_mode = app->o.drain_timeout_ms ? RD_HTTP_STOP_GRACEFUL : RD_HTTP_STOP_FORCE;
         rd_http_listener_stop(app->admin, admin_mode, app->o.drain_timeout_ms, admin_stopped, app);
+        /* Live streams never end by themselves: end them now, cleanly. */
+        rd_api_log_stream_stop(&app->api);
         rd_manager_shutdown(&app->manager, RD_HTTP_STOP_GRACEFUL, app->o.drain_timeout_ms, proxies_stopped, app);
     } else if (app->signals == 2) {
         rd_warn("%s again: closing every connection now", strsignal(signum));
@@ -471,11 +473,14 @@ static int serve(int argc, char **argv)
     app->api = (struct rd_api){.manager = &app->manager, .store = app->store, .admin_token = app->token,
                                .metrics_token = getenv("RUBBERDUCK_METRICS_TOKEN"), .data_dir = app->o.data_dir,
                                .header_timeout_ms = app->o.header_timeout_ms};
+    rd_api_log_stream_init(&app->api, app->loop); /* before proxies take requests: the log writer's notify */
     if (start_admin(app) != 0) {
         rd_workers_join(app->workers, app->o.workers);
         workers_started = false;
         rd_manager_free(&app->manager);
+        rd_api_log_stream_stop(&app->api);
         uv_run(app->loop, UV_RUN_DEFAULT);
+        rd_api_log_stream_free(&app->api);
         goto out_workers;
     }
     rd_info("rubberduck %s: %d worker(s), data in %s", RD_VERSION, app->o.workers, app->o.data_dir);
@@ -497,6 +502,7 @@ static int serve(int argc, char **argv)
     rd_manager_free(&app->manager);
     uv_run(app->loop, UV_RUN_DEFAULT);
     rd_api_health_free(&app->api); /* the loop drained: no probe left */
+    rd_api_log_stream_free(&app->api);
     rd_info("stopped");
 out_workers:
     if (workers_started)

@@ -22,6 +22,8 @@ struct rd_api {
     uint64_t header_timeout_ms;
     struct rd_api_health *health; /* owned; upstream probe cache, made on first use */
     struct rd_api_retention *retention; /* owned; the request log's retention timer (logs.c) */
+    /* Owned: the live stream's subscribers (log_stream.c). */
+    struct rd_api_log_stream *log_stream;
 };
 
 /* Frees the health check's cache. Call once the loop has drained (no probe
@@ -37,6 +39,16 @@ void rd_api_logs_start(struct rd_api *api, uv_loop_t *loop, uint32_t retention_d
 /* Stops the retention timer (its memory is released by the loop's close
  * callback: run the loop once more). NULL-safe; idempotent. */
 void rd_api_logs_stop(struct rd_api *api);
+/* The live stream (GET /api/v1/logs/stream): registers for the request
+ * log writer's notification (rd_obs.log, which may be NULL: the stream then
+ * answers 503) on loop. Once, on the control thread, before requests flow. */
+void rd_api_log_stream_init(struct rd_api *api, uv_loop_t *loop);
+/* On the stop signal: ends every open stream with a complete body (so the
+ * listener's graceful stop need not wait for them), answers 503 to new
+ * ones and drops the writer's notification. Idempotent. */
+void rd_api_log_stream_stop(struct rd_api *api);
+/* Frees what init made (stopping first if needed). After the loop drained. */
+void rd_api_log_stream_free(struct rd_api *api);
 
 /* Listener configuration that serves the API with ctx as user data. */
 void rd_api_listener_cfg(struct rd_api *ctx, struct rd_http_listener_cfg *out);
