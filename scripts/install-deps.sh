@@ -12,7 +12,7 @@ pkgs=(build-essential pkg-config ca-certificates
       libjson-c-dev libsqlite3-dev libsodium-dev libgeoip-dev)
 case "$what" in
   build) ;;
-  test)  pkgs+=(libcmocka-dev clang libclang-rt-14-dev nodejs npm sqlite3 cppcheck geoip-database) ;;
+  test)  pkgs+=(libcmocka-dev clang libclang-rt-14-dev nodejs npm sqlite3 cppcheck geoip-database prometheus) ;;
   bench) pkgs+=(wrk nghttp2-client nginx-light util-linux) ;;
   *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
 esac
