@@ -253,7 +253,7 @@ bool rd_sampler_decide(const struct rd_sampler *s, const uint8_t trace_id[16], b
 
 void rd_trace_begin(struct rd_tracer *t, struct rd_req *req)
 {
-    struct rd_traceparent tp;
+    struct rd_traceparent tp = {0};
     bool has_parent = false;
     if (req->x && req->x->req) {
         const struct rd_hdrs *h = &req->x->req->headers;

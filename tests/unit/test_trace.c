@@ -1,5 +1,5 @@
 /* Tests for src/obs/trace.c, trace_export.c and otlp.c: W3C traceparent
- * parsing at its edges, the trace context a request gets (continued or
+ * parsing at its edges, the trace context given to a request (continued or
  * new) and the traceparent forwarded upstream, the samplers, the OTEL_*
  * list syntax, the tracer's configuration errors, and the OTLP/JSON
  * document (parsed back and checked field by field). */
