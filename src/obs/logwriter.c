@@ -65,9 +65,9 @@ struct slot {
     atomic_uint_fast64_t popped;
     _Atomic(struct chunk *) spare; /* a drained chunk for the producer's next fill */
     uint64_t done;                 /* w->mu: records of this slot written or failed */
-    /* A chunk of capacity 0 that head and tail start on, so neither side
+    /* The sentinel: a chunk of capacity 0 that head and tail start on, so neither side
      * ever sees an empty list. Never freed. */
-    struct chunk stub;
+    struct chunk sentinel;
 };
 
 /* The live stream's handle on the control loop (set_notify). Heap
@@ -176,7 +176,7 @@ bool rd_log_push(struct rd_log_writer *w, unsigned slot, const struct rd_log_rec
 
 static void release_chunk(struct slot *s, struct chunk *c)
 {
-    if (c == &s->stub)
+    if (c == &s->sentinel)
         return;
     struct chunk *none = NULL;
     if (!atomic_compare_exchange_strong_explicit(&s->spare, &none, c, memory_order_release, memory_order_relaxed))
@@ -411,7 +411,7 @@ static void free_writer(struct rd_log_writer *w)
         struct slot *s = &w->slots[i];
         for (struct chunk *c = s->head, *next; c != NULL; c = next) {
             next = atomic_load(&c->next);
-            if (c != &s->stub)
+            if (c != &s->sentinel)
                 free(c);
         }
         free(atomic_load(&s->spare));
@@ -445,10 +445,10 @@ int rd_log_writer_start(const char *store_url, const struct rd_log_writer_cfg *c
     w->slots = rd_calloc(cfg->nslots, sizeof *w->slots);
     for (unsigned i = 0; i < cfg->nslots; i++) {
         struct slot *s = &w->slots[i];
-        s->head = s->tail = &s->stub;
-        atomic_init(&s->stub.next, NULL);
-        atomic_init(&s->stub.filled, 0);
-        s->stub.cap = 0;
+        s->head = s->tail = &s->sentinel;
+        atomic_init(&s->sentinel.next, NULL);
+        atomic_init(&s->sentinel.filled, 0);
+        s->sentinel.cap = 0;
     }
     w->batch = rd_malloc(BATCH_MAX * sizeof *w->batch);
     w->batch_slots = rd_calloc(cfg->nslots, sizeof *w->batch_slots);
