@@ -96,25 +96,6 @@ struct points {
     struct rd_rollup_agg *v; /* w->points of them */
 };
 
-static void add_point(struct rd_rollup_agg *d, const struct rd_rollup_agg *a)
-{
-    d->requests += a->requests;
-    d->cache_hits += a->cache_hits;
-    d->cache_misses += a->cache_misses;
-    d->cache_bypass += a->cache_bypass;
-    d->errors_simulated += a->errors_simulated;
-    d->errors_upstream += a->errors_upstream;
-    d->input_tokens += a->input_tokens;
-    d->output_tokens += a->output_tokens;
-    d->cached_tokens += a->cached_tokens;
-    d->cache_write_tokens += a->cache_write_tokens;
-    d->reasoning_tokens += a->reasoning_tokens;
-    d->cost_usd += a->cost_usd;
-    d->priced += a->priced;
-    d->unpriced += a->unpriced;
-    rd_hist_merge(&d->latency, &a->latency);
-}
-
 static void fold(void *ud, const struct rd_rollup_agg *a)
 {
     struct points *pts = ud;
@@ -125,7 +106,7 @@ static void fold(void *ud, const struct rd_rollup_agg *a)
         return;
     int64_t i = (start - pts->since_ms) / step;
     if (i < pts->w->points)
-        add_point(&pts->v[i], a);
+        rd_rollup_agg_merge(&pts->v[i], a);
 }
 
 /* Reads the window ending with the current bucket; false when it answered
@@ -197,7 +178,7 @@ static void get_summary(struct rd_api *api, struct rd_http_exch *x, const char *
         return;
     struct rd_rollup_agg *t = rd_calloc(1, sizeof *t);
     for (int i = 0; i < q.w->points; i++)
-        add_point(t, &pts.v[i]);
+        rd_rollup_agg_merge(t, &pts.v[i]);
     free(pts.v);
     struct json_object *root = json_object_new_object();
     add_head(root, &q, &pts);

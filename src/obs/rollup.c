@@ -241,7 +241,7 @@ void rd_rollup_done(struct rd_rollup *r, unsigned slot, struct rd_req *req)
 
 /* ---- flushing (the roll-up thread) ---- */
 
-static void agg_merge(struct rd_rollup_agg *d, const struct rd_rollup_agg *a)
+void rd_rollup_agg_merge(struct rd_rollup_agg *d, const struct rd_rollup_agg *a)
 {
     d->requests += a->requests;
     d->cache_hits += a->cache_hits;
@@ -273,7 +273,7 @@ static void transit_add(struct vec *t, const struct rd_rollup_agg *a)
         t->v[t->n++] = *a;
         return;
     }
-    agg_merge(d, a);
+    rd_rollup_agg_merge(d, a);
 }
 
 /* Moves the slot's buckets older than before_ms (every one with all) into
@@ -531,7 +531,7 @@ static int base_row(void *ud, const struct rd_rollup_rec *rec)
     if (d) {
         if (c->a.start_ms < d->start_ms)
             d->start_ms = c->a.start_ms;
-        agg_merge(d, &c->a);
+        rd_rollup_agg_merge(d, &c->a);
         return 0;
     }
     transit_add(b, &c->a);

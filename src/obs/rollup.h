@@ -71,6 +71,8 @@ struct rd_rollup_agg {
     uint64_t failures[RD_ROLLUP_FAIL_TYPES]; /* by enum rd_failure */
     struct rd_hist latency;
 };
+/* Adds a's counts, failures and latency histogram into d (keys untouched). Pure. */
+void rd_rollup_agg_merge(struct rd_rollup_agg *d, const struct rd_rollup_agg *a);
 
 typedef void (*rd_rollup_agg_fn)(void *ud, const struct rd_rollup_agg *a);
 
