@@ -12,6 +12,7 @@
 #define RD_OBS_RECORD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "util/buf.h"
@@ -62,6 +63,25 @@ int rd_log_rec_json(struct rd_buf *out, const struct rd_log_rec *r);
  * Return 0 or -1. */
 int rd_log_csv_header(struct rd_buf *out);
 int rd_log_rec_csv(struct rd_buf *out, const struct rd_log_rec *r);
+
+/* The record as the store keeps it (record_pack.c): one flat JSON object
+ * whose keys are the columns of the request_logs view, a key at its
+ * default left out. rd_log_rec_pack writes the fields whose bit is set in
+ * `which` (bit i: the i-th column of the view, RD_LOG_PACK_SEQ the first);
+ * rd_log_rec_shared gives the bits of the fields every one of recs[0..n)
+ * has alike (never seq or the id; 0 for fewer than two records), which a
+ * block keeps once. rd_log_rec_apply sets the fields an object names on
+ * *r (keys in any order, unknown keys skipped), rd_log_rec_unpack the same
+ * from rd_log_rec_reset, the record with every field at its default
+ * (strings "", measures and token counts unknown). Anything malformed is
+ * RD_EPROTO, *r then partly set. Pure. */
+#define RD_LOG_PACK_SEQ (UINT64_C(1) << 0)
+#define RD_LOG_PACK_ALL (~UINT64_C(0))
+int rd_log_rec_pack(struct rd_buf *out, const struct rd_log_rec *r, uint64_t which);
+uint64_t rd_log_rec_shared(const struct rd_log_rec *recs, size_t n);
+int rd_log_rec_apply(const char *p, size_t n, struct rd_log_rec *r);
+int rd_log_rec_unpack(const char *p, size_t n, struct rd_log_rec *r);
+void rd_log_rec_reset(struct rd_log_rec *r);
 
 /* "hit" / "miss" / "bypass" / NULL for none. */
 const char *rd_log_cache_name(enum rd_log_cache c);

@@ -199,6 +199,12 @@ int rd_json_append_str(struct rd_buf *out, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)s;
+    /* Most strings need no escape and are ASCII: one append. */
+    size_t plain = 0;
+    while (plain < n && p[plain] >= 0x20 && p[plain] < 0x80 && p[plain] != '"' && p[plain] != '\\')
+        plain++;
+    if (plain == n)
+        return rd_buf_append(out, "\"", 1) | rd_buf_append(out, s, n) | rd_buf_append(out, "\"", 1) ? -1 : 0;
     if (rd_buf_append(out, "\"", 1) < 0)
         return -1;
     size_t run = 0; /* bytes of p[i - run .. i) to copy as they are */

@@ -23,12 +23,14 @@ const ASAN = `${process.env.ASAN_OPTIONS || 'detect_leaks=1:abort_on_error=0'}:q
 
 const sqlite = (db, sql) => execFileSync('sqlite3', ['-bail', db], { input: sql, encoding: 'utf8', maxBuffer: 1 << 26 });
 
-/* Set A in JavaScript, as the SQL below writes it (seq: insertion order). */
+/* Set A in JavaScript, as the SQL below writes it (seq: insertion order).
+ * As the writer does, later rows have later (or equal) timestamps: "newest
+ * first" is the order the records were written in, newest written first. */
 const statuses = [200, 404, 429, 500];
 const setA = Array.from({ length: NA }, (_, i) => ({
   seq: i + 1,
   id: `req_a${i.toString(16).padStart(15, '0')}`,
-  ts: T0 - Math.floor(i / 5), // runs of five equal timestamps
+  ts: T0 - Math.floor((NA - 1 - i) / 5), // runs of five equal timestamps
   proxy_id: 1 + (i % 3),
   status: statuses[i % 4],
   cache: ['bypass', 'miss', 'hit', null][i % 4 === 3 ? 3 : i % 3],
@@ -36,7 +38,7 @@ const setA = Array.from({ length: NA }, (_, i) => ({
   failure_type: i % 6 === 0 ? 'timeout' : null,
 }));
 const cacheCode = { bypass: 1, miss: 2, hit: 3 };
-const newestFirst = (a, b) => b.ts - a.ts || b.seq - a.seq;
+const newestFirst = (a, b) => b.seq - a.seq;
 
 function insertRows(db) {
   const values = setA
@@ -55,11 +57,11 @@ INSERT INTO request_logs (request_id, timestamp, proxy_id, node_id, client_ip, m
 WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < ${NB - 1})
 INSERT INTO request_logs (request_id, timestamp, proxy_id, client_ip, method, path, provider, model, status_code,
   latency_ms, request_bytes, response_bytes, cache, input_tokens, output_tokens, cost_usd, prompt_hash, trace_id)
-SELECT printf('req_b%015x', i), ${T0 - DAY / 2} - i * 10, 9, '192.168.1.' || (i % 250), 'POST', '/v1/chat/completions',
+SELECT printf('req_b%015x', i), ${T0 - DAY / 2} - (${NB - 1} - i) * 10, 9, '192.168.1.' || (i % 250), 'POST', '/v1/chat/completions',
   'openai', 'gpt-4o-mini', 200, 25.125, 512, 2048, 2, 20, 40, 0.000123,
   '8f434346648f6b96df89dda901c5176b10a6d83961dd3c1ac88b59b2dc327aa4', '4bf92f3577b34da6a3ce929d0e0e4736' FROM c;
 WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < ${NC - 1})
-INSERT INTO request_logs (request_id, timestamp, proxy_id, status_code) SELECT printf('req_c%015x', i), ${Date.now() - 2 * DAY} - i, 7, 200 FROM c;
+INSERT INTO request_logs (request_id, timestamp, proxy_id, status_code) SELECT printf('req_c%015x', i), ${Date.now() - 2 * DAY} - (${NC - 1} - i), 7, 200 FROM c;
 COMMIT;`,
   );
 }
@@ -287,7 +289,7 @@ describe('request log API', () => {
       const parts = s.split('\n');
       tail = parts.pop();
       lines += parts.length;
-      if (lines === parts.length && parts.length) assert.equal(JSON.parse(parts[0]).id, 'req_b000000000000000');
+      if (lines === parts.length && parts.length) assert.equal(JSON.parse(parts[0]).id, `req_b${(NB - 1).toString(16).padStart(15, '0')}`);
     });
     assert.equal(r.status, 200);
     assert.equal(tail, '');

@@ -3,7 +3,9 @@
  * (rd_log_filter_match, the live stream's) gives, newest first; keyset
  * pages never repeat or skip a row, also when many rows share a timestamp;
  * count, get, the chunked purge by range and proxy; unknown (NULL) columns
- * read back as unknown. */
+ * read back as unknown. The request_logs view gives SQL readers the same
+ * records, an insert into it is read back, a damaged block is skipped, and
+ * the rows of the per-row table of 003 survive the move to blocks. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,8 +20,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "obs/filter.h"
 #include "obs/record.h"
+#include "store/migrations.h"
+#include "store/sqlite_int.h"
 #include "store/store.h"
 #include "util/err.h"
 
@@ -122,9 +128,11 @@ static int collect(void *ud, const struct rd_log_rec *r)
     return 0;
 }
 
+/* Newest first is newest written first: seq order, whatever the
+ * timestamps (the last batch was written out of timestamp order). */
 static bool newer(const struct rd_log_rec *a, const struct rd_log_rec *b)
 {
-    return a->ts_ms > b->ts_ms || (a->ts_ms == b->ts_ms && a->seq > b->seq);
+    return a->seq > b->seq;
 }
 
 /* What f should select from the records written, newest first. */
@@ -397,6 +405,210 @@ static void test_delete_many_chunks(void **state)
     assert_int_equal(rd_store_log_count(fx->s, &all), NROWS);
 }
 
+static void exec_raw(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("%s: %s", sql, msg ? msg : "?");
+}
+
+/* The view's row for seq compared with the record written. */
+static void check_view_row(sqlite3_stmt *st, const struct rd_log_rec *r)
+{
+    assert_int_equal(sqlite3_column_int64(st, 0), (int64_t)r->seq);
+    assert_string_equal((const char *)sqlite3_column_text(st, 1), r->id);
+    assert_int_equal(sqlite3_column_int64(st, 2), r->ts_ms);
+    assert_int_equal(sqlite3_column_int64(st, 3), r->proxy_id);
+    assert_string_equal((const char *)sqlite3_column_text(st, 4), r->model);
+    assert_int_equal(sqlite3_column_int(st, 5), r->status);
+    assert_true(sqlite3_column_double(st, 6) == r->latency_ms);
+    if (r->upstream_latency_ms < 0)
+        assert_int_equal(sqlite3_column_type(st, 7), SQLITE_NULL);
+    else
+        assert_true(sqlite3_column_double(st, 7) == r->upstream_latency_ms);
+    if (r->input_tokens < 0)
+        assert_int_equal(sqlite3_column_type(st, 8), SQLITE_NULL);
+    else
+        assert_int_equal(sqlite3_column_int64(st, 8), r->input_tokens);
+    assert_int_equal(sqlite3_column_type(st, 9) == SQLITE_NULL, !r->has_cost);
+    if (r->has_cost)
+        assert_true(sqlite3_column_double(st, 9) == r->cost_usd);
+    assert_string_equal((const char *)sqlite3_column_text(st, 10), r->failure_type);
+    assert_int_equal(sqlite3_column_int(st, 11), (int)r->cache);
+    assert_string_equal((const char *)sqlite3_column_text(st, 12), r->trace_id);
+}
+
+static const char view_sql[] = "SELECT seq, request_id, timestamp, proxy_id, model, status_code, latency_ms, "
+                               "upstream_latency_ms, input_tokens, cost_usd, failure_type, cache, trace_id "
+                               "FROM request_logs ORDER BY seq";
+
+/* The view: every record as written (common fields, implied seqs), also
+ * after a purge rewrote a block with gaps in its seqs. */
+static void test_view_reads_blocks(void **state)
+{
+    struct fix *fx = *state;
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(fx->db, &db), SQLITE_OK);
+    for (int pass = 0; pass < 2; pass++) {
+        sqlite3_stmt *st;
+        assert_int_equal(sqlite3_prepare_v2(db, view_sql, -1, &st, NULL), SQLITE_OK);
+        size_t n = 0;
+        for (int i = 0; i < NROWS; i++) {
+            /* the recs in seq order: the first NROWS - 50, then the last 50 reversed */
+            int k = i < NROWS - 50 ? i : NROWS - 1 - (i - (NROWS - 50));
+            if (pass == 1 && fx->recs[k].proxy_id == 3)
+                continue;
+            assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+            check_view_row(st, &fx->recs[k]);
+            n++;
+        }
+        assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+        sqlite3_finalize(st);
+        assert_true(n > 0);
+        struct rd_log_filter f = any();
+        f.proxy_id = 3;
+        if (pass == 0)
+            assert_true(rd_store_log_delete(fx->s, &f) > 0);
+    }
+    /* the store reads the rewritten block back the same */
+    for (int i = 0; i < NROWS; i++) {
+        struct rd_log_rec r;
+        int rc = rd_store_log_get(fx->s, fx->recs[i].id, &r);
+        assert_int_equal(rc, fx->recs[i].proxy_id == 3 ? RD_ENOTFOUND : 0);
+        if (rc == 0)
+            assert_same(&r, &fx->recs[i]);
+    }
+    sqlite3_close(db);
+}
+
+/* A row inserted into the view is a record like the writer's: the next
+ * seq, found by id, by proxy, and counted. */
+static void test_view_insert(void **state)
+{
+    struct fix *fx = *state;
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(fx->db, &db), SQLITE_OK);
+    exec_raw(db, "INSERT INTO request_logs (request_id, timestamp, proxy_id, model, status_code, latency_ms, cost_usd) "
+                 "VALUES ('req_byhand', 1796279462999, 42, 'm\"x', 418, 2.5, 0.25)");
+    sqlite3_close(db);
+    struct rd_log_rec r;
+    assert_int_equal(rd_store_log_get(fx->s, "req_byhand", &r), 0);
+    assert_int_equal(r.seq, NROWS + 1);
+    assert_int_equal(r.proxy_id, 42);
+    assert_string_equal(r.model, "m\"x");
+    assert_int_equal(r.status, 418);
+    assert_true(r.latency_ms == 2.5 && r.has_cost && r.cost_usd == 0.25);
+    assert_true(r.input_tokens < 0 && r.upstream_latency_ms < 0);
+    struct rd_log_filter f = any();
+    f.proxy_id = 42;
+    assert_int_equal(rd_store_log_count(fx->s, &f), 1);
+    f.model = "m\"x";
+    assert_int_equal(rd_store_log_count(fx->s, &f), 1);
+    /* the writer's next block follows it */
+    struct rd_log_rec w;
+    make_rec(&w, 3);
+    snprintf(w.id, sizeof w.id, "req_after");
+    assert_int_equal(rd_store_log_put(fx->s, &w, 1), 1);
+    assert_int_equal(w.seq, NROWS + 2);
+}
+
+/* A block that does not decode, or holds a record that does not, costs
+ * its own records only: the rest reads, counts and purges as before. */
+static void test_bad_block_skipped(void **state)
+{
+    struct fix *fx = *state;
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(fx->db, &db), SQLITE_OK);
+    exec_raw(db, "INSERT INTO request_log_blocks (id, seq_last, ts_min, ts_max, n, records) "
+                 "VALUES (100000, 100000, 0, 5, 1, '[{\"seq\":100000,')");
+    exec_raw(db, "INSERT INTO request_log_blocks (id, seq_last, ts_min, ts_max, n, common, records) "
+                 "VALUES (100001, 100002, 0, 5, 2, '{\"proxy_id\":\"x\"}', '[{},{}]')");
+    exec_raw(db, "INSERT INTO request_log_blocks (id, seq_last, ts_min, ts_max, n, records) "
+                 "VALUES (100003, 100004, 5, 5, 2, "
+                 "'[{\"request_id\":\"req_good\",\"timestamp\":5,\"proxy_id\":1},{\"status_code\":\"bad\"}]')");
+    sqlite3_close(db);
+    struct rd_log_filter f = any();
+    struct got *g = calloc(1, sizeof *g);
+    assert_int_equal(rd_store_log_query(fx->s, &f, 0, collect, g), NROWS + 1);
+    assert_string_equal(g->v[0].id, "req_good");
+    assert_int_equal(g->v[0].seq, 100003);
+    free(g);
+    struct rd_log_rec r;
+    assert_int_equal(rd_store_log_get(fx->s, "req_good", &r), 0);
+    /* a purge by another field leaves a block it cannot read as it is */
+    f.model = "gpt-4o";
+    f.until_ms = BASE_TS;
+    assert_int_equal(rd_store_log_delete(fx->s, &f), 0);
+    assert_int_equal(rd_store_log_get(fx->s, "req_good", &r), 0);
+    /* a purge by time alone takes whole blocks unread: the damaged ones
+     * too (their records as the blocks count them: 1 + 2 + 2) */
+    f = any();
+    f.until_ms = BASE_TS;
+    assert_int_equal(rd_store_log_delete(fx->s, &f), 5);
+    assert_int_equal(rd_store_log_get(fx->s, "req_good", &r), RD_ENOTFOUND);
+    struct rd_log_filter all = any();
+    assert_int_equal(rd_store_log_count(fx->s, &all), NROWS); /* the keys count what the writer wrote */
+    g = calloc(1, sizeof *g);
+    assert_int_equal(rd_store_log_query(fx->s, &all, 0, collect, g), NROWS);
+    free(g);
+}
+
+/* A database of the per-row table (up to migration 004) moves to blocks
+ * with every row: seqs, values, NULLs, order. */
+static void test_migrates_rows(void **state)
+{
+    struct fix *fx = *state;
+    char path[160];
+    snprintf(path, sizeof path, "%s/old.db", fx->dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    size_t upto = 0;
+    while (upto < rd_migrations_count && rd_migrations[upto].version <= 4)
+        upto++;
+    char err[256];
+    assert_int_equal(rd_sqlite_migrate(db, rd_migrations, upto, err, sizeof err), 0);
+    exec_raw(db, "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 1100) "
+                 "INSERT INTO request_logs (request_id, timestamp, proxy_id, model, status_code, latency_ms, "
+                 "upstream_latency_ms, input_tokens, cost_usd, cache) "
+                 "SELECT printf('req_old%05d', i), 1796279462000 + i, 1 + i % 2, 'gpt', 200 + i % 3, i * 0.5, "
+                 "CASE WHEN i % 2 THEN i ELSE NULL END, CASE WHEN i % 3 THEN i ELSE NULL END, "
+                 "CASE WHEN i % 5 THEN i * 0.125 ELSE NULL END, i % 4 FROM c");
+    sqlite3_close(db);
+    struct rd_store *s;
+    assert_int_equal(rd_store_open(path, &s, err, sizeof err), 0);
+    struct rd_log_filter f = any();
+    assert_int_equal(rd_store_log_count(s, &f), 1100);
+    f.proxy_id = 2;
+    assert_int_equal(rd_store_log_count(s, &f), 550);
+    f = any();
+    struct got *g = calloc(1, sizeof *g);
+    assert_int_equal(rd_store_log_query(s, &f, NROWS, collect, g), NROWS);
+    for (size_t k = 0; k < g->n; k++) {
+        int i = 1100 - (int)k;
+        const struct rd_log_rec *r = &g->v[k];
+        char id[24];
+        snprintf(id, sizeof id, "req_old%05d", i);
+        assert_int_equal(r->seq, (uint64_t)i);
+        assert_string_equal(r->id, id);
+        assert_int_equal(r->ts_ms, 1796279462000 + i);
+        assert_int_equal(r->status, 200 + i % 3);
+        assert_true(r->latency_ms == i * 0.5);
+        assert_true(i % 2 ? r->upstream_latency_ms == i : r->upstream_latency_ms < 0);
+        assert_int_equal(r->input_tokens, i % 3 ? i : -1);
+        assert_int_equal(r->has_cost, i % 5 != 0);
+        assert_int_equal((int)r->cache, i % 4);
+    }
+    free(g);
+    struct rd_log_rec r;
+    assert_int_equal(rd_store_log_get(s, "req_old00001", &r), 0);
+    assert_int_equal(r.seq, 1);
+    struct rd_log_rec w;
+    make_rec(&w, 0);
+    assert_int_equal(rd_store_log_put(s, &w, 1), 1);
+    assert_int_equal(w.seq, 1101);
+    rd_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -405,6 +617,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_get_and_nulls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_range_and_proxy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_many_chunks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_view_reads_blocks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_view_insert, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_block_skipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrates_rows, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

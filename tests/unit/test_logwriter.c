@@ -318,7 +318,7 @@ static void test_store_failure_counted(void **state)
 {
     struct fix *f = *state;
     struct rd_log_writer *w = start(f, 1, 1u << 20, 4);
-    exec(f, "CREATE TRIGGER refuse BEFORE INSERT ON request_logs BEGIN SELECT RAISE(ABORT, 'refused'); END");
+    exec(f, "CREATE TRIGGER refuse BEFORE INSERT ON request_log_blocks BEGIN SELECT RAISE(ABORT, 'refused'); END");
     struct producer p = {w, 0, 10, 0};
     produce(&p);
     assert_int_equal(rd_log_writer_flush(w, 20000), 0);

@@ -1,0 +1,353 @@
+/* A request-log record as the store keeps it (record.h rd_log_rec_pack):
+ * one flat JSON object, its keys the columns of the request_logs view
+ * (005_request_log_blocks.sql), a key left out when its value is the
+ * default (an empty string, a zero count, an unknown measure), so that the
+ * writer's work per record is a few short appends and no printf but for a
+ * cost. Reading back accepts any flat object with those keys in any order
+ * (also what SQLite's json_object() writes for the view's insert trigger)
+ * and skips keys it does not know; the blob is input like any other, so a
+ * malformed one is an error, never a crash or a read past its end. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "obs/record.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/json.h"
+#include "util/json_scan.h"
+
+/* ---- the fields ---- */
+
+enum ftype { F_STR, F_I64, F_INT, F_MS, F_CACHE, F_BOOL, F_COST, F_SEQ };
+/* When a field is left out of a record: never, at 0, or when unknown (< 0). */
+enum omit { O_NEVER, O_ZERO, O_UNKNOWN };
+
+struct field {
+    const char *key;
+    size_t key_len;
+    enum ftype type;
+    enum omit omit;
+    size_t off, cap; /* cap: strings only */
+};
+
+#define FS(k, m) {k, sizeof k - 1, F_STR, O_ZERO, offsetof(struct rd_log_rec, m), sizeof(((struct rd_log_rec *)0)->m)}
+#define FI(k, m, t, o) {k, sizeof k - 1, t, o, offsetof(struct rd_log_rec, m), 0}
+
+static const struct field fields[] = {
+    FI("seq", seq, F_SEQ, O_NEVER),
+    FS("request_id", id),
+    FI("timestamp", ts_ms, F_I64, O_NEVER),
+    FI("proxy_id", proxy_id, F_I64, O_NEVER),
+    FS("node_id", node_id),
+    FS("client_ip", client_ip),
+    FS("method", method),
+    FS("path", path),
+    FS("provider", provider),
+    FS("model", model),
+    FI("status_code", status, F_INT, O_ZERO),
+    FI("upstream_status", upstream_status, F_INT, O_ZERO),
+    FI("latency_ms", latency_ms, F_MS, O_NEVER),
+    FI("upstream_latency_ms", upstream_latency_ms, F_MS, O_UNKNOWN),
+    FI("ttfb_ms", ttfb_ms, F_MS, O_UNKNOWN),
+    FI("request_bytes", request_bytes, F_I64, O_ZERO),
+    FI("response_bytes", response_bytes, F_I64, O_ZERO),
+    FI("cache", cache, F_CACHE, O_ZERO),
+    FS("failure_type", failure_type),
+    FI("response_delay_ms", response_delay_ms, F_I64, O_ZERO),
+    FI("stream", stream, F_BOOL, O_ZERO),
+    FI("input_tokens", input_tokens, F_I64, O_UNKNOWN),
+    FI("output_tokens", output_tokens, F_I64, O_UNKNOWN),
+    FI("cached_tokens", cached_tokens, F_I64, O_UNKNOWN),
+    FI("reasoning_tokens", reasoning_tokens, F_I64, O_UNKNOWN),
+    FI("cost_usd", cost_usd, F_COST, O_UNKNOWN),
+    FS("prompt_hash", prompt_hash),
+    FS("upstream_request_id", upstream_request_id),
+    FS("trace_id", trace_id),
+};
+
+#undef FS
+#undef FI
+
+/* ---- writing ---- */
+
+_Static_assert(sizeof fields / sizeof fields[0] <= 64, "one bit per field");
+
+static int put_key(struct rd_buf *b, const struct field *f, bool *first)
+{
+    char tmp[40];
+    size_t i = 0;
+    if (!*first)
+        tmp[i++] = ',';
+    *first = false;
+    tmp[i++] = '"';
+    memcpy(tmp + i, f->key, f->key_len);
+    i += f->key_len;
+    tmp[i++] = '"';
+    tmp[i++] = ':';
+    return rd_buf_append(b, tmp, i);
+}
+
+static int put_i64(struct rd_buf *b, int64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    if (v < 0) {
+        tmp[n++] = '-';
+        n += rd_fmt_u64(tmp + n, (uint64_t)0 - (uint64_t)v);
+    } else {
+        n = rd_fmt_u64(tmp, (uint64_t)v);
+    }
+    return rd_buf_append(b, tmp, n);
+}
+
+/* Milliseconds with microsecond resolution, "12.345", by hand. */
+static int put_ms(struct rd_buf *b, double v)
+{
+    if (!(v >= 0) || !isfinite(v))
+        v = 0;
+    if (v > 1e12)
+        v = 1e12;
+    uint64_t us = (uint64_t)llround(v * 1000.0);
+    char tmp[32];
+    size_t n = rd_fmt_u64(tmp, us / 1000);
+    unsigned frac = (unsigned)(us % 1000);
+    tmp[n++] = '.';
+    tmp[n++] = (char)('0' + frac / 100);
+    tmp[n++] = (char)('0' + frac / 10 % 10);
+    tmp[n++] = (char)('0' + frac % 10);
+    return rd_buf_append(b, tmp, n);
+}
+
+/* The field's value as an integer (for the omit test), or its string. */
+static int64_t int_of(const struct rd_log_rec *r, const struct field *f)
+{
+    const char *src = (const char *)r + f->off;
+    int64_t i64;
+    double d;
+    switch (f->type) {
+    case F_SEQ:
+        return (int64_t)r->seq;
+    case F_I64:
+        memcpy(&i64, src, sizeof i64);
+        return i64;
+    case F_INT: {
+        int v;
+        memcpy(&v, src, sizeof v);
+        return v;
+    }
+    case F_CACHE:
+        return (int64_t)r->cache;
+    case F_BOOL:
+        return r->stream ? 1 : 0;
+    case F_MS:
+        memcpy(&d, src, sizeof d);
+        return d >= 0 && isfinite(d) ? 0 : -1; /* only its sign is asked */
+    case F_COST:
+        return r->has_cost && isfinite(r->cost_usd) ? 0 : -1;
+    case F_STR:
+        break;
+    }
+    return 0;
+}
+
+static bool omitted(const struct rd_log_rec *r, const struct field *f)
+{
+    if (f->type == F_STR)
+        return ((const char *)r + f->off)[0] == '\0';
+    switch (f->omit) {
+    case O_NEVER:
+        return false;
+    case O_ZERO:
+        return int_of(r, f) == 0;
+    case O_UNKNOWN:
+        return int_of(r, f) < 0;
+    }
+    return false;
+}
+
+static int put_value(struct rd_buf *b, const struct rd_log_rec *r, const struct field *f)
+{
+    const char *src = (const char *)r + f->off;
+    double d;
+    switch (f->type) {
+    case F_STR:
+        return rd_json_append_str(b, src, strnlen(src, f->cap));
+    case F_MS:
+        memcpy(&d, src, sizeof d);
+        return put_ms(b, d);
+    case F_COST: {
+        char tmp[40];
+        int n = snprintf(tmp, sizeof tmp, "%.17g", r->cost_usd); /* round-trips */
+        return rd_buf_append(b, tmp, (size_t)n);
+    }
+    default:
+        return put_i64(b, int_of(r, f));
+    }
+}
+
+int rd_log_rec_pack(struct rd_buf *b, const struct rd_log_rec *r, uint64_t which)
+{
+    bool first = true;
+    int rc = rd_buf_append(b, "{", 1);
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        const struct field *f = &fields[i];
+        if (!(which & (UINT64_C(1) << i)) || omitted(r, f))
+            continue;
+        rc |= put_key(b, f, &first) | put_value(b, r, f);
+    }
+    rc |= rd_buf_append(b, "}", 1);
+    return rc < 0 ? -1 : 0;
+}
+
+static bool same(const struct rd_log_rec *a, const struct rd_log_rec *b, const struct field *f)
+{
+    const char *x = (const char *)a + f->off, *y = (const char *)b + f->off;
+    switch (f->type) {
+    case F_STR:
+        return strncmp(x, y, f->cap) == 0;
+    case F_INT:
+    case F_CACHE:
+        return memcmp(x, y, sizeof(int)) == 0;
+    case F_BOOL:
+        return a->stream == b->stream;
+    case F_COST:
+        return a->has_cost == b->has_cost && (!a->has_cost || memcmp(x, y, sizeof(double)) == 0);
+    default:
+        return memcmp(x, y, sizeof(int64_t)) == 0;
+    }
+}
+
+uint64_t rd_log_rec_shared(const struct rd_log_rec *recs, size_t n)
+{
+    uint64_t mask = 0;
+    if (n < 2)
+        return 0;
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        const struct field *f = &fields[i];
+        if (f->type == F_SEQ || f->off == offsetof(struct rd_log_rec, id))
+            continue;
+        size_t j = 1;
+        while (j < n && same(&recs[0], &recs[j], f))
+            j++;
+        if (j == n)
+            mask |= UINT64_C(1) << i;
+    }
+    return mask;
+}
+
+/* ---- reading ---- */
+
+static bool is_null(struct rd_json_span v)
+{
+    return v.n == 4 && memcmp(v.p, "null", 4) == 0;
+}
+
+/* A JSON number (integer or not) as a double; -1 if it is none. */
+static int span_double(struct rd_json_span v, double *out)
+{
+    char tmp[40];
+    if (v.n == 0 || v.n >= sizeof tmp)
+        return -1;
+    memcpy(tmp, v.p, v.n);
+    tmp[v.n] = '\0';
+    char *end;
+    double d = strtod(tmp, &end);
+    if (end != tmp + v.n || !isfinite(d) || !(tmp[0] == '-' || (tmp[0] >= '0' && tmp[0] <= '9')))
+        return -1;
+    *out = d;
+    return 0;
+}
+
+static int read_field(struct rd_log_rec *r, const struct field *f, struct rd_json_span v)
+{
+    char *dst = (char *)r + f->off;
+    if (is_null(v))
+        return 0; /* the default the record was reset to */
+    int64_t i;
+    double d;
+    switch (f->type) {
+    case F_STR: {
+        static const char *const here[] = {NULL};
+        return rd_json_scan_string(v.p, v.n, here, dst, f->cap) < 0 ? -1 : 0;
+    }
+    case F_SEQ:
+        if (rd_json_span_int64(v, &i) < 0 || i < 0)
+            return -1;
+        r->seq = (uint64_t)i;
+        return 0;
+    case F_I64:
+        if (rd_json_span_int64(v, &i) < 0)
+            return -1;
+        memcpy(dst, &i, sizeof i);
+        return 0;
+    case F_INT:
+        if (rd_json_span_int64(v, &i) < 0 || i < INT32_MIN || i > INT32_MAX)
+            return -1;
+        *(int *)(void *)dst = (int)i;
+        return 0;
+    case F_MS:
+        if (span_double(v, &d) < 0)
+            return -1;
+        memcpy(dst, &d, sizeof d);
+        return 0;
+    case F_CACHE:
+        if (rd_json_span_int64(v, &i) < 0)
+            return -1;
+        r->cache = i >= RD_LOG_CACHE_NONE && i <= RD_LOG_CACHE_HIT ? (enum rd_log_cache)i : RD_LOG_CACHE_NONE;
+        return 0;
+    case F_BOOL:
+        if (v.n == 4 && memcmp(v.p, "true", 4) == 0) {
+            r->stream = true;
+            return 0;
+        }
+        if (v.n == 5 && memcmp(v.p, "false", 5) == 0)
+            return 0;
+        if (rd_json_span_int64(v, &i) < 0)
+            return -1;
+        r->stream = i != 0;
+        return 0;
+    case F_COST:
+        if (span_double(v, &d) < 0)
+            return -1;
+        r->cost_usd = d;
+        r->has_cost = true;
+        return 0;
+    }
+    return -1;
+}
+
+static int member(void *ud, const char *key, size_t key_len, bool escaped, struct rd_json_span v)
+{
+    if (escaped)
+        return 0; /* none of ours is */
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        const struct field *f = &fields[i];
+        if (f->key_len == key_len && memcmp(f->key, key, key_len) == 0)
+            return read_field(ud, f, v) < 0 ? RD_EPROTO : 0;
+    }
+    return 0; /* a key of a later version: skipped */
+}
+
+void rd_log_rec_reset(struct rd_log_rec *r)
+{
+    memset(r, 0, sizeof *r);
+    r->upstream_latency_ms = -1;
+    r->ttfb_ms = -1;
+    r->input_tokens = r->output_tokens = r->cached_tokens = r->reasoning_tokens = -1;
+}
+
+int rd_log_rec_apply(const char *p, size_t n, struct rd_log_rec *r)
+{
+    if (n == 0 || p[0] != '{')
+        return RD_EPROTO;
+    int rc = rd_json_scan_members(p, n, member, r);
+    return rc == 0 ? 0 : RD_EPROTO;
+}
+
+int rd_log_rec_unpack(const char *p, size_t n, struct rd_log_rec *r)
+{
+    rd_log_rec_reset(r);
+    return rd_log_rec_apply(p, n, r);
+}
