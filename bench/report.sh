@@ -59,10 +59,13 @@ Pinning (taskset): the proxy under test on CPU $SCPU, the upstreams on CPU $UCPU
 | (b) nginx 1 worker, proxy_pass, upstream keepalive 64 | $(val b.rps) | $(val b.p50) | $(val b.p99) | $(val b.err) | $(val b.rounds) |
 | (c) Rubberduck --workers 1 | $(val c.rps) | $(val c.p50) | $(val c.p99) | $(val c.err) | $(val c.rounds) |
 | (cl) Rubberduck --workers 1, \`"logging": {"enabled": false}\` | $(val cl.rps) | $(val cl.p50) | $(val cl.p99) | $(val cl.err) | $(val cl.rounds) |
+| (m) Rubberduck --workers 1 as (c), \`GET /metrics\` on its admin port every 100 ms during the run | $(val m.rps) | $(val m.p50) | $(val m.p99) | $(val m.err) | $(val m.rounds) |
 | (p) Rubberduck, every pipeline stage configured, none triggering | $(val p.rps) | $(val p.p50) | $(val p.p99) | $(val p.err) | $(val p.rounds) |
 | (q) Rubberduck, 10,000-entry IP allowlist | $(val q.rps) | $(val q.p50) | $(val q.p99) | $(val q.err) | $(val q.rounds) |
 
 Request log cost, round by round: c/cl $(val ccl.ratio) ($(val ccl.rounds); target >= 0.95: $(judge 'a >= b' "${RES[ccl.ratio]:-}" 0.95)). The log of (c): $(val c.log).
+
+Scraping cost, round by round against (c) in the same round: m/c $(val mc.ratio) requests/s ($(val mc.rounds)), p99 m/c $(val mc.p99ratio) ($(val mc.p99rounds)). The scrapes of (m) (curl --rate 10/s on CPU $CCPU, during the measured runs only): $(val m.scrapes). Peak RSS of (m): $(val m.rss) MB.
 
 Pipeline cost, round by round against (c) in the same round: p/c $(val pc.ratio) ($(val pc.rounds); target >= 0.95: $(judge 'a >= b' "${RES[pc.ratio]:-}" 0.95)), q/c $(val qc.ratio) ($(val qc.rounds)).
 
@@ -112,6 +115,8 @@ Rubberduck's cache statistics after (h): $(val h.stats); its peak RSS: $(val h.r
 |---|---|---|
 | (c) requests/s ≥ 0.8 × (b) | c/b = $ratio (median of the per-round ratios $(val cb.rounds)) | $(judge 'a >= 0.8 * b' "$ratio" 1) |
 | (c) p99 ≤ 2 ms | $(val c.p99) ms | $(judge 'a <= b' "${RES[c.p99]:-}" 2) |
+| (m) p99 ≤ 1.1 × (c) while /metrics is scraped every 100 ms | p99 m/c = $(val mc.p99ratio) (median of the per-round ratios $(val mc.p99rounds)) | $(judge 'a <= b' "${RES[mc.p99ratio]:-}" 1.1) |
+| (m) requests/s ≥ 0.95 × (c) while /metrics is scraped every 100 ms | m/c = $(val mc.ratio) (median of the per-round ratios $(val mc.rounds)) | $(judge 'a >= b' "${RES[mc.ratio]:-}" 0.95) |
 | (h2-c) requests/s ≥ 0.8 × (h2-b) | h2-c/h2-b = ${RES[h2cb.ratio]:-n/a} (median of the per-round ratios $(val h2cb.rounds)) | $(judge 'a >= 0.8 * b' "${RES[h2cb.ratio]:-}" 1) |
 | (h) requests/s ≥ 1.5 × (hn) on hits | h/hn = $(val hhn.ratio) (median of the per-round ratios $(val hhn.rounds)) | $(judge 'a >= 1.5 * b' "${RES[hhn.ratio]:-}" 1) |
 | (h) requests/s ≥ 1.5 × (ho) on hits | h/ho = $(val hho.ratio) (median of the per-round ratios $(val hho.rounds)) | $(judge 'a >= 1.5 * b' "${RES[hho.ratio]:-}" 1) |

@@ -6,6 +6,11 @@
 #       the request log on (the default); (cl) the same proxy configuration with
 #       "logging": {"enabled": false}, in the same interleaved rounds: c/cl is the log's cost,
 #       and the rows (c) left in its database are counted against the requests it answered,
+#   (m) a /metrics scrape during load: the load and proxy configuration of (c) against a separate
+#       server (rd-m), while a sidecar (curl --rate 10/s, on the client CPU) scrapes its admin
+#       port's GET /metrics every 100 ms for the whole measured run; in the rounds of (c) and
+#       (cl), so m/c (requests/s and p99) is what scraping costs the proxy; every scrape's
+#       status, time and size go to build/bench/logs/m-rN-sidecar.log,
 #   (d) 2,000 concurrent ~1 s SSE streams through Rubberduck (C libuv upstream and client),
 #       with the same streams direct (the floor) and through nginx (the reference) for context,
 #   (h2) h2load over cleartext HTTP/2 (prior knowledge) through nginx `listen ... http2`
@@ -33,7 +38,7 @@
 #   BENCH_SERVER_CPU=0     CPU of the proxies under test, BENCH_CLIENT_CPU=1 for wrk and the
 #                          SSE client, BENCH_UPSTREAM_CPU=$BENCH_SERVER_CPU for both upstreams
 #   BENCH_H2_CLIENTS=4 BENCH_H2_STREAMS=16   h2load -c and -m (h2): 64 concurrent streams
-#   BENCH_SCENARIOS="a b c cl p q h n e h2 hang d d-direct d-nginx"   subset to run
+#   BENCH_SCENARIOS="a b c cl m p q h n e h2 hang d d-direct d-nginx"   subset to run
 #                          (e = added latency with one connection: a, b and c again at -c1;
 #                          p = (c) with every pipeline stage configured, none triggering;
 #                          q = (c) with a 10,000-entry IP allowlist; hang = BENCH_HANGS=5000
@@ -57,7 +62,7 @@ CCPU=${BENCH_CLIENT_CPU:-1}
 UCPU=${BENCH_UPSTREAM_CPU:-$SCPU}
 H2_CLIENTS=${BENCH_H2_CLIENTS:-4}
 H2_STREAMS=${BENCH_H2_STREAMS:-16}
-SCENARIOS=" ${BENCH_SCENARIOS:-a b c cl p q h n e h2 hang d d-direct d-nginx} "
+SCENARIOS=" ${BENCH_SCENARIOS:-a b c cl m p q h n e h2 hang d d-direct d-nginx} "
 RD_LOG_LEVEL=${BENCH_RD_LOG_LEVEL:-warn}
 RD_BIN=${RUBBERDUCK_BIN:-$ROOT/build/rubberduck}
 OUT=$ROOT/build/bench
@@ -72,7 +77,7 @@ for v in DURATION WARMUP CONNS STREAMS SSE_EVENTS SSE_INTERVAL SCPU CCPU UCPU H2
 done
 [ "$DURATION" -ge 1 ] && [ "$DURATION" -le 600 ] || die "BENCH_DURATION must be 1..600"
 [ "$STREAMS" -ge 1 ] && [ "$STREAMS" -le 8000 ] || die "BENCH_STREAMS must be 1..8000 (ulimit -n)"
-for tool in wrk h2load nginx taskset curl python3 gcc; do
+for tool in wrk h2load nginx taskset curl stdbuf python3 gcc; do
   command -v "$tool" >/dev/null || die "'$tool' not found; run scripts/install-deps.sh bench"
 done
 [ -f /usr/include/uv.h ] && [ -f /usr/share/llhttp/llhttp.c ] ||
@@ -305,11 +310,17 @@ PY
 
 # ---------------------------------------------------------------- measurements
 
+# WRK_SIDECAR: a command (an array, empty for none) that run_wrk starts in the background, on
+# its own, when the measured run starts (not the warm-up), with its stdout and stderr in
+# $LOGS/NAME-sidecar.log. When wrk has ended it gets 1 s to finish by itself, then it is stopped
+# by its PID. (m) sets it to its /metrics scraper.
+WRK_SIDECAR=()
+
 # run_wrk NAME PORT [PATH]: warm-up then measured wrk run of bench/chat.lua's request (posted to
 # PATH, default /v1/chat/completions); sets R_RPS R_P50 R_P99 R_ERR R_REQS (ms for latency) and
 # R_WREQS (requests of the warm-up run, 0 without one).
 run_wrk() {
-  local name=$1 port=$2 path=${3:-/v1/chat/completions} url line
+  local name=$1 port=$2 path=${3:-/v1/chat/completions} url line side_pid='' rc=0
   url="http://127.0.0.1:$port$path"
   R_WREQS=0
   if [ "$WARMUP" -gt 0 ]; then
@@ -317,8 +328,21 @@ run_wrk() {
       -s bench/chat.lua "$url" >"$LOGS/$name-warmup.log" 2>&1 || { note "$name: wrk warm-up failed"; return 1; }
     line=$(grep '^BENCH ' "$LOGS/$name-warmup.log") && R_WREQS=$(kv "$line" requests)
   fi
+  if [ ${#WRK_SIDECAR[@]} -gt 0 ]; then
+    "${WRK_SIDECAR[@]}" >"$LOGS/$name-sidecar.log" 2>&1 &
+    side_pid=$!
+    PIDS+=("$side_pid")
+  fi
   BENCH_WRK_PATH=$path taskset -c "$CCPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --timeout 5s --latency \
-    -s bench/chat.lua "$url" >"$LOGS/$name-wrk.log" 2>&1 || { note "$name: wrk failed"; return 1; }
+    -s bench/chat.lua "$url" >"$LOGS/$name-wrk.log" 2>&1 || rc=$?
+  if [ -n "$side_pid" ]; then
+    for _ in $(seq 10); do
+      kill -0 "$side_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    stop_pid "$side_pid"; forget_pid "$side_pid"
+  fi
+  [ "$rc" -eq 0 ] || { note "$name: wrk failed"; return 1; }
   line=$(grep '^BENCH ' "$LOGS/$name-wrk.log") || { note "$name: no result line from wrk"; return 1; }
   R_RPS=$(kv "$line" rps)
   R_P50=$(awk -v u="$(kv "$line" p50_us)" 'BEGIN { printf "%.3f", u / 1000 }')
@@ -532,6 +556,37 @@ if want cl; then
     [ -n "${RD_PID:-}" ] && { stop_pid "$RD_PID"; forget_pid "$RD_PID"; }
   fi
 fi
+# (m) the configuration of (c) on a server of its own, whose /metrics a sidecar scrapes every
+# 100 ms during each measured run (see WRK_SIDECAR): curl --rate 10/s through a list of
+# DURATION * 10 scrapes on one keep-alive connection, pinned to the client CPU, one line per
+# scrape (status, seconds, body bytes); stdbuf -oL so that a scraper stopped early loses no line.
+# A curl older than 7.84 has no --rate: a shell loop then runs one curl per scrape, 100 ms apart.
+# /metrics is open unless RUBBERDUCK_METRICS_TOKEN is set; then the admin token is accepted.
+M_PID=
+if want m; then
+  RD_PID=
+  if start_rubberduck rd-m "http://127.0.0.1:$UP_PORT"; then
+    M_PID=$RD_PID M_PORT=$RD_PORT M_ADMIN=$RD_ADMIN
+    m_auth=(); [ -n "${RUBBERDUCK_METRICS_TOKEN:-}" ] && m_auth=(-H "Authorization: Bearer $TOKEN")
+    if curl --help all 2>/dev/null | grep -q -- '--rate'; then
+      for _ in $(seq $((DURATION * 10))); do
+        printf 'url = "http://127.0.0.1:%s/metrics"\noutput = "/dev/null"\n' "$M_ADMIN"
+      done >"$TMP/m-scrape.curlrc"
+      M_SIDECAR=(taskset -c "$CCPU" stdbuf -oL curl -sS --rate 10/s -K "$TMP/m-scrape.curlrc"
+                 -w '%{http_code} %{time_total} %{size_download}\n' "${m_auth[@]+"${m_auth[@]}"}")
+    else
+      note "(m) curl $(curl --version | awk 'NR == 1 { print $2 }') has no --rate: one curl per scrape"
+      # shellcheck disable=SC2016 # expanded by the inner bash
+      M_SIDECAR=(taskset -c "$CCPU" bash -c 'n=$1; shift; for _ in $(seq "$n"); do
+                   curl -sS -m 2 -o /dev/null "$@"; sleep 0.1; done' m-scrape "$((DURATION * 10))"
+                 -w '%{http_code} %{time_total} %{size_download}\n' "${m_auth[@]+"${m_auth[@]}"}"
+                 "http://127.0.0.1:$M_ADMIN/metrics")
+    fi
+  else
+    FAILED+=(m)
+    [ -n "${RD_PID:-}" ] && { stop_pid "$RD_PID"; forget_pid "$RD_PID"; }
+  fi
+fi
 # (p) every pipeline stage configured, none triggering; (q) a 10,000-entry IP allowlist.
 write_stage_configs
 for key in p q; do
@@ -583,7 +638,7 @@ if want n; then
   fi
   [ -n "${C_PID:-}" ] && { expect_no_hit nc "$C_PORT" "$UNCACHED_PATH" || FAILED+=(nc); }
 fi
-ROUND_KEYS="a b c cl p q h hn ho n nc nb"
+ROUND_KEYS="a b c cl m p q h hn ho n nc nb"
 C_SENT=0 C_SECS=0
 # want_round KEY: hn and ho come with h, nc and nb with n.
 want_round() {
@@ -604,6 +659,7 @@ for round in $(seq 1 "$ROUNDS"); do
       b) [ -n "$NX_PID" ] || continue; port=$NX_PORT ;;
       c) [ -n "${C_PID:-}" ] || continue; port=$C_PORT ;;
       cl) [ -n "${CL_PID:-}" ] || continue; port=$CL_PORT ;;
+      m) [ -n "$M_PID" ] || continue; port=$M_PORT ;;
       p) [ -n "${P_PID:-}" ] || continue; port=$P_PORT ;;
       q) [ -n "${Q_PID:-}" ] || continue; port=$Q_PORT ;;
       h) [ -n "$H_PID" ] || continue; port=$H_PORT cpu_pid=$H_PID ;;
@@ -617,6 +673,7 @@ for round in $(seq 1 "$ROUNDS"); do
     # Only the first round of each target gets a warm-up run.
     saved_warmup=$WARMUP; [ "$round" -gt 1 ] && WARMUP=0
     if [ -n "$cpu_pid" ]; then t0=$(cpu_ticks "$cpu_pid"); u0=$(upstream_requests); fi
+    WRK_SIDECAR=(); [ "$key" = m ] && WRK_SIDECAR=("${M_SIDECAR[@]}")
     if run_wrk "$key-r$round" "$port" "$path"; then
       ROUND_RPS[$key]+=" $R_RPS" ROUND_P50[$key]+=" $R_P50" ROUND_P99[$key]+=" $R_P99"
       ROUND_ERR[$key]=$(( ${ROUND_ERR[$key]:-0} + R_ERR ))
@@ -634,7 +691,7 @@ for round in $(seq 1 "$ROUNDS"); do
     else
       FAILED+=("$key-r$round")
     fi
-    WARMUP=$saved_warmup
+    WRK_SIDECAR=() WARMUP=$saved_warmup
   done
 done
 for key in $ROUND_KEYS; do
@@ -662,20 +719,26 @@ if [ -n "${ROUND_RPS[b]:-}" ] && [ -n "${ROUND_RPS[c]:-}" ]; then
   RES[cb.ratio]=$(median "${ratios[@]}")
   RES[cb.rounds]=$(IFS=/; echo "${ratios[*]}")
 fi
-# ratio_rounds KEY_NUM KEY_DEN OUT: per-round ratios of two targets and their median.
+# ratio_rounds KEY_NUM KEY_DEN OUT [FIGURES PREFIX]: per-round ratios of two targets and their
+# median, in RES[OUT.PREFIXratio] and RES[OUT.PREFIXrounds]; of requests/s unless FIGURES names
+# another of the ROUND_* arrays (ROUND_P99 p99: RES[OUT.p99ratio] and RES[OUT.p99rounds]).
 ratio_rounds() {
-  [ -n "${ROUND_RPS[$1]:-}" ] && [ -n "${ROUND_RPS[$2]:-}" ] || return 0
+  local -n fig=${4:-ROUND_RPS}
+  local pre=${5:-}
+  [ -n "${fig[$1]:-}" ] && [ -n "${fig[$2]:-}" ] || return 0
   local -a rn rd rs=()
-  read -r -a rn <<<"${ROUND_RPS[$1]}"
-  read -r -a rd <<<"${ROUND_RPS[$2]}"
+  read -r -a rn <<<"${fig[$1]}"
+  read -r -a rd <<<"${fig[$2]}"
   for i in "${!rd[@]}"; do
     [ -n "${rn[$i]:-}" ] && rs+=("$(awk -v n="${rn[$i]}" -v d="${rd[$i]}" 'BEGIN { printf "%.2f", n / d }')")
   done
-  RES[$3.ratio]=$(median "${rs[@]}")
-  RES[$3.rounds]=$(IFS=/; echo "${rs[*]}")
+  RES[$3.${pre}ratio]=$(median "${rs[@]}")
+  RES[$3.${pre}rounds]=$(IFS=/; echo "${rs[*]}")
 }
 ratio_rounds p c pc
 ratio_rounds c cl ccl
+ratio_rounds m c mc
+ratio_rounds m c mc ROUND_P99 p99
 ratio_rounds q c qc
 ratio_rounds h hn hhn
 ratio_rounds h ho hho
@@ -702,6 +765,37 @@ for key in p q; do
   [ -n "${!pid_var:-}" ] && { stop_pid "${!pid_var}"; forget_pid "${!pid_var}"; }
 done
 [ -n "${CL_PID:-}" ] && { stop_pid "$CL_PID"; forget_pid "$CL_PID"; }
+# (m): what the scrapes of every round got: how many, how many 200s, their times and sizes.
+if [ -n "$M_PID" ]; then
+  RES[m.rss]=$(peak_rss_mb "$M_PID")
+  stop_pid "$M_PID"; forget_pid "$M_PID"
+  RES[m.scrapes]=$(python3 - "$((ROUNDS * DURATION * 10))" "$LOGS"/m-r*-sidecar.log <<'PY'
+import re, statistics, sys
+planned, done, times, sizes, other = int(sys.argv[1]), 0, [], [], 0
+for path in sys.argv[2:]:
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        continue
+    for line in lines:
+        m = re.fullmatch(r"(\d{3}) ([0-9.]+) (\d+)", line)
+        if not m:
+            other += bool(line.strip())
+            continue
+        done += 1
+        if m[1] == "200":
+            times.append(float(m[2]) * 1000)
+            sizes.append(int(m[3]))
+out = "%d scrapes done of %d planned, %d with status 200" % (done, planned, len(times))
+if times:
+    out += "; scrape time median %.2f ms, slowest %.2f ms; body median %d bytes, largest %d bytes" % (
+        statistics.median_low(times), max(times), statistics.median_low(sizes), max(sizes))
+if other:
+    out += "; %d other lines from curl (errors)" % other
+print(out)
+PY
+)
+fi
 if [ -n "${C_PID:-}" ]; then
   RES[c.rss]=$(peak_rss_mb "$C_PID")
   stop_pid "$C_PID"; forget_pid "$C_PID"
