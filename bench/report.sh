@@ -63,7 +63,7 @@ Pinning (taskset): the proxy under test on CPU $SCPU, the upstreams on CPU $UCPU
 | (p) Rubberduck, every pipeline stage configured, none triggering | $(val p.rps) | $(val p.p50) | $(val p.p99) | $(val p.err) | $(val p.rounds) |
 | (q) Rubberduck, 10,000-entry IP allowlist | $(val q.rps) | $(val q.p50) | $(val q.p99) | $(val q.err) | $(val q.rounds) |
 
-Request log cost, round by round: c/cl $(val ccl.ratio) ($(val ccl.rounds); target >= 0.95: $(judge 'a >= b' "${RES[ccl.ratio]:-}" 0.95)). The log of (c): $(val c.log).
+Request log cost, round by round: c/cl $(val ccl.ratio) ($(val ccl.rounds); target >= 0.95: $(judge 'a >= b' "${RES[ccl.ratio]:-}" 0.95)). Server CPU per request (all of the process's threads, the log writer included; warm-up included): (c) $(val c.cpu) µs, (cl) $(val cl.cpu) µs, (m) $(val m.cpu) µs. The log of (c): $(val c.log).
 
 Scraping cost, round by round against (c) in the same round: m/c $(val mc.ratio) requests/s ($(val mc.rounds)), p99 m/c $(val mc.p99ratio) ($(val mc.p99rounds)). The scrapes of (m) (curl --rate 10/s on CPU $CCPU, during the measured runs only): $(val m.scrapes). Peak RSS of (m): $(val m.rss) MB.
 

@@ -657,9 +657,9 @@ for round in $(seq 1 "$ROUNDS"); do
     case $key in
       a) port=$UP_PORT ;;
       b) [ -n "$NX_PID" ] || continue; port=$NX_PORT ;;
-      c) [ -n "${C_PID:-}" ] || continue; port=$C_PORT ;;
-      cl) [ -n "${CL_PID:-}" ] || continue; port=$CL_PORT ;;
-      m) [ -n "$M_PID" ] || continue; port=$M_PORT ;;
+      c) [ -n "${C_PID:-}" ] || continue; port=$C_PORT cpu_pid=$C_PID ;;
+      cl) [ -n "${CL_PID:-}" ] || continue; port=$CL_PORT cpu_pid=$CL_PID ;;
+      m) [ -n "$M_PID" ] || continue; port=$M_PORT cpu_pid=$M_PID ;;
       p) [ -n "${P_PID:-}" ] || continue; port=$P_PORT ;;
       q) [ -n "${Q_PID:-}" ] || continue; port=$Q_PORT ;;
       h) [ -n "$H_PID" ] || continue; port=$H_PORT cpu_pid=$H_PID ;;
