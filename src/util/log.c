@@ -95,7 +95,7 @@ int rd_log_render(struct rd_buf *out, enum rd_log_format fmt, uint64_t now_ms, e
     struct tm tm;
     if (gmtime_r(&secs, &tm) == NULL)
         memset(&tm, 0, sizeof tm);
-    char ts[32];
+    char ts[80]; /* room for any int fields, which gcc cannot rule out */
     snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
              tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(now_ms % 1000u));
     const char *level = (unsigned)lvl < sizeof names / sizeof names[0] ? names[lvl] : "error";

@@ -57,8 +57,9 @@ int rd_log_render(struct rd_buf *out, enum rd_log_format fmt, uint64_t now_ms, e
 #define rd_error(...) rd_log(RD_LOG_ERROR, __VA_ARGS__)
 
 /* Request-scoped: rd_warn_req(req->snap->name, rd_req_id(req), "...", ...).
- * The level check comes first, so disabled levels cost no formatting (nor
- * the arguments' evaluation). */
+ * rd_log_req checks the level before any formatting; the trace and debug
+ * macros check it before the call too, so their arguments are not even
+ * evaluated when the level is off. */
 #define rd_trace_req(proxy, req, ...)                                                                                  \
     do {                                                                                                               \
         if (rd_log_enabled(RD_LOG_TRACE))                                                                              \
