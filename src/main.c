@@ -76,9 +76,12 @@ static const char usage_serve[] =
     "  --workers N              I/O threads (RUBBERDUCK_WORKERS, default: number of cores)\n"
     "  --demo                   create the demo proxy on :8001 if missing (RUBBERDUCK_DEMO=1)\n"
     "  --log-level LEVEL        trace|debug|info|warn|error (RUBBERDUCK_LOG_LEVEL, default info)\n"
+    "  --log-format FORMAT      process log lines: text (key=value) or json (RUBBERDUCK_LOG_FORMAT, default text)\n"
     "  --header-timeout-ms MS   time allowed to send request headers (RUBBERDUCK_HEADER_TIMEOUT_MS, 10000)\n"
-    "  --drain-timeout-ms MS    how long a stop signal waits for requests, 0: cut them (RUBBERDUCK_DRAIN_TIMEOUT_MS, 30000)\n"
-    "  --log-buffer-size SIZE   request log records waiting to be written, at most (RUBBERDUCK_LOG_BUFFER_SIZE, 100MB)\n"
+    "  --drain-timeout-ms MS    how long a stop signal waits for requests, 0: cut them (RUBBERDUCK_DRAIN_TIMEOUT_MS, "
+    "30000)\n"
+    "  --log-buffer-size SIZE   request log records waiting to be written, at most (RUBBERDUCK_LOG_BUFFER_SIZE, "
+    "100MB)\n"
     "  --log-retention-days N   purge request log rows older than N days, 0: keep (RUBBERDUCK_LOG_RETENTION_DAYS, 30)\n"
     "  --node-id ID             this node's name in the request log (RUBBERDUCK_NODE_ID, default: host name)\n"
     "\n"
@@ -141,6 +144,13 @@ static int set_option(struct opts *o, const char *name, const char *value)
         rd_log_set_level(lvl);
         return 0;
     }
+    if (strcmp(name, "log-format") == 0) {
+        enum rd_log_format fmt;
+        if (rd_log_parse_format(value, &fmt) != 0)
+            return RD_EINVAL;
+        rd_log_set_format(fmt);
+        return 0;
+    }
     if (strcmp(name, "header-timeout-ms") == 0)
         return parse_u64(value, 1, 3600000, &o->header_timeout_ms);
     if (strcmp(name, "drain-timeout-ms") == 0)
@@ -170,6 +180,7 @@ static const struct {
     {"data-dir", "RUBBERDUCK_DATA_DIR"},
     {"workers", "RUBBERDUCK_WORKERS"},
     {"log-level", "RUBBERDUCK_LOG_LEVEL"},
+    {"log-format", "RUBBERDUCK_LOG_FORMAT"},
     {"header-timeout-ms", "RUBBERDUCK_HEADER_TIMEOUT_MS"},
     {"drain-timeout-ms", "RUBBERDUCK_DRAIN_TIMEOUT_MS"},
     {"log-buffer-size", "RUBBERDUCK_LOG_BUFFER_SIZE"},
@@ -220,8 +231,13 @@ static int parse_serve(int argc, char **argv, struct opts *o)
         } else if (i + 1 < argc) {
             value = argv[++i];
         }
-        if (value == NULL || set_option(o, name, value) != 0) {
-            fprintf(stderr, "rubberduck: invalid option '%s'\n\n%s", a, usage_serve);
+        if (value == NULL) {
+            fprintf(stderr, "rubberduck: option '%s' needs a value\n\n%s", a, usage_serve);
+            return 2;
+        }
+        if (set_option(o, name, value) != 0) {
+            fprintf(stderr, "rubberduck: invalid option '%s%s%s'\n\n%s", a, eq ? "" : " ", eq ? "" : value,
+                    usage_serve);
             return 2;
         }
     }
@@ -244,7 +260,7 @@ static int load_token(struct app *app)
     const char *env = getenv("RUBBERDUCK_ADMIN_TOKEN");
     if (env && env[0]) {
         if (strlen(env) >= sizeof app->token) {
-            fprintf(stderr, "rubberduck: RUBBERDUCK_ADMIN_TOKEN is too long\n");
+            rd_error("RUBBERDUCK_ADMIN_TOKEN is too long");
             return RD_EINVAL;
         }
         snprintf(app->token, sizeof app->token, "%s", env);
@@ -257,13 +273,13 @@ static int load_token(struct app *app)
         ssize_t n = read(fd, app->token, sizeof app->token - 1);
         close(fd);
         if (n <= 0) {
-            fprintf(stderr, "rubberduck: cannot read %s\n", path);
+            rd_error("cannot read %s", path);
             return RD_EINVAL;
         }
         app->token[n] = '\0';
         app->token[strcspn(app->token, "\r\n")] = '\0';
         if (app->token[0] == '\0') {
-            fprintf(stderr, "rubberduck: %s is empty\n", path);
+            rd_error("%s is empty", path);
             return RD_EINVAL;
         }
         rd_info("admin token in %s", path);
@@ -277,13 +293,14 @@ static int load_token(struct app *app)
     snprintf(app->token, sizeof app->token, "rd_%s", hex);
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
-        fprintf(stderr, "rubberduck: cannot create %s: %s\n", path, strerror(errno));
-        return -errno;
+        int err = errno;
+        rd_error("cannot create %s: %s", path, strerror(err));
+        return -err;
     }
     size_t len = strlen(app->token);
     bool ok = write(fd, app->token, len) == (ssize_t)len && write(fd, "\n", 1) == 1;
     if (close(fd) != 0 || !ok) {
-        fprintf(stderr, "rubberduck: cannot write %s\n", path);
+        rd_error("cannot write %s", path);
         return RD_EINVAL;
     }
     rd_info("admin token generated in %s", path);
@@ -299,7 +316,7 @@ static int load_secrets_key(struct app *app)
     snprintf(path, sizeof path, "%s/secrets.key", app->o.data_dir);
     int rc = rd_secrets_load_key(path, why, sizeof why);
     if (rc != 0)
-        fprintf(stderr, "rubberduck: %s\n", why);
+        rd_error("%s", why);
     return rc;
 }
 

@@ -102,8 +102,8 @@ static void end_early(struct rd_shape *sh)
     struct rd_req *req = sh->req;
     req->stream_ended = false; /* whatever the decoder saw, the client got no end */
     if (sh->verdict.act == RD_EVENT_CUT) {
-        rd_debug("proxy %s: %s: stream cut after %llu events", req->snap->name, rd_req_id(req),
-                 (unsigned long long)(sh->events - 1));
+        rd_debug_req(req->snap->name, rd_req_id(req), "stream cut after %llu events",
+                     (unsigned long long)(sh->events - 1));
         rd_req_fail(req, 502, "stream cut"); /* the head is out: this closes the connection */
         return;
     }
@@ -120,8 +120,8 @@ static void end_early(struct rd_shape *sh)
     rd_source_abort(&req->src);
     if (rc < 0) {
         rd_buf_free(&out);
-        rd_warn("proxy %s: %s: cannot build the mid-stream error (%s): stream cut", req->snap->name, rd_req_id(req),
-                rd_strerror(rc));
+        rd_warn_req(req->snap->name, rd_req_id(req), "cannot build the mid-stream error (%s): stream cut",
+                    rd_strerror(rc));
         rd_req_fail(req, 502, "stream cut");
         return;
     }

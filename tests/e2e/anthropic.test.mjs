@@ -496,7 +496,7 @@ describe('forwarding to an Anthropic upstream', () => {
 
   test('the API key never reaches the server log', async () => {
     // the debug log has a line per request of this suite, none with the key
-    assert.match(srv.stderrText(), /proxy anthropic-up: req_\w+ POST \/v1\/messages/);
+    assert.match(srv.stderrText(), /msg="POST \/v1\/messages .*" proxy=anthropic-up req=req_\w+/);
     assert.ok(!srv.stderrText().includes('sk-ant-test-key'), 'the key appears in the server output');
   });
 });

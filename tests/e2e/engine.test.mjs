@@ -92,7 +92,7 @@ describe('errors', () => {
     assert.doesNotMatch(err.message, new RegExp(`${closed}|127\\.0\\.0\\.1|refused|connect`, 'i'));
     const id = r.headers['x-request-id'];
     assert.match(id, /^req_[0-9a-f]{16}$/);
-    await srv.waitForStderr(new RegExp(`${id}.*(refused|connect)`, 'i'));
+    await srv.waitForStderr(new RegExp(`(refused|connect).* req=${id}`, 'i'));
   });
 
   test('errors the server answers itself (400, 413, 431) carry the provider\'s request id: they went through the proxy layer', async () => {
@@ -111,7 +111,7 @@ describe('errors', () => {
         assertOpenAIError(assert, r.body);
         const id = (r.headers['x-request-id'] ?? [])[0];
         assert.match(id ?? '', /^req_[0-9a-f]{16}$/, `${status} without a request id`);
-        await srv.waitForStderr(new RegExp(`${id} .* -> ${status}`));
+        await srv.waitForStderr(new RegExp(`-> ${status} .* req=${id}`));
       } finally {
         c.destroy();
       }
@@ -130,7 +130,7 @@ describe('the request object', () => {
     let usage = null;
     for await (const chunk of stream) if (chunk.usage) usage = chunk.usage;
     assert.ok(usage && usage.prompt_tokens > 0 && usage.completion_tokens > 0);
-    await srv.waitForStderr(new RegExp(`proxy emu: req_[0-9a-f]+ POST /v1/chat/completions model=gpt-4o-mini -> 200 .*tokens ${usage.prompt_tokens}/${usage.completion_tokens}(?! \\(stream not ended\\))`));
+    await srv.waitForStderr(new RegExp(`msg="POST /v1/chat/completions model=gpt-4o-mini -> 200 .*tokens ${usage.prompt_tokens}/${usage.completion_tokens}" proxy=emu req=req_[0-9a-f]+`));
   });
 
   test('usage from a non-streamed body in several chunks, and a stream cut before [DONE] is marked', async () => {
@@ -138,7 +138,7 @@ describe('the request object', () => {
     up.route('/v1/chat/completions', reply.raw(200, { 'content-type': 'application/json' }, body)); // chunked: several reads
     const r = await httpRequest(`${base}/v1/chat/completions`, { method: 'POST', body: '{"model":"gpt-4o","messages":[]}' });
     assert.equal(r.status, 200);
-    await srv.waitForStderr(/proxy engine: req_[0-9a-f]+ POST \/v1\/chat\/completions model=gpt-4o -> 200 .*tokens 11\/7/);
+    await srv.waitForStderr(/msg="POST \/v1\/chat\/completions model=gpt-4o -> 200 .*tokens 11\/7" proxy=engine req=req_[0-9a-f]+/);
     up.route('/v1/completions', reply.sse(['data: {"choices":[]}']));
     const s = await httpRequest(`${base}/v1/completions`, { method: 'POST', body: '{"model":"gpt-3.5-turbo-instruct","stream":true}' });
     assert.equal(s.status, 200);

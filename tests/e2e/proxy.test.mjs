@@ -730,7 +730,7 @@ describe('secrets', () => {
       await traced.stop();
     }
     const log = traced.stderrText() + traced.stdoutText();
-    assert.match(log, / trace /, 'the server did not log at trace level');
+    assert.match(log, / level=trace /, 'the server did not log at trace level');
     assert.ok(!log.includes(key), `an API key appears in the server output:\n${log.split('\n').filter((l) => l.includes(key)).join('\n')}`);
     const walk = (d) => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
     const files = walk(traced.dataDir);

@@ -324,7 +324,7 @@ describe('scenario list', () => {
     await srv.putConfig(p.id, doc);
     assert.deepEqual([await s(), await s()], [503, 200]);
     // the debug log names the entry that decided
-    await srv.waitForStderr(/proxy scn-reset: req_[0-9a-f]+: scenario\[0\]: status 503/);
+    await srv.waitForStderr(/msg="scenario\[0\]: status 503[^"]*" proxy=scn-reset req=req_[0-9a-f]+/);
   });
 
   test('with 2 workers, nth counts the proxy\'s requests, not a worker\'s', async () => {

@@ -237,7 +237,7 @@ describe('secrets never leak (every provider, every credential slot)', () => {
     // a stopped server has flushed everything it will write
     await srv.stop();
     const log = srv.stderrText() + srv.stdoutText();
-    assert.match(log, / trace /, 'the server logged at trace level');
+    assert.match(log, / level=trace /, 'the server logged at trace level');
     for (const [s, where] of secrets) {
       const lines = log.split('\n').filter((l) => l.includes(s));
       assert.equal(lines.length, 0, `the secret of ${where} is in the server output:\n${lines.slice(0, 5).join('\n')}`);

@@ -72,7 +72,7 @@ test('without the CA the certificate is refused: 502 in the provider format', as
   assert.doesNotMatch(err.message, /certificate|SSL|TLS|127\.0\.0\.1|curl/i);
   const id = r.headers['x-request-id'];
   assert.match(id, /^req_[0-9a-f]{16}$/);
-  await srv.waitForStderr(new RegExp(`${id}.*(certificate|SSL|TLS)`, 'i'));
+  await srv.waitForStderr(new RegExp(`(certificate|SSL|TLS).* req=${id}`, 'i'));
   assert.equal(seen.length, before, 'no request may reach an unverified upstream');
 });
 

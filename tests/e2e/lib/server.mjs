@@ -190,6 +190,9 @@ async function startServerOnce(opts) {
   exited.then((info) => (exitInfo = info));
 
   const adminUrl = `http://${listen}`;
+  const levelArg = args.findIndex((a) => a === '--log-level' || a.startsWith('--log-level='));
+  const level = levelArg < 0 ? env.RUBBERDUCK_LOG_LEVEL : args[levelArg].split('=')[1] ?? args[levelArg + 1];
+  const infoHidden = level === 'warn' || level === 'error';
   const srv = {
     pid: child.pid,
     child,
@@ -274,7 +277,10 @@ async function startServerOnce(opts) {
         if (exitInfo !== null) throw new Error(`rubberduck exited early (${JSON.stringify(exitInfo)}); stderr:\n${tail(stderr)}`);
         try {
           const r = await httpRequest(`${adminUrl}/healthz`, { timeoutMs: 1000 });
-          return r.status === 200 && stderr.includes(`admin API on ${adminUrl}`);
+          // The line reads msg="admin API on ..." in text and "msg":"admin API on ..."
+          // with --log-format json; at --log-level warn or error it is not printed,
+          // and /healthz alone has to do.
+          return r.status === 200 && (infoHidden || stderr.includes(`admin API on ${adminUrl}`));
         } catch {
           return false;
         }
