@@ -42,7 +42,7 @@ void rd_req_simulated(struct rd_req *req, enum rd_failure type)
 void rd_req_simulate_error(struct rd_req *req, enum rd_failure type, const struct rd_error_spec *e)
 {
     rd_req_simulated(req, type);
-    rd_debug_req(req->snap->name, rd_req_id(req), "simulated %s: %d", rd_failure_name(type), e->status);
+    rd_req_debug(req, "simulated %s: %d", rd_failure_name(type), e->status);
     rd_req_fail_spec(req, e);
 }
 

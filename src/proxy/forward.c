@@ -111,8 +111,7 @@ static size_t decode(struct rd_req *req, const char *p, size_t n)
         /* A malformed frame (CRC, lengths, caps) stops the looking, not the
          * relay: the client's SDK sees the same bytes and reports them. */
         if (rc < 0) {
-            rd_warn_req(req->snap->name, rd_req_id(req), "the upstream's event stream is malformed (%s); relayed as is",
-                        rd_strerror(req->es.err));
+            rd_req_warn(req, "the upstream's event stream is malformed (%s); relayed as is", rd_strerror(req->es.err));
             req->decode = RD_DECODE_NONE;
         }
         break;
@@ -261,8 +260,8 @@ static void on_done(void *ud, int err, const char *detail)
     }
     /* The details (host, port, curl or TLS text) stay in the server log; the
      * client gets the provider's error with the id that finds this line. */
-    rd_warn_req(req->snap->name, rd_req_id(req), "%s %s: upstream %s: %s", req->method, req->path,
-                err == RD_ETIMEDOUT ? "timed out" : "failed", detail && detail[0] ? detail : rd_strerror(err));
+    rd_req_warn(req, "%s %s: upstream %s: %s", req->method, req->path, err == RD_ETIMEDOUT ? "timed out" : "failed",
+                detail && detail[0] ? detail : rd_strerror(err));
     if (err == RD_ETIMEDOUT)
         rd_req_fail(req, 504, "The upstream server did not answer in time.");
     else
@@ -432,7 +431,7 @@ void rd_forward_start(struct rd_req *req)
         };
         int rc = p->prepare(p, &pr, &prep);
         if (rc < 0) {
-            rd_warn_req(snap->name, rd_req_id(req), "cannot prepare the upstream request: %s", rd_strerror(rc));
+            rd_req_warn(req, "cannot prepare the upstream request: %s", rd_strerror(rc));
             rd_req_fail(req, 502,
                         prep.fail_message ? prep.fail_message
                                           : "The request could not be prepared for the upstream server.");

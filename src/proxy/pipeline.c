@@ -200,7 +200,7 @@ static void run_from(struct rd_req *req, size_t i)
         case RD_STAGE_DONE:
         case RD_STAGE_SUSPEND: return;
         case RD_STAGE_ERROR:
-            rd_warn_req(req->snap->name, rd_req_id(req), "stage %s failed", step->stage->name);
+            rd_req_warn(req, "stage %s failed", step->stage->name);
             rd_req_fail(req, 500, "The server had an error while processing your request.");
             return;
         }

@@ -212,8 +212,7 @@ static void set_deadline(struct rd_req *req, uint64_t ms)
 void rd_req_set_state(struct rd_req *req, enum rd_req_state s)
 {
     if (req->state != s)
-        rd_trace_req(req->snap ? req->snap->name : NULL, rd_req_id(req), "%s -> %s", rd_req_state_name(req->state),
-                     rd_req_state_name(s));
+        rd_req_trace(req, "%s -> %s", rd_req_state_name(req->state), rd_req_state_name(s));
     enum rd_req_state from = req->state;
     req->state = s;
     switch (s) {
@@ -267,7 +266,7 @@ static void on_timer(uv_timer_t *t)
     case RD_REQ_RELAY:
         rd_source_abort(&req->src);
         req->err = RD_ETIMEDOUT;
-        rd_warn_req(req->snap->name, rd_req_id(req), "%s: upstream timed out after %llu ms (%s)", req->path,
+        rd_req_warn(req, "%s: upstream timed out after %llu ms (%s)", req->path,
                     (unsigned long long)req->snap->limits.upstream_timeout_ms,
                     req->head_sent ? "response cut" : "504 sent");
         rd_req_fail(req, 504, "The upstream server did not answer in time.");
@@ -285,8 +284,8 @@ static void log_done(struct rd_req *req)
     const struct rd_usage *u = rd_req_usage(req);
     if (u->input >= 0 || u->output >= 0)
         snprintf(tokens, sizeof tokens, " tokens %lld/%lld", (long long)u->input, (long long)u->output);
-    rd_debug_req(req->snap->name, rd_req_id(req), "%s %s model=%s -> %d (upstream %d) %llu bytes in %.3f ms%s%s",
-                 req->method, req->path, req->model[0] ? req->model : "-", req->status_sent, req->status_upstream,
+    rd_req_debug(req, "%s %s model=%s -> %d (upstream %d) %llu bytes in %.3f ms%s%s", req->method, req->path,
+                 req->model[0] ? req->model : "-", req->status_sent, req->status_upstream,
                  (unsigned long long)req->bytes_out, (double)(req->t_done - req->t_received) / 1000.0, tokens,
                  req->stream && !req->stream_ended ? " (stream not ended)" : "");
 }
@@ -491,7 +490,7 @@ void rd_req_server_error(struct rd_req_env *env, struct rd_proxy_snap *snap, con
     *content_type = "application/json";
     req->bytes_out = body->len;
     rd_req_set_state(req, RD_REQ_DONE);
-    rd_debug_req(snap->name, rd_req_id(req), "%s %s -> %d (%s)", e->req && e->req->method ? e->req->method : "-",
+    rd_req_debug(req, "%s %s -> %d (%s)", e->req && e->req->method ? e->req->method : "-",
                  e->req && e->req->path ? e->req->path : "-", e->status, e->message);
     req_release(req);
 }

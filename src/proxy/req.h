@@ -262,6 +262,16 @@ void rd_req_provider_view(const struct rd_req *req, struct rd_provider_req *out)
 /* "req_<16 hex>": the id sent in error responses and written in log lines. */
 const char *rd_req_id(struct rd_req *req);
 const char *rd_req_state_name(enum rd_req_state s);
+/* Request-scoped process log lines: the proxy's name and the request id
+ * as the line's proxy= and req= fields (util/log.h). */
+static inline const char *rd_req_proxy_name(const struct rd_req *req)
+{
+    return req->snap ? req->snap->name : NULL;
+}
+#define rd_req_trace(req, ...) rd_trace_req(rd_req_proxy_name(req), rd_req_id(req), __VA_ARGS__)
+#define rd_req_debug(req, ...) rd_debug_req(rd_req_proxy_name(req), rd_req_id(req), __VA_ARGS__)
+#define rd_req_info(req, ...) rd_info_req(rd_req_proxy_name(req), rd_req_id(req), __VA_ARGS__)
+#define rd_req_warn(req, ...) rd_warn_req(rd_req_proxy_name(req), rd_req_id(req), __VA_ARGS__)
 /* Monotonic microseconds (the clock of the timestamps). */
 uint64_t rd_req_now_us(void);
 

@@ -102,8 +102,7 @@ static void end_early(struct rd_shape *sh)
     struct rd_req *req = sh->req;
     req->stream_ended = false; /* whatever the decoder saw, the client got no end */
     if (sh->verdict.act == RD_EVENT_CUT) {
-        rd_debug_req(req->snap->name, rd_req_id(req), "stream cut after %llu events",
-                     (unsigned long long)(sh->events - 1));
+        rd_req_debug(req, "stream cut after %llu events", (unsigned long long)(sh->events - 1));
         rd_req_fail(req, 502, "stream cut"); /* the head is out: this closes the connection */
         return;
     }
@@ -120,8 +119,7 @@ static void end_early(struct rd_shape *sh)
     rd_source_abort(&req->src);
     if (rc < 0) {
         rd_buf_free(&out);
-        rd_warn_req(req->snap->name, rd_req_id(req), "cannot build the mid-stream error (%s): stream cut",
-                    rd_strerror(rc));
+        rd_req_warn(req, "cannot build the mid-stream error (%s): stream cut", rd_strerror(rc));
         rd_req_fail(req, 502, "stream cut");
         return;
     }

@@ -22,15 +22,22 @@ void rd_log_set_level(enum rd_log_level lvl)
     min_level = lvl;
 }
 
+/* The index of s in names_[0..n), or -1. */
+static int find_name(const char *const *names_, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s, names_[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
 int rd_log_parse_level(const char *s, enum rd_log_level *out)
 {
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if (strcmp(s, names[i]) == 0) {
-            *out = (enum rd_log_level)i;
-            return 0;
-        }
-    }
-    return RD_EINVAL;
+    int i = find_name(names, sizeof names / sizeof names[0], s);
+    if (i < 0)
+        return RD_EINVAL;
+    *out = (enum rd_log_level)i;
+    return 0;
 }
 
 void rd_log_set_format(enum rd_log_format fmt)
@@ -40,13 +47,11 @@ void rd_log_set_format(enum rd_log_format fmt)
 
 int rd_log_parse_format(const char *s, enum rd_log_format *out)
 {
-    for (size_t i = 0; i < sizeof format_names / sizeof format_names[0]; i++) {
-        if (strcmp(s, format_names[i]) == 0) {
-            *out = (enum rd_log_format)i;
-            return 0;
-        }
-    }
-    return RD_EINVAL;
+    int i = find_name(format_names, sizeof format_names / sizeof format_names[0], s);
+    if (i < 0)
+        return RD_EINVAL;
+    *out = (enum rd_log_format)i;
+    return 0;
 }
 
 void rd_log_set_fd(int fd)

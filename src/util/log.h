@@ -56,7 +56,7 @@ int rd_log_render(struct rd_buf *out, enum rd_log_format fmt, uint64_t now_ms, e
 #define rd_warn(...) rd_log(RD_LOG_WARN, __VA_ARGS__)
 #define rd_error(...) rd_log(RD_LOG_ERROR, __VA_ARGS__)
 
-/* Request-scoped: rd_warn_req(req->snap->name, rd_req_id(req), "...", ...).
+/* Request-scoped (src/proxy/req.h wraps them as rd_req_warn(req, ...) and co.).
  * rd_log_req checks the level before any formatting; the trace and debug
  * macros check it before the call too, so their arguments are not even
  * evaluated when the level is off. */

@@ -508,7 +508,7 @@ void rd_cache_record_data(struct rd_req *req, const char *p, size_t n)
 {
     struct cache_req *cr = leading(req);
     if (cr && !cr->unstorable && rd_cache_fill_data(cr->fill, p, n) == RD_ETOOBIG)
-        rd_debug_req(req->snap->name, rd_req_id(req), "the response passed response_buffer_size: relayed, not cached");
+        rd_req_debug(req, "the response passed response_buffer_size: relayed, not cached");
 }
 
 void rd_cache_record_event(struct rd_req *req, uint64_t end)
@@ -623,8 +623,7 @@ static void commit(struct rd_req *req, const struct cache_cfg *c, struct cache_r
         struct rd_cache_entry *prev = rd_cache_closest(cache, req->path, req->model);
         if (prev && prev->upstream_model[0] && strcmp(prev->upstream_model, e->upstream_model) != 0) {
             size_t n = rd_cache_delete_model(cache, req->model);
-            rd_info_req(req->snap->name, rd_req_id(req),
-                        "the upstream answers %s with %s now (was %s): %zu cached entries dropped", req->model,
+            rd_req_info(req, "the upstream answers %s with %s now (was %s): %zu cached entries dropped", req->model,
                         e->upstream_model, prev->upstream_model, n);
         }
         rd_cache_entry_unref(prev);
@@ -663,9 +662,8 @@ static void error_window(struct rd_req *req, struct cache_cfg *c)
     pthread_mutex_unlock(&c->mu);
     if (clear) {
         size_t n = rd_cache_delete_pattern(req->snap->cache, NULL);
-        rd_warn_req(req->snap->name, rd_req_id(req),
-                    "upstream error rate reached %.0f%%: the cache was cleared (%zu entries)", c->err_threshold * 100.0,
-                    n);
+        rd_req_warn(req, "upstream error rate reached %.0f%%: the cache was cleared (%zu entries)",
+                    c->err_threshold * 100.0, n);
     }
 }
 

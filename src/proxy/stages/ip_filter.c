@@ -259,8 +259,7 @@ static enum rd_stage_rc run(struct rd_req *req, const void *state)
         /* Not an IP peer (cannot happen on a TCP listener): no rule can be
          * checked against it, so it is refused in both modes, as a
          * malformed forwarded address is. */
-        rd_warn_req(req->snap->name, rd_req_id(req), "ip_filter: peer address \"%s\" is not an IP address",
-                    req->x->client_ip);
+        rd_req_warn(req, "ip_filter: peer address \"%s\" is not an IP address", req->x->client_ip);
         struct rd_error_spec e = {.status = 403, .message = deny_message(RD_IPF_DENY_ADDRESS), .retry_after_s = -1};
         rd_req_simulate_error(req, RD_FAIL_IP_BLOCKED, &e);
         return RD_STAGE_DONE;
@@ -284,9 +283,9 @@ static enum rd_stage_rc run(struct rd_req *req, const void *state)
     rd_ipaddr_format(&res.client, req->client_ip, sizeof req->client_ip);
     if (v == RD_IPF_ALLOW)
         return RD_STAGE_NEXT;
-    rd_debug_req(req->snap->name, rd_req_id(req), "ip_filter: %s denied: %s%s%s%s%s", req->client_ip,
-                 rd_ipfilter_verdict_name(v), res.country ? ", country " : "",
-                 res.country ? rd_country_code(res.country) : "", res.why[0] ? ", " : "", res.why);
+    rd_req_debug(req, "ip_filter: %s denied: %s%s%s%s%s", req->client_ip, rd_ipfilter_verdict_name(v),
+                 res.country ? ", country " : "", res.country ? rd_country_code(res.country) : "",
+                 res.why[0] ? ", " : "", res.why);
     struct rd_error_spec e = {.status = 403, .message = deny_message(v), .retry_after_s = -1};
     rd_req_simulate_error(req, RD_FAIL_IP_BLOCKED, &e);
     return RD_STAGE_DONE;

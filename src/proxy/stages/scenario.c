@@ -640,9 +640,9 @@ static enum rd_stage_rc run(struct rd_req *req, const void *state)
             snprintf(from, sizeof from, RD_FAULT_HEADER);
         else
             snprintf(from, sizeof from, "scenario[%d]", entry);
-        rd_debug_req(req->snap->name, rd_req_id(req), "%s: status %d, delay %llu ms%s, stream fault %d after %u events",
-                     from, plan.status, (unsigned long long)plan.delay_ms, plan.hang ? ", hang" : "",
-                     (int)plan.stream_fault, plan.after_events);
+        rd_req_debug(req, "%s: status %d, delay %llu ms%s, stream fault %d after %u events", from, plan.status,
+                     (unsigned long long)plan.delay_ms, plan.hang ? ", hang" : "", (int)plan.stream_fault,
+                     plan.after_events);
     }
     req->plan = plan;
     if (plan.hang) {

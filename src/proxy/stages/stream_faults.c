@@ -136,8 +136,7 @@ static bool on_stream(struct rd_req *req, const void *state, struct rd_hdrs *hdr
         (void)rd_hdrs_remove(hdrs, "X-Rubberduck-Failure");
         rd_hdrs_add_ref(hdrs, "X-Rubberduck-Failure", rd_failure_name(req->failure));
     }
-    rd_debug_req(req->snap->name, rd_req_id(req), "simulated %s after %u events", rd_failure_name(req->failure),
-                 (unsigned)req->plan.after_events);
+    rd_req_debug(req, "simulated %s after %u events", rd_failure_name(req->failure), (unsigned)req->plan.after_events);
     return true;
 }
 
