@@ -140,6 +140,8 @@ void rd_forward_done(struct rd_req *req)
 {
     req->body_complete = req->decode == RD_DECODE_BODY;
     req->decode = RD_DECODE_NONE;
+    if (req->stage_data[RD_STAGE_CACHE])
+        rd_cache_record_end(req); /* before the end goes out */
     rd_req_finish(req);
 }
 
@@ -237,6 +239,14 @@ static int on_data(void *ud, const char *p, size_t n)
         rd_cache_record_data(req, p, n); /* before the decoder finds events in it */
     req->bytes_out += n;
     (void)rd_forward_decode(req, p, n); /* unshaped: nothing stops it */
+    /* The last bytes of a Content-Length body complete the answer for the
+     * client: a fill is committed before they leave (rd_cache_record_end). */
+    if (req->content_length >= 0 && req->bytes_out == (uint64_t)req->content_length &&
+        req->stage_data[RD_STAGE_CACHE]) {
+        req->body_complete = req->decode == RD_DECODE_BODY;
+        rd_cache_record_done(req);
+        rd_cache_record_end(req);
+    }
     /* A failed write means the client is gone; its read side reports that
      * and the exchange is aborted from there. */
     (void)rd_http_write(req->x, p, n);

@@ -567,6 +567,45 @@ describe('TTL and limits', () => {
   });
 });
 
+describe('read your writes', () => {
+  // The answer is stored before its last bytes reach the client: the next
+  // request, on another connection (and so, with two workers, often
+  // another thread), finds it, whatever the timing. A fill committed only
+  // when the request is released leaves a window in which that request
+  // misses (or joins the fill and skips a ttl-0 model's upstream call).
+  const ROUNDS = 60;
+
+  test('a plain answer, a stream and a ttl-0 model, each asked again at once', async () => {
+    const { base } = await proxy('ryw', { cache_ttl: { default: 60, by_model: { 'gpt-4o-mini': 0 } } });
+    const u = upstream();
+    for (let i = 0; i < ROUNDS; i++) {
+      const tag = uniqueTag(`ryw${i}`);
+      await postJson(base + CHAT, chat(tag));
+      const again = await postJson(base + CHAT, chat(tag));
+      assert.equal(xcache(again.headers), 'HIT', `round ${i}: plain`);
+      const stag = uniqueTag(`ryws${i}`);
+      await postJson(base + CHAT, chat(stag, { stream: true }));
+      const sagain = await postJson(base + CHAT, chat(stag, { stream: true }));
+      assert.equal(xcache(sagain.headers), 'HIT', `round ${i}: stream`);
+      const mtag = uniqueTag(`rywm${i}`);
+      for (let k = 0; k < 2; k++) await postJson(base + CHAT, { ...chat(mtag), model: 'gpt-4o-mini' });
+      assert.equal(u.callsFor(mtag), 2, `round ${i}: a ttl-0 answer is never shared`);
+      assert.deepEqual([u.callsFor(tag), u.callsFor(stag)], [1, 1], `round ${i}`);
+    }
+  });
+
+  test('the stats the API reports after an answer include its store and eviction', async () => {
+    const { base, id } = await proxy('ryw-lru', { memory_limits: { cache_max_entries: 1 } });
+    upstream();
+    for (let i = 0; i < ROUNDS; i++) {
+      await postJson(base + CHAT, chat(uniqueTag(`rywe${i}`)));
+      const st = await srv.api('GET', `/api/v1/proxies/${id}/cache`);
+      assert.equal(st.json.entries, 1, `round ${i}`);
+      assert.equal(st.json.evictions, i, `round ${i}: ${JSON.stringify(st.json)}`);
+    }
+  });
+});
+
 describe('coalesced misses', () => {
   const N = 8;
 

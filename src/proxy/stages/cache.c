@@ -70,6 +70,7 @@ struct cache_cfg {
 
 /* Per request (in the arena). */
 struct cache_req {
+    const struct cache_cfg *cfg; /* the stage's (the snapshot the request holds owns it) */
     struct rd_cache_entry *fill; /* a miss this request leads (one reference) */
     bool src_ok;     /* the source ended without error */
     bool unstorable; /* no-store/private, not 2xx, too big, ... */
@@ -406,6 +407,7 @@ static enum rd_stage_rc run(struct rd_req *req, const void *state)
     }
     struct cache_req *cr = rd_arena_alloc(&req->arena, sizeof *cr);
     memset(cr, 0, sizeof *cr);
+    cr->cfg = c;
     struct rd_cache_key_input in;
     key_input(req, c, &in);
     req->t_cache_start = rd_req_now_us(); /* the key and the lookup: the trace's cache_lookup span */
@@ -525,6 +527,15 @@ void rd_cache_record_done(struct rd_req *req)
     struct cache_req *cr = leading(req);
     if (cr)
         cr->src_ok = true;
+}
+
+static void commit(struct rd_req *req, const struct cache_cfg *c, struct cache_req *cr);
+
+void rd_cache_record_end(struct rd_req *req)
+{
+    struct cache_req *cr = leading(req);
+    if (cr && !cr->unstorable)
+        commit(req, cr->cfg, cr);
 }
 
 bool rd_cache_rejoin(struct rd_req *req)

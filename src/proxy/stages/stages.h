@@ -51,11 +51,16 @@ void rd_cache_limits_of(struct json_object *doc, struct rd_cache_limits *out);
  * (after the decoder was picked: req->stream is known); record_data: bytes
  * as the relay accepts them from the source; record_event: a stream event
  * ended at that offset of the source's body; record_done: the source
- * ended without error (the fill is committed when the request ends). */
+ * ended without error; record_end: the whole answer is relayed but its
+ * last bytes (the last of a Content-Length body, a chunked or HTTP/2
+ * end) have not left yet: a complete fill is committed here, so a client
+ * that has the answer finds it stored (a request that ends any other way
+ * gives its fill up when it is released). */
 void rd_cache_record_head(struct rd_req *req, int status, const struct rd_hdrs *hdrs);
 void rd_cache_record_data(struct rd_req *req, const char *p, size_t n);
 void rd_cache_record_event(struct rd_req *req, uint64_t end);
 void rd_cache_record_done(struct rd_req *req);
+void rd_cache_record_end(struct rd_req *req);
 /* A request that joined another's fill whose upstream failed before its
  * head (the replay source ended with RD_ESTATE): goes upstream itself.
  * Returns false (nothing done) for any other request. */
