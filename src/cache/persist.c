@@ -529,6 +529,7 @@ int rd_cache_persist_start(const char *store_url, struct rd_cache_persist **out,
         rc = -rc;
         goto fail;
     }
+    (void)pthread_setname_np(p->thread, "rd-cache-store");
     *out = p;
     return 0;
 fail:

@@ -3,19 +3,22 @@
  * Each worker slot has its own single-producer single-consumer queue: a
  * linked list of chunks of records. The worker (the only producer) fills
  * the tail chunk and publishes each record with a release store of the
- * chunk's fill count; the writer thread (the only consumer) copies records
- * out from the head chunk and frees a chunk once it has read all of it and
- * the producer has linked the next one. No lock is taken on the request
- * path and no cache line is shared between two workers: a push is one copy
- * of the record and two release stores, plus a load of the consumer's
- * counter when the queue looks full.
+ * chunk's fill count (rd_log_reserve fills the record in place); the
+ * writer thread (the only consumer) takes records from the head chunk by
+ * pointer. A record is never copied on its way: the batch the store writes
+ * and the live stream's history point into the chunks, and a chunk goes
+ * back (as the producer's spare, or freed) once the writer has moved past
+ * it and no batch or history entry holds one of its records. No lock is
+ * taken on the request path and no cache line is shared between two
+ * workers: a record costs two release stores, plus a load of the
+ * consumer's counter when the queue looks full.
  *
  * The bound: each slot may hold buffer_bytes / nslots bytes of queued
  * records (cap records). Memory is taken a chunk at a time as records
  * queue, so it follows the queue's depth; when a slot drains, its chunks
- * are freed except the tail one (the producer still points at it) and one
- * spare handed back for the next fill: at most two chunks per worker stay
- * allocated when idle.
+ * are freed except the tail one (the producer still points at it), one
+ * spare handed back for the next fill, and those the history still points
+ * into (about history / CHUNK_RECS of them).
  *
  * The writer wakes every TICK_MS, or at once when a slot crosses half of
  * its bound (the one push that crosses it signals), or on a flush, and
@@ -40,15 +43,22 @@
 #include "util/time.h"
 
 #define CHUNK_RECS 64          /* records per chunk (about 60 KiB) */
-#define BATCH_MAX 512          /* rows per transaction */
+#define BATCH_MAX 2048         /* rows per transaction (the store splits them into blocks) */
 #define TICK_MS 50             /* the writer's longest sleep with records queued */
 #define RETRY_PAUSE_MS 100     /* before the one retry of a failed batch */
 #define WARN_EVERY_MS 10000    /* drops and failures are warned about at most this often */
+
+struct slot;
 
 struct chunk {
     _Atomic(struct chunk *) next; /* set by the producer once this one is full */
     atomic_size_t filled;         /* records published by the producer */
     size_t cap;
+    struct slot *slot;
+    /* The consumer's (the writer thread's) alone; the producer sets them
+     * before it publishes the chunk. */
+    size_t held;   /* records a batch or the history points to */
+    bool consumed; /* the writer moved past it: no longer on the slot's list */
     struct rd_log_rec recs[];
 };
 
@@ -68,6 +78,11 @@ struct slot {
     /* The sentinel: a chunk of capacity 0 that head and tail start on, so neither side
      * ever sees an empty list. Never freed. */
     struct chunk sentinel;
+};
+
+struct hist_ent {
+    const struct rd_log_rec *rec;
+    struct chunk *chunk;
 };
 
 /* The live stream's handle on the control loop (set_notify). Heap
@@ -92,8 +107,9 @@ struct rd_log_writer {
     pthread_cond_t done; /* flushers wait on it: some slot's done moved */
     bool kicked, stopping;
 
-    /* The writer thread's batch. */
-    struct rd_log_rec *batch; /* BATCH_MAX */
+    /* The writer thread's batch: records in the chunks, and their chunks. */
+    struct rd_log_rec **batch; /* BATCH_MAX */
+    struct chunk **batch_chunks;
     size_t nbatch;
     uint64_t *batch_slots; /* nslots: records of each slot in the batch */
     bool degraded;         /* the last batch was lost: the next one is tried once, without a pause */
@@ -101,9 +117,10 @@ struct rd_log_writer {
 
     atomic_uint_fast64_t written, failed, batches, last_seq, bad_slot;
 
-    /* The history: the last hist_cap rows written, a ring. */
+    /* The history: the last hist_cap rows written, a ring of records in
+     * the chunks (each entry holds its chunk). */
     pthread_mutex_t hist_mu;
-    struct rd_log_rec *hist; /* allocated at the first row */
+    struct hist_ent *hist; /* allocated at the first row */
     size_t hist_cap, hist_n, hist_first;
 
     pthread_mutex_t notify_mu; /* the writer holds it while it touches *notify */
@@ -121,6 +138,9 @@ static struct chunk *new_chunk(struct rd_log_writer *w, struct slot *s)
     }
     atomic_init(&c->next, NULL);
     atomic_init(&c->filled, 0);
+    c->slot = s;
+    c->held = 0;
+    c->consumed = false;
     return c;
 }
 
@@ -132,13 +152,13 @@ static void kick(struct rd_log_writer *w)
     pthread_mutex_unlock(&w->mu);
 }
 
-bool rd_log_push(struct rd_log_writer *w, unsigned slot, const struct rd_log_rec *r)
+struct rd_log_rec *rd_log_reserve(struct rd_log_writer *w, unsigned slot)
 {
     if (w == NULL)
-        return false;
+        return NULL;
     if (slot >= w->nslots) { /* a caller's bug; never a second producer on a slot */
         atomic_fetch_add_explicit(&w->bad_slot, 1, memory_order_relaxed);
-        return false;
+        return NULL;
     }
     struct slot *s = &w->slots[slot];
     uint64_t pushed = s->pushed_own;
@@ -147,7 +167,7 @@ bool rd_log_push(struct rd_log_writer *w, unsigned slot, const struct rd_log_rec
         if (pushed - s->popped_seen >= w->cap) {
             atomic_store_explicit(&s->dropped, atomic_load_explicit(&s->dropped, memory_order_relaxed) + 1,
                                   memory_order_relaxed);
-            return false;
+            return NULL;
         }
     }
     struct chunk *c = s->tail;
@@ -158,9 +178,16 @@ bool rd_log_push(struct rd_log_writer *w, unsigned slot, const struct rd_log_rec
         s->tail = c = n;
         f = 0;
     }
-    c->recs[f] = *r;
+    return &c->recs[f];
+}
+
+void rd_log_commit(struct rd_log_writer *w, unsigned slot)
+{
+    struct slot *s = &w->slots[slot];
+    struct chunk *c = s->tail;
+    size_t f = atomic_load_explicit(&c->filled, memory_order_relaxed); /* ours */
     atomic_store_explicit(&c->filled, f + 1, memory_order_release);
-    s->pushed_own = ++pushed;
+    uint64_t pushed = ++s->pushed_own;
     atomic_store_explicit(&s->pushed, pushed, memory_order_release);
     /* The one push that takes the slot to half its bound wakes the writer
      * (popped_seen may be stale, so check the real depth first). */
@@ -169,6 +196,15 @@ bool rd_log_push(struct rd_log_writer *w, unsigned slot, const struct rd_log_rec
         if (pushed - s->popped_seen > w->cap / 2)
             kick(w);
     }
+}
+
+bool rd_log_push(struct rd_log_writer *w, unsigned slot, const struct rd_log_rec *r)
+{
+    struct rd_log_rec *to = rd_log_reserve(w, slot);
+    if (to == NULL)
+        return false;
+    *to = *r;
+    rd_log_commit(w, slot);
     return true;
 }
 
@@ -183,8 +219,16 @@ static void release_chunk(struct slot *s, struct chunk *c)
         free(c);
 }
 
-/* Copies up to max queued records of s into out; returns how many. */
-static size_t take(struct slot *s, struct rd_log_rec *out, size_t max)
+/* A batch or the history is done with one record of c. */
+static void let_go(struct chunk *c)
+{
+    if (--c->held == 0 && c->consumed)
+        release_chunk(c->slot, c);
+}
+
+/* Takes up to max queued records of s into out (their chunks into
+ * chunks), by pointer; returns how many. */
+static size_t take(struct slot *s, struct rd_log_rec **out, struct chunk **chunks, size_t max)
 {
     size_t n = 0;
     struct chunk *c = s->head;
@@ -194,7 +238,11 @@ static size_t take(struct slot *s, struct rd_log_rec *out, size_t max)
             size_t k = f - s->head_read;
             if (k > max - n)
                 k = max - n;
-            memcpy(out + n, &c->recs[s->head_read], k * sizeof *out);
+            for (size_t i = 0; i < k; i++) {
+                out[n + i] = &c->recs[s->head_read + i];
+                chunks[n + i] = c;
+            }
+            c->held += k;
             s->head_read += k;
             n += k;
             continue;
@@ -204,7 +252,9 @@ static size_t take(struct slot *s, struct rd_log_rec *out, size_t max)
         struct chunk *next = atomic_load_explicit(&c->next, memory_order_acquire);
         if (next == NULL)
             break; /* full and read, but still the producer's tail */
-        release_chunk(s, c);
+        c->consumed = true;
+        if (c->held == 0)
+            release_chunk(s, c);
         s->head = c = next;
         s->head_read = 0;
     }
@@ -214,10 +264,24 @@ static size_t take(struct slot *s, struct rd_log_rec *out, size_t max)
     return n;
 }
 
-static void history_append(struct rd_log_writer *w, const struct rd_log_rec *recs, size_t n)
+/* Empties the history. hist_mu held. */
+static void history_clear(struct rd_log_writer *w)
 {
-    if (w->hist_cap == 0)
+    for (size_t i = 0; i < w->hist_n; i++)
+        let_go(w->hist[(w->hist_first + i) % w->hist_cap].chunk);
+    w->hist_n = w->hist_first = 0;
+}
+
+/* The batch's records (written) join the history, which takes over their
+ * hold on their chunks; the oldest entries beyond hist_cap let go. */
+static void history_append(struct rd_log_writer *w, struct rd_log_rec *const *recs, struct chunk *const *chunks,
+                           size_t n)
+{
+    if (w->hist_cap == 0) {
+        for (size_t i = 0; i < n; i++)
+            let_go(chunks[i]);
         return;
+    }
     pthread_mutex_lock(&w->hist_mu);
     if (w->hist == NULL)
         w->hist = rd_malloc(w->hist_cap * sizeof *w->hist);
@@ -225,13 +289,15 @@ static void history_append(struct rd_log_writer *w, const struct rd_log_rec *rec
         /* Seqs are rowids: they only go down if the newest rows were
          * deleted; the history then starts over rather than hold rows
          * out of order (history_since searches it by seq). */
-        if (w->hist_n && recs[i].seq <= w->hist[(w->hist_first + w->hist_n - 1) % w->hist_cap].seq)
-            w->hist_n = w->hist_first = 0;
+        if (w->hist_n && recs[i]->seq <= w->hist[(w->hist_first + w->hist_n - 1) % w->hist_cap].rec->seq)
+            history_clear(w);
+        struct hist_ent e = {recs[i], chunks[i]};
         if (w->hist_n == w->hist_cap) {
-            w->hist[w->hist_first] = recs[i];
+            let_go(w->hist[w->hist_first].chunk);
+            w->hist[w->hist_first] = e;
             w->hist_first = (w->hist_first + 1) % w->hist_cap;
         } else {
-            w->hist[(w->hist_first + w->hist_n) % w->hist_cap] = recs[i];
+            w->hist[(w->hist_first + w->hist_n) % w->hist_cap] = e;
             w->hist_n++;
         }
     }
@@ -286,7 +352,7 @@ static void write_batch(struct rd_log_writer *w)
 {
     size_t n = w->nbatch;
     for (size_t i = 0; i < n; i++)
-        memcpy(w->batch[i].node_id, w->node_id, sizeof w->node_id); /* same size, NUL-terminated */
+        memcpy(w->batch[i]->node_id, w->node_id, sizeof w->node_id); /* same size, NUL-terminated */
     int rc = rd_store_log_put(w->store, w->batch, n);
     if (rc == RD_ESTORE && !w->degraded) {
         pause_ms(RETRY_PAUSE_MS);
@@ -295,12 +361,14 @@ static void write_batch(struct rd_log_writer *w)
     if (rc < 0) {
         w->degraded = true;
         atomic_fetch_add(&w->failed, n);
+        for (size_t i = 0; i < n; i++)
+            let_go(w->batch_chunks[i]);
     } else {
         w->degraded = false;
         atomic_fetch_add(&w->written, n);
         atomic_fetch_add(&w->batches, 1);
-        atomic_store(&w->last_seq, w->batch[n - 1].seq);
-        history_append(w, w->batch, n);
+        atomic_store(&w->last_seq, w->batch[n - 1]->seq);
+        history_append(w, w->batch, w->batch_chunks, n);
     }
     pthread_mutex_lock(&w->mu);
     for (unsigned i = 0; i < w->nslots; i++) {
@@ -321,7 +389,8 @@ static void drain(struct rd_log_writer *w)
         size_t got = 0;
         for (unsigned i = 0; i < w->nslots; i++) {
             size_t k;
-            while ((k = take(&w->slots[i], w->batch + w->nbatch, BATCH_MAX - w->nbatch)) > 0) {
+            while ((k = take(&w->slots[i], w->batch + w->nbatch, w->batch_chunks + w->nbatch, BATCH_MAX - w->nbatch)) >
+                   0) {
                 w->batch_slots[i] += k;
                 w->nbatch += k;
                 got += k;
@@ -407,6 +476,8 @@ static void destroy_sync(struct rd_log_writer *w)
 
 static void free_writer(struct rd_log_writer *w)
 {
+    if (w->hist) /* the chunks it alone holds go back first */
+        history_clear(w);
     for (unsigned i = 0; w->slots && i < w->nslots; i++) {
         struct slot *s = &w->slots[i];
         for (struct chunk *c = s->head, *next; c != NULL; c = next) {
@@ -418,6 +489,7 @@ static void free_writer(struct rd_log_writer *w)
     }
     free(w->slots);
     free(w->batch);
+    free(w->batch_chunks);
     free(w->batch_slots);
     free(w->hist);
     rd_store_close(w->store);
@@ -451,6 +523,7 @@ int rd_log_writer_start(const char *store_url, const struct rd_log_writer_cfg *c
         s->sentinel.cap = 0;
     }
     w->batch = rd_malloc(BATCH_MAX * sizeof *w->batch);
+    w->batch_chunks = rd_malloc(BATCH_MAX * sizeof *w->batch_chunks);
     w->batch_slots = rd_calloc(cfg->nslots, sizeof *w->batch_slots);
     w->hist_cap = cfg->history;
     if ((rc = init_sync(w)) < 0) {
@@ -550,19 +623,19 @@ size_t rd_log_history_since(struct rd_log_writer *w, uint64_t after_seq, struct 
     pthread_mutex_lock(&w->hist_mu);
     size_t n = w->hist_n, cap = w->hist_cap, first = w->hist_first;
     if (n)
-        *first_kept = w->hist[first].seq;
+        *first_kept = w->hist[first].rec->seq;
     /* The first row with seq > after_seq (seqs increase along the ring). */
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (w->hist[(first + mid) % cap].seq <= after_seq)
+        if (w->hist[(first + mid) % cap].rec->seq <= after_seq)
             lo = mid + 1;
         else
             hi = mid;
     }
     size_t k = 0;
     for (size_t i = lo; i < n && k < max; i++)
-        out[k++] = w->hist[(first + i) % cap];
+        out[k++] = *w->hist[(first + i) % cap].rec;
     pthread_mutex_unlock(&w->hist_mu);
     return k;
 }

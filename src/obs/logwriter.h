@@ -42,8 +42,13 @@ int rd_log_writer_start(const char *store_url, const struct rd_log_writer_cfg *c
  * joined (nothing pushes any more). NULL-safe. */
 void rd_log_writer_stop(struct rd_log_writer *w);
 
-/* Worker slot's thread: queues a copy of r. false when the buffer is full
- * (the record is dropped and counted). NULL-safe (w NULL: false, not counted). */
+/* Worker slot's thread: the record to fill in place, or NULL when the
+ * buffer is full (the record is dropped and counted) or w is NULL (not
+ * counted). A record reserved is queued by rd_log_commit on the same slot,
+ * before the next reserve; until then the writer does not see it. */
+struct rd_log_rec *rd_log_reserve(struct rd_log_writer *w, unsigned slot);
+void rd_log_commit(struct rd_log_writer *w, unsigned slot);
+/* reserve, a copy of r, commit: false when the buffer is full. NULL-safe. */
 bool rd_log_push(struct rd_log_writer *w, unsigned slot, const struct rd_log_rec *r);
 
 struct rd_log_writer_stats {

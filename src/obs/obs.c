@@ -69,9 +69,11 @@ void rd_obs_done(struct rd_req *req)
     rd_metrics_done(rd_obs.metrics, slot, req);
     rd_rollup_done(rd_obs.rollup, slot, req);
     if (rd_obs.log && rd_pipeline_logs(&req->snap->pipeline)) {
-        struct rd_log_rec r;
-        rd_log_rec_from_req(&r, req);
-        (void)rd_log_push(rd_obs.log, slot, &r);
+        struct rd_log_rec *r = rd_log_reserve(rd_obs.log, slot); /* filled where the writer reads it */
+        if (r) {
+            rd_log_rec_from_req(r, req);
+            rd_log_commit(rd_obs.log, slot);
+        }
     }
     rd_trace_done(rd_obs.tracer, slot, req);
 }

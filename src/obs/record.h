@@ -68,7 +68,7 @@ int rd_log_rec_csv(struct rd_buf *out, const struct rd_log_rec *r);
  * whose keys are the columns of the request_logs view, a key at its
  * default left out. rd_log_rec_pack writes the fields whose bit is set in
  * `which` (bit i: the i-th column of the view, RD_LOG_PACK_SEQ the first);
- * rd_log_rec_shared gives the bits of the fields every one of recs[0..n)
+ * rd_log_rec_shared gives the bits of the fields every one of *recs[0..n)
  * has alike (never seq or the id; 0 for fewer than two records), which a
  * block keeps once. rd_log_rec_apply sets the fields an object names on
  * *r (keys in any order, unknown keys skipped), rd_log_rec_unpack the same
@@ -78,7 +78,7 @@ int rd_log_rec_csv(struct rd_buf *out, const struct rd_log_rec *r);
 #define RD_LOG_PACK_SEQ (UINT64_C(1) << 0)
 #define RD_LOG_PACK_ALL (~UINT64_C(0))
 int rd_log_rec_pack(struct rd_buf *out, const struct rd_log_rec *r, uint64_t which);
-uint64_t rd_log_rec_shared(const struct rd_log_rec *recs, size_t n);
+uint64_t rd_log_rec_shared(struct rd_log_rec *const *recs, size_t n);
 int rd_log_rec_apply(const char *p, size_t n, struct rd_log_rec *r);
 int rd_log_rec_unpack(const char *p, size_t n, struct rd_log_rec *r);
 void rd_log_rec_reset(struct rd_log_rec *r);

@@ -201,12 +201,23 @@ int rd_log_rec_pack(struct rd_buf *b, const struct rd_log_rec *r, uint64_t which
     return rc < 0 ? -1 : 0;
 }
 
+/* strncmp(x, y, cap) == 0 for the short strings of a record, inline. */
+static bool str_same(const char *x, const char *y, size_t cap)
+{
+    for (size_t i = 0; i < cap; i++) {
+        if (x[i] != y[i])
+            return false;
+        if (x[i] == '\0')
+            return true;
+    }
+    return true;
+}
+
 static bool same(const struct rd_log_rec *a, const struct rd_log_rec *b, const struct field *f)
 {
     const char *x = (const char *)a + f->off, *y = (const char *)b + f->off;
     switch (f->type) {
-    case F_STR:
-        return strncmp(x, y, f->cap) == 0;
+    case F_STR: return str_same(x, y, f->cap);
     case F_INT:
     case F_CACHE:
         return memcmp(x, y, sizeof(int)) == 0;
@@ -219,21 +230,22 @@ static bool same(const struct rd_log_rec *a, const struct rd_log_rec *b, const s
     }
 }
 
-uint64_t rd_log_rec_shared(const struct rd_log_rec *recs, size_t n)
+uint64_t rd_log_rec_shared(struct rd_log_rec *const *recs, size_t n)
 {
     uint64_t mask = 0;
     if (n < 2)
         return 0;
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        const struct field *f = &fields[i];
-        if (f->type == F_SEQ || f->off == offsetof(struct rd_log_rec, id))
-            continue;
-        size_t j = 1;
-        while (j < n && same(&recs[0], &recs[j], f))
-            j++;
-        if (j == n)
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        if (fields[i].type != F_SEQ && fields[i].off != offsetof(struct rd_log_rec, id))
             mask |= UINT64_C(1) << i;
-    }
+    /* Record by record (each is read once, wherever it lies), the fields
+     * still alike only. */
+    for (size_t j = 1; j < n && mask; j++)
+        for (uint64_t m = mask; m; m &= m - 1) {
+            unsigned i = (unsigned)__builtin_ctzll(m);
+            if (!same(recs[0], recs[j], &fields[i]))
+                mask &= ~(UINT64_C(1) << i);
+        }
     return mask;
 }
 

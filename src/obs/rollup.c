@@ -700,6 +700,7 @@ int rd_rollup_start(const char *store_url, unsigned nslots, struct rd_rollup **o
         rc = -rc;
         goto fail;
     }
+    (void)pthread_setname_np(r->thread, "rd-rollup");
     r->thread_started = true;
     *out = r;
     return 0;

@@ -370,6 +370,7 @@ int rd_tracer_start(struct rd_tracer **out, char *errbuf, size_t errlen)
         tracer_free(t);
         return fail(errbuf, errlen, "traces: cannot start the exporter thread: %s", strerror(rc));
     }
+    (void)pthread_setname_np(t->thread, "rd-otlp");
     rd_info("traces: exporting OTLP/HTTP JSON to %s every %" PRIu64 " ms (batches of %zu spans, queue %zu)",
             t->shown, t->delay_ms, t->max_batch, t->max_queue);
     *out = t;

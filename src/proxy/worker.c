@@ -1,5 +1,7 @@
 #include "proxy/worker.h"
 
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -224,6 +226,9 @@ static void handle_quit(struct rd_mail *m, void *ctx)
 static void worker_main(void *arg)
 {
     struct rd_worker *w = arg;
+    char name[16]; /* for top -H and the bench's per-thread CPU */
+    snprintf(name, sizeof name, "rd-worker-%d", w->index % 10000);
+    (void)pthread_setname_np(pthread_self(), name);
     uv_loop_init(&w->loop);
     rd_mailbox_init(&w->loop, &w->mb, w);
     w->up = rd_upstream_ctx_new(&w->loop);

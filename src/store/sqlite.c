@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "util/buf.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -98,7 +99,10 @@ struct sqlite_store {
     bool have_file;
     dev_t dev;
     ino_t ino;
+    struct rd_buf scratch; /* rd_sqlite_scratch */
 };
+
+#define SCRATCH_KEEP (1024u * 1024u) /* a scratch buffer larger than this is freed after use */
 
 static const struct rd_store_ops sqlite_ops;
 
@@ -337,12 +341,14 @@ static void impl_free(struct sqlite_store *ss)
     if (sqlite3_close(ss->db) != SQLITE_OK)
         rd_error("store: close failed: %s", sqlite3_errmsg(ss->db));
     free(ss->path);
+    rd_buf_free(&ss->scratch);
     free(ss);
 }
 
 int rd_sqlite_open(const char *path, struct rd_store *s, char *errbuf, size_t errlen)
 {
     struct sqlite_store *ss = rd_calloc(1, sizeof *ss);
+    rd_buf_init(&ss->scratch, 0);
     int rc = make_parent_dir(path, errbuf, errlen);
     if (rc < 0)
         goto fail;
@@ -819,6 +825,22 @@ static const struct rd_store_ops sqlite_ops = {
 sqlite3 *rd_sqlite_db(struct rd_store *s)
 {
     return impl_of(s)->db;
+}
+
+struct rd_buf *rd_sqlite_scratch(struct rd_store *s)
+{
+    struct sqlite_store *ss = impl_of(s);
+    rd_buf_reset(&ss->scratch);
+    return &ss->scratch;
+}
+
+void rd_sqlite_scratch_done(struct rd_store *s)
+{
+    struct sqlite_store *ss = impl_of(s);
+    if (ss->scratch.cap > SCRATCH_KEEP)
+        rd_buf_free(&ss->scratch);
+    else
+        rd_buf_reset(&ss->scratch);
 }
 
 sqlite3_stmt *rd_sqlite_stmt(struct rd_store *s, enum rd_sqlite_ext id, const char *sql)

@@ -38,6 +38,11 @@ enum rd_sqlite_ext {
 };
 
 sqlite3 *rd_sqlite_db(struct rd_store *s);
+/* A buffer of the connection's for the text of one write (empty on
+ * return), kept between writes; scratch_done frees it if it grew past
+ * what is worth keeping. One user at a time, like the connection. */
+struct rd_buf *rd_sqlite_scratch(struct rd_store *s);
+void rd_sqlite_scratch_done(struct rd_store *s);
 /* The statement of slot id, prepared from sql on first use (the same sql
  * every time for one slot); NULL (logged) when it cannot be prepared. */
 sqlite3_stmt *rd_sqlite_stmt(struct rd_store *s, enum rd_sqlite_ext id, const char *sql);
@@ -52,7 +57,7 @@ int rd_sqlite_commit(struct rd_store *s);
 void rd_sqlite_rollback(struct rd_store *s);
 
 /* The request log's ops (sqlite_logs.c); see store.h rd_store_log_*. */
-int rd_sqlite_log_put(struct rd_store *s, struct rd_log_rec *recs, size_t n);
+int rd_sqlite_log_put(struct rd_store *s, struct rd_log_rec *const *recs, size_t n);
 int rd_sqlite_log_query(struct rd_store *s, const struct rd_log_filter *f, size_t limit, rd_log_rec_fn fn, void *ud);
 int64_t rd_sqlite_log_count(struct rd_store *s, const struct rd_log_filter *f);
 int rd_sqlite_log_get(struct rd_store *s, const char *id, struct rd_log_rec *out);

@@ -99,15 +99,15 @@ static int put_keys(struct rd_store *s, int64_t block, const struct key_count *k
 /* Counts recs by (proxy, status) into keys (at most MAX_KEYS pairs; a
  * block with more is counted exactly all the same: the array grows to
  * n). Returns the number of pairs. */
-static size_t count_keys(const struct rd_log_rec *recs, size_t n, struct key_count *keys)
+static size_t count_keys(struct rd_log_rec *const *recs, size_t n, struct key_count *keys)
 {
     size_t nk = 0;
     for (size_t i = 0; i < n; i++) {
         size_t k = 0;
-        while (k < nk && (keys[k].proxy_id != recs[i].proxy_id || keys[k].status != recs[i].status))
+        while (k < nk && (keys[k].proxy_id != recs[i]->proxy_id || keys[k].status != recs[i]->status))
             k++;
         if (k == nk)
-            keys[nk++] = (struct key_count){recs[i].proxy_id, recs[i].status, 0};
+            keys[nk++] = (struct key_count){recs[i]->proxy_id, recs[i]->status, 0};
         keys[k].n++;
     }
     return nk;
@@ -118,12 +118,12 @@ static size_t count_keys(const struct rd_log_rec *recs, size_t n, struct key_cou
  * out where it is id + its index. st is SQ_PUT_BLOCK's or SQ_SET_BLOCK's
  * statement: ?1 id, ?2 seq_last, ?3 ts_min, ?4 ts_max, ?5 n, ?6 records,
  * ?7 common. text holds both, common first. */
-static int write_block(struct rd_store *s, sqlite3_stmt *st, int64_t id, const struct rd_log_rec *recs, size_t n,
+static int write_block(struct rd_store *s, sqlite3_stmt *st, int64_t id, struct rd_log_rec *const *recs, size_t n,
                        struct rd_buf *text)
 {
     rd_buf_reset(text);
     uint64_t shared = rd_log_rec_shared(recs, n);
-    int rc = shared ? rd_log_rec_pack(text, &recs[0], shared) : rd_buf_append(text, "{}", 2);
+    int rc = shared ? rd_log_rec_pack(text, recs[0], shared) : rd_buf_append(text, "{}", 2);
     size_t common_len = text->len;
     int64_t ts_min = INT64_MAX, ts_max = INT64_MIN;
     rc |= rd_buf_append(text, "[", 1);
@@ -131,21 +131,20 @@ static int write_block(struct rd_store *s, sqlite3_stmt *st, int64_t id, const s
         if (i)
             rc |= rd_buf_append(text, ",", 1);
         uint64_t which = ~shared;
-        if (recs[i].seq == (uint64_t)id + i)
+        if (recs[i]->seq == (uint64_t)id + i)
             which &= ~RD_LOG_PACK_SEQ;
-        rc |= rd_log_rec_pack(text, &recs[i], which);
-        if (recs[i].ts_ms < ts_min)
-            ts_min = recs[i].ts_ms;
-        if (recs[i].ts_ms > ts_max)
-            ts_max = recs[i].ts_ms;
+        rc |= rd_log_rec_pack(text, recs[i], which);
+        if (recs[i]->ts_ms < ts_min)
+            ts_min = recs[i]->ts_ms;
+        if (recs[i]->ts_ms > ts_max)
+            ts_max = recs[i]->ts_ms;
     }
     rc |= rd_buf_append(text, "]", 1);
     if (rc < 0 || text->len > INT_MAX)
         return RD_ENOMEM;
     const char *t = (const char *)text->data;
-    rc = sqlite3_bind_int64(st, 1, id) | sqlite3_bind_int64(st, 2, (int64_t)recs[n - 1].seq) |
-         sqlite3_bind_int64(st, 3, ts_min) | sqlite3_bind_int64(st, 4, ts_max) |
-         sqlite3_bind_int64(st, 5, (int64_t)n) |
+    rc = sqlite3_bind_int64(st, 1, id) | sqlite3_bind_int64(st, 2, (int64_t)recs[n - 1]->seq) |
+         sqlite3_bind_int64(st, 3, ts_min) | sqlite3_bind_int64(st, 4, ts_max) | sqlite3_bind_int64(st, 5, (int64_t)n) |
          sqlite3_bind_text(st, 6, t + common_len, (int)(text->len - common_len), SQLITE_STATIC) |
          sqlite3_bind_text(st, 7, t, (int)common_len, SQLITE_STATIC);
     if (rc != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE)
@@ -172,29 +171,29 @@ static const char set_block_sql[] =
     "UPDATE request_log_blocks SET seq_last = ?2, ts_min = ?3, ts_max = ?4, n = ?5, records = ?6, common = ?7 "
     "WHERE id = ?1";
 
-int rd_sqlite_log_put(struct rd_store *s, struct rd_log_rec *recs, size_t n)
+int rd_sqlite_log_put(struct rd_store *s, struct rd_log_rec *const *recs, size_t n)
 {
     if (rd_sqlite_begin(s) < 0)
         return RD_ESTORE;
-    struct rd_buf text;
-    rd_buf_init(&text, 0);
+    /* The store's own buffer: a block's text is tens of KB, every batch. */
+    struct rd_buf *text = rd_sqlite_scratch(s);
     int64_t next = last_seq(s);
     int rc = next < 0 ? RD_ESTORE : 0;
     for (size_t off = 0; off < n && rc == 0; off += BLOCK_MAX) {
         size_t m = n - off < BLOCK_MAX ? n - off : BLOCK_MAX;
         for (size_t i = 0; i < m; i++)
-            recs[off + i].seq = (uint64_t)(next + 1 + (int64_t)i);
+            recs[off + i]->seq = (uint64_t)(next + 1 + (int64_t)i);
         sqlite3_stmt *st = rd_sqlite_stmt(s, SLOT(SQ_PUT_BLOCK), put_block_sql);
-        rc = st ? write_block(s, st, next + 1, recs + off, m, &text) : RD_ESTORE;
+        rc = st ? write_block(s, st, next + 1, recs + off, m, text) : RD_ESTORE;
         next += (int64_t)m;
     }
-    rd_buf_free(&text);
+    rd_sqlite_scratch_done(s);
     if (rc == 0 && rd_sqlite_commit(s) < 0)
         rc = RD_ESTORE;
     if (rc < 0) {
         rd_sqlite_rollback(s);
         for (size_t i = 0; i < n; i++)
-            recs[i].seq = 0;
+            recs[i]->seq = 0;
         return rc == RD_ENOMEM ? RD_ENOMEM : RD_ESTORE;
     }
     return (int)n;
@@ -599,9 +598,13 @@ static int64_t purge_block(struct rd_store *s, const struct rd_log_filter *f, in
                   exec_id(s, SQ_DEL_KEYS, "DELETE FROM request_log_keys WHERE block = ?1", id);
         } else {
             sqlite3_stmt *set = rd_sqlite_stmt(s, SLOT(SQ_SET_BLOCK), set_block_sql);
-            ret = exec_id(s, SQ_DEL_KEYS, "DELETE FROM request_log_keys WHERE block = ?1", id);
+            struct rd_log_rec **kp = malloc(nkeep * sizeof *kp);
+            for (size_t i = 0; kp && i < nkeep; i++)
+                kp[i] = &keep[i];
+            ret = kp ? exec_id(s, SQ_DEL_KEYS, "DELETE FROM request_log_keys WHERE block = ?1", id) : RD_ENOMEM;
             if (ret == 0)
-                ret = set ? write_block(s, set, id, keep, nkeep, text) : RD_ESTORE;
+                ret = set ? write_block(s, set, id, kp, nkeep, text) : RD_ESTORE;
+            free(kp);
         }
     }
     free(keep);

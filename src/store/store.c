@@ -232,12 +232,12 @@ int rd_store_cache_load(struct rd_store *s, int64_t proxy_id, int64_t now_ms, ui
     return s->ops->cache_load(s, proxy_id, now_ms, max_entries, max_bytes, fn, ud);
 }
 
-int rd_store_log_put(struct rd_store *s, struct rd_log_rec *recs, size_t n)
+int rd_store_log_put(struct rd_store *s, struct rd_log_rec *const *recs, size_t n)
 {
     if (s == NULL || (recs == NULL && n > 0) || n > INT_MAX)
         return RD_EINVAL;
     for (size_t i = 0; i < n; i++) {
-        if (recs[i].id[0] == '\0')
+        if (recs[i] == NULL || recs[i]->id[0] == '\0')
             return RD_EINVAL;
     }
     return n == 0 ? 0 : s->ops->log_put(s, recs, n);

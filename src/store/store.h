@@ -153,7 +153,7 @@ struct rd_store_ops {
     int (*cache_load)(struct rd_store *s, int64_t proxy_id, int64_t now_ms, uint64_t max_entries,
                       uint64_t max_bytes, rd_cache_rec_fn fn, void *ud);
     /* The request log (request_logs); see the rd_store_log_* wrappers. */
-    int (*log_put)(struct rd_store *s, struct rd_log_rec *recs, size_t n);
+    int (*log_put)(struct rd_store *s, struct rd_log_rec *const *recs, size_t n);
     int (*log_query)(struct rd_store *s, const struct rd_log_filter *f, size_t limit, rd_log_rec_fn fn, void *ud);
     int64_t (*log_count)(struct rd_store *s, const struct rd_log_filter *f);
     int (*log_get)(struct rd_store *s, const char *id, struct rd_log_rec *out);
@@ -242,10 +242,12 @@ int rd_store_cache_load(struct rd_store *s, int64_t proxy_id, int64_t now_ms, ui
 
 /* ---- the request log (request_logs, 003_request_logs.sql) ---- */
 
-/* Inserts recs[0..n) in one transaction (prepared statement) and sets each
- * one's seq to its row's. Returns n, RD_EINVAL (a record with an empty id;
- * nothing written) or RD_ESTORE (nothing written). */
-int rd_store_log_put(struct rd_store *s, struct rd_log_rec *recs, size_t n);
+/* Inserts *recs[0..n) in one transaction (prepared statements) and sets
+ * each one's seq to its row's. The records are passed by pointer: the log
+ * writer hands over those in its queue's chunks without copying them.
+ * Returns n, RD_EINVAL (a record with an empty id; nothing written) or
+ * RD_ESTORE (nothing written). */
+int rd_store_log_put(struct rd_store *s, struct rd_log_rec *const *recs, size_t n);
 /* Calls fn for at most limit rows (0: no limit) matching f, newest first
  * (ts_ms desc, seq desc). Returns how many rows fn was given, or RD_ESTORE. */
 int rd_store_log_query(struct rd_store *s, const struct rd_log_filter *f, size_t limit, rd_log_rec_fn fn, void *ud);

@@ -39,6 +39,16 @@ struct fix {
     struct rd_log_rec recs[NROWS]; /* as written, seq set */
 };
 
+/* rd_store_log_put takes records by pointer: v[0..n) as such. */
+static int put_recs(struct rd_store *s, struct rd_log_rec *v, size_t n)
+{
+    struct rd_log_rec **p = calloc(n ? n : 1, sizeof *p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = &v[i];
+    int rc = rd_store_log_put(s, p, n);
+    free(p);
+    return rc;
+}
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb, (void)flag, (void)ftw;
@@ -95,10 +105,10 @@ static int setup(void **state)
         make_rec(&f->recs[i], i);
     /* Written in batches, out of timestamp order in the last one: seq
      * follows the writing order, not the timestamps. */
-    if (rd_store_log_put(f->s, f->recs, NROWS - 50) != NROWS - 50)
+    if (put_recs(f->s, f->recs, NROWS - 50) != NROWS - 50)
         return -1;
     for (int i = NROWS - 1; i >= NROWS - 50; i--)
-        if (rd_store_log_put(f->s, &f->recs[i], 1) != 1)
+        if (put_recs(f->s, &f->recs[i], 1) != 1)
             return -1;
     *state = f;
     return 0;
@@ -345,7 +355,7 @@ static void test_get_and_nulls(void **state)
     snprintf(z.id, sizeof z.id, "req_zero");
     z.has_cost = true;
     z.cost_usd = 0;
-    assert_int_equal(rd_store_log_put(fx->s, &z, 1), 1);
+    assert_int_equal(put_recs(fx->s, &z, 1), 1);
     assert_int_equal(rd_store_log_get(fx->s, "req_zero", &r), 0);
     assert_true(r.has_cost && r.cost_usd == 0);
     assert_int_equal(r.cached_tokens, 0);
@@ -395,7 +405,7 @@ static void test_delete_many_chunks(void **state)
         snprintf(v[i].id, sizeof v[i].id, "req_b%015x", (unsigned)i);
         v[i].ts_ms = BASE_TS - 1000000 + i;
     }
-    assert_int_equal(rd_store_log_put(fx->s, v, N), N);
+    assert_int_equal(put_recs(fx->s, v, N), N);
     free(v);
     struct rd_log_filter f = any();
     f.until_ms = BASE_TS;
@@ -508,7 +518,7 @@ static void test_view_insert(void **state)
     struct rd_log_rec w;
     make_rec(&w, 3);
     snprintf(w.id, sizeof w.id, "req_after");
-    assert_int_equal(rd_store_log_put(fx->s, &w, 1), 1);
+    assert_int_equal(put_recs(fx->s, &w, 1), 1);
     assert_int_equal(w.seq, NROWS + 2);
 }
 
@@ -604,7 +614,7 @@ static void test_migrates_rows(void **state)
     assert_int_equal(r.seq, 1);
     struct rd_log_rec w;
     make_rec(&w, 0);
-    assert_int_equal(rd_store_log_put(s, &w, 1), 1);
+    assert_int_equal(put_recs(s, &w, 1), 1);
     assert_int_equal(w.seq, 1101);
     rd_store_close(s);
 }

@@ -16,6 +16,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,6 +258,82 @@ static void test_history_since(void **state)
     rd_log_writer_stop(w);
 }
 
+/* The history points into the queue's chunks: while one worker pushes
+ * (many chunks' worth, so chunks are recycled as the history moves on) a
+ * reader keeps asking for it, and every row it gets is whole and the one
+ * its seq says (a chunk reused too early would show another row's id).
+ * Deleting the newest rows makes the history start over; stop with the
+ * history holding chunks leaks nothing (LeakSanitizer). */
+struct hist_reader {
+    struct rd_log_writer *w;
+    atomic_bool stop;
+    unsigned reads, rows, bad;
+};
+
+static void *read_history(void *arg)
+{
+    struct hist_reader *h = arg;
+    static struct rd_log_rec out[64];
+    while (!atomic_load(&h->stop)) {
+        uint64_t first = 0;
+        size_t n = rd_log_history_since(h->w, 0, out, 64, &first);
+        for (size_t i = 0; i < n; i++) {
+            char want[24];
+            snprintf(want, sizeof want, "req_%08x%08x", 0u, (unsigned)(out[i].seq - 1));
+            if (strcmp(out[i].id, want) != 0 || strcmp(out[i].node_id, "node-t") != 0 ||
+                (i && out[i].seq != out[i - 1].seq + 1))
+                h->bad++;
+        }
+        h->reads++;
+        h->rows += (unsigned)n;
+    }
+    return NULL;
+}
+
+static void test_history_holds_chunks(void **state)
+{
+    struct fix *f = *state;
+    struct rd_log_writer *w = start(f, 1, 1u << 20, 300);
+    struct hist_reader h = {.w = w};
+    atomic_init(&h.stop, false);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, read_history, &h), 0);
+    struct rd_log_rec r;
+    for (unsigned i = 0; i < 5000; i++) {
+        rec_of(&r, 0, i);
+        while (!rd_log_push(w, 0, &r)) /* the buffer (about 1,000 rows) is full: let the writer catch up */
+            (void)rd_log_writer_flush(w, 20000);
+        if (i % 700 == 0)
+            (void)rd_log_writer_flush(w, 20000);
+    }
+    assert_int_equal(rd_log_writer_flush(w, 20000), 0);
+    atomic_store(&h.stop, true);
+    pthread_join(t, NULL);
+    assert_int_equal(h.bad, 0);
+    assert_true(h.reads > 0);
+    struct rd_log_rec out[300];
+    uint64_t first = 0;
+    assert_int_equal(rd_log_history_since(w, 0, out, 300, &first), 300);
+    assert_int_equal(out[299].seq, 5000);
+    assert_string_equal(out[0].id, "req_000000000000125c"); /* row 4700 */
+    /* The newest rows deleted: the next row's seq is lower, the history
+     * starts over with it. */
+    exec(f, "DELETE FROM request_log_keys; DELETE FROM request_log_blocks");
+    rec_of(&r, 0, 0);
+    assert_true(rd_log_push(w, 0, &r));
+    assert_int_equal(rd_log_writer_flush(w, 20000), 0);
+    assert_int_equal(rd_log_history_since(w, 0, out, 300, &first), 1);
+    assert_int_equal(out[0].seq, 1);
+    /* and fills again past one chunk before stop */
+    for (unsigned i = 1; i < 200; i++) {
+        rec_of(&r, 0, i);
+        assert_true(rd_log_push(w, 0, &r));
+    }
+    assert_int_equal(rd_log_writer_flush(w, 20000), 0);
+    assert_int_equal(rd_log_history_since(w, 0, out, 300, &first), 200);
+    rd_log_writer_stop(w);
+}
+
 struct notify_state {
     uv_loop_t *loop;
     struct rd_log_writer *w;
@@ -359,6 +436,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_full_buffer_drops_and_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_zero_capacity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_since, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_holds_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notify_on_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_failure_counted, setup, teardown),
         cmocka_unit_test(test_start_failure),
