@@ -65,9 +65,10 @@ int rd_log_csv_header(struct rd_buf *out);
 int rd_log_rec_csv(struct rd_buf *out, const struct rd_log_rec *r);
 
 /* The record as the store keeps it (record_pack.c): one flat JSON object
- * whose keys are the columns of the request_logs view, a key at its
- * default left out. rd_log_rec_pack writes the fields whose bit is set in
- * `which` (bit i: the i-th column of the view, RD_LOG_PACK_SEQ the first);
+ * with a short key for each column of the request_logs view (rd_log_rec_key
+ * gives it), a key at its default left out. rd_log_rec_pack writes the
+ * fields whose bit is set in `which` (bit i: the i-th column of the view,
+ * RD_LOG_PACK_SEQ the first);
  * rd_log_rec_shared gives the bits of the fields every one of *recs[0..n)
  * has alike (never seq or the id; 0 for fewer than two records), which a
  * block keeps once. rd_log_rec_apply sets the fields an object names on
@@ -82,6 +83,9 @@ uint64_t rd_log_rec_shared(struct rd_log_rec *const *recs, size_t n);
 int rd_log_rec_apply(const char *p, size_t n, struct rd_log_rec *r);
 int rd_log_rec_unpack(const char *p, size_t n, struct rd_log_rec *r);
 void rd_log_rec_reset(struct rd_log_rec *r);
+/* The key a column of the request_logs view ("model") is stored under;
+ * NULL for no such column. */
+const char *rd_log_rec_key(const char *column);
 
 /* "hit" / "miss" / "bypass" / NULL for none. */
 const char *rd_log_cache_name(enum rd_log_cache c);

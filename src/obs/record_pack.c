@@ -1,12 +1,14 @@
 /* A request-log record as the store keeps it (record.h rd_log_rec_pack):
- * one flat JSON object, its keys the columns of the request_logs view
- * (005_request_log_blocks.sql), a key left out when its value is the
+ * one flat JSON object, one short key per column of the request_logs view
+ * ("id" for request_id, "ms" for latency_ms: the table below and
+ * 006_request_log_short_keys.sql), a key left out when its value is the
  * default (an empty string, a zero count, an unknown measure), so that the
  * writer's work per record is a few short appends and no printf but for a
- * cost. Reading back accepts any flat object with those keys in any order
- * (also what SQLite's json_object() writes for the view's insert trigger)
- * and skips keys it does not know; the blob is input like any other, so a
- * malformed one is an error, never a crash or a read past its end. */
+ * cost. Reading back accepts any flat object with those keys, or the
+ * columns' own names (005's blocks), in any order (also what SQLite's
+ * json_object() writes for the view's insert trigger) and skips keys it
+ * does not know; the blob is input like any other, so a malformed one is
+ * an error, never a crash or a read past its end. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,46 +27,57 @@ enum ftype { F_STR, F_I64, F_INT, F_MS, F_CACHE, F_BOOL, F_COST, F_SEQ };
 enum omit { O_NEVER, O_ZERO, O_UNKNOWN };
 
 struct field {
-    const char *key;
+    const char *key; /* stored under (short: a record's own fields are mostly keys) */
     size_t key_len;
+    const char *col; /* the request_logs view's column, also read as a key */
+    size_t col_len;
     enum ftype type;
     enum omit omit;
     size_t off, cap; /* cap: strings only */
 };
 
-#define FS(k, m) {k, sizeof k - 1, F_STR, O_ZERO, offsetof(struct rd_log_rec, m), sizeof(((struct rd_log_rec *)0)->m)}
-#define FI(k, m, t, o) {k, sizeof k - 1, t, o, offsetof(struct rd_log_rec, m), 0}
+#define FS(k, c, m)                                                                                                    \
+    {                                                                                                                  \
+        k, sizeof k - 1, c, sizeof c - 1, F_STR, O_ZERO, offsetof(struct rd_log_rec, m),                               \
+            sizeof(((struct rd_log_rec *)0)->m)                                                                        \
+    }
+#define FI(k, c, m, t, o)                                                                                              \
+    {                                                                                                                  \
+        k, sizeof k - 1, c, sizeof c - 1, t, o, offsetof(struct rd_log_rec, m), 0                                      \
+    }
 
+/* In the view's column order (006_request_log_short_keys.sql maps the
+ * same keys). */
 static const struct field fields[] = {
-    FI("seq", seq, F_SEQ, O_NEVER),
-    FS("request_id", id),
-    FI("timestamp", ts_ms, F_I64, O_NEVER),
-    FI("proxy_id", proxy_id, F_I64, O_NEVER),
-    FS("node_id", node_id),
-    FS("client_ip", client_ip),
-    FS("method", method),
-    FS("path", path),
-    FS("provider", provider),
-    FS("model", model),
-    FI("status_code", status, F_INT, O_ZERO),
-    FI("upstream_status", upstream_status, F_INT, O_ZERO),
-    FI("latency_ms", latency_ms, F_MS, O_NEVER),
-    FI("upstream_latency_ms", upstream_latency_ms, F_MS, O_UNKNOWN),
-    FI("ttfb_ms", ttfb_ms, F_MS, O_UNKNOWN),
-    FI("request_bytes", request_bytes, F_I64, O_ZERO),
-    FI("response_bytes", response_bytes, F_I64, O_ZERO),
-    FI("cache", cache, F_CACHE, O_ZERO),
-    FS("failure_type", failure_type),
-    FI("response_delay_ms", response_delay_ms, F_I64, O_ZERO),
-    FI("stream", stream, F_BOOL, O_ZERO),
-    FI("input_tokens", input_tokens, F_I64, O_UNKNOWN),
-    FI("output_tokens", output_tokens, F_I64, O_UNKNOWN),
-    FI("cached_tokens", cached_tokens, F_I64, O_UNKNOWN),
-    FI("reasoning_tokens", reasoning_tokens, F_I64, O_UNKNOWN),
-    FI("cost_usd", cost_usd, F_COST, O_UNKNOWN),
-    FS("prompt_hash", prompt_hash),
-    FS("upstream_request_id", upstream_request_id),
-    FS("trace_id", trace_id),
+    FI("seq", "seq", seq, F_SEQ, O_NEVER),
+    FS("id", "request_id", id),
+    FI("ts", "timestamp", ts_ms, F_I64, O_NEVER),
+    FI("proxy", "proxy_id", proxy_id, F_I64, O_NEVER),
+    FS("node", "node_id", node_id),
+    FS("ip", "client_ip", client_ip),
+    FS("method", "method", method),
+    FS("path", "path", path),
+    FS("provider", "provider", provider),
+    FS("model", "model", model),
+    FI("status", "status_code", status, F_INT, O_ZERO),
+    FI("ustatus", "upstream_status", upstream_status, F_INT, O_ZERO),
+    FI("ms", "latency_ms", latency_ms, F_MS, O_NEVER),
+    FI("ums", "upstream_latency_ms", upstream_latency_ms, F_MS, O_UNKNOWN),
+    FI("fb", "ttfb_ms", ttfb_ms, F_MS, O_UNKNOWN),
+    FI("in", "request_bytes", request_bytes, F_I64, O_ZERO),
+    FI("out", "response_bytes", response_bytes, F_I64, O_ZERO),
+    FI("cache", "cache", cache, F_CACHE, O_ZERO),
+    FS("fail", "failure_type", failure_type),
+    FI("delay", "response_delay_ms", response_delay_ms, F_I64, O_ZERO),
+    FI("stream", "stream", stream, F_BOOL, O_ZERO),
+    FI("ti", "input_tokens", input_tokens, F_I64, O_UNKNOWN),
+    FI("to", "output_tokens", output_tokens, F_I64, O_UNKNOWN),
+    FI("tc", "cached_tokens", cached_tokens, F_I64, O_UNKNOWN),
+    FI("tr", "reasoning_tokens", reasoning_tokens, F_I64, O_UNKNOWN),
+    FI("usd", "cost_usd", cost_usd, F_COST, O_UNKNOWN),
+    FS("ph", "prompt_hash", prompt_hash),
+    FS("urid", "upstream_request_id", upstream_request_id),
+    FS("tid", "trace_id", trace_id),
 };
 
 #undef FS
@@ -249,6 +262,14 @@ uint64_t rd_log_rec_shared(struct rd_log_rec *const *recs, size_t n)
     return mask;
 }
 
+const char *rd_log_rec_key(const char *column)
+{
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        if (strcmp(fields[i].col, column) == 0)
+            return fields[i].key;
+    return NULL;
+}
+
 /* ---- reading ---- */
 
 static bool is_null(struct rd_json_span v)
@@ -336,7 +357,8 @@ static int member(void *ud, const char *key, size_t key_len, bool escaped, struc
         return 0; /* none of ours is */
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         const struct field *f = &fields[i];
-        if (f->key_len == key_len && memcmp(f->key, key, key_len) == 0)
+        if ((f->key_len == key_len && memcmp(f->key, key, key_len) == 0) ||
+            (f->col_len == key_len && memcmp(f->col, key, key_len) == 0))
             return read_field(ud, f, v) < 0 ? RD_EPROTO : 0;
     }
     return 0; /* a key of a later version: skipped */

@@ -289,9 +289,9 @@ static void needles_of(const struct rd_log_filter *f, struct needles *nd)
 {
     nd->n = 0;
     if (f->model)
-        needle_member(nd, "model", f->model);
+        needle_member(nd, rd_log_rec_key("model"), f->model);
     if (f->failure_type && strcmp(f->failure_type, "none") != 0)
-        needle_member(nd, "failure_type", f->failure_type);
+        needle_member(nd, rd_log_rec_key("failure_type"), f->failure_type);
     if (f->q && f->q[0] && plain(f->q)) {
         rd_buf_init(&nd->bufs[nd->n], 0);
         if (rd_buf_appends(&nd->bufs[nd->n], f->q) == 0)

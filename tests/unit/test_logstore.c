@@ -565,6 +565,83 @@ static void test_bad_block_skipped(void **state)
 
 /* A database of the per-row table (up to migration 004) moves to blocks
  * with every row: seqs, values, NULLs, order. */
+/* A database of 005 (blocks under the columns' own names) opened by this
+ * version: 006 rewrites the keys short, the view and the readers see the
+ * same records, and a string value that looks like a key is left alone. */
+static void test_migrates_long_keys(void **state)
+{
+    struct fix *fx = *state;
+    char path[160];
+    snprintf(path, sizeof path, "%s/v5.db", fx->dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    size_t upto = 0;
+    while (upto < rd_migrations_count && rd_migrations[upto].version <= 5)
+        upto++;
+    char err[256];
+    assert_int_equal(rd_sqlite_migrate(db, rd_migrations, upto, err, sizeof err), 0);
+    /* one block as 005's writer wrote it, one row through 005's view trigger */
+    exec_raw(db, "INSERT INTO request_log_blocks (id, seq_last, ts_min, ts_max, n, common, records) VALUES "
+                 "(1, 2, 1796279462001, 1796279462002, 2, "
+                 "'{\"proxy_id\":3,\"model\":\"gpt-4o\",\"status_code\":200,\"node_id\":\"n1\"}', "
+                 "'[{\"request_id\":\"req_a\",\"timestamp\":1796279462001,\"latency_ms\":1.5,"
+                 "\"path\":\"/x\\\"request_id\\\":\"},"
+                 "{\"request_id\":\"req_b\",\"timestamp\":1796279462002,\"latency_ms\":2.25,\"ttfb_ms\":0.5,"
+                 "\"trace_id\":\"0af7651916cd43dd8448eb211c80319c\",\"input_tokens\":7}]')");
+    exec_raw(db, "INSERT INTO request_log_keys (block, proxy_id, status_code, n) VALUES (1, 3, 200, 2)");
+    exec_raw(db, "INSERT INTO request_logs (request_id, timestamp, proxy_id, model, status_code, latency_ms) "
+                 "VALUES ('req_c', 1796279462003, 3, 'gpt-4o', 404, 3.0)");
+    sqlite3_close(db);
+    struct rd_store *s;
+    assert_int_equal(rd_store_open(path, &s, err, sizeof err), 0);
+    struct rd_log_rec r;
+    assert_int_equal(rd_store_log_get(s, "req_b", &r), 0);
+    assert_int_equal(r.proxy_id, 3);
+    assert_string_equal(r.model, "gpt-4o");
+    assert_string_equal(r.node_id, "n1");
+    assert_true(r.latency_ms == 2.25 && r.ttfb_ms == 0.5);
+    assert_string_equal(r.trace_id, "0af7651916cd43dd8448eb211c80319c");
+    assert_int_equal(r.input_tokens, 7);
+    assert_int_equal(rd_store_log_get(s, "req_a", &r), 0);
+    assert_string_equal(r.path, "/x\"request_id\":"); /* a value, not a key: as it was */
+    assert_int_equal(rd_store_log_get(s, "req_c", &r), 0);
+    assert_int_equal(r.status, 404);
+    struct rd_log_filter f = any();
+    f.model = "gpt-4o"; /* the block scan's needle is the short key's */
+    assert_int_equal(rd_store_log_count(s, &f), 3);
+    rd_store_close(s);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(
+        sqlite3_prepare_v2(db,
+                           "SELECT count(*) FROM request_log_blocks WHERE records LIKE '%\"request_id\":%' "
+                           "OR records LIKE '%\"latency_ms\":%' OR common LIKE '%\"proxy_id\":%'",
+                           -1, &st, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 0);
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT request_id, proxy_id, model, latency_ms, status_code FROM request_logs "
+                                        "ORDER BY seq",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    const char *ids[] = {"req_a", "req_b", "req_c"};
+    const double ms[] = {1.5, 2.25, 3.0};
+    const int status[] = {200, 200, 404};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        assert_string_equal((const char *)sqlite3_column_text(st, 0), ids[i]);
+        assert_int_equal(sqlite3_column_int(st, 1), 3);
+        assert_string_equal((const char *)sqlite3_column_text(st, 2), "gpt-4o");
+        assert_true(sqlite3_column_double(st, 3) == ms[i]);
+        assert_int_equal(sqlite3_column_int(st, 4), status[i]);
+    }
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
 static void test_migrates_rows(void **state)
 {
     struct fix *fx = *state;
@@ -631,6 +708,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_view_insert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_block_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrates_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrates_long_keys, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
