@@ -510,6 +510,7 @@ int rd_log_writer_start(const char *store_url, const struct rd_log_writer_cfg *c
         free(w);
         return rc;
     }
+    rd_store_appender(w->store);
     snprintf(w->node_id, sizeof w->node_id, "%s", cfg->node_id ? cfg->node_id : "");
     w->nslots = cfg->nslots;
     w->cap = cfg->buffer_bytes / cfg->nslots / sizeof(struct rd_log_rec);

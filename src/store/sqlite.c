@@ -387,6 +387,17 @@ static void op_close(struct rd_store *s)
     s->impl = NULL;
 }
 
+#define APPENDER_CACHE_KIB 128
+#define RD_STR_(x) #x
+#define RD_STR(x) RD_STR_(x)
+
+static void op_appender(struct rd_store *s)
+{
+    char msg[200];
+    if (exec_sql(impl_of(s)->db, "PRAGMA cache_size=-" RD_STR(APPENDER_CACHE_KIB), msg, sizeof msg) < 0)
+        rd_warn("store: cannot shrink the page cache: %s", msg);
+}
+
 static int op_ping(struct rd_store *s)
 {
     struct sqlite_store *ss = impl_of(s);
@@ -797,6 +808,7 @@ static const struct rd_store_ops sqlite_ops = {
     .name = "sqlite",
     .close = op_close,
     .ping = op_ping,
+    .appender = op_appender,
     .proxy_list = op_proxy_list,
     .proxy_get = op_proxy_get,
     .proxy_insert = op_proxy_insert,

@@ -100,6 +100,12 @@ int rd_store_ping(struct rd_store *s)
     return s ? s->ops->ping(s) : RD_EINVAL;
 }
 
+void rd_store_appender(struct rd_store *s)
+{
+    if (s && s->ops->appender)
+        s->ops->appender(s);
+}
+
 int rd_store_schema_version(struct rd_store *s)
 {
     return s ? s->ops->schema_version(s) : RD_EINVAL;

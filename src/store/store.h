@@ -139,6 +139,7 @@ struct rd_store_ops {
     const char *name; /* "sqlite" */
     void (*close)(struct rd_store *s);
     int (*ping)(struct rd_store *s);
+    void (*appender)(struct rd_store *s); /* NULL: nothing to tune */
     int (*proxy_list)(struct rd_store *s, struct rd_proxy_rec **out, size_t *n);
     int (*proxy_get)(struct rd_store *s, int64_t id, struct rd_proxy_rec *out);
     int (*proxy_insert)(struct rd_store *s, struct rd_proxy_rec *rec);
@@ -187,6 +188,11 @@ void rd_store_close(struct rd_store *s); /* NULL-safe */
 
 /* 0 when the database answers a trivial query, else RD_ESTORE. */
 int rd_store_ping(struct rd_store *s);
+/* The connection mostly appends (the request log's writer): its page cache
+ * is kept small (SQLite: 128 KiB instead of 2 MiB), so that the memory it
+ * cycles through, and the CPU cache it shares with the workers, stay small.
+ * Best effort. NULL-safe. */
+void rd_store_appender(struct rd_store *s);
 /* Highest applied migration version (>= 1 once open), or RD_ESTORE. */
 int rd_store_schema_version(struct rd_store *s);
 

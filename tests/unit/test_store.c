@@ -198,6 +198,23 @@ static void test_reopen_is_idempotent(void **state)
     sqlite3_close(db);
 }
 
+/* The log writer's connection: a small page cache on that connection
+ * only, and it still reads and writes. */
+static void test_appender_small_cache(void **state)
+{
+    struct fix *f = *state;
+    struct rd_store *a = open_ok(f->db), *b = open_ok(f->db);
+    rd_store_appender(a);
+    rd_store_appender(NULL); /* NULL-safe */
+    assert_int_equal(raw_int(rd_sqlite_db(a), "PRAGMA cache_size"), -128);
+    assert_int_equal(raw_int(rd_sqlite_db(b), "PRAGMA cache_size"), -2000);
+    struct rd_proxy_rec r = mk("appender", 8002);
+    assert_int_equal(rd_store_proxy_insert(a, &r), 0);
+    assert_int_equal(rd_store_ping(a), 0);
+    rd_store_close(a);
+    rd_store_close(b);
+}
+
 static void test_round_trip_every_field(void **state)
 {
     struct fix *f = *state;
@@ -732,6 +749,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_open_creates_and_migrates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_is_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_appender_small_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_round_trip_every_field, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unique_conflicts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_ids, setup, teardown),
