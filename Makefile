@@ -45,7 +45,7 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
 FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
 # Unit tests of code shared between threads, also built and run under TSan.
-TSAN_UNITS := test_mailbox test_snapshot test_server test_manager test_ratelimit test_retry_audit test_scenario test_ipfilter test_cache test_cache_persist test_logwriter
+TSAN_UNITS := test_mailbox test_snapshot test_server test_manager test_ratelimit test_retry_audit test_scenario test_ipfilter test_cache test_cache_persist test_logwriter test_trace test_prom
 
 .PHONY: all run test unit e2e fuzz fuzz-replay bench lint clean deps test-deps
 .DEFAULT_GOAL := all

@@ -13,6 +13,7 @@
 #include "obs/metrics.h"
 #include "obs/obs.h"
 #include "obs/prom.h"
+#include "obs/trace.h"
 #include "proxy/worker.h"
 #include "util/arena.h"
 
@@ -51,6 +52,14 @@ static void gather(const struct rd_api *api, struct rd_metrics_extra *e)
         e->log_dropped = ls.dropped;
         e->log_written = ls.written;
         e->log_pending = ls.pending;
+    }
+    if (rd_obs.tracer) {
+        struct rd_tracer_stats ts;
+        rd_tracer_stats(rd_obs.tracer, &ts);
+        e->has_tracer = true;
+        e->spans_exported = ts.exported;
+        e->spans_dropped = ts.dropped;
+        e->spans_failed = ts.failed;
     }
 }
 

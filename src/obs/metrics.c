@@ -507,6 +507,13 @@ static void render_extra(struct out *o, const struct rd_metrics_extra *e)
     counter1(o, "rubberduck_log_records_written_total", "Request log records written to the store.",
              e->log_written);
     gauge1(o, "rubberduck_log_records_pending", "Request log records queued, not yet written.", e->log_pending);
+    if (!e->has_tracer)
+        return;
+    counter1(o, "rubberduck_trace_spans_exported_total", "Spans the OTLP collector accepted.", e->spans_exported);
+    counter1(o, "rubberduck_trace_spans_dropped_total", "Spans dropped because the export queue was full.",
+             e->spans_dropped);
+    counter1(o, "rubberduck_trace_spans_failed_total", "Spans lost with a batch the collector did not accept.",
+             e->spans_failed);
 }
 
 int rd_metrics_render(struct rd_metrics *m, const struct rd_metrics_extra *extra, struct rd_buf *out)

@@ -7,6 +7,7 @@
 #ifndef RD_OBS_METRICS_H
 #define RD_OBS_METRICS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "util/buf.h"
@@ -37,6 +38,9 @@ uint64_t rd_metrics_in_flight(struct rd_metrics *m);
 struct rd_metrics_extra {
     uint64_t active_proxies;
     uint64_t log_dropped, log_written, log_pending;
+    /* traces (rd_tracer_stats); has_tracer false: no exporter configured, no families */
+    bool has_tracer;
+    uint64_t spans_exported, spans_dropped, spans_failed;
     /* caches, summed over proxies by the caller */
     uint64_t cache_hits, cache_misses, cache_evictions, cache_bytes, cache_entries;
     uint64_t open_connections;

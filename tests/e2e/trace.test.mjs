@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { openaiCompletion, postJson } from './lib/cachekit.mjs';
-import { waitFor } from './lib/http.mjs';
+import { httpRequest, waitFor } from './lib/http.mjs';
 import { freePort, runCli, startServer, tempDir } from './lib/server.mjs';
 import { reply, startUpstream } from './lib/upstream.mjs';
 
@@ -69,6 +69,14 @@ async function requestSpan(col, traceId) {
   await waitFor(() => (s = col.spans.find((x) => x.traceId === traceId && x.name === 'process_llm_request')),
     10000, `a process_llm_request span of trace ${traceId}`);
   return s;
+}
+
+/** A counter's value in the admin port's GET /metrics (undefined: not there). */
+async function counter(srv, name) {
+  const r = await httpRequest(`${srv.adminUrl}/metrics`);
+  assert.equal(r.status, 200);
+  const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(r.body.toString());
+  return m ? Number(m[1]) : undefined;
 }
 
 const childrenOf = (col, span) => col.spans.filter((x) => x.parentSpanId === span.spanId && x.traceId === span.traceId);
@@ -174,6 +182,11 @@ describe('OpenTelemetry traces', () => {
     assert.equal(attr(s2.attributes, 'rubberduck.cache'), 'hit');
     await waitFor(() => childrenOf(col, s2).length >= 1, 10000, 'the cache_lookup span of the hit');
     assert.deepEqual(childrenOf(col, s2).map((k) => k.name), ['cache_lookup']);
+    // what the collector took is counted on /metrics (5 spans at least: 3 + 2 so far)
+    await waitFor(async () => (await counter(srv, 'rubberduck_trace_spans_exported_total')) >= 5, 10000,
+      'rubberduck_trace_spans_exported_total');
+    assert.equal(await counter(srv, 'rubberduck_trace_spans_dropped_total'), 0);
+    assert.equal(await counter(srv, 'rubberduck_trace_spans_failed_total'), 0);
   });
 
   test('no traceparent, or a hostile one: a new trace, nothing of the hostile value forwarded', async () => {
@@ -302,6 +315,10 @@ describe('trace export lifecycle', () => {
         assert.equal(r.status, 200);
       }
       await srv.waitForStderr(/traces: export to http:\/\/127\.0\.0\.1:\d+ failed/);
+      // counted just after the warning is printed
+      await waitFor(async () => (await counter(srv, 'rubberduck_trace_spans_failed_total')) >= 1, 10000,
+        'rubberduck_trace_spans_failed_total');
+      assert.equal(await counter(srv, 'rubberduck_trace_spans_exported_total'), 0);
     } finally {
       await srv.stop();
     }

@@ -253,10 +253,22 @@ static void test_metrics_counts(void **state)
     assert_has_line(t, "rubberduck_cache_hits_total 4");
     assert_has_line(t, "rubberduck_log_records_dropped_total 9");
     assert_has_line(t, "rubberduck_requests_in_flight 0");
+    assert_null(strstr(t, "rubberduck_trace_spans")); /* no exporter configured: no trace families */
     /* every family is announced once, before its samples */
     assert_non_null(strstr(t, "# TYPE rubberduck_request_duration_seconds histogram\n"));
     assert_null(strstr(strstr(t, "# TYPE rubberduck_requests_total counter\n") + 1,
                        "# TYPE rubberduck_requests_total counter\n"));
+    /* with an exporter: its three counters, typed */
+    extra.has_tracer = true;
+    extra.spans_exported = 12;
+    extra.spans_dropped = 3;
+    rd_buf_reset(&b);
+    assert_int_equal(rd_metrics_render(m, &extra, &b), 0);
+    t = b.data;
+    assert_has_line(t, "# TYPE rubberduck_trace_spans_exported_total counter");
+    assert_has_line(t, "rubberduck_trace_spans_exported_total 12");
+    assert_has_line(t, "rubberduck_trace_spans_dropped_total 3");
+    assert_has_line(t, "rubberduck_trace_spans_failed_total 0");
     rd_buf_free(&b);
     free(f.req);
     rd_metrics_free(m);
