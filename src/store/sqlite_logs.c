@@ -64,8 +64,12 @@ struct key_count {
 
 static int64_t last_seq(struct rd_store *s)
 {
+    /* The newest block's last seq, or the highest a purge took away
+     * (007_request_log_seq_hw.sql): a seq is never given twice. */
     sqlite3_stmt *st =
-        rd_sqlite_stmt(s, SLOT(SQ_LAST), "SELECT seq_last FROM request_log_blocks ORDER BY id DESC LIMIT 1");
+        rd_sqlite_stmt(s, SLOT(SQ_LAST),
+                       "SELECT max(coalesce((SELECT seq_last FROM request_log_blocks ORDER BY id DESC LIMIT 1), 0), "
+                       "coalesce((SELECT seq_hw FROM request_log_seq WHERE id = 1), 0))");
     if (st == NULL)
         return RD_ESTORE;
     int rc = sqlite3_step(st);

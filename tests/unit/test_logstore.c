@@ -393,6 +393,52 @@ static void test_delete_range_and_proxy(void **state)
     assert_int_equal(rd_store_log_delete(fx->s, &f), 0);
 }
 
+static void exec_raw(sqlite3 *db, const char *sql);
+
+/* A seq is never given twice: after the newest rows are purged (whole
+ * blocks, and a block cut short by a purge of one proxy), the next rows,
+ * through the writer's put and through the view's insert trigger, count
+ * on from the highest seq there ever was. */
+static void test_purge_newest_seq_not_reused(void **state)
+{
+    struct fix *fx = *state;
+    uint64_t top = 0;
+    for (int i = 0; i < NROWS; i++)
+        if (fx->recs[i].seq > top)
+            top = fx->recs[i].seq;
+    assert_int_equal(top, NROWS);
+    /* the 50 newest rows are blocks of one (rows 350..399, ts from BASE_TS + 50) */
+    struct rd_log_filter f = any();
+    f.since_ms = BASE_TS + 50;
+    assert_true(rd_store_log_delete(fx->s, &f) >= 50);
+    struct rd_log_rec w;
+    make_rec(&w, 1);
+    snprintf(w.id, sizeof w.id, "req_next1");
+    assert_int_equal(put_recs(fx->s, &w, 1), 1);
+    assert_int_equal(w.seq, top + 1);
+    /* that row's block (the newest) taken away as well, and proxy 1 cut out
+     * of the big block: still no reuse */
+    f = any();
+    f.since_ms = w.ts_ms;
+    f.until_ms = w.ts_ms + 1;
+    assert_true(rd_store_log_delete(fx->s, &f) >= 1);
+    f = any();
+    f.proxy_id = 1;
+    assert_true(rd_store_log_delete(fx->s, &f) > 0);
+    snprintf(w.id, sizeof w.id, "req_next2");
+    assert_int_equal(put_recs(fx->s, &w, 1), 1);
+    assert_int_equal(w.seq, top + 2);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(fx->db, &db), SQLITE_OK);
+    exec_raw(db, "DELETE FROM request_log_blocks WHERE id = (SELECT max(id) FROM request_log_blocks)");
+    exec_raw(db, "INSERT INTO request_logs (request_id, timestamp, proxy_id, status_code) VALUES "
+                 "('req_view', 1796279462000, 1, 200)");
+    sqlite3_close(db);
+    struct rd_log_rec r;
+    assert_int_equal(rd_store_log_get(fx->s, "req_view", &r), 0);
+    assert_int_equal(r.seq, top + 3);
+}
+
 /* More rows than one purge chunk: the count covers every chunk. */
 static void test_delete_many_chunks(void **state)
 {
@@ -707,6 +753,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_view_reads_blocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_view_insert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_block_skipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_purge_newest_seq_not_reused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrates_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrates_long_keys, setup, teardown),
     };
