@@ -332,8 +332,45 @@ static int number_span(struct canon *c, const char **s, size_t *n)
 /* A number rounded to 2 decimals (canon.h): "%.2f" without trailing zeros
  * or a trailing '.', and "-0" as "0". A number beyond a double's range
  * (1e999) is kept as sent: it has no rounded value. */
+/* The common case of put_rounded without strtod and printf: -?D+(.D{1,2})?
+ * with at most 15 digits, which a double holds exactly enough that "%.2f"
+ * gives back the same digits. Returns false for anything else. */
+static bool put_short_decimal(struct canon *c, const char *s, size_t n, int *rc)
+{
+    size_t i = s[0] == '-', digits = 0, dot = 0;
+    bool nonzero = false;
+    for (size_t k = i; k < n; k++) {
+        if (s[k] == '.' && dot == 0 && k > i) {
+            dot = k;
+            continue;
+        }
+        if (s[k] < '0' || s[k] > '9')
+            return false;
+        nonzero |= s[k] != '0';
+        digits++;
+    }
+    if (digits == 0 || digits > 15 || (dot && (n - dot - 1 == 0 || n - dot - 1 > 2)))
+        return false;
+    if (!nonzero) { /* 0, -0, 0.00, -0.0 */
+        *rc = put(c, "0", 1);
+        return true;
+    }
+    size_t len = n;
+    if (dot) {
+        while (s[len - 1] == '0')
+            len--;
+        if (s[len - 1] == '.')
+            len--;
+    }
+    *rc = put(c, s, len);
+    return true;
+}
+
 static int put_rounded(struct canon *c, const char *s, size_t n)
 {
+    int fast;
+    if (put_short_decimal(c, s, n, &fast))
+        return fast;
     char num[400]; /* "%.2f" of a finite double is at most 309 + 4 bytes */
     rd_buf_reset(&c->str);
     if (rd_buf_append(&c->str, s, n) < 0) /* strtod needs the text NUL-terminated */

@@ -159,6 +159,60 @@ static void test_numbers_as_sent(void **state)
     expect_canon("1e400", "1e400");
 }
 
+/* The rounding's short path (plain decimals with up to 2 places and 15
+ * digits, no strtod or printf) against the long one's definition, "%.2f"
+ * of the nearest double with trailing zeros and '.' cut and -0 as 0, over
+ * generated numbers on both sides of each limit. */
+static void reference_round(const char *num, char *out, size_t cap)
+{
+    int len = snprintf(out, cap, "%.2f", strtod(num, NULL));
+    while (out[len - 1] == '0')
+        out[--len] = '\0';
+    if (out[len - 1] == '.')
+        out[--len] = '\0';
+    if (strcmp(out, "-0") == 0)
+        snprintf(out, cap, "0");
+}
+
+static void test_rounding_matches_printf(void **state)
+{
+    (void)state;
+    const struct rd_canon_rules r = {.round2 = RULES("t")};
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    char num[64], doc[96], want[400], wdoc[420];
+    for (int k = 0; k < 20000; k++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int digits = 1 + (int)(x % 17);   /* 1..17: past the 15 the short path takes */
+        int places = (int)((x >> 8) % 4); /* 0..3: past the 2 it takes */
+        uint64_t v = (x >> 16) % 10000000000000000000ull;
+        char d[32];
+        snprintf(d, sizeof d, "%019llu", (unsigned long long)v);
+        const char *p = d + 19 - digits;
+        while (*p == '0' && p[1] && digits - places > 1) /* no leading zero before the point */
+            p++, digits--;
+        int whole = digits - places;
+        if (whole < 1)
+            whole = 1, places = digits - 1;
+        size_t n = 0;
+        if ((x >> 40) & 1)
+            num[n++] = '-';
+        memcpy(num + n, p, (size_t)whole);
+        n += (size_t)whole;
+        if (places > 0) {
+            num[n++] = '.';
+            memcpy(num + n, p + whole, (size_t)places);
+            n += (size_t)places;
+        }
+        num[n] = '\0';
+        if ((x >> 41) % 16 == 0)
+            snprintf(num, sizeof num, "%s0.%s", (x >> 40) & 1 ? "-" : "", (x >> 42) & 1 ? "00" : "0");
+        snprintf(doc, sizeof doc, "{\"t\":%s}", num);
+        reference_round(num, want, sizeof want);
+        snprintf(wdoc, sizeof wdoc, "{\"t\":%s}", want);
+        expect_canon_rules(doc, &r, wdoc);
+    }
+}
+
 static void test_rounding(void **state)
 {
     (void)state;
@@ -834,6 +888,7 @@ int main(void)
         cmocka_unit_test(test_surrogates),
         cmocka_unit_test(test_numbers_as_sent),
         cmocka_unit_test(test_rounding),
+        cmocka_unit_test(test_rounding_matches_printf),
         cmocka_unit_test(test_drop_paths),
         cmocka_unit_test(test_duplicate_keys),
         cmocka_unit_test(test_malformed),
