@@ -142,6 +142,8 @@ static int put_body(const struct rd_cache_key_input *in, struct rd_buf *b)
 {
     if (in->body_len == 0)
         return 0;
+    if (in->canon_body)
+        return rd_buf_append(b, in->canon_body, in->canon_body_len) < 0 ? RD_ETOOBIG : 0;
     const struct rd_canon_rules rules = {
         .drop = in->provider->cache_ignore_fields,
         .round2 = in->provider->cache_round_fields,
@@ -150,6 +152,12 @@ static int put_body(const struct rd_cache_key_input *in, struct rd_buf *b)
 }
 
 int rd_cache_key(const struct rd_cache_key_input *in, struct rd_buf *scratch, uint8_t key[32])
+{
+    size_t off;
+    return rd_cache_key_canon(in, scratch, key, &off);
+}
+
+int rd_cache_key_canon(const struct rd_cache_key_input *in, struct rd_buf *scratch, uint8_t key[32], size_t *body_off)
 {
     rd_buf_reset(scratch);
     int rc = put0(scratch, "rdk1", 4);
@@ -167,6 +175,7 @@ int rd_cache_key(const struct rd_cache_key_input *in, struct rd_buf *scratch, ui
         rc = put_scope(in, scratch);
     if (rc == 0)
         rc = put0(scratch, in->stream ? "stream:1" : "stream:0", 8);
+    *body_off = scratch->len;
     if (rc == 0)
         rc = put_body(in, scratch);
     if (rc < 0)

@@ -52,6 +52,11 @@ struct rd_cache_key_input {
      * stream and a plain answer stay separate entries; where the path tells
      * them apart (Gemini, Bedrock) it is hashed all the same. */
     bool stream;
+    /* The body's canonical form under provider's rules, when the caller
+     * already has it (from another key of the same request): used as is
+     * instead of canonicalizing the body again. NULL: canonicalize. */
+    const char *canon_body;
+    size_t canon_body_len;
 };
 
 /* Computes the key into key. Returns 0, or RD_EPROTO when the body is
@@ -59,5 +64,8 @@ struct rd_cache_key_input {
  * RD_ETOOBIG past RD_CANON_MAX_DEPTH. scratch is working storage (reset
  * and reused; the caller keeps it to avoid allocations). */
 int rd_cache_key(const struct rd_cache_key_input *in, struct rd_buf *scratch, uint8_t key[32]);
+/* rd_cache_key, and *body_off where the body's canonical form starts in
+ * scratch (it runs to scratch->len; body_off == scratch->len: no body). */
+int rd_cache_key_canon(const struct rd_cache_key_input *in, struct rd_buf *scratch, uint8_t key[32], size_t *body_off);
 
 #endif

@@ -196,6 +196,12 @@ struct rd_req {
     char upstream_request_id[96];        /* the source's request-id header (provider's request_id_header) */
     uint8_t prompt_hash[32];             /* SHA-256 of the canonical request (the cache key material) */
     bool prompt_hash_set;
+    /* The body's canonical form (arena), kept by the first key computed
+     * for this request that canonicalized it, so that a second one (the
+     * request log's prompt hash after a credential-scoped cache key) only
+     * hashes. NULL: none yet. */
+    const char *canon_body;
+    size_t canon_body_len;
     int8_t cost_state;                   /* 0: not computed, 1: cost_usd known, -1: unknown (rd_req_cost) */
     double cost_usd;
 

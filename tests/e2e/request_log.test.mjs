@@ -152,6 +152,14 @@ describe('request log', () => {
     const counts = {};
     for (const r of rows) counts[r.prompt_hash] = (counts[r.prompt_hash] ?? 0) + 1;
     assert.deepEqual(Object.values(counts).sort(), [1, 2]);
+    // the same prompt through a proxy with the cache on (keys scoped by credential; the
+    // prompt hash reuses the body the cache key canonicalized): the same hash
+    const on = await proxy('log-cacheon-hash', 'openai');
+    const aion = new OpenAI({ baseURL: `${on.base}/v1`, apiKey: `${OPENAI_KEY}-third`, maxRetries: 0 });
+    await aion.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: prompt }] });
+    const [onRow] = await waitRows(srv, on.id, 1);
+    assert.equal(onRow.cache, 2 /* miss */);
+    assert.equal(counts[onRow.prompt_hash], 2, 'a cache-on proxy hashed the same prompt differently');
   });
 
   test('Anthropic SDK: the upstream id from request-id, plain and streamed', async () => {

@@ -445,9 +445,33 @@ static int key_of(const struct kreq *r, uint8_t key[32])
     struct rd_buf scratch;
     rd_buf_init(&scratch, 0);
     memset(key, 0, 32);
-    int rc = rd_cache_key(&in, &scratch, key);
+    size_t off = 0;
+    int rc = rd_cache_key_canon(&in, &scratch, key, &off);
     if (scratch.data)
         assert_null(memmem(scratch.data, scratch.len, "sk-SECRET", 9));
+    if (rc == 0 && len) {
+        /* The canonical body kept from this key gives the same key, and the
+         * same key of the other scope (the request log's prompt hash after
+         * a credential-scoped cache key) as canonicalizing again. */
+        size_t clen = scratch.len - off;
+        char *canon = malloc(clen ? clen : 1);
+        assert_non_null(canon);
+        memcpy(canon, scratch.data + off, clen);
+        uint8_t k2[32], k3[32], k4[32];
+        struct rd_cache_key_input again = in;
+        again.canon_body = canon;
+        again.canon_body_len = clen;
+        assert_int_equal(rd_cache_key(&again, &scratch, k2), 0);
+        assert_memory_equal(k2, key, 32);
+        struct rd_cache_key_input other = in;
+        other.scope_proxy = !in.scope_proxy;
+        assert_int_equal(rd_cache_key(&other, &scratch, k3), 0);
+        other.canon_body = canon;
+        other.canon_body_len = clen;
+        assert_int_equal(rd_cache_key(&other, &scratch, k4), 0);
+        assert_memory_equal(k3, k4, 32);
+        free(canon);
+    }
     rd_buf_free(&scratch);
     free(copy);
     rd_hdrs_free(&h);

@@ -346,9 +346,19 @@ static int key_of(struct rd_req *req, const struct cache_cfg *c, struct rd_cache
     if (n && m && rd_key_memo_get(m, c->gen, raw, n, h, key))
         return 0;
     in->stream = asks_stream(in->body, in->body_len);
+    in->canon_body = req->canon_body;
+    in->canon_body_len = req->canon_body_len;
     struct rd_buf scratch;
     rd_buf_init(&scratch, 0);
-    int rc = rd_cache_key(in, &scratch, key);
+    size_t off = 0;
+    int rc = rd_cache_key_canon(in, &scratch, key, &off);
+    if (rc == 0 && req->canon_body == NULL && in->body_len) { /* kept for this request's other key */
+        size_t clen = scratch.len - off;
+        char *keep = rd_arena_alloc(&req->arena, clen ? clen : 1);
+        memcpy(keep, scratch.data + off, clen);
+        req->canon_body = keep;
+        req->canon_body_len = clen;
+    }
     rd_buf_free(&scratch);
     if (rc == 0 && n) {
         if (m == NULL)
