@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -279,8 +280,26 @@ static int string_out(struct canon *c, const char *s, size_t n)
     return rc < 0 ? rc : put(c, "\"", 1);
 }
 
+/* The string at c->p (its opening quote) when it is plain ASCII without
+ * an escape, the common case: its length, with c->p left alone; -1 for
+ * any other string (read it the long way). Its canonical form is then
+ * its text as it came. */
+static ptrdiff_t plain_string(const struct canon *c)
+{
+    const char *q = c->p + 1;
+    while (q < c->end && plain_in((unsigned char)*q))
+        q++;
+    return q < c->end && *q == '"' ? q - (c->p + 1) : -1;
+}
+
 static int string_value(struct canon *c)
 {
+    ptrdiff_t n = plain_string(c);
+    if (n >= 0) {
+        int rc = put(c, c->p, (size_t)n + 2); /* with both quotes */
+        c->p += n + 2;
+        return rc;
+    }
     rd_buf_reset(&c->str);
     int rc = string_in(c, &c->str);
     return rc < 0 ? rc : string_out(c, c->str.data, c->str.len);
@@ -480,7 +499,17 @@ static int order_members(struct canon *c, struct member *m, size_t n, size_t sta
         sorted = cmp_member(&m[i - 1], &m[i]) < 0 && !same_key(&m[i - 1], &m[i]);
     if (sorted)
         return 0; /* the common case for small objects: nothing moves */
-    qsort(m, n, sizeof *m, cmp_member);
+    if (n <= 16) { /* a request's objects are small: no qsort (and its buffer) */
+        for (size_t i = 1; i < n; i++) {
+            struct member v = m[i];
+            size_t j = i;
+            for (; j > 0 && cmp_member(&m[j - 1], &v) > 0; j--)
+                m[j] = m[j - 1];
+            m[j] = v;
+        }
+    } else {
+        qsort(m, n, sizeof *m, cmp_member);
+    }
     rd_buf_reset(&c->tmp);
     if (rd_buf_append(&c->tmp, c->out->data + start, c->out->len - start) < 0)
         return RD_ETOOBIG;
@@ -526,6 +555,8 @@ static int member_value(struct canon *c, unsigned depth, int path_len, enum rule
 static int member(struct canon *c, unsigned depth, int path_len, size_t nkept)
 {
     struct member m = {.key_off = c->keys.len, .idx = c->nmem};
+    ptrdiff_t plain = plain_string(c); /* then the key is written as it came */
+    const char *raw = c->p;
     int rc = string_in(c, &c->keys);
     if (rc < 0)
         return rc;
@@ -541,7 +572,7 @@ static int member(struct canon *c, unsigned depth, int path_len, size_t nkept)
         rc = nkept ? put(c, ",", 1) : 0;
         m.off = c->out->len;
         if (rc == 0)
-            rc = string_out(c, c->keys.data + m.key_off, m.key_len);
+            rc = plain >= 0 ? put(c, raw, (size_t)plain + 2) : string_out(c, c->keys.data + m.key_off, m.key_len);
         if (rc == 0)
             rc = put(c, ":", 1);
         if (rc < 0)

@@ -213,6 +213,30 @@ static void test_rounding_matches_printf(void **state)
     }
 }
 
+/* Objects on both sides of the small-object sort (16 members): reversed
+ * keys with a duplicate come out in key order, the last duplicate kept. */
+static void test_sort_sizes(void **state)
+{
+    (void)state;
+    for (int n = 2; n <= 20; n++) {
+        char doc[1024], want[1024];
+        size_t d = 0, w = 0;
+        d += (size_t)snprintf(doc + d, sizeof doc - d, "{");
+        for (int i = n - 1; i >= 0; i--)
+            d += (size_t)snprintf(doc + d, sizeof doc - d, "%s\"k%02d\":%d", i == n - 1 ? "" : ",", i, i);
+        d += (size_t)snprintf(doc + d, sizeof doc - d, ",\"k%02d\":\"last\"}", n / 2); /* a later duplicate */
+        w += (size_t)snprintf(want + w, sizeof want - w, "{");
+        for (int i = 0; i < n; i++) {
+            if (i == n / 2)
+                w += (size_t)snprintf(want + w, sizeof want - w, "%s\"k%02d\":\"last\"", i ? "," : "", i);
+            else
+                w += (size_t)snprintf(want + w, sizeof want - w, "%s\"k%02d\":%d", i ? "," : "", i, i);
+        }
+        snprintf(want + w, sizeof want - w, "}");
+        expect_canon(doc, want);
+    }
+}
+
 static void test_rounding(void **state)
 {
     (void)state;
@@ -912,6 +936,7 @@ int main(void)
         cmocka_unit_test(test_surrogates),
         cmocka_unit_test(test_numbers_as_sent),
         cmocka_unit_test(test_rounding),
+        cmocka_unit_test(test_sort_sizes),
         cmocka_unit_test(test_rounding_matches_printf),
         cmocka_unit_test(test_drop_paths),
         cmocka_unit_test(test_duplicate_keys),
