@@ -248,7 +248,9 @@ describe('rate limiting on a two-worker server', () => {
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
       res.end(body);
     };
-    const p = await proxyOf(srv, 'tokens', { rate_limiting: { requests_per_minute: 100, tokens_per_minute: 1000 } },
+    // The same body every time: with the cache on, C would be answered from A's stored answer.
+    const nocache = { cache: { enabled: false } };
+    const p = await proxyOf(srv, 'tokens', { ...nocache, rate_limiting: { requests_per_minute: 100, tokens_per_minute: 1000 } },
       { upstream_url: up.url });
     const seen = up.requests.length;
     // A reserves 600 and waits at the upstream
@@ -264,7 +266,7 @@ describe('rate limiting on a two-worker server', () => {
     assert.match(b.json.error.message, /tokens per minute/);
     assert.equal(up.requests.length, seen + 1, 'a limited request never reaches the upstream');
     // a configuration change while A runs leaves the limits alone: A's charge lands in the same bucket
-    await srv.putConfig(p.id, { rate_limiting: { requests_per_minute: 100, tokens_per_minute: 1000 }, emulator: { seed: 1 } });
+    await srv.putConfig(p.id, { ...nocache, rate_limiting: { requests_per_minute: 100, tokens_per_minute: 1000 }, emulator: { seed: 1 } });
     // A finishes having used 100: 500 come back
     answer(held.shift(), 100);
     const ra = await a;
@@ -280,7 +282,7 @@ describe('rate limiting on a two-worker server', () => {
     const d = await post(p.port, CHAT, chat({ max_tokens: 150 }));
     assert.equal(d.status, 429, `about 100 left: ${d.headers['x-ratelimit-remaining-tokens']}`);
     // a client that goes away before the answer gets its reservation back
-    await srv.putConfig(p.id, { rate_limiting: { requests_per_minute: 100, tokens_per_minute: 1000, key: 'ip' } });
+    await srv.putConfig(p.id, { ...nocache, rate_limiting: { requests_per_minute: 100, tokens_per_minute: 1000, key: 'ip' } });
     const ctl = new AbortController();
     const e = post(p.port, CHAT, chat({ max_tokens: 900 }), { signal: ctl.signal });
     await waitFor(() => held.length === 1, 5000, 'E at the upstream');
