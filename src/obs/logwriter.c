@@ -71,7 +71,7 @@ struct slot {
     atomic_uint_fast64_t dropped;
     /* The consumer's (the writer's). */
     alignas(64) struct chunk *head;
-    size_t head_read; /* records of head already copied out */
+    size_t head_read; /* records of head already taken */
     atomic_uint_fast64_t popped;
     _Atomic(struct chunk *) spare; /* a drained chunk for the producer's next fill */
     uint64_t done;                 /* w->mu: records of this slot written or failed */

@@ -1,11 +1,12 @@
 /* One request-log record: what the request log keeps of one request that
  * reached a proxy (docs/observability.md, "Request log"). Flat and fixed-size
- * (no pointers), so it can be copied into the log buffer by value, written by
- * the log writer thread, kept in the live stream's history and read back
- * from the store alike. Never holds a body, an API key or an Authorization
+ * (no pointers), so a worker fills it in place in the log's queue, the log
+ * writer thread writes it from there, the live stream's history points to
+ * it, and the store reads it back alike. Never holds a body, an API key or an Authorization
  * value: the fields below are all there is.
  *
- * Strings are NUL-terminated and truncated to their array; "" means unknown
+ * Strings are NUL-terminated and truncated to their array (the bytes after
+ * the NUL are unspecified: compare and copy up to it); "" means unknown
  * (shown as null in JSON, except where noted). Integers are -1 when unknown
  * unless noted. */
 #ifndef RD_OBS_RECORD_H
