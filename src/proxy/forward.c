@@ -136,12 +136,20 @@ size_t rd_forward_decode(struct rd_req *req, const char *p, size_t n)
     return used;
 }
 
-void rd_forward_done(struct rd_req *req)
+/* The whole answer is relayed but its end has not left: the body is
+ * complete for its usage, and a cache fill is committed now, so a client
+ * that has the answer finds it stored (rd_cache_record_end). */
+static void answer_whole(struct rd_req *req)
 {
     req->body_complete = req->decode == RD_DECODE_BODY;
-    req->decode = RD_DECODE_NONE;
     if (req->stage_data[RD_STAGE_CACHE])
-        rd_cache_record_end(req); /* before the end goes out */
+        rd_cache_record_end(req);
+}
+
+void rd_forward_done(struct rd_req *req)
+{
+    answer_whole(req);
+    req->decode = RD_DECODE_NONE;
     rd_req_finish(req);
 }
 
@@ -240,12 +248,11 @@ static int on_data(void *ud, const char *p, size_t n)
     req->bytes_out += n;
     (void)rd_forward_decode(req, p, n); /* unshaped: nothing stops it */
     /* The last bytes of a Content-Length body complete the answer for the
-     * client: a fill is committed before they leave (rd_cache_record_end). */
+     * client: the source is as good as done. */
     if (req->content_length >= 0 && req->bytes_out == (uint64_t)req->content_length &&
         req->stage_data[RD_STAGE_CACHE]) {
-        req->body_complete = req->decode == RD_DECODE_BODY;
         rd_cache_record_done(req);
-        rd_cache_record_end(req);
+        answer_whole(req);
     }
     /* A failed write means the client is gone; its read side reports that
      * and the exchange is aborted from there. */

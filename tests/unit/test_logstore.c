@@ -611,21 +611,29 @@ static void test_bad_block_skipped(void **state)
 
 /* A database of the per-row table (up to migration 004) moves to blocks
  * with every row: seqs, values, NULLs, order. */
+/* A database file name.db in the fixture's directory with the migrations up
+ * to version applied (an older release's), open; its path into path. */
+static sqlite3 *db_at_version(const struct fix *fx, const char *name, int version, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/%s.db", fx->dir, name);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    size_t upto = 0;
+    while (upto < rd_migrations_count && rd_migrations[upto].version <= version)
+        upto++;
+    char err[256];
+    assert_int_equal(rd_sqlite_migrate(db, rd_migrations, upto, err, sizeof err), 0);
+    return db;
+}
+
 /* A database of 005 (blocks under the columns' own names) opened by this
  * version: 006 rewrites the keys short, the view and the readers see the
  * same records, and a string value that looks like a key is left alone. */
 static void test_migrates_long_keys(void **state)
 {
     struct fix *fx = *state;
-    char path[160];
-    snprintf(path, sizeof path, "%s/v5.db", fx->dir);
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    size_t upto = 0;
-    while (upto < rd_migrations_count && rd_migrations[upto].version <= 5)
-        upto++;
-    char err[256];
-    assert_int_equal(rd_sqlite_migrate(db, rd_migrations, upto, err, sizeof err), 0);
+    char path[160], err[256];
+    sqlite3 *db = db_at_version(fx, "v5", 5, path, sizeof path);
     /* one block as 005's writer wrote it, one row through 005's view trigger */
     exec_raw(db, "INSERT INTO request_log_blocks (id, seq_last, ts_min, ts_max, n, common, records) VALUES "
                  "(1, 2, 1796279462001, 1796279462002, 2, "
@@ -691,15 +699,8 @@ static void test_migrates_long_keys(void **state)
 static void test_migrates_rows(void **state)
 {
     struct fix *fx = *state;
-    char path[160];
-    snprintf(path, sizeof path, "%s/old.db", fx->dir);
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    size_t upto = 0;
-    while (upto < rd_migrations_count && rd_migrations[upto].version <= 4)
-        upto++;
-    char err[256];
-    assert_int_equal(rd_sqlite_migrate(db, rd_migrations, upto, err, sizeof err), 0);
+    char path[160], err[256];
+    sqlite3 *db = db_at_version(fx, "old", 4, path, sizeof path);
     exec_raw(db, "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 1100) "
                  "INSERT INTO request_logs (request_id, timestamp, proxy_id, model, status_code, latency_ms, "
                  "upstream_latency_ms, input_tokens, cost_usd, cache) "

@@ -258,6 +258,15 @@ static void test_history_since(void **state)
     rd_log_writer_stop(w);
 }
 
+/* Row i of producer 0 pushed, and written by the time this returns. */
+static void push_written(struct rd_log_writer *w, unsigned producer, unsigned i)
+{
+    struct rd_log_rec r;
+    rec_of(&r, producer, i);
+    assert_true(rd_log_push(w, producer, &r));
+    assert_int_equal(rd_log_writer_flush(w, 20000), 0);
+}
+
 /* The history points into the queue's chunks: while one worker pushes
  * (many chunks' worth, so chunks are recycled as the history moves on) a
  * reader keeps asking for it, and every row it gets is whole and the one
@@ -319,17 +328,13 @@ static void test_history_holds_chunks(void **state)
     /* The newest rows purged: the next row still gets the next seq (a seq
      * is never given twice), the history goes on. */
     exec(f, "DELETE FROM request_log_keys; DELETE FROM request_log_blocks");
-    rec_of(&r, 0, 5000);
-    assert_true(rd_log_push(w, 0, &r));
-    assert_int_equal(rd_log_writer_flush(w, 20000), 0);
+    push_written(w, 0, 5000);
     assert_int_equal(rd_log_history_since(w, 0, out, 300, &first), 300);
     assert_int_equal(out[299].seq, 5001);
     /* A database whose seqs go back (an older copy restored under the
      * server): the history starts over with the lower seq. */
     exec(f, "DELETE FROM request_log_blocks; DELETE FROM request_log_seq");
-    rec_of(&r, 0, 0);
-    assert_true(rd_log_push(w, 0, &r));
-    assert_int_equal(rd_log_writer_flush(w, 20000), 0);
+    push_written(w, 0, 0);
     assert_int_equal(rd_log_history_since(w, 0, out, 300, &first), 1);
     assert_int_equal(out[0].seq, 1);
     /* and fills again past one chunk before stop */
