@@ -248,11 +248,14 @@ static int on_data(void *ud, const char *p, size_t n)
     req->bytes_out += n;
     (void)rd_forward_decode(req, p, n); /* unshaped: nothing stops it */
     /* The last bytes of a Content-Length body complete the answer for the
-     * client: the source is as good as done. */
-    if (req->content_length >= 0 && req->bytes_out == (uint64_t)req->content_length &&
-        req->stage_data[RD_STAGE_CACHE]) {
-        rd_cache_record_done(req);
+     * client: the source is as good as done, and the request is counted
+     * before they leave (a client that has them and asks at once, for the
+     * summary or its rate limit, finds it counted). */
+    if (req->content_length >= 0 && req->bytes_out == (uint64_t)req->content_length) {
+        if (req->stage_data[RD_STAGE_CACHE])
+            rd_cache_record_done(req);
         answer_whole(req);
+        rd_req_answered(req);
     }
     /* A failed write means the client is gone; its read side reports that
      * and the exchange is aborted from there. */

@@ -106,20 +106,73 @@ static struct rd_req *req_get(struct rd_req_env *env)
     return req;
 }
 
-/* The one place a request ends: everything it holds is released, its
- * deadline cleared, and it goes back to the pool (or is destroyed). */
-static void req_release(struct rd_req *req)
+static void log_done(struct rd_req *req)
+{
+    if (!rd_log_enabled(RD_LOG_DEBUG))
+        return;
+    char tokens[64] = "";
+    const struct rd_usage *u = rd_req_usage(req);
+    if (u->input >= 0 || u->output >= 0)
+        snprintf(tokens, sizeof tokens, " tokens %lld/%lld", (long long)u->input, (long long)u->output);
+    rd_req_debug(req, "%s %s model=%s -> %d (upstream %d) %llu bytes in %.3f ms%s%s", req->method, req->path,
+                 req->model[0] ? req->model : "-", req->status_sent, req->status_upstream,
+                 (unsigned long long)req->bytes_out, (double)(req->t_done - req->t_received) / 1000.0, tokens,
+                 req->stream && !req->stream_ended ? " (stream not ended)" : "");
+}
+
+/* The request is counted where it counts: the usage totals, the stages'
+ * on_done (a rate limit's token charge, the cache's error window), the
+ * request log, the roll-ups, the metrics and the trace. It runs before the
+ * answer's end is handed to the connection: a client that has its answer and
+ * asks at once (another request, the summary, /metrics) finds it counted. */
+static void req_account(struct rd_req *req)
 {
     struct rd_req_env *env = req->env;
-    req->deadline.at = 0; /* the timer may stay armed; it finds nothing to do */
     /* A cache hit cost nothing upstream: the totals are what was billed. */
     if (req->snap->usage && req->cache != RD_CACHE_HIT)
         rd_proxy_usage_add(req->snap->usage, env->index, req->provider, req->model, rd_req_usage(req));
-    rd_shape_release(req);
     rd_pipeline_done(req);
     rd_obs_done(req);
     if (env->observe)
         env->observe(req, env->observe_ud);
+}
+
+/* DONE, its debug line and its accounting, once: early when the answer is
+ * whole before its last bytes are written (rd_req_answered), else when the
+ * request ends. */
+static void req_count(struct rd_req *req)
+{
+    if (req->counted)
+        return;
+    req->counted = true;
+    rd_req_set_state(req, RD_REQ_DONE);
+    log_done(req);
+    req_account(req);
+}
+
+void rd_req_answered(struct rd_req *req)
+{
+    req_count(req);
+}
+
+/* Every way a request ends: counted (if it was not yet), and the exchange
+ * taken from it, for the caller to end (finish, abort, respond). */
+static struct rd_http_exch *req_end(struct rd_req *req)
+{
+    struct rd_http_exch *x = req->x;
+    req_count(req);
+    req->x = NULL;
+    return x;
+}
+
+/* The one place a request is let go, after req_end: everything it holds is
+ * released, its deadline cleared, and it goes back to the pool (or is
+ * destroyed). */
+static void req_release(struct rd_req *req)
+{
+    struct rd_req_env *env = req->env;
+    req->deadline.at = 0; /* the timer may stay armed; it finds nothing to do */
+    rd_shape_release(req);
     rd_proxy_snap_unref(req->snap);
     rd_hdrs_clear(&req->up_hdrs);
     rd_hdrs_clear(&req->resp_hdrs);
@@ -276,20 +329,6 @@ static void on_timer(uv_timer_t *t)
     }
 }
 
-static void log_done(struct rd_req *req)
-{
-    if (!rd_log_enabled(RD_LOG_DEBUG))
-        return;
-    char tokens[64] = "";
-    const struct rd_usage *u = rd_req_usage(req);
-    if (u->input >= 0 || u->output >= 0)
-        snprintf(tokens, sizeof tokens, " tokens %lld/%lld", (long long)u->input, (long long)u->output);
-    rd_req_debug(req, "%s %s model=%s -> %d (upstream %d) %llu bytes in %.3f ms%s%s", req->method, req->path,
-                 req->model[0] ? req->model : "-", req->status_sent, req->status_upstream,
-                 (unsigned long long)req->bytes_out, (double)(req->t_done - req->t_received) / 1000.0, tokens,
-                 req->stream && !req->stream_ended ? " (stream not ended)" : "");
-}
-
 /* ---- client side ---- */
 
 static void on_drain(void *ud)
@@ -306,22 +345,14 @@ static void on_gone(void *ud)
     struct rd_req *req = ud;
     rd_source_abort(&req->src);
     req->err = RD_EABORTED;
-    struct rd_http_exch *x = req->x;
-    rd_req_set_state(req, RD_REQ_DONE);
-    log_done(req);
-    req->x = NULL;
-    rd_http_abort(x);
+    rd_http_abort(req_end(req));
     req_release(req);
 }
 
 void rd_req_finish(struct rd_req *req)
 {
-    struct rd_http_exch *x = req->x;
-    rd_req_set_state(req, RD_REQ_DONE);
-    log_done(req);
-    req->x = NULL;
     /* May start the next pipelined request (with another request object). */
-    rd_http_finish(x);
+    rd_http_finish(req_end(req));
     req_release(req);
 }
 
@@ -357,10 +388,7 @@ void rd_req_fail_spec(struct rd_req *req, const struct rd_error_spec *spec)
     struct rd_http_exch *x = req->x;
     rd_source_abort(&req->src);
     if (req->head_sent) {
-        rd_req_set_state(req, RD_REQ_DONE);
-        log_done(req);
-        req->x = NULL;
-        rd_http_abort(x);
+        rd_http_abort(req_end(req));
         req_release(req);
         return;
     }
@@ -385,9 +413,7 @@ void rd_req_fail_spec(struct rd_req *req, const struct rd_error_spec *spec)
     int status = e.status;
     req->status_sent = status;
     req->bytes_out = body.len;
-    rd_req_set_state(req, RD_REQ_DONE);
-    log_done(req);
-    req->x = NULL;
+    x = req_end(req);
     rd_http_respond(x, status, &req->resp_hdrs, body.data, body.len);
     rd_buf_free(&body);
     req_release(req);
@@ -492,5 +518,6 @@ void rd_req_server_error(struct rd_req_env *env, struct rd_proxy_snap *snap, con
     rd_req_set_state(req, RD_REQ_DONE);
     rd_req_debug(req, "%s %s -> %d (%s)", e->req && e->req->method ? e->req->method : "-",
                  e->req && e->req->path ? e->req->path : "-", e->status, e->message);
+    req_account(req); /* the server sends the answer when this returns */
     req_release(req);
 }

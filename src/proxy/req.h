@@ -215,6 +215,7 @@ struct rd_req {
     struct rd_source src;
     enum rd_req_decode decode;
     struct rd_es_decoder es; /* RD_DECODE_EVENTSTREAM; its storage is freed on release */
+    bool counted;            /* DONE and accounted (req.c req_count) */
     bool body_complete;      /* body holds a whole 2xx JSON body */
     bool usage_read;         /* rd_req_usage looked at body */
     int64_t content_length;  /* announced by the source, -1 if none */
@@ -293,5 +294,10 @@ const char *rd_failure_name(enum rd_failure f);
 /* Ends the request whose response is complete: finishes the exchange and
  * releases req. */
 void rd_req_finish(struct rd_req *req);
+/* The whole answer is relayed but its last bytes are not yet written (a
+ * Content-Length body): the request is DONE and counted now (usage, the
+ * stages' on_done, log, roll-ups, metrics, trace); rd_req_finish or an
+ * abort still ends it, without counting it again. */
+void rd_req_answered(struct rd_req *req);
 
 #endif

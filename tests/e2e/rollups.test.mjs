@@ -146,3 +146,39 @@ describe('metric roll-ups', () => {
     assert.equal((await summary()).requests, 8);
   });
 });
+
+describe('roll-ups read their writes', () => {
+  let srv;
+  before(async () => {
+    srv = await startServer({ workers: 2 });
+  });
+  after(async () => {
+    await srv?.stop();
+  });
+
+  test('a request is in the summary, the usage and the failures as soon as its answer is', async () => {
+    // Each answer (a plain one, a stream, a simulated 503) is counted before
+    // its last bytes leave: what is read right after it has it.
+    const ok = await srv.createProxy({ name: 'ryw-ok', provider: 'openai', upstream_url: 'emulator', port: await freePort(),
+      config: { cache: { enabled: false } } });
+    const bad = await srv.createProxy({ name: 'ryw-bad', provider: 'openai', upstream_url: 'emulator', port: await freePort(),
+      config: { cache: { enabled: false }, error_injection: { '503_rate': 1 } } });
+    const okClient = new OpenAI({ baseURL: `http://127.0.0.1:${ok.port}/v1`, apiKey: 'sk-ryw', maxRetries: 0 });
+    const badClient = new OpenAI({ baseURL: `http://127.0.0.1:${bad.port}/v1`, apiKey: 'sk-ryw', maxRetries: 0 });
+    const requests = async () => (await srv.api('GET', '/api/v1/metrics/summary')).json.requests;
+    let n = 0;
+    for (let i = 0; i < 20; i++) {
+      await okClient.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `ryw ${i}` }] });
+      assert.equal(await requests(), ++n, `plain ${i}`);
+      assert.equal((await srv.api('GET', `/api/v1/proxies/${ok.id}/usage`)).json.totals.requests, 2 * i + 1, `usage ${i}`);
+      const st = await okClient.chat.completions.create({ model: 'gpt-4o-mini', stream: true,
+        stream_options: { include_usage: true }, messages: [{ role: 'user', content: `ryw stream ${i}` }] });
+      for await (const _ of st);
+      assert.equal(await requests(), ++n, `stream ${i}`);
+      await assert.rejects(badClient.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `ryw ${i}` }] }),
+        (e) => e.status === 503);
+      assert.equal(await requests(), ++n, `503 ${i}`);
+      assert.equal((await srv.api('GET', `/api/v1/proxies/${bad.id}/failures`)).json.failures.error_injection, i + 1);
+    }
+  });
+});

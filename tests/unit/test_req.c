@@ -132,6 +132,11 @@ struct seen {
     bool timestamps_ordered;
     char id[24];
     char path[128];
+    /* The exchange at the time the request was counted: it is counted
+     * before its end is handed to the connection (req.c req_account). */
+    bool had_exch;
+    int begins_then, ends_then;
+    size_t out_then; /* body bytes the exchange had been given */
 };
 
 struct fx {
@@ -164,6 +169,13 @@ static void observe(struct rd_req *req, void *ud)
                                                       (req->t_first_byte == 0 || req->t_upstream <= req->t_first_byte)));
     snprintf(s->id, sizeof s->id, "%s", req->id_text);
     snprintf(s->path, sizeof s->path, "%s", req->path);
+    s->had_exch = req->x != NULL;
+    if (req->x && req->x->ops == &fake_ops) {
+        const struct fake *f = fake_of(req->x);
+        s->begins_then = f->begins;
+        s->ends_then = f->finishes + f->aborts;
+        s->out_then = f->out.len;
+    }
 }
 
 static struct rd_proxy_snap *snap_for(const char *provider, const char *upstream, const char *config)
@@ -248,6 +260,13 @@ static void test_emulated_chat(void **state)
     assert_int_equal(fx.seen.bytes_out, f.out.len);
     assert_true(fx.seen.timestamps_ordered);
     assert_string_equal(fx.seen.path, "/v1/chat/completions");
+    /* counted with the answer written but its end not yet handed over */
+    assert_true(fx.seen.had_exch);
+    assert_int_equal(fx.seen.begins_then, 1);
+    assert_int_equal(fx.seen.ends_then, 0);
+    /* a Content-Length body: counted before its last bytes were written */
+    assert_true(f.content_length > 0);
+    assert_true(fx.seen.out_then < f.out.len);
     fake_free(&f);
     fx_free(&fx);
 }
@@ -323,6 +342,8 @@ static void test_client_gone_mid_stream(void **state)
     assert_int_equal(f.aborts, 1);
     assert_int_equal(f.finishes, 0);
     assert_false(fx.seen.stream_ended);
+    assert_true(fx.seen.had_exch);
+    assert_int_equal(fx.seen.ends_then, 0);
     fake_free(&f);
     fx_free(&fx);
 }
@@ -353,6 +374,10 @@ static void test_upstream_deadline(void **state)
     assert_true(uv_now(&fx.loop) - t0 >= 190);
     assert_int_equal(f.status, 504);
     assert_int_equal(fx.seen.err, RD_ETIMEDOUT);
+    /* the error answer is counted before it is sent */
+    assert_true(fx.seen.had_exch);
+    assert_int_equal(fx.seen.begins_then, 0);
+    assert_int_equal(fx.seen.ends_then, 0);
     assert_non_null(strstr(f.out.data, "\"gateway_timeout\""));
     const char *id = rd_hdrs_get(&f.resp_hdrs, "x-request-id");
     assert_non_null(id);
