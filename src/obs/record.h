@@ -84,6 +84,40 @@ uint64_t rd_log_rec_shared(struct rd_log_rec *const *recs, size_t n);
 int rd_log_rec_apply(const char *p, size_t n, struct rd_log_rec *r);
 int rd_log_rec_unpack(const char *p, size_t n, struct rd_log_rec *r);
 void rd_log_rec_reset(struct rd_log_rec *r);
+/* A block's short forms (008_request_log_deltas.sql): a record's
+ * timestamp is stored as "dt", its distance from the block's ts_min (left
+ * out at 0); when every request id of the block is one worker's
+ * ("req_" + 8 hex of prefix + 8 hex of its count), common holds the prefix
+ * ("idp"), record 0's count ("id0") and the counts' range ("idmin",
+ * "idmax"), and record k says "idl" only when its count is not id0 + k
+ * (mod 2^32). rd_log_block_ctx_of computes this for recs[0..n) (the
+ * writer); rd_log_block_pack writes common (the fields in `which`, from
+ * recs[0], and the context); rd_log_rec_pack_in writes record `index`
+ * without what the context implies; rd_log_block_ctx_read reads the context
+ * back from common (ts_min from the block's column), rd_log_rec_apply_in
+ * applies a record with it (a block written before 008 has neither form:
+ * both read the same). rd_log_block_may_hold reports whether a block of
+ * that context can hold request id `id` (a full canonical id; false only
+ * when it surely does not). Malformed input is RD_EPROTO. Pure. */
+struct rd_log_block_ctx {
+    int64_t ts_min, ts_max;
+    bool common_ts; /* common holds the timestamp (every record alike) */
+    bool has_prefix;
+    char prefix[13]; /* "req_" + 8 lower-case hex */
+    uint32_t id0, idmin, idmax;
+};
+void rd_log_block_ctx_of(struct rd_log_block_ctx *c, struct rd_log_rec *const *recs, size_t n, uint64_t shared);
+int rd_log_block_pack(struct rd_buf *out, const struct rd_log_rec *r0, uint64_t which,
+                      const struct rd_log_block_ctx *c);
+int rd_log_rec_pack_in(struct rd_buf *out, const struct rd_log_rec *r, uint64_t which, const struct rd_log_block_ctx *c,
+                       size_t index);
+int rd_log_block_ctx_read(const char *common, size_t n, int64_t ts_min, struct rd_log_block_ctx *c);
+int rd_log_rec_apply_in(const char *p, size_t n, struct rd_log_rec *r, const struct rd_log_block_ctx *c, size_t index);
+bool rd_log_block_may_hold(const struct rd_log_block_ctx *c, const char *id);
+/* The 12-byte worker prefix of a canonical request id ("req_" + 16 lower-
+ * case hex) and its count; false for any other id. */
+bool rd_log_id_split(const char *id, uint32_t *count);
+
 /* The key a column of the request_logs view ("model") is stored under;
  * NULL for no such column. */
 const char *rd_log_rec_key(const char *column);

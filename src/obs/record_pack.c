@@ -200,37 +200,136 @@ static int put_value(struct rd_buf *b, const struct rd_log_rec *r, const struct 
     }
 }
 
+#define BIT_ID (UINT64_C(1) << 1) /* fields[1], fields[2] */
+#define BIT_TS (UINT64_C(1) << 2)
+
+/* `"key":` after a comma unless it is the first member. */
+static int put_raw_key(struct rd_buf *b, const char *key, bool *first)
+{
+    struct field f = {.key = key, .key_len = strlen(key)};
+    return put_key(b, &f, first);
+}
+
+static int pack_fields(struct rd_buf *b, const struct rd_log_rec *r, uint64_t which, bool *first)
+{
+    int rc = 0;
+    for (uint64_t m = which & ((UINT64_C(1) << (sizeof fields / sizeof fields[0])) - 1); m; m &= m - 1) {
+        const struct field *f = &fields[__builtin_ctzll(m)];
+        if (!omitted(r, f))
+            rc |= put_key(b, f, first) | put_value(b, r, f);
+    }
+    return rc;
+}
+
 int rd_log_rec_pack(struct rd_buf *b, const struct rd_log_rec *r, uint64_t which)
 {
     bool first = true;
     int rc = rd_buf_append(b, "{", 1);
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        const struct field *f = &fields[i];
-        if (!(which & (UINT64_C(1) << i)) || omitted(r, f))
+    rc |= pack_fields(b, r, which, &first);
+    rc |= rd_buf_append(b, "}", 1);
+    return rc < 0 ? -1 : 0;
+}
+
+/* ---- a block's short forms ---- */
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+bool rd_log_id_split(const char *id, uint32_t *count)
+{
+    if (strncmp(id, "req_", 4) != 0) /* id may be shorter */
+        return false;
+    uint32_t v = 0;
+    for (int i = 4; i < 20; i++) {
+        int h = hexval(id[i]);
+        if (h < 0)
+            return false;
+        if (i >= 12)
+            v = v << 4 | (uint32_t)h;
+    }
+    if (id[20] != '\0')
+        return false;
+    *count = v;
+    return true;
+}
+
+void rd_log_block_ctx_of(struct rd_log_block_ctx *c, struct rd_log_rec *const *recs, size_t n, uint64_t shared)
+{
+    memset(c, 0, sizeof *c);
+    c->ts_min = INT64_MAX;
+    c->ts_max = INT64_MIN;
+    c->common_ts = (shared & BIT_TS) != 0;
+    uint32_t k = 0;
+    c->has_prefix = n > 0 && rd_log_id_split(recs[0]->id, &k);
+    if (c->has_prefix) {
+        memcpy(c->prefix, recs[0]->id, 12);
+        c->id0 = c->idmin = c->idmax = k;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct rd_log_rec *r = recs[i];
+        if (r->ts_ms < c->ts_min)
+            c->ts_min = r->ts_ms;
+        if (r->ts_ms > c->ts_max)
+            c->ts_max = r->ts_ms;
+        if (!c->has_prefix)
             continue;
-        rc |= put_key(b, f, &first) | put_value(b, r, f);
+        if (memcmp(r->id, c->prefix, 12) != 0 || !rd_log_id_split(r->id, &k)) {
+            c->has_prefix = false;
+            continue;
+        }
+        c->idmin = k < c->idmin ? k : c->idmin;
+        c->idmax = k > c->idmax ? k : c->idmax;
+    }
+}
+
+int rd_log_block_pack(struct rd_buf *b, const struct rd_log_rec *r0, uint64_t which, const struct rd_log_block_ctx *c)
+{
+    bool first = true;
+    int rc = rd_buf_append(b, "{", 1);
+    if (r0)
+        rc |= pack_fields(b, r0, which & ~(BIT_ID | RD_LOG_PACK_SEQ), &first);
+    if (c->has_prefix) {
+        rc |= put_raw_key(b, "idp", &first) | rd_buf_append(b, "\"", 1) | rd_buf_append(b, c->prefix, 12) |
+              rd_buf_append(b, "\"", 1);
+        rc |= put_raw_key(b, "id0", &first) | put_i64(b, c->id0);
+        rc |= put_raw_key(b, "idmin", &first) | put_i64(b, c->idmin);
+        rc |= put_raw_key(b, "idmax", &first) | put_i64(b, c->idmax);
     }
     rc |= rd_buf_append(b, "}", 1);
     return rc < 0 ? -1 : 0;
 }
 
-/* strncmp(x, y, cap) == 0 for the short strings of a record, inline. */
-static bool str_same(const char *x, const char *y, size_t cap)
+int rd_log_rec_pack_in(struct rd_buf *b, const struct rd_log_rec *r, uint64_t which, const struct rd_log_block_ctx *c,
+                       size_t index)
 {
-    for (size_t i = 0; i < cap; i++) {
-        if (x[i] != y[i])
-            return false;
-        if (x[i] == '\0')
-            return true;
+    bool first = true;
+    int rc = rd_buf_append(b, "{", 1);
+    uint64_t rest = which;
+    uint32_t k = 0;
+    if ((which & BIT_ID) && c->has_prefix && rd_log_id_split(r->id, &k) && memcmp(r->id, c->prefix, 12) == 0) {
+        rest &= ~BIT_ID;
+        if (k != (uint32_t)(c->id0 + (uint32_t)index))
+            rc |= put_raw_key(b, "idl", &first) | put_i64(b, k);
     }
-    return true;
+    /* A timestamp the block's ts_min does not reach (not the writer's
+     * case) stays as it is. */
+    if ((which & BIT_TS) && r->ts_ms >= c->ts_min && (c->ts_min >= 0 || r->ts_ms <= INT64_MAX + c->ts_min)) {
+        rest &= ~BIT_TS;
+        if (r->ts_ms != c->ts_min)
+            rc |= put_raw_key(b, "dt", &first) | put_i64(b, r->ts_ms - c->ts_min);
+    }
+    rc |= pack_fields(b, r, rest, &first);
+    rc |= rd_buf_append(b, "}", 1);
+    return rc < 0 ? -1 : 0;
 }
 
 static bool same(const struct rd_log_rec *a, const struct rd_log_rec *b, const struct field *f)
 {
     const char *x = (const char *)a + f->off, *y = (const char *)b + f->off;
     switch (f->type) {
-    case F_STR: return str_same(x, y, f->cap);
+    case F_STR: return strncmp(x, y, f->cap) == 0; /* glibc's compares words, not bytes */
     case F_INT:
     case F_CACHE:
         return memcmp(x, y, sizeof(int)) == 0;
@@ -313,6 +412,8 @@ static int read_field(struct rd_log_rec *r, const struct field *f, struct rd_jso
     case F_I64:
         if (rd_json_span_int64(v, &i) < 0)
             return -1;
+        if (f->omit == O_UNKNOWN && i < 0)
+            i = -1; /* any negative count is "unknown", as it is packed */
         memcpy(dst, &i, sizeof i);
         return 0;
     case F_INT:
@@ -378,6 +479,127 @@ int rd_log_rec_apply(const char *p, size_t n, struct rd_log_rec *r)
         return RD_EPROTO;
     int rc = rd_json_scan_members(p, n, member, r);
     return rc == 0 ? 0 : RD_EPROTO;
+}
+
+/* ---- reading a block's short forms ---- */
+
+static bool key_is(const char *key, size_t key_len, const char *want)
+{
+    return strlen(want) == key_len && memcmp(key, want, key_len) == 0;
+}
+
+static bool is_field(const char *key, size_t key_len, size_t i)
+{
+    const struct field *f = &fields[i];
+    return (f->key_len == key_len && memcmp(f->key, key, key_len) == 0) ||
+           (f->col_len == key_len && memcmp(f->col, key, key_len) == 0);
+}
+
+static int span_u32(struct rd_json_span v, uint32_t *out)
+{
+    int64_t i;
+    if (rd_json_span_int64(v, &i) < 0 || i < 0 || i > (int64_t)UINT32_MAX)
+        return -1;
+    *out = (uint32_t)i;
+    return 0;
+}
+
+static int ctx_member(void *ud, const char *key, size_t key_len, bool escaped, struct rd_json_span v)
+{
+    struct rd_log_block_ctx *c = ud;
+    if (escaped)
+        return 0;
+    if (is_field(key, key_len, 2)) {
+        c->common_ts = !is_null(v);
+        return 0;
+    }
+    if (key_is(key, key_len, "idp")) {
+        static const char *const here[] = {NULL};
+        char p[16];
+        uint32_t k;
+        char id[24];
+        if (rd_json_scan_string(v.p, v.n, here, p, sizeof p) != 12)
+            return RD_EPROTO;
+        snprintf(id, sizeof id, "%s00000000", p);
+        if (!rd_log_id_split(id, &k))
+            return RD_EPROTO;
+        memcpy(c->prefix, p, 13);
+        c->has_prefix = true;
+        return 0;
+    }
+    if (key_is(key, key_len, "id0"))
+        return span_u32(v, &c->id0) < 0 ? RD_EPROTO : 0;
+    if (key_is(key, key_len, "idmin"))
+        return span_u32(v, &c->idmin) < 0 ? RD_EPROTO : 0;
+    if (key_is(key, key_len, "idmax"))
+        return span_u32(v, &c->idmax) < 0 ? RD_EPROTO : 0;
+    return 0;
+}
+
+int rd_log_block_ctx_read(const char *common, size_t n, int64_t ts_min, struct rd_log_block_ctx *c)
+{
+    memset(c, 0, sizeof *c);
+    c->ts_min = ts_min;
+    if (common == NULL || n == 0)
+        return 0;
+    if (common[0] != '{' || rd_json_scan_members(common, n, ctx_member, c) != 0) {
+        memset(c, 0, sizeof *c);
+        c->ts_min = ts_min;
+        return RD_EPROTO;
+    }
+    return 0;
+}
+
+struct apply_in {
+    struct rd_log_rec *r;
+    bool saw_id, saw_ts, has_idl;
+    int64_t dt;
+    uint32_t idl;
+};
+
+static int member_in(void *ud, const char *key, size_t key_len, bool escaped, struct rd_json_span v)
+{
+    struct apply_in *a = ud;
+    if (!escaped) {
+        if (key_is(key, key_len, "dt"))
+            return rd_json_span_int64(v, &a->dt) < 0 || a->dt < 0 ? RD_EPROTO : 0;
+        if (key_is(key, key_len, "idl")) {
+            a->has_idl = true;
+            return span_u32(v, &a->idl) < 0 ? RD_EPROTO : 0;
+        }
+        if (is_field(key, key_len, 1))
+            a->saw_id = true;
+        else if (is_field(key, key_len, 2))
+            a->saw_ts = true;
+    }
+    return member(a->r, key, key_len, escaped, v);
+}
+
+int rd_log_rec_apply_in(const char *p, size_t n, struct rd_log_rec *r, const struct rd_log_block_ctx *c, size_t index)
+{
+    if (n == 0 || p[0] != '{')
+        return RD_EPROTO;
+    struct apply_in a = {.r = r};
+    if (rd_json_scan_members(p, n, member_in, &a) != 0)
+        return RD_EPROTO;
+    if (!a.saw_ts && !c->common_ts) {
+        if (a.dt > INT64_MAX - (c->ts_min > 0 ? c->ts_min : 0))
+            return RD_EPROTO;
+        r->ts_ms = c->ts_min + a.dt;
+    }
+    if (!a.saw_id && c->has_prefix) {
+        uint32_t k = a.has_idl ? a.idl : (uint32_t)(c->id0 + (uint32_t)index);
+        snprintf(r->id, sizeof r->id, "%s%08x", c->prefix, (unsigned)k);
+    }
+    return 0;
+}
+
+bool rd_log_block_may_hold(const struct rd_log_block_ctx *c, const char *id)
+{
+    uint32_t k;
+    if (!c->has_prefix || !rd_log_id_split(id, &k))
+        return true;
+    return memcmp(id, c->prefix, 12) == 0 && k >= c->idmin && k <= c->idmax;
 }
 
 int rd_log_rec_unpack(const char *p, size_t n, struct rd_log_rec *r)

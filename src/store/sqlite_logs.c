@@ -127,9 +127,11 @@ static int write_block(struct rd_store *s, sqlite3_stmt *st, int64_t id, struct 
 {
     rd_buf_reset(text);
     uint64_t shared = rd_log_rec_shared(recs, n);
-    int rc = shared ? rd_log_rec_pack(text, recs[0], shared) : rd_buf_append(text, "{}", 2);
+    struct rd_log_block_ctx c;
+    rd_log_block_ctx_of(&c, recs, n, shared);
+    int rc = rd_log_block_pack(text, shared ? recs[0] : NULL, shared, &c);
     size_t common_len = text->len;
-    int64_t ts_min = INT64_MAX, ts_max = INT64_MIN;
+    int64_t ts_min = c.ts_min, ts_max = c.ts_max;
     rc |= rd_buf_append(text, "[", 1);
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (i)
@@ -137,11 +139,7 @@ static int write_block(struct rd_store *s, sqlite3_stmt *st, int64_t id, struct 
         uint64_t which = ~shared;
         if (recs[i]->seq == (uint64_t)id + i)
             which &= ~RD_LOG_PACK_SEQ;
-        rc |= rd_log_rec_pack(text, recs[i], which);
-        if (recs[i]->ts_ms < ts_min)
-            ts_min = recs[i]->ts_ms;
-        if (recs[i]->ts_ms > ts_max)
-            ts_max = recs[i]->ts_ms;
+        rc |= rd_log_rec_pack_in(text, recs[i], which, &c, i);
     }
     rc |= rd_buf_append(text, "]", 1);
     if (rc < 0 || text->len > INT_MAX)
@@ -168,6 +166,21 @@ static int write_block(struct rd_store *s, sqlite3_stmt *st, int64_t id, struct 
     return rc;
 }
 
+/* The records from recs[0] on that go in one block: up to BLOCK_MAX, and
+ * where a worker's run of request ids ends (another worker's prefix), so
+ * that a block's ids are mostly implied (rd_log_block_ctx). */
+static size_t block_len(struct rd_log_rec *const *recs, size_t n)
+{
+    size_t m = n < BLOCK_MAX ? n : BLOCK_MAX;
+    uint32_t k;
+    if (!rd_log_id_split(recs[0]->id, &k))
+        return m;
+    for (size_t i = 1; i < m; i++)
+        if (memcmp(recs[i]->id, recs[0]->id, 12) != 0)
+            return i;
+    return m;
+}
+
 static const char put_block_sql[] =
     "INSERT INTO request_log_blocks (id, seq_last, ts_min, ts_max, n, records, common) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
@@ -183,8 +196,8 @@ int rd_sqlite_log_put(struct rd_store *s, struct rd_log_rec *const *recs, size_t
     struct rd_buf *text = rd_sqlite_scratch(s);
     int64_t next = last_seq(s);
     int rc = next < 0 ? RD_ESTORE : 0;
-    for (size_t off = 0; off < n && rc == 0; off += BLOCK_MAX) {
-        size_t m = n - off < BLOCK_MAX ? n - off : BLOCK_MAX;
+    for (size_t off = 0, m; off < n && rc == 0; off += m) {
+        m = block_len(recs + off, n - off);
         for (size_t i = 0; i < m; i++)
             recs[off + i]->seq = (uint64_t)(next + 1 + (int64_t)i);
         sqlite3_stmt *st = rd_sqlite_stmt(s, SLOT(SQ_PUT_BLOCK), put_block_sql);
@@ -213,6 +226,7 @@ struct block {
     struct rd_json_span *recs;
     size_t n, cap;
     struct rd_log_rec base; /* the common fields over the defaults */
+    struct rd_log_block_ctx ctx;
 };
 
 static int collect(void *ud, size_t index, struct rd_json_span v)
@@ -232,11 +246,13 @@ static int collect(void *ud, size_t index, struct rd_json_span v)
 }
 
 /* Splits the records array and reads common into base. */
-static int split_block(struct block *b, const char *common, size_t common_len)
+static int split_block(struct block *b, const char *common, size_t common_len, int64_t ts_min)
 {
     b->n = 0;
     rd_log_rec_reset(&b->base);
     if (common && common_len && rd_log_rec_apply(common, common_len, &b->base) < 0)
+        return RD_EPROTO;
+    if (rd_log_block_ctx_read(common, common_len, ts_min, &b->ctx) < 0)
         return RD_EPROTO;
     b->base.seq = 0;
     int rc = rd_json_scan_elements(b->text, b->len, collect, b);
@@ -247,7 +263,7 @@ static int split_block(struct block *b, const char *common, size_t common_len)
 static int block_rec(const struct block *b, size_t i, struct rd_log_rec *r)
 {
     *r = b->base;
-    if (rd_log_rec_apply(b->recs[i].p, b->recs[i].n, r) < 0)
+    if (rd_log_rec_apply_in(b->recs[i].p, b->recs[i].n, r, &b->ctx, i) < 0)
         return RD_EPROTO;
     if (r->seq == 0)
         r->seq = (uint64_t)b->id + i;
@@ -259,6 +275,13 @@ static int block_rec(const struct block *b, size_t i, struct rd_log_rec *r)
 struct needles {
     struct rd_buf bufs[3];
     size_t n;
+    /* q's needle (bufs[q_at]) could be part of a request id, which a block
+     * of one worker's ids does not spell out (rd_log_block_ctx): such a
+     * block may hold it all the same, unless q is a whole id outside the
+     * block's range. */
+    size_t q_at;
+    bool q_idlike, q_whole_id;
+    const char *q;
 };
 
 static void needles_free(struct needles *nd)
@@ -296,13 +319,32 @@ static void needles_of(const struct rd_log_filter *f, struct needles *nd)
         needle_member(nd, rd_log_rec_key("model"), f->model);
     if (f->failure_type && strcmp(f->failure_type, "none") != 0)
         needle_member(nd, rd_log_rec_key("failure_type"), f->failure_type);
+    nd->q_at = SIZE_MAX;
     if (f->q && f->q[0] && plain(f->q)) {
         rd_buf_init(&nd->bufs[nd->n], 0);
-        if (rd_buf_appends(&nd->bufs[nd->n], f->q) == 0)
-            nd->n++;
-        else
+        if (rd_buf_appends(&nd->bufs[nd->n], f->q) == 0) {
+            uint32_t k;
+            nd->q = f->q;
+            nd->q_at = nd->n++;
+            nd->q_idlike = strlen(f->q) <= 20 && strspn(f->q, "req_0123456789abcdef") == strlen(f->q);
+            nd->q_whole_id = rd_log_id_split(f->q, &k);
+        } else {
             rd_buf_free(&nd->bufs[nd->n]);
+        }
     }
+}
+
+/* A block whose common names its ids' prefix ("idp") may hold q in an id it
+ * does not spell out. */
+static bool q_implied(const struct needles *nd, const char *common, size_t common_len)
+{
+    static const char idp[] = "\"idp\":";
+    if (!nd->q_idlike || common == NULL || memmem(common, common_len, idp, sizeof idp - 1) == NULL)
+        return false;
+    if (!nd->q_whole_id)
+        return true;
+    struct rd_log_block_ctx c;
+    return rd_log_block_ctx_read(common, common_len, 0, &c) < 0 || rd_log_block_may_hold(&c, nd->q);
 }
 
 /* Each needle is in the block's records or its common fields. */
@@ -312,7 +354,8 @@ static bool has_needles(const struct needles *nd, const char *text, size_t len, 
     for (size_t i = 0; i < nd->n; i++) {
         const void *k = nd->bufs[i].data;
         size_t kn = nd->bufs[i].len;
-        if (memmem(text, len, k, kn) == NULL && (common == NULL || memmem(common, common_len, k, kn) == NULL))
+        if (memmem(text, len, k, kn) == NULL && (common == NULL || memmem(common, common_len, k, kn) == NULL) &&
+            !(i == nd->q_at && q_implied(nd, common, common_len)))
             return false;
     }
     return true;
@@ -327,11 +370,12 @@ static sqlite3_stmt *scan_stmt(struct rd_store *s, const struct rd_log_filter *f
     int shape = (by_proxy ? 1 : 0) + (by_status ? 2 : 0);
     char sql[512];
     int n = snprintf(sql, sizeof sql,
-                     "SELECT id, records, common FROM request_log_blocks WHERE id < ?6 AND ts_max >= ?4 AND ts_min < ?5%s%s%s%s"
+                     "SELECT id, records, common, ts_min FROM request_log_blocks WHERE id < ?6 AND ts_max >= ?4 AND "
+                     "ts_min < ?5%s%s%s%s"
                      " ORDER BY id DESC",
                      shape ? " AND id IN (SELECT block FROM request_log_keys WHERE 1" : "",
-                     by_proxy ? " AND proxy_id = ?1" : "", by_status ? " AND status_code >= ?2 AND status_code < ?3" : "",
-                     shape ? ")" : "");
+                     by_proxy ? " AND proxy_id = ?1" : "",
+                     by_status ? " AND status_code >= ?2 AND status_code < ?3" : "", shape ? ")" : "");
     if (n < 0 || (size_t)n >= sizeof sql)
         return NULL;
     sqlite3_stmt *st = rd_sqlite_stmt(s, SLOT(SQ_SCAN + shape), sql);
@@ -377,7 +421,7 @@ static int each_record(struct rd_store *s, const struct rd_log_filter *f, bool k
         size_t common_len = (size_t)sqlite3_column_bytes(st, 2);
         if (b.text == NULL || !has_needles(&nd, b.text, b.len, common, common_len))
             continue;
-        int sr = split_block(&b, common, common_len);
+        int sr = split_block(&b, common, common_len, sqlite3_column_int64(st, 3));
         if (sr == RD_ENOMEM) {
             ret = RD_ENOMEM;
             break;
@@ -553,7 +597,8 @@ static int exec_id(struct rd_store *s, int slot, const char *sql, int64_t id)
  * RD_ESTORE / RD_ENOMEM. Within the caller's transaction. */
 static int64_t purge_block(struct rd_store *s, const struct rd_log_filter *f, int64_t id, struct rd_buf *text)
 {
-    sqlite3_stmt *st = rd_sqlite_stmt(s, SLOT(SQ_GET_BLOCK), "SELECT records, common FROM request_log_blocks WHERE id = ?1");
+    sqlite3_stmt *st =
+        rd_sqlite_stmt(s, SLOT(SQ_GET_BLOCK), "SELECT records, common, ts_min FROM request_log_blocks WHERE id = ?1");
     if (st == NULL)
         return RD_ESTORE;
     if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK) {
@@ -575,7 +620,7 @@ static int64_t purge_block(struct rd_store *s, const struct rd_log_filter *f, in
     size_t nkeep = 0;
     int64_t gone = 0;
     int64_t ret = b.text && split_block(&b, (const char *)sqlite3_column_text(st, 1),
-                                        (size_t)sqlite3_column_bytes(st, 1)) == 0
+                                        (size_t)sqlite3_column_bytes(st, 1), sqlite3_column_int64(st, 2)) == 0
                       ? 0
                       : RD_EPROTO;
     if (ret == 0 && b.n && (keep = malloc(b.n * sizeof *keep)) == NULL)

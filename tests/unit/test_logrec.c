@@ -16,6 +16,7 @@
 #include "obs/filter.h"
 #include "obs/record.h"
 #include "util/buf.h"
+#include "util/err.h"
 #include "util/json.h"
 
 static struct rd_log_rec sample(void)
@@ -210,11 +211,160 @@ static void test_match(void **state)
     assert_true(rd_log_filter_match(&q.f, &r));
 }
 
+/* A block's short forms (record.h rd_log_block_ctx): one worker's ids are
+ * implied by their index (through the 2^32 wrap), a gap or a step back
+ * says "idl", timestamps are distances from ts_min ("dt", none at 0); the
+ * records read back the same. Two workers' ids, or one that is not
+ * canonical, leave every id spelled out. Hostile forms are errors. */
+static void pack_block(struct rd_log_rec *const *p, size_t n, struct rd_log_block_ctx *c, struct rd_buf *common,
+                       struct rd_buf *recs)
+{
+    uint64_t shared = rd_log_rec_shared(p, n);
+    rd_log_block_ctx_of(c, p, n, shared);
+    rd_buf_reset(common);
+    rd_buf_reset(recs);
+    assert_int_equal(rd_log_block_pack(common, shared ? p[0] : NULL, shared, c), 0);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(rd_log_rec_pack_in(recs, p[i], ~shared & ~RD_LOG_PACK_SEQ, c, i), 0);
+        assert_int_equal(rd_buf_append(recs, "\n", 1), 0);
+    }
+}
+
+/* Reads the records back (one per line of recs) and compares their JSON. */
+static void read_block(struct rd_log_rec *const *p, size_t n, const struct rd_buf *common, const struct rd_buf *recs,
+                       int64_t ts_min)
+{
+    struct rd_log_block_ctx c;
+    struct rd_log_rec base, r;
+    rd_log_rec_reset(&base);
+    assert_int_equal(rd_log_rec_apply(common->data, common->len, &base), 0);
+    assert_int_equal(rd_log_block_ctx_read(common->data, common->len, ts_min, &c), 0);
+    const char *at = recs->data;
+    for (size_t i = 0; i < n; i++) {
+        const char *nl = memchr(at, '\n', recs->len - (size_t)(at - recs->data));
+        assert_non_null(nl);
+        r = base;
+        assert_int_equal(rd_log_rec_apply_in(at, (size_t)(nl - at), &r, &c, i), 0);
+        struct rd_buf a, b;
+        rd_buf_init(&a, 0);
+        rd_buf_init(&b, 0);
+        assert_int_equal(rd_log_rec_json(&a, &r), 0);
+        assert_int_equal(rd_log_rec_json(&b, p[i]), 0);
+        assert_string_equal(a.data, b.data);
+        rd_buf_free(&a);
+        rd_buf_free(&b);
+        at = nl + 1;
+    }
+}
+
+static void test_block_forms(void **state)
+{
+    (void)state;
+    static const char *const counts[] = {"ffffffff", "00000000", "00000005", "00000007", "00000003"};
+    static const int64_t dts[] = {0, 7, 0, 1000, 3};
+    struct rd_log_rec v[6], *p[6];
+    for (int i = 0; i < 5; i++) {
+        v[i] = sample();
+        snprintf(v[i].id, sizeof v[i].id, "req_0000000a%s", counts[i]);
+        v[i].ts_ms = INT64_C(1796279462000) + dts[i];
+        v[i].latency_ms = i;
+        p[i] = &v[i];
+    }
+    struct rd_log_block_ctx c;
+    struct rd_buf common, recs;
+    rd_buf_init(&common, 0);
+    rd_buf_init(&recs, 0);
+    pack_block(p, 5, &c, &common, &recs);
+    assert_true(c.has_prefix);
+    assert_string_equal(c.prefix, "req_0000000a");
+    assert_int_equal(c.id0, 0xffffffffu);
+    assert_int_equal(c.idmin, 0);
+    assert_int_equal(c.idmax, 0xffffffffu);
+    assert_int_equal(c.ts_min, INT64_C(1796279462000));
+    assert_int_equal(c.ts_max, INT64_C(1796279463000));
+    assert_null(strstr(recs.data, "req_"));
+    assert_null(strstr(recs.data, "\"ts\""));
+    /* record k's count is implied when it is id0 + k: 1 (through the
+     * wrap) and 4; 2 and 3 are spelled out */
+    const char *l1 = strchr(recs.data, '\n') + 1;
+    assert_true(strncmp(l1, "{\"dt\":7,", 8) == 0);
+    assert_non_null(strstr(recs.data, "\"idl\":5,"));
+    assert_non_null(strstr(recs.data, "\"idl\":7,\"dt\":1000,"));
+    assert_null(strstr(recs.data, "\"idl\":3"));
+    assert_null(strstr(recs.data, "\"idl\":0"));
+    read_block(p, 5, &common, &recs, c.ts_min);
+    assert_true(rd_log_block_may_hold(&c, "req_0000000a00000005"));
+    assert_false(rd_log_block_may_hold(&c, "req_0000000b00000005"));
+    assert_true(rd_log_block_may_hold(&c, "something else"));
+
+    /* every record alike in ts: common has it, no record says dt */
+    for (int i = 0; i < 5; i++)
+        v[i].ts_ms = INT64_C(1796279462000) + 50;
+    pack_block(p, 5, &c, &common, &recs);
+    assert_true(c.common_ts);
+    assert_null(strstr(recs.data, "\"dt\""));
+    read_block(p, 5, &common, &recs, c.ts_min);
+
+    /* a range that excludes: idmin..idmax */
+    snprintf(v[0].id, sizeof v[0].id, "req_0000000a00000010");
+    pack_block(p, 5, &c, &common, &recs);
+    assert_int_equal(c.idmin, 0);
+    assert_int_equal(c.idmax, 0x10);
+    assert_false(rd_log_block_may_hold(&c, "req_0000000a00000011"));
+    read_block(p, 5, &common, &recs, c.ts_min);
+
+    /* another worker's id, or ids that are not canonical: all spelled out */
+    const char *odd[] = {"req_0000000b00000001", "req_0000000A00000001", "req_0000000a0000001", "", "x"};
+    for (size_t k = 0; k < sizeof odd / sizeof odd[0]; k++) {
+        v[5] = v[1];
+        snprintf(v[5].id, sizeof v[5].id, "%s", odd[k]);
+        p[5] = &v[5];
+        pack_block(p, 6, &c, &common, &recs);
+        assert_false(c.has_prefix);
+        assert_null(strstr(common.data, "idp"));
+        assert_non_null(strstr(recs.data, "\"id\":\"req_0000000a00000010\""));
+        read_block(p, 6, &common, &recs, c.ts_min);
+    }
+
+    /* hostile forms */
+    static const char *const bad_common[] = {
+        "{\"idp\":\"req_0000000\"}",
+        "{\"idp\":\"req_0000000G\"}",
+        "{\"idp\":\"req_0000000a0\"}",
+        "{\"idp\":12}",
+        "{\"id0\":-1}",
+        "{\"id0\":4294967296}",
+        "{\"idmax\":1.5}",
+        "{\"idmin\":\"3\"}",
+        "{\"idp\":",
+    };
+    for (size_t k = 0; k < sizeof bad_common / sizeof bad_common[0]; k++)
+        assert_int_equal(rd_log_block_ctx_read(bad_common[k], strlen(bad_common[k]), 0, &c), RD_EPROTO);
+    assert_int_equal(rd_log_block_ctx_read("{\"idp\":\"req_0000000a\",\"id0\":4294967295}", 39, 5, &c), 0);
+    assert_true(c.has_prefix);
+    assert_int_equal(c.ts_min, 5);
+    struct rd_log_rec r;
+    static const char *const bad_rec[] = {
+        "{\"dt\":-5}", "{\"dt\":9223372036854775807}", "{\"idl\":4294967296}", "{\"idl\":-1}", "{\"dt\":1.5}", "[]"};
+    c.ts_min = INT64_C(1796279462000);
+    for (size_t k = 0; k < sizeof bad_rec / sizeof bad_rec[0]; k++) {
+        rd_log_rec_reset(&r);
+        assert_int_equal(rd_log_rec_apply_in(bad_rec[k], strlen(bad_rec[k]), &r, &c, 0), RD_EPROTO);
+    }
+    rd_log_rec_reset(&r);
+    assert_int_equal(rd_log_rec_apply_in("{}", 2, &r, &c, 1), 0);
+    assert_string_equal(r.id, "req_0000000a00000000"); /* id0 + 1, wrapped */
+    assert_int_equal(r.ts_ms, c.ts_min);
+    rd_buf_free(&common);
+    rd_buf_free(&recs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_record), cmocka_unit_test(test_json_escape), cmocka_unit_test(test_parse_time),
         cmocka_unit_test(test_url_decode),  cmocka_unit_test(test_query_parse), cmocka_unit_test(test_match),
+        cmocka_unit_test(test_block_forms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

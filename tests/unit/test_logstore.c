@@ -743,6 +743,80 @@ static void test_migrates_rows(void **state)
     rd_store_close(s);
 }
 
+/* Two workers' records in one batch: the store cuts a block where one
+ * worker's run of ids ends, so each block implies its ids (008); every
+ * record is found by its id, a part of an id finds the records that hold
+ * it (q), an id out of every block's range is not found, and the view
+ * spells the ids out as the store reads them. */
+static int collect_ids(void *ud, const struct rd_log_rec *r)
+{
+    unsigned *n = ud;
+    (void)r;
+    (*n)++;
+    return 0;
+}
+
+static void test_two_workers_ids(void **state)
+{
+    struct fix *fx = *state;
+    enum { N = 90 };
+    struct rd_log_rec v[N];
+    for (int i = 0; i < N; i++) {
+        make_rec(&v[i], i);
+        /* runs of 30: worker a, b, a again (its count going on) */
+        unsigned w = (unsigned)(i / 30) == 1 ? 0x5eed000bu : 0x5eed000au;
+        snprintf(v[i].id, sizeof v[i].id, "req_%08x%08x", w, 0x7ab00u + (unsigned)i);
+    }
+    assert_int_equal(put_recs(fx->s, v, N), N);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(fx->db, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT count(*), sum(common ->> 'idp' IS NOT NULL), "
+                                        "sum(instr(records, 'req_') > 0) FROM request_log_blocks WHERE id > ?1",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_int64(st, 1, (int64_t)v[0].seq - 1);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 3);
+    assert_int_equal(sqlite3_column_int(st, 1), 3);
+    assert_int_equal(sqlite3_column_int(st, 2), 0);
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT request_id, timestamp FROM request_logs WHERE seq >= ?1 ORDER BY seq",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_int64(st, 1, (int64_t)v[0].seq);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        assert_string_equal((const char *)sqlite3_column_text(st, 0), v[i].id);
+        assert_int_equal(sqlite3_column_int64(st, 1), v[i].ts_ms);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    struct rd_log_rec r;
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(rd_store_log_get(fx->s, v[i].id, &r), 0);
+        assert_same(&r, &v[i]);
+    }
+    assert_int_equal(rd_store_log_get(fx->s, "req_5eed000a0007ac00", &r), RD_ENOTFOUND);
+    assert_int_equal(rd_store_log_get(fx->s, "req_5eed000c0007ab01", &r), RD_ENOTFOUND);
+    /* q: a part of an id (in the implied count), the prefix, another worker's */
+    struct {
+        const char *q;
+        unsigned n;
+    } qs[] = {
+        {"007ab1", 16}, {"req_5eed000b", 30}, {"5eed000a0007ab4", 16}, {"5eed000b0007ab0", 0}, {"a0007ab59", 1},
+    };
+    for (size_t k = 0; k < sizeof qs / sizeof qs[0]; k++) {
+        struct rd_log_filter f = any();
+        f.q = qs[k].q;
+        unsigned n = 0;
+        assert_true(rd_store_log_query(fx->s, &f, 0, collect_ids, &n) >= 0);
+        assert_int_equal(n, qs[k].n);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -757,6 +831,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_purge_newest_seq_not_reused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrates_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrates_long_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_workers_ids, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
