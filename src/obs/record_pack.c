@@ -86,6 +86,7 @@ static const struct field fields[] = {
 /* ---- writing ---- */
 
 _Static_assert(sizeof fields / sizeof fields[0] <= 64, "one bit per field");
+_Static_assert(sizeof(((struct rd_log_rec *)0)->method) >= 16, "str_same reads 8 bytes, then cap - 8");
 
 static int put_key(struct rd_buf *b, const struct field *f, bool *first)
 {
@@ -237,6 +238,22 @@ static int hexval(char c)
     return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
+/* The 8 hex digits of p as a count, NUL after them; false otherwise. */
+static bool count_of(const char *p, uint32_t *count)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        int h = hexval(p[i]);
+        if (h < 0)
+            return false;
+        v = v << 4 | (uint32_t)h;
+    }
+    if (p[8] != '\0')
+        return false;
+    *count = v;
+    return true;
+}
+
 bool rd_log_id_split(const char *id, uint32_t *count)
 {
     if (strncmp(id, "req_", 4) != 0) /* id may be shorter */
@@ -275,7 +292,7 @@ void rd_log_block_ctx_of(struct rd_log_block_ctx *c, struct rd_log_rec *const *r
             c->ts_max = r->ts_ms;
         if (!c->has_prefix)
             continue;
-        if (memcmp(r->id, c->prefix, 12) != 0 || !rd_log_id_split(r->id, &k)) {
+        if (memcmp(r->id, c->prefix, 12) != 0 || !count_of(r->id + 12, &k)) {
             c->has_prefix = false;
             continue;
         }
@@ -308,7 +325,8 @@ int rd_log_rec_pack_in(struct rd_buf *b, const struct rd_log_rec *r, uint64_t wh
     int rc = rd_buf_append(b, "{", 1);
     uint64_t rest = which;
     uint32_t k = 0;
-    if ((which & BIT_ID) && c->has_prefix && rd_log_id_split(r->id, &k) && memcmp(r->id, c->prefix, 12) == 0) {
+    /* c's prefix is canonical: the same 12 bytes and a count make the id so */
+    if ((which & BIT_ID) && c->has_prefix && memcmp(r->id, c->prefix, 12) == 0 && count_of(r->id + 12, &k)) {
         rest &= ~BIT_ID;
         if (k != (uint32_t)(c->id0 + (uint32_t)index))
             rc |= put_raw_key(b, "idl", &first) | put_i64(b, k);
@@ -325,11 +343,28 @@ int rd_log_rec_pack_in(struct rd_buf *b, const struct rd_log_rec *r, uint64_t wh
     return rc < 0 ? -1 : 0;
 }
 
+/* strncmp(x, y, cap) == 0 for a record's strings (arrays of at least 16
+ * bytes; the bytes past a NUL are unspecified): the first 8 bytes as one
+ * word, most strings end or differ there; glibc's strncmp for the rest. */
+static bool str_same(const char *x, const char *y, size_t cap)
+{
+    uint64_t u, v;
+    memcpy(&u, x, 8);
+    memcpy(&v, y, 8);
+    const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
+    uint64_t nul = (u - ones) & ~u & highs; /* the lowest set bit marks u's first NUL exactly */
+    uint64_t diff = u ^ v;
+    if (diff == 0)
+        return nul != 0 || strncmp(x + 8, y + 8, cap - 8) == 0;
+    /* little-endian: the lowest bits are the first bytes */
+    return nul != 0 && __builtin_ctzll(nul) < __builtin_ctzll(diff);
+}
+
 static bool same(const struct rd_log_rec *a, const struct rd_log_rec *b, const struct field *f)
 {
     const char *x = (const char *)a + f->off, *y = (const char *)b + f->off;
     switch (f->type) {
-    case F_STR: return strncmp(x, y, f->cap) == 0; /* glibc's compares words, not bytes */
+    case F_STR: return str_same(x, y, f->cap);
     case F_INT:
     case F_CACHE:
         return memcmp(x, y, sizeof(int)) == 0;

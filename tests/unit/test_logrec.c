@@ -359,12 +359,58 @@ static void test_block_forms(void **state)
     rd_buf_free(&recs);
 }
 
+/* rd_log_rec_shared compares strings a word at a time: the bytes past a
+ * NUL are anything (the worker copies whole arrays), so strings alike are
+ * alike whatever follows, and a difference anywhere up to the NUL shows. */
+static void test_shared_strings(void **state)
+{
+    (void)state;
+    struct {
+        const char *a, *b;
+        size_t pad_a, pad_b;
+        bool same;
+    } cases[] = {
+        {"POST", "POST", 'x', 'y', true},
+        {"POST", "POSTX", 0, 0, false},
+        {"12345678", "12345678", 'a', 'b', true},
+        {"12345678a", "12345678b", 0, 0, false},
+        {"1234567", "1234567x", 'q', 0, false},
+        {"", "", 'z', 'w', true},
+        {"", "a", 0, 0, false},
+        {"GET", "PUT", 0, 0, false},
+        {"0123456789abcde", "0123456789abcde", '1', '2', true},
+        {"0123456789abcde", "0123456789abcdf", 0, 0, false},
+    };
+    /* method's bit: the one field a record with only "POST" packs */
+    uint64_t bit = 0;
+    struct rd_log_rec m0 = sample();
+    for (uint64_t m = RD_LOG_PACK_ALL; m; m &= m - 1) {
+        struct rd_buf out;
+        rd_buf_init(&out, 0);
+        assert_int_equal(rd_log_rec_pack(&out, &m0, m & -m), 0);
+        if (strncmp(out.data, "{\"method\":", 10) == 0)
+            bit = m & -m;
+        rd_buf_free(&out);
+    }
+    assert_true(bit != 0);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        struct rd_log_rec a = sample(), b = sample();
+        memset(a.method, (int)(cases[k].pad_a ? cases[k].pad_a : 'p'), sizeof a.method);
+        memset(b.method, (int)(cases[k].pad_b ? cases[k].pad_b : 'r'), sizeof b.method);
+        memcpy(a.method, cases[k].a, strlen(cases[k].a) + 1);
+        memcpy(b.method, cases[k].b, strlen(cases[k].b) + 1);
+        a.method[sizeof a.method - 1] = b.method[sizeof b.method - 1] = '\0';
+        struct rd_log_rec *p[2] = {&a, &b};
+        assert_int_equal((rd_log_rec_shared(p, 2) & bit) != 0, cases[k].same);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_json_record), cmocka_unit_test(test_json_escape), cmocka_unit_test(test_parse_time),
-        cmocka_unit_test(test_url_decode),  cmocka_unit_test(test_query_parse), cmocka_unit_test(test_match),
-        cmocka_unit_test(test_block_forms),
+        cmocka_unit_test(test_json_record), cmocka_unit_test(test_json_escape),    cmocka_unit_test(test_parse_time),
+        cmocka_unit_test(test_url_decode),  cmocka_unit_test(test_query_parse),    cmocka_unit_test(test_match),
+        cmocka_unit_test(test_block_forms), cmocka_unit_test(test_shared_strings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
