@@ -4,6 +4,7 @@
 #   make test       install test packages, build with ASan+UBSan, run every test
 #   make fuzz       libFuzzer targets (clang) under build/fuzz/
 #   make bench      benchmark table (wrk, nginx reference); not part of make test
+#   make logwriter-bench   build/release/bench/logwriter: the request log writer alone
 #   make lint       banned-function grep and format checks
 
 BUILD    ?= release
@@ -47,7 +48,7 @@ FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
 # Unit tests of code shared between threads, also built and run under TSan.
 TSAN_UNITS := test_mailbox test_snapshot test_server test_manager test_ratelimit test_retry_audit test_scenario test_ipfilter test_cache test_cache_persist test_logwriter test_trace test_prom
 
-.PHONY: all run test unit e2e fuzz fuzz-replay bench lint clean deps test-deps
+.PHONY: all run test unit e2e fuzz fuzz-replay bench logwriter-bench lint clean deps test-deps
 .DEFAULT_GOAL := all
 
 all: $(OUT)/rubberduck
@@ -104,6 +105,12 @@ $(OUT)/fuzz-replay/%: fuzz/%.c fuzz/replay_main.c $(OUT)/librd.a
 $(OUT)/fuzzers/%: fuzz/%.c $(OUT)/librd.a
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -fsanitize=fuzzer $(WARN) -Wno-missing-prototypes -o $@ $^ $(LDLIBS)
+
+$(OUT)/bench/logwriter: bench/logwriter.c $(OUT)/librd.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -Wno-missing-prototypes -o $@ $^ $(LDLIBS)
+
+logwriter-bench: $(OUT)/bench/logwriter
 
 unit-bins: $(UNIT_BINS)
 fuzz-replay-bins: $(FUZZ_SRCS:fuzz/%.c=$(OUT)/fuzz-replay/%)
