@@ -215,7 +215,7 @@ struct rd_req {
     struct rd_source src;
     enum rd_req_decode decode;
     struct rd_es_decoder es; /* RD_DECODE_EVENTSTREAM; its storage is freed on release */
-    bool counted;            /* DONE and accounted (req.c req_count) */
+    bool counted;            /* accounted (req.c req_count) */
     bool body_complete;      /* body holds a whole 2xx JSON body */
     bool usage_read;         /* rd_req_usage looked at body */
     int64_t content_length;  /* announced by the source, -1 if none */
@@ -295,9 +295,10 @@ const char *rd_failure_name(enum rd_failure f);
  * releases req. */
 void rd_req_finish(struct rd_req *req);
 /* The whole answer is relayed but its last bytes are not yet written (a
- * Content-Length body): the request is DONE and counted now (usage, the
- * stages' on_done, log, roll-ups, metrics, trace); rd_req_finish or an
- * abort still ends it, without counting it again. */
+ * Content-Length body): the request is counted now (usage, the stages'
+ * on_done, log, roll-ups, metrics, trace; t_done is now). It stays in
+ * RELAY with its deadline until the source ends; rd_req_finish or an
+ * abort then ends it, without counting it again. */
 void rd_req_answered(struct rd_req *req);
 
 #endif
