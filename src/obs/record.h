@@ -112,6 +112,10 @@ int rd_log_block_pack(struct rd_buf *out, const struct rd_log_rec *r0, uint64_t 
 int rd_log_rec_pack_in(struct rd_buf *out, const struct rd_log_rec *r, uint64_t which, const struct rd_log_block_ctx *c,
                        size_t index);
 int rd_log_block_ctx_read(const char *common, size_t n, int64_t ts_min, struct rd_log_block_ctx *c);
+/* The same, and common's fields applied on *base in the one pass (what a
+ * reader of the block's records starts each of them from). */
+int rd_log_block_common_read(const char *common, size_t n, int64_t ts_min, struct rd_log_block_ctx *c,
+                             struct rd_log_rec *base);
 int rd_log_rec_apply_in(const char *p, size_t n, struct rd_log_rec *r, const struct rd_log_block_ctx *c, size_t index);
 bool rd_log_block_may_hold(const struct rd_log_block_ctx *c, const char *id);
 /* The 12-byte worker prefix of a canonical request id ("req_" + 16 lower-

@@ -201,8 +201,10 @@ static int put_value(struct rd_buf *b, const struct rd_log_rec *r, const struct 
     }
 }
 
-#define BIT_ID (UINT64_C(1) << 1) /* fields[1], fields[2] */
-#define BIT_TS (UINT64_C(1) << 2)
+/* The two fields a block can imply (their places in fields[] above). */
+enum { FIELD_ID = 1, FIELD_TS = 2 };
+#define BIT_ID (UINT64_C(1) << FIELD_ID)
+#define BIT_TS (UINT64_C(1) << FIELD_TS)
 
 /* `"key":` after a comma unless it is the first member. */
 static int put_raw_key(struct rd_buf *b, const char *key, bool *first)
@@ -254,22 +256,21 @@ static bool count_of(const char *p, uint32_t *count)
     return true;
 }
 
+/* "req_" and 8 hex digits: a worker's prefix (p may be shorter: the scan
+ * stops at its NUL). */
+static bool prefix_ok(const char *p)
+{
+    if (strncmp(p, "req_", 4) != 0)
+        return false;
+    for (int i = 4; i < 12; i++)
+        if (hexval(p[i]) < 0)
+            return false;
+    return true;
+}
+
 bool rd_log_id_split(const char *id, uint32_t *count)
 {
-    if (strncmp(id, "req_", 4) != 0) /* id may be shorter */
-        return false;
-    uint32_t v = 0;
-    for (int i = 4; i < 20; i++) {
-        int h = hexval(id[i]);
-        if (h < 0)
-            return false;
-        if (i >= 12)
-            v = v << 4 | (uint32_t)h;
-    }
-    if (id[20] != '\0')
-        return false;
-    *count = v;
-    return true;
+    return prefix_ok(id) && count_of(id + 12, count);
 }
 
 void rd_log_block_ctx_of(struct rd_log_block_ctx *c, struct rd_log_rec *const *recs, size_t n, uint64_t shared)
@@ -487,16 +488,21 @@ static int read_field(struct rd_log_rec *r, const struct field *f, struct rd_jso
     return -1;
 }
 
+/* fields[i]'s short key or its column's name. */
+static bool is_field(const char *key, size_t key_len, size_t i)
+{
+    const struct field *f = &fields[i];
+    return (f->key_len == key_len && memcmp(f->key, key, key_len) == 0) ||
+           (f->col_len == key_len && memcmp(f->col, key, key_len) == 0);
+}
+
 static int member(void *ud, const char *key, size_t key_len, bool escaped, struct rd_json_span v)
 {
     if (escaped)
         return 0; /* none of ours is */
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        const struct field *f = &fields[i];
-        if ((f->key_len == key_len && memcmp(f->key, key, key_len) == 0) ||
-            (f->col_len == key_len && memcmp(f->col, key, key_len) == 0))
-            return read_field(ud, f, v) < 0 ? RD_EPROTO : 0;
-    }
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        if (is_field(key, key_len, i))
+            return read_field(ud, &fields[i], v) < 0 ? RD_EPROTO : 0;
     return 0; /* a key of a later version: skipped */
 }
 
@@ -523,13 +529,6 @@ static bool key_is(const char *key, size_t key_len, const char *want)
     return strlen(want) == key_len && memcmp(key, want, key_len) == 0;
 }
 
-static bool is_field(const char *key, size_t key_len, size_t i)
-{
-    const struct field *f = &fields[i];
-    return (f->key_len == key_len && memcmp(f->key, key, key_len) == 0) ||
-           (f->col_len == key_len && memcmp(f->col, key, key_len) == 0);
-}
-
 static int span_u32(struct rd_json_span v, uint32_t *out)
 {
     int64_t i;
@@ -539,24 +538,21 @@ static int span_u32(struct rd_json_span v, uint32_t *out)
     return 0;
 }
 
+struct ctx_read {
+    struct rd_log_block_ctx *c;
+    struct rd_log_rec *base; /* NULL: the context only */
+};
+
 static int ctx_member(void *ud, const char *key, size_t key_len, bool escaped, struct rd_json_span v)
 {
-    struct rd_log_block_ctx *c = ud;
+    struct ctx_read *cr = ud;
+    struct rd_log_block_ctx *c = cr->c;
     if (escaped)
         return 0;
-    if (is_field(key, key_len, 2)) {
-        c->common_ts = !is_null(v);
-        return 0;
-    }
     if (key_is(key, key_len, "idp")) {
         static const char *const here[] = {NULL};
         char p[16];
-        uint32_t k;
-        char id[24];
-        if (rd_json_scan_string(v.p, v.n, here, p, sizeof p) != 12)
-            return RD_EPROTO;
-        snprintf(id, sizeof id, "%s00000000", p);
-        if (!rd_log_id_split(id, &k))
+        if (rd_json_scan_string(v.p, v.n, here, p, sizeof p) != 12 || !prefix_ok(p))
             return RD_EPROTO;
         memcpy(c->prefix, p, 13);
         c->has_prefix = true;
@@ -568,21 +564,30 @@ static int ctx_member(void *ud, const char *key, size_t key_len, bool escaped, s
         return span_u32(v, &c->idmin) < 0 ? RD_EPROTO : 0;
     if (key_is(key, key_len, "idmax"))
         return span_u32(v, &c->idmax) < 0 ? RD_EPROTO : 0;
-    return 0;
+    if (is_field(key, key_len, FIELD_TS))
+        c->common_ts = !is_null(v);
+    return cr->base ? member(cr->base, key, key_len, escaped, v) : 0;
 }
 
-int rd_log_block_ctx_read(const char *common, size_t n, int64_t ts_min, struct rd_log_block_ctx *c)
+int rd_log_block_common_read(const char *common, size_t n, int64_t ts_min, struct rd_log_block_ctx *c,
+                             struct rd_log_rec *base)
 {
     memset(c, 0, sizeof *c);
     c->ts_min = ts_min;
     if (common == NULL || n == 0)
         return 0;
-    if (common[0] != '{' || rd_json_scan_members(common, n, ctx_member, c) != 0) {
+    struct ctx_read cr = {c, base};
+    if (common[0] != '{' || rd_json_scan_members(common, n, ctx_member, &cr) != 0) {
         memset(c, 0, sizeof *c);
         c->ts_min = ts_min;
         return RD_EPROTO;
     }
     return 0;
+}
+
+int rd_log_block_ctx_read(const char *common, size_t n, int64_t ts_min, struct rd_log_block_ctx *c)
+{
+    return rd_log_block_common_read(common, n, ts_min, c, NULL);
 }
 
 struct apply_in {
@@ -602,9 +607,9 @@ static int member_in(void *ud, const char *key, size_t key_len, bool escaped, st
             a->has_idl = true;
             return span_u32(v, &a->idl) < 0 ? RD_EPROTO : 0;
         }
-        if (is_field(key, key_len, 1))
+        if (is_field(key, key_len, FIELD_ID))
             a->saw_id = true;
-        else if (is_field(key, key_len, 2))
+        else if (is_field(key, key_len, FIELD_TS))
             a->saw_ts = true;
     }
     return member(a->r, key, key_len, escaped, v);
@@ -623,8 +628,12 @@ int rd_log_rec_apply_in(const char *p, size_t n, struct rd_log_rec *r, const str
         r->ts_ms = c->ts_min + a.dt;
     }
     if (!a.saw_id && c->has_prefix) {
+        static const char hex[] = "0123456789abcdef"; /* by hand: every record of an export passes here */
         uint32_t k = a.has_idl ? a.idl : (uint32_t)(c->id0 + (uint32_t)index);
-        snprintf(r->id, sizeof r->id, "%s%08x", c->prefix, (unsigned)k);
+        memcpy(r->id, c->prefix, 12);
+        for (int i = 0; i < 8; i++)
+            r->id[12 + i] = hex[(k >> (28 - 4 * i)) & 15];
+        r->id[20] = '\0';
     }
     return 0;
 }

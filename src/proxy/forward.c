@@ -148,7 +148,8 @@ static void answer_whole(struct rd_req *req)
 
 void rd_forward_done(struct rd_req *req)
 {
-    answer_whole(req);
+    if (!req->counted) /* else on_data saw the whole answer already */
+        answer_whole(req);
     req->decode = RD_DECODE_NONE;
     rd_req_finish(req);
 }

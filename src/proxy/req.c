@@ -139,8 +139,11 @@ static void req_account(struct rd_req *req)
 
 /* Its debug line and its accounting, once, with t_done the time it was
  * counted: early when the answer is whole before its last bytes are
- * written (rd_req_answered), else when the request ends. */
-static void req_count(struct rd_req *req)
+ * written (forward.c), else when the request ends (req_end). Called early,
+ * the state stays RELAY, its deadline armed, until the source ends: an
+ * upstream that sends the whole body and then holds its end is still cut
+ * when the transfer's time is up (then counted as it was answered). */
+void rd_req_answered(struct rd_req *req)
 {
     if (req->counted)
         return;
@@ -151,21 +154,13 @@ static void req_count(struct rd_req *req)
     req_account(req);
 }
 
-/* The state stays RELAY, its deadline armed, until the source ends: an
- * upstream that sends the whole body and then holds its end is still cut
- * when the transfer's time is up (then counted as it was answered). */
-void rd_req_answered(struct rd_req *req)
-{
-    req_count(req);
-}
-
 /* Every way a request ends: DONE, counted (if it was not yet), and the
  * exchange taken from it, for the caller to end (finish, abort, respond). */
 static struct rd_http_exch *req_end(struct rd_req *req)
 {
     struct rd_http_exch *x = req->x;
     rd_req_set_state(req, RD_REQ_DONE);
-    req_count(req);
+    rd_req_answered(req);
     req->x = NULL;
     return x;
 }

@@ -215,7 +215,7 @@ struct rd_req {
     struct rd_source src;
     enum rd_req_decode decode;
     struct rd_es_decoder es; /* RD_DECODE_EVENTSTREAM; its storage is freed on release */
-    bool counted;            /* accounted (req.c req_count) */
+    bool counted;            /* accounted (req.c rd_req_answered) */
     bool body_complete;      /* body holds a whole 2xx JSON body */
     bool usage_read;         /* rd_req_usage looked at body */
     int64_t content_length;  /* announced by the source, -1 if none */

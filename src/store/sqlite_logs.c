@@ -131,7 +131,6 @@ static int write_block(struct rd_store *s, sqlite3_stmt *st, int64_t id, struct 
     rd_log_block_ctx_of(&c, recs, n, shared);
     int rc = rd_log_block_pack(text, shared ? recs[0] : NULL, shared, &c);
     size_t common_len = text->len;
-    int64_t ts_min = c.ts_min, ts_max = c.ts_max;
     rc |= rd_buf_append(text, "[", 1);
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (i)
@@ -146,7 +145,8 @@ static int write_block(struct rd_store *s, sqlite3_stmt *st, int64_t id, struct 
         return RD_ENOMEM;
     const char *t = (const char *)text->data;
     rc = sqlite3_bind_int64(st, 1, id) | sqlite3_bind_int64(st, 2, (int64_t)recs[n - 1]->seq) |
-         sqlite3_bind_int64(st, 3, ts_min) | sqlite3_bind_int64(st, 4, ts_max) | sqlite3_bind_int64(st, 5, (int64_t)n) |
+         sqlite3_bind_int64(st, 3, c.ts_min) | sqlite3_bind_int64(st, 4, c.ts_max) |
+         sqlite3_bind_int64(st, 5, (int64_t)n) |
          sqlite3_bind_text(st, 6, t + common_len, (int)(text->len - common_len), SQLITE_STATIC) |
          sqlite3_bind_text(st, 7, t, (int)common_len, SQLITE_STATIC);
     if (rc != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE)
@@ -245,14 +245,12 @@ static int collect(void *ud, size_t index, struct rd_json_span v)
     return 0;
 }
 
-/* Splits the records array and reads common into base. */
+/* Splits the records array, reads common into base and its context. */
 static int split_block(struct block *b, const char *common, size_t common_len, int64_t ts_min)
 {
     b->n = 0;
     rd_log_rec_reset(&b->base);
-    if (common && common_len && rd_log_rec_apply(common, common_len, &b->base) < 0)
-        return RD_EPROTO;
-    if (rd_log_block_ctx_read(common, common_len, ts_min, &b->ctx) < 0)
+    if (rd_log_block_common_read(common, common_len, ts_min, &b->ctx, &b->base) < 0)
         return RD_EPROTO;
     b->base.seq = 0;
     int rc = rd_json_scan_elements(b->text, b->len, collect, b);
